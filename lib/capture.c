@@ -1,0 +1,1 @@
+/* capture.c: being written */ typedef int llorch_placeholder_capture;

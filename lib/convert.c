@@ -1,0 +1,1 @@
+/* convert.c: being written */ typedef int llorch_placeholder_convert;

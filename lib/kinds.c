@@ -1,0 +1,1 @@
+/* kinds.c: being written */ typedef int llorch_placeholder_kinds;

@@ -1,0 +1,1 @@
+/* queue.c: being written */ typedef int llorch_placeholder_queue;

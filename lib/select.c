@@ -1,0 +1,1 @@
+/* select.c: being written */ typedef int llorch_placeholder_select;

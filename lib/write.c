@@ -1,0 +1,1 @@
+/* write.c: being written */ typedef int llorch_placeholder_write;
