@@ -14,10 +14,10 @@
  *
  * The dump format is specified in docs/FORMAT.md.
  *
- * Ownership: every *_create/*_open returns an object that the caller frees
- * with the matching *_free. Strings passed in are copied. Functions that can
- * fail return 0 on success and -1 on failure; the object's *_error() then
- * holds a one-line message.
+ * Ownership: every create or open function returns an object that the
+ * caller frees with the matching free function. Strings passed in are
+ * copied. Functions that can fail return 0 on success and -1 on failure;
+ * the object's error function then holds a one-line message.
  */
 #ifndef LLORCH_CHECKPOINT_H
 #define LLORCH_CHECKPOINT_H
@@ -97,6 +97,8 @@ int  llorch_ckpt_selection_check(const llorch_ckpt_selection *sel, int n_layer,
                                  char *err, size_t err_size);
 bool llorch_ckpt_selection_has(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind, int layer);
 bool llorch_ckpt_selection_empty(const llorch_ckpt_selection *sel);
+/* True when a --graph-regex matches this llama.cpp tensor name. */
+bool llorch_ckpt_selection_match_graph(const llorch_ckpt_selection *sel, const char *name);
 void llorch_ckpt_selection_free(llorch_ckpt_selection *sel);
 
 /* ---- writing a dump (write.c, manifest.c) ------------------------------ */
@@ -140,6 +142,7 @@ struct llorch_ckpt_tensor {
     const char            *graph_name;   /* llama.cpp tensor name, or NULL */
     const char            *graph_op;     /* llama.cpp op name, or NULL */
     const char            *axes;         /* NULL: the kind's default axes */
+    bool                   raw;          /* written as llama.cpp holds it (--raw) */
 };
 
 struct llorch_ckpt_writer_options {

@@ -1,1 +1,90 @@
-/* kinds.c: being written */ typedef int llorch_placeholder_kinds;
+/* kinds.c - the table of checkpoint kinds and the file naming scheme.
+ * One table, shared by the extractor, the writer API and the docs. */
+#include "llorch_checkpoint.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct llorch_ckpt_kind_info kinds[LLORCH_CKPT_KIND_COUNT] = {
+    {LLORCH_CKPT_ATTN_NORM,      "attn_norm",      1, true,  "token,channel",
+     "attention layer norm output, after weight and bias"},
+    {LLORCH_CKPT_QCUR,           "Qcur",           2, true,  "token,head,channel",
+     "query entering attention (after bias and RoPE)"},
+    {LLORCH_CKPT_KCUR,           "Kcur",           2, true,  "token,head,channel",
+     "key entering attention (after bias and RoPE)"},
+    {LLORCH_CKPT_VCUR,           "Vcur",           2, true,  "token,head,channel",
+     "value entering attention (after bias)"},
+    {LLORCH_CKPT_QCUR_PRE_ROPE,  "Qcur_pre_rope",  2, true,  "token,head,channel",
+     "query before RoPE (RoPE models only)"},
+    {LLORCH_CKPT_KCUR_PRE_ROPE,  "Kcur_pre_rope",  2, true,  "token,head,channel",
+     "key before RoPE (RoPE models only)"},
+    {LLORCH_CKPT_CACHE_K,        "cache_k",        3, true,  "key,head,channel",
+     "K cache as attention reads it, valid cells only"},
+    {LLORCH_CKPT_CACHE_V,        "cache_v",        3, true,  "key,head,channel",
+     "V cache as attention reads it, valid cells only, un-transposed"},
+    {LLORCH_CKPT_KQ_SOFT_MAX,    "kq_soft_max",    4, true,  "head,token,key",
+     "attention probabilities, valid key columns only"},
+    {LLORCH_CKPT_ATTN_OUT_PROJ,  "attn_out_proj",  5, true,  "token,channel",
+     "attention output projection with bias, before the residual add"},
+    {LLORCH_CKPT_FFN_OUT,        "ffn_out",        6, true,  "token,channel",
+     "feed-forward output, before the residual add"},
+    {LLORCH_CKPT_EMBD,           "embd",           0, false, "token,channel",
+     "input embeddings (token + position where the model has them)"},
+    {LLORCH_CKPT_FFN_INP,        "ffn_inp",        0, true,  "token,channel",
+     "residual stream entering the FFN"},
+    {LLORCH_CKPT_L_OUT,          "l_out",          0, true,  "token,channel",
+     "residual stream leaving the layer"},
+    {LLORCH_CKPT_RESULT_NORM,    "result_norm",    0, false, "token,channel",
+     "final norm"},
+    {LLORCH_CKPT_LOGITS,         "logits",         0, false, "token,vocab",
+     "output logits"},
+    {LLORCH_CKPT_GRAPH,          "graph",          0, false, "",
+     "a llama.cpp graph tensor matched by --graph-regex"},
+};
+
+const struct llorch_ckpt_kind_info *llorch_ckpt_kind_info(enum llorch_ckpt_kind kind) {
+    if ((int) kind < 0 || kind >= LLORCH_CKPT_KIND_COUNT) {
+        return NULL;
+    }
+    return &kinds[kind];
+}
+
+int llorch_ckpt_kind_from_name(const char *name) {
+    for (int i = 0; i < LLORCH_CKPT_KIND_COUNT; i++) {
+        if (strcmp(kinds[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Graph names come from the model file: keep [A-Za-z0-9_.-] and replace
+ * everything else, so a name can never become a path or a hidden file. */
+static void sanitize(char *dst, size_t size, const char *src) {
+    size_t n = 0;
+    for (; src[n] != '\0' && n + 1 < size; n++) {
+        unsigned char c = (unsigned char) src[n];
+        dst[n] = (isalnum(c) || c == '_' || c == '-' || (c == '.' && n > 0)) ? (char) c : '_';
+    }
+    dst[n] = '\0';
+}
+
+int llorch_ckpt_file_name(char *buf, size_t size, enum llorch_ckpt_kind kind,
+                          int layer, int step, const char *graph_name, const char *ext) {
+    const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info(kind);
+    if (info == NULL || ext == NULL) {
+        return -1;
+    }
+    int n;
+    if (kind == LLORCH_CKPT_GRAPH) {
+        char safe[128];
+        sanitize(safe, sizeof safe, graph_name != NULL ? graph_name : "unnamed");
+        n = snprintf(buf, size, "graph_%s_s%03d.%s", safe, step, ext);
+    } else if (layer >= 0) {
+        n = snprintf(buf, size, "checkpoint_%02d_%s_l%02d_s%03d.%s", info->number, info->name, layer, step, ext);
+    } else {
+        n = snprintf(buf, size, "checkpoint_%02d_%s_s%03d.%s", info->number, info->name, step, ext);
+    }
+    return (n < 0 || (size_t) n >= size) ? -1 : n;
+}

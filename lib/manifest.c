@@ -1,1 +1,162 @@
-/* manifest.c: being written */ typedef int llorch_placeholder_manifest;
+/* manifest.c - manifest.json: what each file of the dump is, and how the
+ * dump was made. Written last and atomically: its presence means the files
+ * it lists are whole. */
+#define _POSIX_C_SOURCE 200809L
+#include "manifest.h"
+
+#include "npy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *axes_array(const char *axes) {
+    cJSON *arr = cJSON_CreateArray();
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", axes != NULL ? axes : "");
+    char *save = NULL;
+    for (char *a = strtok_r(buf, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save)) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(a));
+    }
+    return arr;
+}
+
+cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char *file, const char *text_file,
+                                  uint32_t crc, size_t bytes) {
+    const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info(t->kind);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "file", file);
+    if (text_file != NULL) {
+        cJSON_AddStringToObject(e, "text_file", text_file);
+    }
+    cJSON_AddStringToObject(e, "checkpoint", info->name);
+    cJSON_AddNumberToObject(e, "number", info->number);
+    cJSON_AddNumberToObject(e, "layer", t->layer);
+    cJSON_AddNumberToObject(e, "step", t->step);
+    cJSON_AddNumberToObject(e, "pos_start", t->pos_start);
+    cJSON_AddNumberToObject(e, "n_pos", t->n_pos);
+    cJSON_AddNumberToObject(e, "n_key", t->n_key);
+    cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+    for (int i = 0; i < t->n_dims; i++) {
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber((double) t->shape[i]));
+    }
+    cJSON_AddStringToObject(e, "dtype", llorch_npy_dtype_name(t->dtype));
+    cJSON_AddItemToObject(e, "axes", axes_array(t->axes != NULL ? t->axes : info->axes));
+    if (t->raw) {
+        cJSON_AddBoolToObject(e, "raw", true);
+    }
+    if (t->graph_name != NULL) {
+        cJSON_AddStringToObject(e, "graph_name", t->graph_name);
+    }
+    if (t->graph_op != NULL) {
+        cJSON_AddStringToObject(e, "graph_op", t->graph_op);
+    }
+    cJSON_AddNumberToObject(e, "crc32", crc);
+    cJSON_AddNumberToObject(e, "bytes", (double) bytes);
+    return e;
+}
+
+cJSON *llorch_manifest_missing_entry(enum llorch_ckpt_kind kind, int layer, const char *reason) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "checkpoint", llorch_ckpt_kind_info(kind)->name);
+    cJSON_AddNumberToObject(e, "layer", layer);
+    cJSON_AddStringToObject(e, "reason", reason);
+    return e;
+}
+
+static cJSON *model_object(const struct llorch_ckpt_run *run) {
+    cJSON *m = cJSON_CreateObject();
+    if (run->model_path != NULL) {
+        cJSON_AddStringToObject(m, "path", run->model_path);
+    }
+    cJSON_AddNumberToObject(m, "size", (double) run->model_size);
+    if (run->architecture != NULL) {
+        cJSON_AddStringToObject(m, "architecture", run->architecture);
+    }
+    cJSON_AddNumberToObject(m, "n_layer", run->n_layer);
+    cJSON_AddNumberToObject(m, "n_embd", run->n_embd);
+    cJSON_AddNumberToObject(m, "n_head", run->n_head);
+    cJSON_AddNumberToObject(m, "n_head_kv", run->n_head_kv);
+    cJSON_AddNumberToObject(m, "n_vocab", run->n_vocab);
+    return m;
+}
+
+/* Adds key: parsed JSON object text; fails on malformed text. */
+static int add_json_text(cJSON *obj, const char *key, const char *text, char *err, size_t err_size) {
+    if (text == NULL) {
+        return 0;
+    }
+    cJSON *parsed = cJSON_Parse(text);
+    if (parsed == NULL || !cJSON_IsObject(parsed)) {
+        cJSON_Delete(parsed);
+        snprintf(err, err_size, "run.%s is not a JSON object: %.60s", key, text);
+        return -1;
+    }
+    cJSON_AddItemToObject(obj, key, parsed);
+    return 0;
+}
+
+cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t err_size) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "producer", run->producer != NULL ? run->producer : "unknown");
+    cJSON_AddItemToObject(r, "model", model_object(run));
+    if (run->prompt != NULL) {
+        cJSON_AddStringToObject(r, "prompt", run->prompt);
+    }
+    cJSON *tokens = cJSON_AddArrayToObject(r, "tokens");
+    for (int i = 0; i < run->n_tokens; i++) {
+        cJSON_AddItemToArray(tokens, cJSON_CreateNumber(run->tokens[i]));
+    }
+    cJSON_AddStringToObject(r, "tokens_file", "tokens.npy");
+    if (add_json_text(r, "settings", run->settings_json, err, err_size) != 0 ||
+        add_json_text(r, "llama_cpp", run->llama_cpp_json, err, err_size) != 0) {
+        cJSON_Delete(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int write_text_atomically(const char *dir, const char *name, const char *text, char *err, size_t err_size) {
+    char path[4096], part[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(part, sizeof part, "%s.part", path);
+    FILE *f = fopen(part, "wb");
+    if (f == NULL) {
+        snprintf(err, err_size, "cannot create %s: %s; check the output directory's permissions", part, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(part, path) != 0) {
+        snprintf(err, err_size, "writing %s failed: %s; free space or choose another output directory", path,
+                 strerror(errno));
+        remove(part);
+        return -1;
+    }
+    return 0;
+}
+
+int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
+                          bool complete, const char *status, char *err, size_t err_size) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", LLORCH_CKPT_FORMAT_NAME);
+    cJSON_AddNumberToObject(root, "format_version", LLORCH_CKPT_FORMAT_VERSION);
+    cJSON_AddBoolToObject(root, "complete", complete);
+    cJSON_AddStringToObject(root, "status", status != NULL ? status : (complete ? "ok" : "incomplete"));
+    for (const cJSON *item = run != NULL ? run->child : NULL; item != NULL; item = item->next) {
+        cJSON_AddItemToObject(root, item->string, cJSON_Duplicate(item, true));
+    }
+    cJSON_AddItemToObject(root, "files", cJSON_Duplicate(files, true));
+    cJSON_AddItemToObject(root, "missing", cJSON_Duplicate(missing, true));
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (text == NULL) {
+        snprintf(err, err_size, "out of memory while formatting the manifest");
+        return -1;
+    }
+    int rc = write_text_atomically(dir, "manifest.json", text, err, err_size);
+    cJSON_free(text);
+    return rc;
+}

@@ -1,1 +1,254 @@
-/* select.c: being written */ typedef int llorch_placeholder_select;
+/* select.c - which checkpoints and layers the user asked for.
+ *
+ *   checkpoints: "1-6", "attn_norm,Qcur,4", "all", "extras", "default"
+ *   layers:      "all", "0-3,11"
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "llorch_checkpoint.h"
+
+#include <ctype.h>
+#include <regex.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct layer_range { int first, last; };
+
+struct llorch_ckpt_selection {
+    bool                kinds[LLORCH_CKPT_KIND_COUNT];
+    struct layer_range *ranges;      /* NULL: all layers */
+    int                 n_ranges;
+    regex_t            *regexes;
+    int                 n_regexes;
+};
+
+static void set_error(char *err, size_t size, const char *fmt, ...) {
+    if (err == NULL || size == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+}
+
+static void select_number(llorch_ckpt_selection *sel, int number) {
+    for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
+        const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
+        bool pre_rope = k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE;
+        if (info->number == number && !pre_rope) {
+            sel->kinds[k] = true;
+        }
+    }
+}
+
+static void select_extras(llorch_ckpt_selection *sel) {
+    sel->kinds[LLORCH_CKPT_EMBD] = true;
+    sel->kinds[LLORCH_CKPT_FFN_INP] = true;
+    sel->kinds[LLORCH_CKPT_L_OUT] = true;
+    sel->kinds[LLORCH_CKPT_RESULT_NORM] = true;
+    sel->kinds[LLORCH_CKPT_LOGITS] = true;
+}
+
+/* Parses "N" or "N-M" with 0 <= N <= M. Returns 0 on success. */
+static int parse_range(const char *s, int *first, int *last) {
+    char *end;
+    errno = 0;
+    long a = strtol(s, &end, 10);
+    long b = a;
+    if (end == s || !isdigit((unsigned char) s[0]) || errno != 0) {
+        return -1;
+    }
+    if (*end == '-') {
+        const char *t = end + 1;
+        if (!isdigit((unsigned char) *t)) {
+            return -1;
+        }
+        b = strtol(t, &end, 10);
+        if (errno != 0) {
+            return -1;
+        }
+    }
+    if (*end != '\0' || a > b || b > INT_MAX) {
+        return -1;
+    }
+    *first = (int) a;
+    *last = (int) b;
+    return 0;
+}
+
+static int add_checkpoint_item(llorch_ckpt_selection *sel, const char *item, char *err, size_t err_size) {
+    int first, last;
+    if (strcmp(item, "all") == 0) {
+        for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
+            sel->kinds[k] = k != LLORCH_CKPT_GRAPH;
+        }
+    } else if (strcmp(item, "default") == 0) {
+        for (int n = 1; n <= 6; n++) {
+            select_number(sel, n);
+        }
+    } else if (strcmp(item, "none") == 0) {
+        /* nothing: only --graph-regex matches */
+    } else if (strcmp(item, "extras") == 0) {
+        select_extras(sel);
+    } else if (isdigit((unsigned char) item[0])) {
+        if (parse_range(item, &first, &last) != 0 || first < 1 || last > 6) {
+            set_error(err, err_size, "checkpoint number '%s' is not in 1-6; use 1-6 or a name (see --help)", item);
+            return -1;
+        }
+        for (int n = first; n <= last; n++) {
+            select_number(sel, n);
+        }
+    } else {
+        int k = llorch_ckpt_kind_from_name(item);
+        if (k < 0 || k == LLORCH_CKPT_GRAPH) {
+            set_error(err, err_size,
+                      "unknown checkpoint '%s'; use 1-6, attn_norm, Qcur, Kcur, Vcur, Qcur_pre_rope, Kcur_pre_rope, "
+                      "cache_k, cache_v, kq_soft_max, attn_out_proj, ffn_out, embd, ffn_inp, l_out, result_norm, logits, "
+                      "extras or all", item);
+            return -1;
+        }
+        sel->kinds[k] = true;
+    }
+    return 0;
+}
+
+/* Calls add(sel, item) for each comma-separated item of list. */
+static int for_each_item(llorch_ckpt_selection *sel, const char *list, const char *what,
+                         int (*add)(llorch_ckpt_selection *, const char *, char *, size_t),
+                         char *err, size_t err_size) {
+    char *copy = strdup(list);
+    if (copy == NULL) {
+        set_error(err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    int n_items = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item != NULL && rc == 0; item = strtok_r(NULL, ",", &save)) {
+        rc = add(sel, item, err, err_size);
+        n_items++;
+    }
+    if (rc == 0 && n_items == 0) {
+        set_error(err, err_size, "empty %s list '%s'", what, list);
+        rc = -1;
+    }
+    free(copy);
+    return rc;
+}
+
+static int add_layer_item(llorch_ckpt_selection *sel, const char *item, char *err, size_t err_size) {
+    int first, last;
+    if (parse_range(item, &first, &last) != 0) {
+        set_error(err, err_size, "bad layer range '%s'; use 'all' or ranges such as 0-3,11", item);
+        return -1;
+    }
+    struct layer_range *grown = realloc(sel->ranges, (size_t) (sel->n_ranges + 1) * sizeof *grown);
+    if (grown == NULL) {
+        set_error(err, err_size, "out of memory");
+        return -1;
+    }
+    sel->ranges = grown;
+    sel->ranges[sel->n_ranges++] = (struct layer_range){first, last};
+    return 0;
+}
+
+llorch_ckpt_selection *llorch_ckpt_selection_create(const char *checkpoints, const char *layers,
+                                                    char *err, size_t err_size) {
+    llorch_ckpt_selection *sel = calloc(1, sizeof *sel);
+    if (sel == NULL) {
+        set_error(err, err_size, "out of memory");
+        return NULL;
+    }
+    if (for_each_item(sel, checkpoints != NULL ? checkpoints : "default", "checkpoint",
+                      add_checkpoint_item, err, err_size) != 0 ||
+        (layers != NULL && strcmp(layers, "all") != 0 &&
+         for_each_item(sel, layers, "layer", add_layer_item, err, err_size) != 0)) {
+        llorch_ckpt_selection_free(sel);
+        return NULL;
+    }
+    return sel;
+}
+
+int llorch_ckpt_selection_add_regex(llorch_ckpt_selection *sel, const char *regex, char *err, size_t err_size) {
+    regex_t *grown = realloc(sel->regexes, (size_t) (sel->n_regexes + 1) * sizeof *grown);
+    if (grown == NULL) {
+        set_error(err, err_size, "out of memory");
+        return -1;
+    }
+    sel->regexes = grown;
+    int rc = regcomp(&sel->regexes[sel->n_regexes], regex, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char why[128];
+        regerror(rc, &sel->regexes[sel->n_regexes], why, sizeof why);
+        set_error(err, err_size, "bad --graph-regex '%s': %s", regex, why);
+        return -1;
+    }
+    sel->n_regexes++;
+    sel->kinds[LLORCH_CKPT_GRAPH] = true;
+    return 0;
+}
+
+int llorch_ckpt_selection_check(const llorch_ckpt_selection *sel, int n_layer, char *err, size_t err_size) {
+    for (int i = 0; i < sel->n_ranges; i++) {
+        if (sel->ranges[i].last >= n_layer) {
+            set_error(err, err_size, "layer %d is out of range: the model has %d layers (0-%d)",
+                      sel->ranges[i].last, n_layer, n_layer - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool layer_selected(const llorch_ckpt_selection *sel, int layer) {
+    if (sel->ranges == NULL) {
+        return true;
+    }
+    for (int i = 0; i < sel->n_ranges; i++) {
+        if (layer >= sel->ranges[i].first && layer <= sel->ranges[i].last) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool llorch_ckpt_selection_has(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind, int layer) {
+    const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info(kind);
+    if (info == NULL || !sel->kinds[kind]) {
+        return false;
+    }
+    return !info->per_layer || layer_selected(sel, layer);
+}
+
+bool llorch_ckpt_selection_empty(const llorch_ckpt_selection *sel) {
+    for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
+        if (sel->kinds[k]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool llorch_ckpt_selection_match_graph(const llorch_ckpt_selection *sel, const char *name) {
+    for (int i = 0; i < sel->n_regexes; i++) {
+        if (regexec(&sel->regexes[i], name, 0, NULL, 0) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void llorch_ckpt_selection_free(llorch_ckpt_selection *sel) {
+    if (sel == NULL) {
+        return;
+    }
+    for (int i = 0; i < sel->n_regexes; i++) {
+        regfree(&sel->regexes[i]);
+    }
+    free(sel->regexes);
+    free(sel->ranges);
+    free(sel);
+}

@@ -1,0 +1,108 @@
+/*
+ * llorch_capture.h - capture checkpoints from any llama.cpp program.
+ *
+ *   llorch_ckpt_selection *sel = llorch_ckpt_selection_create("1-6", "all", err, sizeof err);
+ *   llorch_ckpt_writer    *w   = llorch_ckpt_writer_open("dump", NULL, err, sizeof err);
+ *   struct llorch_capture_params p = llorch_capture_default_params();
+ *   p.selection = sel; p.writer = w; p.model = model; p.model_path = path;
+ *   llorch_capture *cap = llorch_capture_create(&p, err, sizeof err);
+ *
+ *   struct llama_context_params cp = llama_context_default_params();
+ *   llorch_capture_attach(cap, &cp);          // installs cb_eval only if something is selected
+ *   ctx = llama_init_from_model(model, cp);
+ *
+ *   for each batch of at most n_ubatch tokens, every token marked as output:
+ *       llorch_capture_begin_step(cap, pos_start, n_tokens);
+ *       llama_decode(ctx, batch);
+ *
+ *   llorch_capture_finish(cap);               // drains the writer thread
+ *   llorch_ckpt_writer_set_run(w, &run); llorch_ckpt_writer_finish(w, true, "ok");
+ *
+ * The capture only reads: the callback never changes a tensor, and llama.cpp's
+ * results are bit-identical with and without it. In the ask phase it answers
+ * true only for the tensors it will write. Copies happen on the compute
+ * thread (a strided gather into a fresh buffer); files are written by a
+ * writer thread behind a queue bounded by queue_bytes.
+ */
+#ifndef LLORCH_CAPTURE_H
+#define LLORCH_CAPTURE_H
+
+#include "llorch_checkpoint.h"
+
+#include <llama.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum llorch_capture_sink {
+    LLORCH_CAPTURE_WRITE = 0,  /* write every tensor through the writer       */
+    LLORCH_CAPTURE_MEMORY,     /* copy and drop (measures the capture alone)  */
+    LLORCH_CAPTURE_STATS,      /* print shape/min/max/mean/NaN/Inf, no files  */
+};
+
+enum llorch_capture_identify {
+    LLORCH_IDENTIFY_AUTO = 0,  /* the patch's names where present, else graph structure */
+    LLORCH_IDENTIFY_STRUCTURE, /* graph structure only: ignore the patch's names        */
+};
+
+struct llorch_capture_params {
+    const llorch_ckpt_selection *selection;   /* borrowed; outlives the capture        */
+    llorch_ckpt_writer          *writer;      /* borrowed; needed for LLORCH_CAPTURE_WRITE */
+    const struct llama_model    *model;
+    const char                  *model_path;  /* its tensor list tells which biases exist */
+    enum llorch_capture_sink     sink;
+    enum llorch_capture_identify identify;
+    bool                         raw;         /* write cache/scores as llama.cpp holds them */
+    bool                         native_dtype;/* keep f16 as f16 instead of f32           */
+    size_t                       queue_bytes; /* writer queue bound                        */
+    bool                         stop_at_nan; /* stats: abort at the first NaN/Inf         */
+    FILE                        *stats_out;   /* stats: where lines go (default stdout)    */
+};
+
+struct llorch_capture_report {
+    size_t tensors;           /* tensors captured                              */
+    size_t bytes;             /* data bytes captured (what the files hold)     */
+    double copy_seconds;      /* time in the callback: gather + convert        */
+    double wait_seconds;      /* time the callback waited for a full queue     */
+    size_t queue_peak_bytes;
+    bool   flash_attn;        /* a FLASH_ATTN_EXT node was seen                */
+    bool   patched_names;     /* the patch's names were seen in the graph      */
+    size_t nonfinite;         /* stats: NaN/Inf values seen                    */
+};
+
+typedef struct llorch_capture llorch_capture;
+
+struct llorch_capture_params llorch_capture_default_params(void);
+
+llorch_capture *llorch_capture_create(const struct llorch_capture_params *params, char *err, size_t err_size);
+
+/* Installs cb_eval (and an abort callback that stops llama_decode after a
+ * write error or llorch_capture_request_stop) when anything is selected;
+ * with an empty selection it leaves cparams untouched. */
+void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cparams);
+
+/* Call before each llama_decode: the batch's first position and size. The
+ * batch must not exceed n_ubatch (one graph per decode). */
+void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens);
+
+/* Call after each llama_decode. Records, after the first step, requested
+ * checkpoints that the graph did not have. Returns -1 after a capture error. */
+int  llorch_capture_end_step(llorch_capture *cap);
+
+/* Async-signal-safe: the next node ends the computation (Ctrl-C). */
+void llorch_capture_request_stop(llorch_capture *cap);
+
+/* Waits for the writer thread. Returns -1 if any write failed. */
+int  llorch_capture_finish(llorch_capture *cap);
+
+void        llorch_capture_get_report(const llorch_capture *cap, struct llorch_capture_report *report);
+const char *llorch_capture_error(const llorch_capture *cap);
+void        llorch_capture_free(llorch_capture *cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLORCH_CAPTURE_H */

@@ -1,0 +1,39 @@
+/* queue.h - hands captured tensors from the compute thread to a writer
+ * thread. Bounded by bytes: a push blocks while the queue holds more than
+ * the bound, so memory never grows without limit. */
+#ifndef LLORCH_QUEUE_H
+#define LLORCH_QUEUE_H
+
+#include "llorch_checkpoint.h"
+
+#include <stddef.h>
+
+/* One captured tensor; the queue owns it once pushed and frees it (and its
+ * data) after the consumer has seen it. */
+struct llorch_queue_item {
+    struct llorch_ckpt_tensor tensor;   /* tensor.data == data */
+    void                     *data;
+    size_t                    bytes;
+    char                      graph_name[128];
+    char                      graph_op[32];
+    struct llorch_queue_item *next;
+};
+
+/* Called on the writer thread for each item, in push order. A non-zero
+ * return is sticky: later items are dropped and push() fails. */
+typedef int (*llorch_queue_consume_fn)(void *ctx, const struct llorch_queue_item *item);
+
+typedef struct llorch_queue llorch_queue;
+
+llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn consume, void *ctx);
+/* Takes ownership of item. Returns -1 when the consumer has failed. */
+int    llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
+/* Waits until every pushed item is consumed, stops the thread; returns the
+ * consumer's first failure (0 if none). */
+int    llorch_queue_finish(llorch_queue *q);
+/* Seconds the producer spent blocked on a full queue. */
+double llorch_queue_wait_seconds(const llorch_queue *q);
+size_t llorch_queue_peak_bytes(const llorch_queue *q);
+void   llorch_queue_free(llorch_queue *q);
+
+#endif

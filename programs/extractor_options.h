@@ -1,0 +1,52 @@
+/* extractor_options.h - the command line of llorch-checkpoint-extractor. */
+#ifndef LLORCH_EXTRACTOR_OPTIONS_H
+#define LLORCH_EXTRACTOR_OPTIONS_H
+
+#include "llorch_capture.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum fa_mode { FA_AUTO, FA_ON, FA_OFF };
+
+struct extractor_options {
+    /* input */
+    const char *model;
+    const char *prompt;
+    const char *prompt_file;
+    const char *tokens;          /* "1,15043" */
+    int         n_predict;
+    /* output */
+    const char *output;
+    const char *checkpoints;     /* NULL: 1-6 */
+    const char *layers;          /* NULL: all */
+    const char *graph_regex[16];
+    int         n_graph_regex;
+    bool        raw;
+    bool        native_dtype;
+    bool        text;
+    bool        stats;
+    bool        stop_at_nan;
+    enum llorch_capture_sink     sink;
+    enum llorch_capture_identify identify;
+    size_t      queue_mb;
+    /* llama.cpp settings */
+    int         threads;
+    int         n_ctx;           /* 0: fit the run */
+    int         n_batch;
+    int         n_ubatch;
+    enum fa_mode flash_attn;
+    const char *cache_type_k;
+    const char *cache_type_v;
+    int         n_gpu_layers;
+    bool        repack;
+    unsigned    seed;
+    bool        verbose;
+    bool        progress;
+};
+
+/* Parses argv. Returns 0 to run, 1 when --help was printed, 3 for
+ * --version, 2 on a usage error (already reported on stderr). */
+int extractor_parse_options(int argc, char **argv, struct extractor_options *opt);
+
+#endif
