@@ -57,6 +57,8 @@ build_options=(
   -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
   -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF
   -DGGML_RPC=ON -DGGML_NATIVE=ON -DGGML_OPENMP=OFF
+  # libllama finds libggml* beside itself, wherever the cache lives
+  "-DCMAKE_INSTALL_RPATH=\$ORIGIN"
 )
 
 short_hash() { sha256sum | cut -c1-12; }
