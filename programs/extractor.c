@@ -45,6 +45,7 @@ struct run {
     llorch_capture          *capture;
     enum llama_flash_attn_type fa;
     const char              *fa_reason;
+    bool                     fa_notice;
     int                      n_ctx, n_chunk, steps;
     double                   decode_seconds;
 };
@@ -73,12 +74,23 @@ static int fail(const char *fmt, const char *a, const char *b) {
     return 2;
 }
 
+/* llama.cpp's log is shown with -v only; its first error is kept so that
+ * our one-line error can say why. */
 static bool verbose_log;
+static char llama_first_error[256];
 static void log_filter(enum ggml_log_level level, const char *text, void *data) {
     (void) data;
-    if (verbose_log || level == GGML_LOG_LEVEL_ERROR) {
+    if (verbose_log) {
         fputs(text, stderr);
     }
+    if (level == GGML_LOG_LEVEL_ERROR && llama_first_error[0] == '\0') {
+        snprintf(llama_first_error, sizeof llama_first_error, "%s", text);
+        llama_first_error[strcspn(llama_first_error, "\n")] = '\0';
+    }
+}
+
+static const char *llama_reason(void) {
+    return llama_first_error[0] != '\0' ? llama_first_error : "no reason given; run with -v";
 }
 
 static void print_version(void) {
@@ -113,8 +125,8 @@ static int load_model(struct run *r) {
     }
     r->model = llama_model_load_from_file(r->opt.model, mp);
     if (r->model == NULL) {
-        return fail("cannot load model '%s'%s: the file is corrupt, truncated or of an unsupported "
-                    "architecture (run with -v for llama.cpp's reason)", r->opt.model, "");
+        return fail("cannot load model '%s' (llama.cpp: %s): the file is corrupt, truncated or of an "
+                    "unsupported architecture; check or re-create it", r->opt.model, llama_reason());
     }
     r->vocab = llama_model_get_vocab(r->model);
     return 0;
@@ -253,9 +265,7 @@ static int choose_flash_attn(struct run *r) {
     if (scores) {
         r->fa = LLAMA_FLASH_ATTN_TYPE_DISABLED;
         r->fa_reason = r->opt.flash_attn == FA_OFF ? "off (-fa off)" : "off: kq_soft_max is requested";
-        if (r->opt.flash_attn == FA_AUTO) {
-            fprintf(stderr, PROG ": flash attention turned off: kq_soft_max is requested\n");
-        }
+        r->fa_notice = r->opt.flash_attn == FA_AUTO;   /* printed once the run starts */
     } else {
         r->fa = r->opt.flash_attn == FA_ON    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
                 : r->opt.flash_attn == FA_OFF ? LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -339,8 +349,8 @@ static int create_context(struct run *r) {
     llorch_capture_attach(r->capture, &cp);
     r->ctx = llama_init_from_model(r->model, cp);
     if (r->ctx == NULL) {
-        return fail("llama.cpp could not create a context for '%s'%s (run with -v for the reason; a quantized "
-                    "V cache needs -fa on)", r->opt.model, "");
+        return fail("llama.cpp could not create a context for '%s' (llama.cpp: %s); a quantized V cache "
+                    "needs -fa on", r->opt.model, llama_reason());
     }
     return 0;
 }
@@ -499,7 +509,7 @@ static int finish(struct run *r, int rc) {
         return 1;     /* no manifest: the dump is not complete */
     }
     if (rc == 1) {
-        fprintf(stderr, PROG ": error: llama_decode failed (run with -v for llama.cpp's reason)\n");
+        fprintf(stderr, PROG ": error: llama_decode failed (llama.cpp: %s)\n", llama_reason());
         return 1;
     }
     if (r->writer != NULL && write_manifest(r, rc == 0, rc == 130 ? "interrupted" : "ok") != 0) {
@@ -535,6 +545,9 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = create_capture(&r);
     if (rc == 0) rc = create_context(&r);
     if (rc == 0) {
+        if (r.fa_notice) {
+            fprintf(stderr, PROG ": flash attention turned off: kq_soft_max is requested\n");
+        }
         interrupt_target = r.capture;
         signal(SIGINT, on_sigint);
         signal(SIGXFSZ, SIG_IGN);     /* a file-size limit becomes a write error, not a kill */

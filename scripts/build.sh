@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The two set-up commands of README.md:
+#
+#   bash scripts/build.sh demo   build everything, make a tiny model, extract its checkpoints
+#   bash scripts/build.sh test   build everything, run the tests (normal build, then ASan+UBSan)
+#
+# On Debian, as root, it installs the system packages it needs first.
+# Environment: LLAMA_CPP_DIR (your llama.cpp checkout), LLORCH_CACHE_DIR,
+# LLORCH_BUILD_JOBS, CI (warnings become errors).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+packages=(build-essential cmake ninja-build git npm ca-certificates python3-numpy libcjson-dev zlib1g-dev
+          clang libclang-rt-dev valgrind)
+say() { echo "== $*" >&2; }
+
+install_packages() {
+  local missing=() p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing packages: ${missing[*]}; install them first (Debian: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+jobs="${LLORCH_BUILD_JOBS:-$(nproc)}"
+werror=OFF
+[ -n "${CI:-}" ] && werror=ON
+
+build() {  # build DIR [cmake options...]
+  local dir="$1"; shift
+  say "configuring $dir"
+  cmake -S . -B "$dir" -G Ninja -DLLORCH_WERROR="$werror" "$@"
+  say "building $dir"
+  cmake --build "$dir" --parallel "$jobs"
+}
+
+demo() {
+  build build
+  local out=build/demo
+  rm -rf "$out" && mkdir -p "$out"
+  say "making a tiny GPT-2 model"
+  build/programs/llorch-make-tiny-model --arch gpt2 --layers 2 --embd 64 --heads 4 --ff 256 --seed 1 \
+    -o "$out/tiny-gpt2.gguf"
+  say "extracting its checkpoints"
+  build/programs/llorch-checkpoint-extractor "$out/tiny-gpt2.gguf" "Once upon a time" "$out/dump"
+  ls "$out/dump"
+  /usr/bin/python3 - "$out/dump" <<'PY'
+import json, sys, numpy as np
+d = sys.argv[1]
+m = json.load(open(f"{d}/manifest.json"))
+for f in m["files"]:
+    a = np.load(f"{d}/{f['file']}")
+    assert list(a.shape) == f["shape"], f["file"]
+print(f"numpy loaded {len(m['files'])} files of {d}; e.g. attn_norm layer 0:",
+      np.load(f"{d}/checkpoint_01_attn_norm_l00_s000.npy").shape)
+PY
+}
+
+run_tests() {
+  build build
+  say "tests (normal build)"
+  ctest --test-dir build --output-on-failure -j "$jobs"
+  if [ -f scripts/fuzz.sh ]; then
+    say "fuzzing the .npy and manifest readers (bounded)"
+    bash scripts/fuzz.sh
+  fi
+  build build-asan -DLLORCH_SANITIZE=ON
+  say "tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+  ctest --test-dir build-asan --output-on-failure -j "$jobs"
+}
+
+case "${1:-}" in
+  demo) install_packages; demo ;;
+  test) install_packages; run_tests ;;
+  *) echo "usage: bash scripts/build.sh demo|test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,34 @@
+# Tests of the capture library and llorch-checkpoint-extractor.
+find_program(LLORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+
+add_executable(test_capture_logits ${CMAKE_CURRENT_LIST_DIR}/test_capture_logits.c)
+target_link_libraries(test_capture_logits PRIVATE llorch-capture)
+llorch_target(test_capture_logits)
+
+foreach(model tiny-gpt2-f32 tiny-llama-f32 tiny-llama-q8_0)
+  add_test(NAME capture_logits_bitwise_${model}
+           COMMAND test_capture_logits ${LLORCH_TEST_DATA}/${model}.gguf ${LLORCH_TEST_DATA}/logits-${model})
+  set_tests_properties(capture_logits_bitwise_${model} PROPERTIES FIXTURES_REQUIRED tiny_models)
+endforeach()
+
+set(_cases_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor>
+               CHECKS=${CMAKE_CURRENT_LIST_DIR}/dump_checks.py PY=${LLORCH_PYTHON})
+function(llorch_extractor_case case model)
+  set(name extractor_${case}_${model})
+  add_test(NAME ${name}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/extractor_cases.sh ${case} ${LLORCH_TEST_DATA}/${model}.gguf
+                   ${LLORCH_TEST_DATA}/${name})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${_cases_env}" FIXTURES_REQUIRED tiny_models TIMEOUT 120)
+endfunction()
+
+foreach(model tiny-gpt2-f32 tiny-gpt2-f16 tiny-llama-f32 tiny-llama-f16 tiny-llama-q8_0 tiny-llama-q4_K)
+  llorch_extractor_case(dump ${model})
+endforeach()
+foreach(model tiny-gpt2-f32 tiny-llama-f32)
+  llorch_extractor_case(identify ${model})
+  llorch_extractor_case(steps ${model})
+endforeach()
+llorch_extractor_case(positional tiny-llama-f32)
+llorch_extractor_case(text tiny-gpt2-f32)
+llorch_extractor_case(bad-input tiny-gpt2-f32)
+llorch_extractor_case(interrupt tiny-llama-f32)

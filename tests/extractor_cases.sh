@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# End-to-end cases of llorch-checkpoint-extractor.
+#   extractor_cases.sh CASE MODEL WORKDIR
+# Environment: EXTRACTOR (the program), CHECKS (tests/dump_checks.py), PY (python3 with numpy).
+set -uo pipefail
+case_name="$1"; model="$2"; work="$3"
+x="$EXTRACTOR"
+rm -rf "$work" && mkdir -p "$work"
+cd "$work"
+
+fail() { echo "FAIL: $*"; exit 1; }
+checks() { "$PY" "$CHECKS" "$@" || exit 1; }
+
+# expect_error EXPECTED_RC REGEX ARGS... : one line naming the problem, that exit code, no manifest.
+expect_error() {
+  local want="$1" pattern="$2"; shift 2
+  "$x" "$@" >out.txt 2>err.txt
+  local rc=$?
+  [ "$rc" = "$want" ] || { cat err.txt; fail "$* exited $rc, expected $want"; }
+  grep -qE -- "$pattern" err.txt || { cat err.txt; fail "$*: message does not match /$pattern/"; }
+  [ "$(grep -cvE '^(usage: |  +llorch)' err.txt)" -le 1 ] || { cat err.txt; fail "$*: more than one error line"; }
+  local out
+  for out in "$@"; do
+    if [ -f "$out/manifest.json" ]; then fail "$*: a manifest was written"; fi
+  done
+  echo "ok: $* -> exit $rc: $(grep -E -- "$pattern" err.txt | head -n1)"
+}
+
+case "$case_name" in
+  dump)          # all six checkpoints + extras, f16 KV cache (llama.cpp's default), then f32
+    "$x" -m "$model" -p "Once upon a time there was" --checkpoints all -o f16 2>log || { cat log; fail run; }
+    checks structure f16 --kv f16 --extras
+    "$x" -m "$model" -p "Once upon a time there was" -n 3 -ctk f32 -ctv f32 -o f32 2>log || { cat log; fail run; }
+    checks structure f32 --kv f32
+    ;;
+  identify)      # the patch's names and the graph structure find the same tensors
+    "$x" -m "$model" -p "The quick brown fox" -n 2 --checkpoints all --identify auto -o auto 2>/dev/null || fail auto
+    "$x" -m "$model" -p "The quick brown fox" -n 2 --checkpoints all --identify structure -o structure 2>/dev/null \
+      || fail structure
+    checks same auto structure
+    ;;
+  steps)         # a prompt split over micro-batches plus generated tokens lines up with one batch
+    prompt="One two three four five six seven eight nine ten eleven twelve thirteen"
+    "$x" -m "$model" -p "$prompt" -n 3 -ub 4 -ctk f32 -ctv f32 --checkpoints all -o stepped 2>/dev/null \
+      || fail stepped
+    ids="$("$PY" -c "import json; print(','.join(map(str, json.load(open('stepped/manifest.json'))['tokens'])))")"
+    "$x" -m "$model" --tokens "$ids" -ctk f32 -ctv f32 --checkpoints all -o single 2>/dev/null || fail single
+    checks positions stepped single --atol 1e-4 --rtol 1e-3
+    ;;
+  positional)    # MODEL PROMPT DIR means exactly -m MODEL -p PROMPT -o DIR
+    "$x" "$model" "Hello" pos 2>/dev/null || fail positional
+    "$x" -m "$model" -p "Hello" -o flags 2>/dev/null || fail flags
+    diff -r pos flags >/dev/null || fail "positional and flag dumps differ"
+    echo "ok: positional and flag form give identical dumps ($(ls pos | wc -l) files)"
+    expect_error 2 "expected MODEL PROMPT CHECKPOINT_DIR" "$model" "Hello"
+    expect_error 2 "expected MODEL PROMPT CHECKPOINT_DIR" "$model" "Hello" d1 extra
+    ;;
+  text)          # --text: np.loadtxt gives the same float32 bits
+    "$x" -m "$model" -p "Hello world" --text --layers 0 -o txt 2>/dev/null || fail text
+    [ -f txt/checkpoint_01_attn_norm_l00_s000.txt ] || fail "no checkpoint_01_attn_norm_l00_s000.txt"
+    checks text txt
+    ;;
+  bad-input)
+    expect_error 2 "not found" -m missing.gguf -p hi -o o1
+    head -c 100000 "$model" > truncated.gguf
+    expect_error 2 "cannot load model" -m truncated.gguf -p hi -o o2
+    printf 'not a model at all' > junk.gguf
+    expect_error 2 "not a GGUF file" -m junk.gguf -p hi -o o3
+    expect_error 2 "unknown checkpoint 'attn_nrom'" -m "$model" -p hi --checkpoints attn_nrom -o o4
+    expect_error 2 "checkpoint number '7'" -m "$model" -p hi --checkpoints 7 -o o5
+    expect_error 2 "layer 99 is out of range" -m "$model" -p hi --layers 0,99 -o o6
+    expect_error 2 "bad layer range" -m "$model" -p hi --layers 3-1 -o o7
+    mkdir -p nonempty && touch nonempty/keep
+    expect_error 2 "is not empty" -m "$model" -p hi -o nonempty
+    mkdir -p ro && chmod 555 ro
+    if [ "$(id -u)" != 0 ]; then expect_error 2 "not writable|cannot create" -m "$model" -p hi -o ro/sub; fi
+    touch afile
+    expect_error 2 "cannot create output directory|not a directory" -m "$model" -p hi -o afile/sub
+    expect_error 2 "exceed the context of 256" -m "$model" -p hi -n 300 -c 256 -o o8
+    expect_error 2 "outside the vocabulary" -m "$model" --tokens 1,99999999 -o o9
+    expect_error 2 "not a comma-separated list" -m "$model" --tokens 1,x -o o10
+    expect_error 2 "unknown option '--frobnicate'" -m "$model" -p hi --frobnicate 1 -o o11
+    expect_error 2 "expects an integer" -m "$model" -p hi -t zero -o o12
+    expect_error 2 "-fa expects on, off or auto" -m "$model" -p hi -fa maybe -o o13
+    expect_error 2 "kq_soft_max cannot be captured with -fa on" -m "$model" -p hi -fa on -o o14
+    expect_error 2 "give exactly one of" -m "$model" -o o15
+    expect_error 2 "unknown cache type" -m "$model" -p hi -ctk f8 -o o16
+    # a full disk: the file-size limit makes writes fail like ENOSPC does
+    long="$(printf 'a full disk %.0s' $(seq 1 40))"
+    ( ulimit -f 4; "$x" -m "$model" -p "$long" -o full >out.txt 2>err.txt ); rc=$?
+    [ "$rc" = 1 ] || { cat err.txt; fail "full output: exit $rc, expected 1"; }
+    [ "$(wc -l < err.txt)" -le 2 ] || { cat err.txt; fail "full output: more than one error line"; }
+    grep -q "writing .* failed" err.txt || { cat err.txt; fail "full output: no write error"; }
+    [ ! -e full/manifest.json ] || fail "full output: a manifest was written"
+    ! ls full/*.part >/dev/null 2>&1 || fail "full output: .part files left"
+    echo "ok: full output directory -> exit 1: $(head -n1 err.txt)"
+    ;;
+  interrupt)     # Ctrl-C leaves whole files and a manifest that says incomplete
+    "$x" -m "$model" -p "Once" -n 4000 -c 4096 --checkpoints 1 --layers 0 -o int 2>err.txt &
+    pid=$!
+    for _ in $(seq 1 100); do [ -f int/checkpoint_01_attn_norm_l00_s020.npy ] && break; sleep 0.05; done
+    kill -INT "$pid"
+    wait "$pid"; rc=$?
+    [ "$rc" = 130 ] || { cat err.txt; fail "interrupted run exited $rc, expected 130"; }
+    checks incomplete int
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac
