@@ -9,6 +9,11 @@ else()
   set(ENV{LLORCH_VOCAB_ONLY} 0)
   set(ENV{LLAMA_CPP_DIR} "${LLAMA_CPP_DIR}")
 endif()
+if(LLORCH_LLAMA_PORTABLE)
+  set(ENV{LLORCH_LLAMA_PORTABLE} 1)
+else()
+  set(ENV{LLORCH_LLAMA_PORTABLE} 0)
+endif()
 execute_process(
   COMMAND bash "${PROJECT_SOURCE_DIR}/scripts/llama-cpp.sh" "${_llama_info}"
   RESULT_VARIABLE _llama_rc)

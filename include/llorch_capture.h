@@ -66,6 +66,7 @@ struct llorch_capture_report {
     size_t bytes;             /* data bytes captured (what the files hold)     */
     double copy_seconds;      /* time in the callback: gather + convert        */
     double wait_seconds;      /* time the callback waited for a full queue     */
+    double write_seconds;     /* writer thread: time spent writing files       */
     size_t queue_peak_bytes;
     bool   flash_attn;        /* a FLASH_ATTN_EXT node was seen                */
     bool   patched_names;     /* the patch's names were seen in the graph      */
@@ -94,7 +95,11 @@ int  llorch_capture_end_step(llorch_capture *cap);
 /* Async-signal-safe: the next node ends the computation (Ctrl-C). */
 void llorch_capture_request_stop(llorch_capture *cap);
 
-/* Waits for the writer thread. Returns -1 if any write failed. */
+/* Waits until the writer thread has written everything captured so far
+ * (the files of the steps decoded so far then exist). -1 after a write error. */
+int  llorch_capture_sync(llorch_capture *cap);
+
+/* Waits for the writer thread and stops it. Returns -1 if any write failed. */
 int  llorch_capture_finish(llorch_capture *cap);
 
 void        llorch_capture_get_report(const llorch_capture *cap, struct llorch_capture_report *report);

@@ -62,6 +62,7 @@ struct llorch_capture {
     struct llorch_capture_report report;
     char     error[1024];
     char     write_error[1024];  /* set on the writer thread only; read after the queue reports failure */
+    double   write_seconds;      /* writer thread only; read after a drain */
 };
 
 static double now_seconds(void) {
@@ -93,7 +94,10 @@ static int consume(void *ctx, const struct llorch_queue_item *item) {
     if (cap->p.sink != LLORCH_CAPTURE_WRITE) {
         return 0;                       /* memory sink: copied, then dropped */
     }
-    if (llorch_ckpt_writer_write(cap->p.writer, &item->tensor) != 0) {
+    double start = now_seconds();
+    int rc = llorch_ckpt_writer_write(cap->p.writer, &item->tensor);
+    cap->write_seconds += now_seconds() - start;
+    if (rc != 0) {
         snprintf(cap->write_error, sizeof cap->write_error, "%s", llorch_ckpt_writer_error(cap->p.writer));
         return -1;
     }
@@ -484,6 +488,13 @@ static bool eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {
 
 /* --- finish ---------------------------------------------------------------- */
 
+int llorch_capture_sync(llorch_capture *cap) {
+    if (cap->queue != NULL && llorch_queue_drain(cap->queue) != 0) {
+        fail(cap, "%s", cap->write_error);
+    }
+    return cap->failed ? -1 : 0;
+}
+
 int llorch_capture_finish(llorch_capture *cap) {
     if (cap->queue != NULL) {
         if (llorch_queue_finish(cap->queue) != 0) {
@@ -506,6 +517,7 @@ int llorch_capture_finish(llorch_capture *cap) {
 
 void llorch_capture_get_report(const llorch_capture *cap, struct llorch_capture_report *report) {
     *report = cap->report;
+    report->write_seconds = cap->write_seconds;
 }
 
 const char *llorch_capture_error(const llorch_capture *cap) {

