@@ -59,13 +59,14 @@ int llorch_ckpt_kind_from_name(const char *name) {
     return -1;
 }
 
-/* Graph names come from the model file: keep [A-Za-z0-9_.-] and replace
- * everything else, so a name can never become a path or a hidden file. */
+/* Graph names come partly from the model file: keep [A-Za-z0-9_-] and
+ * replace everything else, so a name can never become a path, a hidden file
+ * or "..". */
 static void sanitize(char *dst, size_t size, const char *src) {
     size_t n = 0;
     for (; src[n] != '\0' && n + 1 < size; n++) {
         unsigned char c = (unsigned char) src[n];
-        dst[n] = (isalnum(c) || c == '_' || c == '-' || (c == '.' && n > 0)) ? (char) c : '_';
+        dst[n] = (isalnum(c) || c == '_' || c == '-') ? (char) c : '_';
     }
     dst[n] = '\0';
 }
