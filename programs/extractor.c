@@ -433,10 +433,13 @@ static void settings_json(const struct run *r, const struct llorch_capture_repor
     snprintf(buf, size,
              "{\"threads\": %d, \"n_ctx\": %d, \"n_batch\": %d, \"n_ubatch\": %d, \"type_k\": \"%s\", "
              "\"type_v\": \"%s\", \"flash_attn\": %s, \"flash_attn_reason\": \"%s\", \"repack\": %s, "
+             "\"numerics\": \"%s\", "
              "\"n_gpu_layers\": %d, \"seed\": %u, \"n_predict\": %d, \"raw\": %s, \"dtype\": \"%s\", "
              "\"identify\": \"%s\", \"steps\": %d}",
              r->opt.threads, r->n_ctx, r->opt.n_batch, r->n_chunk, r->opt.cache_type_k, r->opt.cache_type_v,
              rep->flash_attn ? "true" : "false", r->fa_reason, r->opt.repack ? "true" : "false",
+             r->opt.repack ? "cpu-specific: weights repacked for this CPU's kernels; other CPUs give other results"
+                           : "portable: no weight repacking (ggml's standard CPU kernels)",
              r->opt.n_gpu_layers, r->opt.seed, r->opt.n_predict, r->opt.raw ? "true" : "false",
              r->opt.native_dtype ? "native" : "f32",
              r->opt.identify == LLORCH_IDENTIFY_AUTO ? "auto" : "structure", r->steps);
@@ -445,7 +448,7 @@ static void settings_json(const struct run *r, const struct llorch_capture_repor
 static int write_manifest(struct run *r, bool complete, const char *status) {
     struct llorch_capture_report rep;
     llorch_capture_get_report(r->capture, &rep);
-    char settings[1024], llama_json[512], producer[64], arch[64] = "";
+    char settings[2048], llama_json[512], producer[64], arch[64] = "";
     settings_json(r, &rep, settings, sizeof settings);
     snprintf(llama_json, sizeof llama_json,
              "{\"commit\": \"%s\", \"source\": \"%s\", \"patched\": %s, \"patch_names_seen\": %s}",

@@ -60,6 +60,19 @@ case "$case_name" in
     [ -f txt/checkpoint_01_attn_norm_l00_s000.txt ] || fail "no checkpoint_01_attn_norm_l00_s000.txt"
     checks text txt
     ;;
+  repack)        # --repack is recorded as CPU-specific numerics; the default is portable
+    "$x" -m "$model" -p "Hello there" --repack -o rp 2>/dev/null || fail repack
+    "$x" -m "$model" -p "Hello there" -o np 2>/dev/null || fail no-repack
+    "$PY" - <<'PY' || exit 1
+import json, numpy as np
+rp, np_ = (json.load(open(f"{d}/manifest.json")) for d in ("rp", "np"))
+assert rp["settings"]["repack"] is True and rp["settings"]["numerics"].startswith("cpu-specific"), rp["settings"]
+assert np_["settings"]["repack"] is False and np_["settings"]["numerics"].startswith("portable"), np_["settings"]
+diff = max(float(np.abs(np.load(f"rp/{a['file']}") - np.load(f"np/{b['file']}")).max())
+           for a, b in zip(rp["files"], np_["files"]))
+print(f"ok: manifest marks --repack as cpu-specific numerics; on this CPU the largest difference is {diff:.3g}")
+PY
+    ;;
   bad-input)
     expect_error 2 "not found" -m missing.gguf -p hi -o o1
     head -c 100000 "$model" > truncated.gguf
