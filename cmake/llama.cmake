@@ -28,6 +28,14 @@ foreach(_line IN LISTS _llama_lines)
   endif()
 endforeach()
 
+# A new prefix (another llama.cpp, other build options) must not keep
+# finding the old one through CMake's cached package locations.
+if(NOT "${LLAMA_PREFIX}" STREQUAL "${LLORCH_LAST_LLAMA_PREFIX}")
+  unset(llama_DIR CACHE)
+  unset(ggml_DIR CACHE)
+endif()
+set(LLORCH_LAST_LLAMA_PREFIX "${LLAMA_PREFIX}" CACHE INTERNAL "")
+
 if(LLORCH_LLAMA_FIND_PACKAGE)
   find_package(llama CONFIG REQUIRED)
   set(LLAMA_SOURCE "installed:${llama_DIR}")

@@ -7,7 +7,7 @@ llorch_target(test_capture_logits)
 
 foreach(model tiny-gpt2-f32 tiny-llama-f32 tiny-llama-q8_0)
   add_test(NAME capture_logits_bitwise_${model}
-           COMMAND test_capture_logits ${LLORCH_TEST_DATA}/${model}.gguf ${LLORCH_TEST_DATA}/logits-${model})
+           COMMAND bash -c "rm -rf '${LLORCH_TEST_DATA}/logits-${model}' && '$<TARGET_FILE:test_capture_logits>' '${LLORCH_TEST_DATA}/${model}.gguf' '${LLORCH_TEST_DATA}/logits-${model}'")
   set_tests_properties(capture_logits_bitwise_${model} PROPERTIES FIXTURES_REQUIRED tiny_models)
 endforeach()
 
