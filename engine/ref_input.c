@@ -1,0 +1,235 @@
+/*
+ * ref_input.c - token ids and fault specs from the command line.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ref_input.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- --tokens 1,2,3 ---------------------------------------------------- */
+
+static int parse_token(const char *s, const char *end, int32_t *out) {
+    char buf[32];
+    size_t len = (size_t) (end - s);
+    if (len == 0 || len >= sizeof buf) {
+        return -1;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *stop;
+    errno = 0;
+    long long v = strtoll(buf, &stop, 10);
+    bool starts_right = isdigit((unsigned char) buf[0]) || buf[0] == '-';  /* no spaces, no '+' */
+    if (!starts_right || *stop != '\0' || errno != 0 || v < INT32_MIN || v > INT32_MAX) {
+        return -1;
+    }
+    *out = (int32_t) v;
+    return 0;
+}
+
+int ref_parse_token_list(const char *list, int32_t **tokens, int *n_tokens, char *err, size_t err_size) {
+    int capacity = 1;
+    for (const char *c = list; *c != '\0'; c++) {
+        capacity += *c == ',';
+    }
+    int32_t *out = malloc((size_t) capacity * sizeof *out);
+    if (out == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    int n = 0;
+    for (const char *s = list;; n++) {
+        const char *end = strchr(s, ',');
+        if (end == NULL) {
+            end = s + strlen(s);
+        }
+        if (parse_token(s, end, &out[n]) != 0) {
+            snprintf(err, err_size, "--tokens '%s': '%.*s' is not a token id; give integers separated by commas, "
+                     "e.g. --tokens 1,15043,3186", list, (int) (end - s), s);
+            free(out);
+            return -1;
+        }
+        if (*end == '\0') {
+            break;
+        }
+        s = end + 1;
+    }
+    *tokens = out;
+    *n_tokens = n + 1;
+    return 0;
+}
+
+/* ---- --tokens-file tokens.npy ------------------------------------------ */
+
+/* Reads the .npy header: returns the element size (4 or 8) and the length
+ * of a 1-D shape, or -1 with a reason. */
+static int parse_npy_header(FILE *f, long *count, const char **why) {
+    unsigned char pre[10];
+    if (fread(pre, 1, sizeof pre, f) != sizeof pre || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        *why = "not a .npy file";
+        return -1;
+    }
+    size_t header_len = pre[6] == 1 ? (size_t) (pre[8] | pre[9] << 8) : 0;
+    if (pre[6] != 1) {  /* versions 2 and 3 have a 4-byte length */
+        unsigned char more[2];
+        if (fread(more, 1, 2, f) != 2) {
+            *why = "truncated header";
+            return -1;
+        }
+        header_len = (size_t) pre[8] | (size_t) pre[9] << 8 | (size_t) more[0] << 16 | (size_t) more[1] << 24;
+    }
+    char header[4096];
+    if (header_len >= sizeof header || fread(header, 1, header_len, f) != header_len) {
+        *why = "truncated or oversized header";
+        return -1;
+    }
+    header[header_len] = '\0';
+    int size = strstr(header, "'<i4'") ? 4 : strstr(header, "'<i8'") ? 8 : 0;
+    const char *shape = strstr(header, "'shape': (");
+    if (size == 0 || strstr(header, "'fortran_order': False") == NULL || shape == NULL ||
+        sscanf(shape, "'shape': (%ld,)", count) != 1 || *count < 0) {
+        *why = "not a 1-D little-endian int32 or int64 array";
+        return -1;
+    }
+    return size;
+}
+
+static int read_ids(FILE *f, int size, long count, int32_t *out) {
+    for (long i = 0; i < count; i++) {
+        unsigned char b[8];
+        if (fread(b, 1, (size_t) size, f) != (size_t) size) {
+            return -1;
+        }
+        uint64_t bits = 0;
+        for (int j = size - 1; j >= 0; j--) {
+            bits = (bits << 8) | b[j];
+        }
+        /* sign-extend; ids outside int32 become -1, which the id check refuses */
+        int64_t v = size == 4 ? (int64_t) (int32_t) (uint32_t) bits : (int64_t) bits;
+        out[i] = v < INT32_MIN || v > INT32_MAX ? -1 : (int32_t) v;
+    }
+    return 0;
+}
+
+int ref_read_token_file(const char *path, int32_t **tokens, int *n_tokens, char *err, size_t err_size) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, err_size, "--tokens-file %s: %s; give a .npy file of token ids", path, strerror(errno));
+        return -1;
+    }
+    long count = 0;
+    const char *why = NULL;
+    int size = parse_npy_header(f, &count, &why);
+    int32_t *out = size > 0 && count > 0 ? malloc((size_t) count * sizeof *out) : NULL;
+    if (size > 0 && count > 0 && out != NULL && read_ids(f, size, count, out) != 0) {
+        why = "the file is shorter than its header says";
+    }
+    fclose(f);
+    if (why == NULL && (count == 0 || out == NULL)) {
+        why = count == 0 ? "it holds no tokens" : "out of memory";
+    }
+    if (why != NULL) {
+        snprintf(err, err_size, "--tokens-file %s: %s; give a 1-D int32 .npy file, e.g. "
+                 "numpy.save('t.npy', numpy.array([1, 2, 3], dtype=numpy.int32))", path, why);
+        free(out);
+        return -1;
+    }
+    *tokens = out;
+    *n_tokens = (int) count;
+    return 0;
+}
+
+int ref_check_tokens(const int32_t *tokens, int n_tokens, int n_vocab, char *err, size_t err_size) {
+    for (int i = 0; i < n_tokens; i++) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+            snprintf(err, err_size, "token %d (at index %d) is not a valid id for this model; "
+                     "ids must be in 0..%d", tokens[i], i, n_vocab - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- --fault ----------------------------------------------------------- */
+
+static const struct {
+    enum ref_fault_kind kind;
+    const char         *name;
+} faults[] = {
+    {REF_FAULT_EPS,          "eps"},
+    {REF_FAULT_SWAP_HEADS,   "swap-heads"},
+    {REF_FAULT_ROPE_OFFSET,  "rope-offset"},
+    {REF_FAULT_NO_ATTN_BIAS, "no-attn-bias"},
+};
+
+const char *ref_fault_name(enum ref_fault_kind kind) {
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        if (faults[i].kind == kind) {
+            return faults[i].name;
+        }
+    }
+    return "none";
+}
+
+/* The layer after the colon: digits only. */
+static int parse_fault_layer(const char *s, int *layer) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!isdigit((unsigned char) s[0]) || *end != '\0' || errno != 0 || v > 1000000) {
+        return -1;
+    }
+    *layer = (int) v;
+    return 0;
+}
+
+int ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t err_size) {
+    *fault = (struct ref_fault){REF_FAULT_NONE, -1};
+    if (strcmp(spec, "none") == 0) {
+        return 0;
+    }
+    const char *colon = strchr(spec, ':');
+    int layer;
+    if (colon != NULL && parse_fault_layer(colon + 1, &layer) == 0) {
+        for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+            size_t len = (size_t) (colon - spec);
+            if (strlen(faults[i].name) == len && strncmp(spec, faults[i].name, len) == 0) {
+                *fault = (struct ref_fault){faults[i].kind, layer};
+                return 0;
+            }
+        }
+    }
+    snprintf(err, err_size, "--fault '%s' is not a fault; use eps:L, swap-heads:L, rope-offset:L or "
+             "no-attn-bias:L with L a layer number", spec);
+    return -1;
+}
+
+int ref_check_fault(const struct ref_fault *fault, const struct ref_model *m, char *err, size_t err_size) {
+    if (fault->kind == REF_FAULT_NONE) {
+        return 0;
+    }
+    const char *name = ref_fault_name(fault->kind);
+    const char *why = NULL;
+    if (fault->layer >= m->hp.n_layer) {
+        snprintf(err, err_size, "--fault %s:%d: the model has layers 0-%d; choose one of them",
+                 name, fault->layer, m->hp.n_layer - 1);
+        return -1;
+    }
+    if (fault->kind == REF_FAULT_SWAP_HEADS && m->hp.n_head < 2) {
+        why = "the model has only one query head";
+    } else if (fault->kind == REF_FAULT_ROPE_OFFSET && m->hp.arch != REF_ARCH_LLAMA) {
+        why = "the model applies no RoPE";
+    } else if (fault->kind == REF_FAULT_NO_ATTN_BIAS && m->layers[fault->layer].bo == NULL) {
+        why = "the model has no attention output bias in that layer";
+    }
+    if (why != NULL) {
+        snprintf(err, err_size, "--fault %s:%d: %s; choose another fault for this model", name, fault->layer, why);
+        return -1;
+    }
+    return 0;
+}
