@@ -10,7 +10,7 @@
  * The dump format is docs/FORMAT.md; the report and the tolerances are
  * described in docs/COMPARE.md.
  *
- * Ownership: every *_open/*_parse/*_create/*_read returns an object that the
+ * Ownership: every *_open, *_parse, *_create and *_read returns an object that the
  * caller frees with the matching *_free (NULL is accepted by all *_free).
  * Pointers returned by accessors point into the object they came from and
  * live as long as it. Strings passed in are copied. Functions that can fail
@@ -271,6 +271,9 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
 /* The same as one JSON object (schema in docs/COMPARE.md). */
 int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c,
                             const struct llorch_ckpt_report_info *info);
+/* {"verdict": "error", "exit_code": 2, "message": message}: the JSON
+ * answer when the dumps could not be compared at all. */
+int llorch_ckpt_report_json_error(FILE *f, const char *message);
 /* The closing sentence alone, e.g. "first divergence: attn_norm, layer 2
  * (introduced here: its input l_out layer 1 passed)". */
 int llorch_ckpt_report_verdict(FILE *f, const llorch_ckpt_comparison *c);

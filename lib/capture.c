@@ -284,11 +284,14 @@ static int plan_keys(llorch_capture *cap, const struct ggml_tensor *t, int kind,
 
 static int plan_tensor(llorch_capture *cap, const struct ggml_tensor *t, int kind, struct plan *pl) {
     memset(pl, 0, sizeof *pl);
-    if (cap->p.raw || kind == LLORCH_CKPT_GRAPH) {
+    bool keyed = kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX;
+    /* --raw only changes the tensors that are otherwise trimmed or
+     * un-transposed; activations are written as llama.cpp holds them anyway */
+    if ((cap->p.raw && keyed) || kind == LLORCH_CKPT_GRAPH) {
         plan_raw(t, pl);
         return 0;
     }
-    if (kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX) {
+    if (keyed) {
         return plan_keys(cap, t, kind, pl);
     }
     bool heads = kind >= LLORCH_CKPT_QCUR && kind <= LLORCH_CKPT_KCUR_PRE_ROPE;

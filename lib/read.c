@@ -742,7 +742,7 @@ static int get_int(struct ctx *c, const cJSON *obj, const char *key, int64_t lo,
 static int get_int32(struct ctx *c, const cJSON *obj, const char *key, int64_t lo,
                      bool required, int fallback, int *out)
 {
-    int64_t v;
+    int64_t v = fallback;
     if (get_int(c, obj, key, lo, INT32_MAX, required, fallback, &v) != 0) {
         return -1;
     }
@@ -1002,6 +1002,33 @@ static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llo
     return check_entry_axes(c, e) || check_entry_size(c, e) ? -1 : 0;
 }
 
+static int name_compare(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Each file is listed once: what the entries declare then adds up to at
+ * most the size of the dump, which bounds what comparing them allocates. */
+static int check_unique_files(struct ctx *c, const llorch_ckpt_dump *d)
+{
+    const char **names = malloc((d->n_entries ? d->n_entries : 1) * sizeof *names);
+    if (!names) {
+        return bad(c, "out of memory");
+    }
+    for (size_t i = 0; i < d->n_entries; i++) {
+        names[i] = d->entries[i].file;
+    }
+    qsort(names, d->n_entries, sizeof *names, name_compare);
+    int rc = 0;
+    for (size_t i = 1; i < d->n_entries && rc == 0; i++) {
+        if (strcmp(names[i - 1], names[i]) == 0) {
+            rc = bad(c, "file '%s' is listed more than once", names[i]);
+        }
+    }
+    free(names);
+    return rc;
+}
+
 static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
 {
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
@@ -1024,7 +1051,7 @@ static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
         d->n_entries++;
     }
     c->where[0] = '\0';
-    return 0;
+    return check_unique_files(c, d);
 }
 
 static char *copy_string(const char *s)
@@ -1244,7 +1271,7 @@ static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_e
 int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size)
 {
     const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
-    int64_t count, bytes;
+    int64_t count = 0, bytes = 0;
     uint64_t size;
     char path[4096];
     if (!e || entry_file_size(d, e, &size, err, err_size) != 0) {
