@@ -1,0 +1,33 @@
+# Extract (llama.cpp), emit (llorch-ref-engine), compare: the extractor's
+# files against an independent computation, and compare's first divergence.
+find_program(LLORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+set(_workflow_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor> ENGINE=$<TARGET_FILE:llorch-ref-engine>
+                  COMPARE=$<TARGET_FILE:llorch-checkpoint-compare> PY=${LLORCH_PYTHON})
+
+function(llorch_workflow_case case model_path tag)
+  set(name workflow_${case}_${tag})
+  set(preset f32)
+  if(tag MATCHES "f16")
+    set(preset f16)
+  endif()
+  add_test(NAME ${name}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/workflow_cases.sh ${case} ${model_path} ${LLORCH_TEST_DATA}/${name}
+                   ${preset})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${_workflow_env}" FIXTURES_REQUIRED tiny_models
+                                          SKIP_RETURN_CODE 77 TIMEOUT 180)
+endfunction()
+
+foreach(model tiny-gpt2-f32 tiny-gpt2-f16 tiny-llama-f32 tiny-llama-f16)
+  llorch_workflow_case(reference ${LLORCH_TEST_DATA}/${model}.gguf ${model})
+endforeach()
+foreach(model tiny-llama-q8_0 tiny-llama-q4_K)
+  llorch_workflow_case(quantized ${LLORCH_TEST_DATA}/${model}.gguf ${model})
+endforeach()
+foreach(model tiny-gpt2-f32 tiny-llama-f32)
+  llorch_workflow_case(faults ${LLORCH_TEST_DATA}/${model}.gguf ${model})
+  llorch_workflow_case(ubatch ${LLORCH_TEST_DATA}/${model}.gguf ${model})
+endforeach()
+# the real models in ../shared/models, where present (a fresh machine has none)
+llorch_workflow_case(reference ${LLORCH_SHARED_MODELS}/stories260K.gguf stories260K)
+llorch_workflow_case(faults ${LLORCH_SHARED_MODELS}/stories260K.gguf stories260K)
+llorch_workflow_case(reference ${LLORCH_SHARED_MODELS}/synthetic-random-gpt2.gguf shared-gpt2-f16)
