@@ -8,6 +8,7 @@
  *   idle     the capture library attached with nothing requested
  *   memory   all six checkpoints of every layer copied to memory, then dropped
  *   disk     the same, written to SCRATCH_DIR by the writer thread
+ * All four share one ggml threadpool (no polling), as the extractor does.
  * A run's time is llama_decode plus, for disk, waiting until the writer has
  * written the run's files (llorch_capture_sync): the files exist when the
  * clock stops. Ratios are medians of per-rep ratios against plain. */
@@ -15,6 +16,7 @@
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
 
+#include <ggml-cpu.h>
 #include <llama.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +54,7 @@ static void quiet(enum ggml_log_level level, const char *text, void *data) {
 }
 
 static void setup(struct config *c, int which, struct llama_model *model, const char *path, const char *scratch,
-                  int threads, int n_tokens, int reps) {
+                  struct ggml_threadpool *pool, int threads, int n_tokens, int reps) {
     char err[1024], dir[4096];
     memset(c, 0, sizeof *c);
     c->seconds = calloc((size_t) reps, sizeof(double));
@@ -82,6 +84,7 @@ static void setup(struct config *c, int which, struct llama_model *model, const 
     }
     c->ctx = llama_init_from_model(model, cp);
     if (c->ctx == NULL) die("context", config_names[which]);
+    llama_attach_threadpool(c->ctx, pool, pool);
 }
 
 static double run_once(struct config *c, const llama_token *tokens, int n) {
@@ -130,9 +133,14 @@ static size_t expected_bytes(const struct llama_model *m, int n) {
 
 static void bench_threads(struct llama_model *model, const char *path, const char *scratch, int threads,
                           const llama_token *tokens, int n, int reps) {
+    /* one threadpool for all four contexts, as the extractor does: without
+     * it (and without OpenMP) ggml starts threads for every graph split */
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default(threads);
+    tpp.poll = 0;
+    struct ggml_threadpool *pool = ggml_threadpool_new(&tpp);
     struct config c[N_CONFIGS];
     for (int k = 0; k < N_CONFIGS; k++) {
-        setup(&c[k], k, model, path, scratch, threads, n, reps);
+        setup(&c[k], k, model, path, scratch, pool, threads, n, reps);
         run_once(&c[k], tokens, n);   /* warm-up: first-touch allocations, page cache */
     }
     struct llorch_capture_report before;
@@ -174,6 +182,7 @@ static void bench_threads(struct llama_model *model, const char *path, const cha
         llorch_ckpt_selection_free(c[k].selection);
         free(c[k].seconds);
     }
+    ggml_threadpool_free(pool);
 }
 
 int main(int argc, char **argv) {

@@ -23,6 +23,10 @@
  * true only for the tensors it will write. Copies happen on the compute
  * thread (a strided gather into a fresh buffer); files are written by a
  * writer thread behind a queue bounded by queue_bytes.
+ *
+ * Each captured tensor ends a graph split. On a CPU build without OpenMP,
+ * attach a ggml threadpool to the context (llama_attach_threadpool, with
+ * poll = 0): otherwise ggml starts its worker threads anew for every split.
  */
 #ifndef LLORCH_CAPTURE_H
 #define LLORCH_CAPTURE_H

@@ -9,6 +9,7 @@
 #include "llorch_checkpoint.h"
 
 #include <errno.h>
+#include <ggml-cpu.h>
 #include <ggml.h>
 #include <llama.h>
 #include <signal.h>
@@ -36,6 +37,7 @@ struct run {
     struct extractor_options opt;
     struct llama_model      *model;
     struct llama_context    *ctx;
+    struct ggml_threadpool  *threadpool;
     const struct llama_vocab *vocab;
     llama_token             *tokens;      /* prompt + generated */
     int                      n_prompt, n_tokens, n_alloc;
@@ -352,6 +354,15 @@ static int create_context(struct run *r) {
         return fail("llama.cpp could not create a context for '%s' (llama.cpp: %s); a quantized V cache "
                     "needs -fa on", r->opt.model, llama_reason());
     }
+    /* Every checkpoint is a graph split. Without a threadpool (and without
+     * OpenMP) ggml would start its worker threads anew for each split; with
+     * one they sleep in between (no polling), leaving the core to the writer. */
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default(r->opt.threads);
+    tpp.poll = 0;
+    r->threadpool = ggml_threadpool_new(&tpp);
+    if (r->threadpool != NULL) {
+        llama_attach_threadpool(r->ctx, r->threadpool, r->threadpool);
+    }
     return 0;
 }
 
@@ -498,6 +509,9 @@ static void run_free(struct run *r) {
     llorch_ckpt_selection_free(r->selection);
     if (r->ctx != NULL) {
         llama_free(r->ctx);
+    }
+    if (r->threadpool != NULL) {
+        ggml_threadpool_free(r->threadpool);
     }
     if (r->model != NULL) {
         llama_model_free(r->model);
