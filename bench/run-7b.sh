@@ -38,7 +38,9 @@ run() {  # name extractor-args...
 }
 
 echo "model: $model ($(du -b "$model" | cut -f1) bytes); $(nproc) cores"
+run warm-up     --tokens 1,15043 --checkpoints none >/dev/null   # reads the model into the page cache
 run hello-none  --tokens 1,15043 --checkpoints none
 run hello-six   --tokens 1,15043
 run p512-none   --tokens "$ids" --checkpoints none
 run p512-scores --tokens "$ids" --checkpoints 4
+rm -rf "$scratch"/warm-up "$scratch"/hello-* "$scratch"/p512-*   # the dumps; the model stays for the next run
