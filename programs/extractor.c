@@ -9,6 +9,9 @@
 #include "llorch_checkpoint.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <ggml-backend.h>
 #include <ggml-cpu.h>
 #include <ggml.h>
 #include <llama.h>
@@ -105,7 +108,69 @@ static void print_version(void) {
 
 /* --- model --------------------------------------------------------------- */
 
+/* ggml's RPC client aborts the process when a server cannot be reached;
+ * check first, so that a wrong address is one line and exit status 2. */
+static bool rpc_reachable(const char *endpoint) {
+    char host[256];
+    snprintf(host, sizeof host, "%s", endpoint);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL || colon == host || colon[1] == '\0') {
+        return false;
+    }
+    *colon = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
+        return false;
+    }
+    bool ok = false;
+    for (struct addrinfo *a = res; a != NULL && !ok; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        ok = fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* --rpc: registers each server as a device, as llama.cpp's own --rpc does.
+ * Its tensors then live in remote buffers, which capture reads back with
+ * ggml_backend_tensor_get. */
+static int add_rpc_servers(const char *list) {
+    ggml_backend_reg_t rpc = ggml_backend_reg_by_name("RPC");
+    void *symbol = rpc != NULL ? ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server") : NULL;
+    typedef ggml_backend_reg_t (*add_server_fn)(const char *endpoint);
+    add_server_fn add = NULL;
+    if (symbol != NULL) {
+        memcpy(&add, &symbol, sizeof add);   /* POSIX: a symbol's address converts to a function pointer */
+    }
+    if (add == NULL) {
+        return fail("--rpc %s: this llama.cpp was built without the RPC backend%s; rebuild it with -DGGML_RPC=ON",
+                    list, "");
+    }
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", list);
+    char *save = NULL;
+    for (char *server = strtok_r(copy, ",", &save); server != NULL; server = strtok_r(NULL, ",", &save)) {
+        if (!rpc_reachable(server)) {
+            return fail("--rpc: cannot connect to RPC server '%s'%s; start one (llama.cpp's rpc-server) or fix "
+                        "the HOST:PORT", server, "");
+        }
+        ggml_backend_reg_t reg = add(server);
+        if (reg == NULL) {
+            return fail("--rpc: cannot reach RPC server '%s'%s; start one (llama.cpp's rpc-server) or fix the address",
+                        server, "");
+        }
+        ggml_backend_register(reg);
+    }
+    return 0;
+}
+
 static int load_model(struct run *r) {
+    if (r->opt.rpc != NULL && add_rpc_servers(r->opt.rpc) != 0) {
+        return 2;
+    }
     struct stat st;
     if (stat(r->opt.model, &st) != 0 || !S_ISREG(st.st_mode)) {
         return fail("model '%s' not found%s; check the path given with -m", r->opt.model, "");

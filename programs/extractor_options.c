@@ -64,7 +64,8 @@ static void print_help(void) {
         "  -fa, --flash-attn MODE  on, off or auto (default auto; off when kq_soft_max is asked)\n"
         "  -ctk, --cache-type-k T  K cache type: f16 (default), f32, bf16, q8_0, ...\n"
         "  -ctv, --cache-type-v T  V cache type\n"
-        "  -ngl, --n-gpu-layers N  layers to offload (GPU builds)\n"
+        "  -ngl, --n-gpu-layers N  layers to offload (GPU and RPC devices)\n"
+        "      --rpc SERVERS       offload to ggml RPC servers, e.g. 127.0.0.1:50052\n"
         "      --no-repack         portable CPU kernels, no weight repacking (default)\n"
         "      --repack            let ggml repack weights (faster, CPU-specific numerics)\n"
         "      --seed N            recorded; generation is greedy and deterministic\n"
@@ -173,6 +174,7 @@ static int parse_valued(const char *arg, const char *v, struct extractor_options
     if (is(arg, NULL, "--checkpoints")) { opt->checkpoints = v; return 0; }
     if (is(arg, NULL, "--layers")) { opt->layers = v; return 0; }
     if (is(arg, "-ctk", "--cache-type-k")) { opt->cache_type_k = v; return 0; }
+    if (is(arg, NULL, "--rpc")) { opt->rpc = v; return 0; }
     if (is(arg, "-ctv", "--cache-type-v")) { opt->cache_type_v = v; return 0; }
     if (is(arg, NULL, "--graph-regex")) {
         if (opt->n_graph_regex == (int) (sizeof opt->graph_regex / sizeof opt->graph_regex[0])) {

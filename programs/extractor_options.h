@@ -39,6 +39,7 @@ struct extractor_options {
     const char *cache_type_k;
     const char *cache_type_v;
     int         n_gpu_layers;
+    const char *rpc;             /* "host:port,host:port" */
     bool        repack;
     unsigned    seed;
     bool        verbose;

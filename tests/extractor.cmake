@@ -33,3 +33,15 @@ llorch_extractor_case(text tiny-gpt2-f32)
 llorch_extractor_case(bad-input tiny-gpt2-f32)
 llorch_extractor_case(interrupt tiny-llama-f32)
 llorch_extractor_case(repack tiny-llama-f16)
+
+# Capture from tensors in non-host buffers: a ggml RPC server on this
+# machine's CPU holds the model, the KV cache and the activations.
+add_executable(rpc_server ${CMAKE_CURRENT_LIST_DIR}/rpc_server.c)
+target_link_libraries(rpc_server PRIVATE ggml::ggml)
+llorch_target(rpc_server)
+add_test(NAME extractor_rpc_tiny-llama-f32
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/extractor_cases.sh rpc ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf
+                 ${LLORCH_TEST_DATA}/extractor_rpc)
+set_tests_properties(extractor_rpc_tiny-llama-f32 PROPERTIES
+  ENVIRONMENT "${_cases_env};RPC_SERVER=$<TARGET_FILE:rpc_server>;COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>"
+  FIXTURES_REQUIRED tiny_models TIMEOUT 120 SKIP_RETURN_CODE 77)

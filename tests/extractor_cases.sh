@@ -73,6 +73,20 @@ diff = max(float(np.abs(np.load(f"rp/{a['file']}") - np.load(f"np/{b['file']}"))
 print(f"ok: manifest marks --repack as cpu-specific numerics; on this CPU the largest difference is {diff:.3g}")
 PY
     ;;
+  rpc)           # tensors in remote buffers are read back with ggml_backend_tensor_get
+    port=$((20000 + RANDOM % 20000))
+    "$RPC_SERVER" "127.0.0.1:$port" >rpc.log 2>&1 &
+    server=$!
+    trap 'kill $server 2>/dev/null' EXIT
+    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    "$x" -m "$model" -p "Once upon a time" -n 2 -ctk f32 -ctv f32 --checkpoints all --rpc "127.0.0.1:$port" \
+      -o remote 2>err.txt || { cat err.txt rpc.log; fail "extraction over RPC"; }
+    "$x" -m "$model" -p "Once upon a time" -n 2 -ctk f32 -ctv f32 --checkpoints all -ngl 0 -o local 2>/dev/null \
+      || fail "local extraction"
+    checks structure remote --kv f32 --extras
+    "$COMPARE" local remote >compare.txt || { cat compare.txt; fail "remote and local dumps differ"; }
+    echo "ok: over RPC: $(tail -n 1 compare.txt)"
+    ;;
   bad-input)
     expect_error 2 "not found" -m missing.gguf -p hi -o o1
     head -c 100000 "$model" > truncated.gguf
@@ -98,6 +112,7 @@ PY
     expect_error 2 "kq_soft_max cannot be captured with -fa on" -m "$model" -p hi -fa on -o o14
     expect_error 2 "give exactly one of" -m "$model" -o o15
     expect_error 2 "unknown cache type" -m "$model" -p hi -ctk f8 -o o16
+    expect_error 2 "cannot connect to RPC server '127.0.0.1:1'" -m "$model" -p hi --rpc 127.0.0.1:1 -o o17
     # a full disk: the file-size limit makes writes fail like ENOSPC does
     long="$(printf 'a full disk %.0s' $(seq 1 40))"
     ( ulimit -f 4; "$x" -m "$model" -p "$long" -o full >out.txt 2>err.txt ); rc=$?
