@@ -361,7 +361,11 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
                                           const struct plan *pl, enum llorch_ckpt_dtype dtype) {
     struct llorch_queue_item *item = calloc(1, sizeof *item);
     size_t bytes = llorch_convert_size(&pl->g, dtype);
-    if (item == NULL || (item->data = malloc(bytes > 0 ? bytes : 1)) == NULL) {
+    if (item != NULL) {
+        item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->capacity)
+                                        : malloc(bytes > 0 ? bytes : 1);
+    }
+    if (item == NULL || item->data == NULL) {
         free(item);
         fail(cap, "out of memory copying %s (%zu bytes); lower the model size or the selection", t->name, bytes);
         return NULL;

@@ -10,6 +10,13 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* A consumed item's buffer, kept for the next one. */
+struct spare {
+    void         *data;
+    size_t        capacity;
+    struct spare *next;
+};
+
 struct llorch_queue {
     pthread_mutex_t lock;
     pthread_cond_t  changed;     /* an item was pushed or consumed */
@@ -19,6 +26,8 @@ struct llorch_queue {
     size_t  items;               /* items queued or being consumed */
     size_t  max_bytes;
     size_t  peak_bytes;
+    struct spare *spares;        /* recycled buffers */
+    size_t  spare_bytes;         /* queued + spare bytes stay within max_bytes */
     bool    closing;
     int     failed;              /* the consumer's first failure */
     double  wait_seconds;
@@ -35,6 +44,45 @@ static double now_seconds(void) {
 static void free_item(struct llorch_queue_item *item) {
     free(item->data);
     free(item);
+}
+
+/* Keeps item's buffer for reuse while queued and spare bytes stay within
+ * the bound; frees the rest. Called with the lock held. */
+static void recycle_locked(llorch_queue *q, struct llorch_queue_item *item) {
+    struct spare *s = NULL;
+    if (item->capacity > 0 && q->bytes + q->spare_bytes + item->capacity <= q->max_bytes) {
+        s = malloc(sizeof *s);
+    }
+    if (s == NULL) {
+        free_item(item);
+        return;
+    }
+    s->data = item->data;
+    s->capacity = item->capacity;
+    s->next = q->spares;
+    q->spares = s;
+    q->spare_bytes += s->capacity;
+    free(item);
+}
+
+void *llorch_queue_buffer(llorch_queue *q, size_t bytes, size_t *capacity) {
+    pthread_mutex_lock(&q->lock);
+    /* the first spare that fits without wasting more than half of it */
+    for (struct spare **link = &q->spares; *link != NULL; link = &(*link)->next) {
+        struct spare *s = *link;
+        if (s->capacity >= bytes && s->capacity / 2 <= bytes) {
+            *link = s->next;
+            q->spare_bytes -= s->capacity;
+            pthread_mutex_unlock(&q->lock);
+            void *data = s->data;
+            *capacity = s->capacity;
+            free(s);
+            return data;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    *capacity = bytes > 0 ? bytes : 1;
+    return malloc(*capacity);
 }
 
 static struct llorch_queue_item *pop_locked(llorch_queue *q) {
@@ -68,7 +116,7 @@ static void *writer_main(void *arg) {
         }
         q->bytes -= item->bytes;
         q->items--;
-        free_item(item);
+        recycle_locked(q, item);
         pthread_cond_broadcast(&q->changed);
     }
     pthread_mutex_unlock(&q->lock);
@@ -158,6 +206,12 @@ void llorch_queue_free(llorch_queue *q) {
         return;
     }
     llorch_queue_finish(q);
+    while (q->spares != NULL) {
+        struct spare *s = q->spares;
+        q->spares = s->next;
+        free(s->data);
+        free(s);
+    }
     pthread_cond_destroy(&q->changed);
     pthread_mutex_destroy(&q->lock);
     free(q);

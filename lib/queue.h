@@ -12,8 +12,9 @@
  * data) after the consumer has seen it. */
 struct llorch_queue_item {
     struct llorch_ckpt_tensor tensor;   /* tensor.data == data */
-    void                     *data;
+    void                     *data;       /* malloc'd, or from llorch_queue_buffer */
     size_t                    bytes;
+    size_t                    capacity;   /* size of data's allocation */
     char                      graph_name[128];
     char                      graph_op[32];
     struct llorch_queue_item *next;
@@ -26,6 +27,11 @@ typedef int (*llorch_queue_consume_fn)(void *ctx, const struct llorch_queue_item
 typedef struct llorch_queue llorch_queue;
 
 llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn consume, void *ctx);
+/* A buffer of at least `bytes` for an item's data (its size in *capacity):
+ * one that a consumed item left behind when one fits, else a new one.
+ * Reuse keeps the compute thread's copy out of freshly mapped pages, whose
+ * first touch costs more than the copy itself. Free it with free(). */
+void  *llorch_queue_buffer(llorch_queue *q, size_t bytes, size_t *capacity);
 /* Takes ownership of item. Returns -1 when the consumer has failed. */
 int    llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
 /* Waits until every item pushed so far is consumed; returns the consumer's
