@@ -43,5 +43,5 @@ add_test(NAME extractor_rpc_tiny-llama-f32
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/extractor_cases.sh rpc ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf
                  ${LLORCH_TEST_DATA}/extractor_rpc)
 set_tests_properties(extractor_rpc_tiny-llama-f32 PROPERTIES
-  ENVIRONMENT "${_cases_env};RPC_SERVER=$<TARGET_FILE:rpc_server>;COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>"
+  ENVIRONMENT "${_cases_env};RPC_SERVER=$<TARGET_FILE:rpc_server>;COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan-ggml-rpc.supp"
   FIXTURES_REQUIRED tiny_models TIMEOUT 120 SKIP_RETURN_CODE 77)
