@@ -141,19 +141,22 @@ static float silu(float x) {
     return x / (1.0f + expf(-x));
 }
 
-/* RoPE, "normal" mode: consecutive pairs (x[2i], x[2i+1]) of every head are
- * rotated by theta_i = pos * freq_scale * base^(-2i/head_dim). The angle is
- * built as llama.cpp builds it, by repeated multiplication in float, so the
- * angles agree with it to the last bit. */
-static void rope_one(float *x, int head_dim, int pos, float base, float freq_scale) {
+/* RoPE rotates pairs of a head's dimensions by theta_i = pos * freq_scale *
+ * base^(-2i/head_dim): in "normal" mode (llama) the neighbours (x[2i],
+ * x[2i+1]), in NEOX mode (qwen2) the halves (x[i], x[i + head_dim/2]). The
+ * angle is built as llama.cpp builds it, by repeated multiplication in
+ * float, so the angles agree with it to the last bit. */
+static void rope_one(float *x, int head_dim, int pos, float base, float freq_scale, bool neox) {
     const float theta_scale = powf(base, -2.0f / (float) head_dim);
     float theta = (float) pos;
     for (int i = 0; i < head_dim; i += 2) {
         float angle = freq_scale * theta;
         float c = cosf(angle), s = sinf(angle);
-        float x0 = x[i], x1 = x[i + 1];
-        x[i]     = x0 * c - x1 * s;
-        x[i + 1] = x0 * s + x1 * c;
+        int a = neox ? i / 2 : i;
+        int b = neox ? i / 2 + head_dim / 2 : i + 1;
+        float x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
         theta *= theta_scale;
     }
 }
@@ -163,7 +166,7 @@ static void rope(float *x, int T, int n_heads, int head_dim, int pos_start, cons
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < n_heads; h++) {
             float *head = &x[((size_t) t * n_heads + h) * head_dim];
-            rope_one(head, head_dim, pos_start + t, hp->rope_freq_base, hp->rope_freq_scale);
+            rope_one(head, head_dim, pos_start + t, hp->rope_freq_base, hp->rope_freq_scale, hp->rope_neox);
         }
     }
 }

@@ -120,8 +120,11 @@ static void read_architecture(struct loader *ld) {
         hp->arch = REF_ARCH_GPT2;
     } else if (strcmp(arch, "llama") == 0) {
         hp->arch = REF_ARCH_LLAMA;
+    } else if (strcmp(arch, "qwen2") == 0) {
+        hp->arch = REF_ARCH_LLAMA;      /* llama with Q/K/V biases and NEOX RoPE */
+        hp->rope_neox = true;
     } else {
-        fail(ld, "%s: architecture '%s' is not supported; this engine runs gpt2 and llama models",
+        fail(ld, "%s: architecture '%s' is not supported; this engine runs gpt2, llama and qwen2 models",
              ld->path, arch);
     }
 }

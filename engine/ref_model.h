@@ -11,6 +11,7 @@
 #define REF_MODEL_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum ref_arch {
@@ -33,6 +34,7 @@ struct ref_hparams {
     float kq_scale;         /* attention score scale, 1/sqrt(head_dim)     */
     float rope_freq_base;   /* llama: ARCH.rope.freq_base, default 10000   */
     float rope_freq_scale;  /* llama: 1 / ARCH.rope.scaling.factor (linear) */
+    bool  rope_neox;        /* qwen2: RoPE rotates the two halves of a head */
 };
 
 /* One transformer block. Pointers the architecture does not use, and
