@@ -59,6 +59,28 @@ case "$case_name" in
     "$x" -m "$model" -p "Hello world" --text --layers 0 -o txt 2>/dev/null || fail text
     [ -f txt/checkpoint_01_attn_norm_l00_s000.txt ] || fail "no checkpoint_01_attn_norm_l00_s000.txt"
     checks text txt
+    # an engine author's test finds layer 0 by the documented names alone, no manifest
+    "$PY" - <<'PY' || exit 1
+import numpy as np
+names = ["01_attn_norm", "02_Qcur", "02_Kcur", "02_Vcur", "03_cache_k", "03_cache_v",
+         "04_kq_soft_max", "05_attn_out_proj", "06_ffn_out"]
+arrays = {}
+for n in names:
+    a = np.load(f"txt/checkpoint_{n}_l00_s000.npy")
+    t = np.loadtxt(f"txt/checkpoint_{n}_l00_s000.txt", dtype=np.float32).reshape(a.shape)
+    assert a.dtype == np.float32 and t.tobytes() == a.tobytes(), n
+    arrays[n] = a
+tokens = len(np.load("txt/tokens.npy"))
+E = arrays["01_attn_norm"].shape[1]
+H, D = arrays["02_Qcur"].shape[1:]
+assert arrays["01_attn_norm"].shape == (tokens, E) and H * D == E
+assert arrays["02_Qcur"].shape == (tokens, H, D) and arrays["02_Kcur"].shape[0] == tokens
+assert arrays["03_cache_k"].shape == arrays["02_Kcur"].shape   # one step: K = T valid cells
+assert arrays["04_kq_soft_max"].shape == (H, tokens, tokens)
+assert arrays["05_attn_out_proj"].shape == arrays["06_ffn_out"].shape == (tokens, E)
+print(f"ok: layer 0's six checkpoints load by their documented names (.npy and .txt, bit for bit), "
+      f"{tokens} tokens, n_embd {E}, {H} heads")
+PY
     ;;
   repack)        # --repack is recorded as CPU-specific numerics; the default is portable
     "$x" -m "$model" -p "Hello there" --repack -o rp 2>/dev/null || fail repack
