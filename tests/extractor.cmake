@@ -33,6 +33,8 @@ llorch_extractor_case(text tiny-gpt2-f32)
 llorch_extractor_case(bad-input tiny-gpt2-f32)
 llorch_extractor_case(interrupt tiny-llama-f32)
 llorch_extractor_case(repack tiny-llama-f16)
+llorch_extractor_case(stats tiny-gpt2-f32)
+llorch_extractor_case(graph tiny-llama-f32)
 
 # Capture from tensors in non-host buffers: a ggml RPC server on this
 # machine's CPU holds the model, the KV cache and the activations.

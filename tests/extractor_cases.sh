@@ -82,6 +82,28 @@ print(f"ok: layer 0's six checkpoints load by their documented names (.npy and .
       f"{tokens} tokens, n_embd {E}, {H} heads")
 PY
     ;;
+  stats)         # --stats prints one line per tensor and writes nothing
+    "$x" -m "$model" -p "Hello world" --stats --layers 0 >stats.txt 2>err.txt || { cat err.txt; fail stats; }
+    lines="$(grep -cE '^(attn_norm|Qcur|Kcur|Vcur|cache_k|cache_v|kq_soft_max|attn_out_proj|ffn_out) +0 +0 .* min .* max .* mean .* nan 0 inf 0$' stats.txt)"
+    [ "$lines" = 9 ] || { cat stats.txt; fail "expected 9 stats lines for layer 0, got $lines"; }
+    [ -z "$(ls -A .| grep -v -e stats.txt -e err.txt)" ] || fail "--stats wrote files"
+    echo "ok: --stats: $lines lines, no files; e.g. $(head -n1 stats.txt | tr -s ' ')"
+    ;;
+  graph)         # --graph-regex: any llama.cpp tensor; repeated names get #1, #2, ...
+    "$x" -m "$model" -p "Hello world" --graph-regex '^Qcur-0$' --graph-regex '^ffn_gate-1$' -o g 2>err.txt \
+      || { cat err.txt; fail graph; }
+    "$PY" - <<'PY' || exit 1
+import json, numpy as np
+m = json.load(open("g/manifest.json"))
+names = [f["graph_name"] for f in m["files"]]
+assert all(f["checkpoint"] == "graph" for f in m["files"]), names
+assert names[0] == "Qcur-0" and "Qcur-0#1" in names and "ffn_gate-1" in names, names
+ops = [f["graph_op"] for f in m["files"] if f["graph_name"].startswith("Qcur-0")]
+for f in m["files"]:
+    assert np.load("g/" + f["file"]).shape == tuple(f["shape"])
+print(f"ok: --graph-regex wrote {names} (ops {ops})")
+PY
+    ;;
   repack)        # --repack is recorded as CPU-specific numerics; the default is portable
     "$x" -m "$model" -p "Hello there" --repack -o rp 2>/dev/null || fail repack
     "$x" -m "$model" -p "Hello there" -o np 2>/dev/null || fail no-repack
