@@ -13,3 +13,4 @@ target_link_libraries(llorch-ref-engine PRIVATE llorch-checkpoint ggml::ggml m)
 # contraction (clang contracts by default, gcc in GNU modes).
 target_compile_options(llorch-ref-engine PRIVATE -ffp-contract=off)
 llorch_target(llorch-ref-engine)
+install(TARGETS llorch-ref-engine RUNTIME DESTINATION bin)

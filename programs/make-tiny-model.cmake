@@ -11,3 +11,4 @@ target_compile_definitions(llorch-make-tiny-model PRIVATE LLAMA_VOCAB_DIR="${LLA
 # weight generator (clang contracts by default, gcc does in GNU modes).
 target_compile_options(llorch-make-tiny-model PRIVATE -ffp-contract=off)
 llorch_target(llorch-make-tiny-model)
+install(TARGETS llorch-make-tiny-model RUNTIME DESTINATION bin)
