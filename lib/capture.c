@@ -298,7 +298,8 @@ static int plan_tensor(llorch_capture *cap, const struct ggml_tensor *t, int kin
     pl->g = llorch_gather_identity(t);
     pl->n_dims = heads ? 3 : 2;
     if (t->ne[pl->n_dims - 1] != cap->n_tokens || (!heads && t->ne[2] * t->ne[3] != 1)) {
-        fail(cap, "%s has %lld rows for a step of %d tokens; mark every token of the batch as an output",
+        fail(cap, "%s has %lld rows for a step of %d tokens; decode at most n_ubatch tokens per step "
+                  "(llorch_capture_begin_step) and mark every token of the batch as an output",
              t->name, (long long) t->ne[pl->n_dims - 1], cap->n_tokens);
         return -1;
     }
@@ -459,8 +460,16 @@ static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
     }
     int layer = -1;
     int kind = llorch_identify(&cap->facts, cap->p.identify, t, &layer);
-    if (kind >= 0 && llorch_ckpt_selection_has(cap->p.selection, (enum llorch_ckpt_kind) kind, layer) &&
-        !cap->seen[seen_index(cap, kind, layer)]) {
+    bool wanted = kind >= 0 && llorch_ckpt_selection_has(cap->p.selection, (enum llorch_ckpt_kind) kind, layer);
+    if (wanted && cap->seen[seen_index(cap, kind, layer)]) {
+        /* a second graph in one step: llama_decode split the batch into
+         * micro-batches, and this one's positions are unknown */
+        fail(cap, "%s was computed twice in one step: the batch holds more tokens than n_ubatch; call "
+                  "llorch_capture_begin_step for each micro-batch (decode at most n_ubatch tokens at a time)",
+             t->name);
+        return false;
+    }
+    if (wanted) {
         cap->pending_kind = kind;
     } else if (llorch_ckpt_selection_match_graph(cap->p.selection, t->name)) {
         cap->pending_kind = LLORCH_CKPT_GRAPH;

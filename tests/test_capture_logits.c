@@ -136,6 +136,41 @@ int main(int argc, char **argv) {
     llorch_capture_free(disk);
     llorch_ckpt_writer_free(w);
 
+    /* a batch larger than n_ubatch is two graphs in one step: refused, not
+     * silently captured once */
+    llorch_ckpt_writer *w2 = llorch_ckpt_writer_open(argv[2], &(struct llorch_ckpt_writer_options){.allow_nonempty = true},
+                                                     err, sizeof err);
+    CHECK(w2 != NULL, "%s", err);
+    p.writer = w2;
+    llorch_capture *split = llorch_capture_create(&p, err, sizeof err);
+    CHECK(split != NULL, "%s", err);
+    struct llama_context_params cp2 = llama_context_default_params();
+    cp2.n_ctx = 256;
+    cp2.n_batch = N_TOKENS;
+    cp2.n_ubatch = 3;
+    cp2.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    llorch_capture_attach(split, &cp2);
+    struct llama_context *ctx2 = llama_init_from_model(model, cp2);
+    CHECK(ctx2 != NULL, "context");
+    struct llama_batch b = llama_batch_init(N_TOKENS, 0, 1);
+    for (int i = 0; i < N_TOKENS; i++) {
+        b.token[i] = i + 1;
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;
+    }
+    b.n_tokens = N_TOKENS;
+    llorch_capture_begin_step(split, 0, N_TOKENS);
+    int rc = llama_decode(ctx2, b);
+    CHECK(llorch_capture_end_step(split) == -1 && strstr(llorch_capture_error(split), "at most n_ubatch") != NULL,
+          "a batch over n_ubatch must be refused (decode %d, error '%s')", rc, llorch_capture_error(split));
+    printf("ok: a batch over n_ubatch is refused: %s\n", llorch_capture_error(split));
+    llama_batch_free(b);
+    llama_free(ctx2);
+    llorch_capture_free(split);
+    llorch_ckpt_writer_free(w2);
+
     free(plain);
     free(plain3);
     free(with_mem);
