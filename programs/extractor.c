@@ -101,8 +101,9 @@ static const char *llama_reason(void) {
 static void print_version(void) {
     printf(PROG " %s\n", LLORCH_CKPT_VERSION);
     printf("llama.cpp %.12s from %s, %s\n", LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE,
-           LLORCH_LLAMA_PATCHED ? "patched (names cache_k, cache_v, attn_out_proj)"
-                                : "unpatched (checkpoints found by graph structure)");
+           LLORCH_LLAMA_PATCHED < 0 ? "patch unknown (installed; each dump records whether its names were seen)"
+           : LLORCH_LLAMA_PATCHED   ? "patched (names cache_k, cache_v, attn_out_proj)"
+                                    : "unpatched (checkpoints found by graph structure)");
     printf("dump format %s %d\n", LLORCH_CKPT_FORMAT_NAME, LLORCH_CKPT_FORMAT_VERSION);
 }
 
@@ -528,7 +529,8 @@ static int write_manifest(struct run *r, bool complete, const char *status) {
     settings_json(r, &rep, settings, sizeof settings);
     snprintf(llama_json, sizeof llama_json,
              "{\"commit\": \"%s\", \"source\": \"%s\", \"patched\": %s, \"patch_names_seen\": %s}",
-             LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE, LLORCH_LLAMA_PATCHED ? "true" : "false",
+             LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE,
+             LLORCH_LLAMA_PATCHED < 0 ? "null" : LLORCH_LLAMA_PATCHED ? "true" : "false",
              rep.patched_names ? "true" : "false");
     snprintf(producer, sizeof producer, PROG " %s", LLORCH_CKPT_VERSION);
     llama_model_meta_val_str(r->model, "general.architecture", arch, sizeof arch);
