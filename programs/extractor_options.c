@@ -53,7 +53,7 @@ static void print_help(void) {
         "      --stop-at-nan       with --stats: stop at the first NaN or Inf\n"
         "      --identify MODE     auto (patch names, else graph structure; default) or structure\n"
         "      --queue-mb N        memory bound of the writer queue (default 256)\n"
-        "      --capture-to memory copy but do not write (measures capture cost)\n"
+        "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
         "      --progress          print a progress line per step on stderr\n"
         "\n"
         "llama.cpp settings (recorded in the manifest):\n"
