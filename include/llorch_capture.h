@@ -75,6 +75,8 @@ struct llorch_capture_report {
     bool   flash_attn;        /* a FLASH_ATTN_EXT node was seen                */
     bool   patched_names;     /* the patch's names were seen in the graph      */
     size_t nonfinite;         /* stats: NaN/Inf values seen                    */
+    size_t kind_tensors[LLORCH_CKPT_KIND_COUNT];   /* per checkpoint kind       */
+    size_t kind_bytes[LLORCH_CKPT_KIND_COUNT];
 };
 
 typedef struct llorch_capture llorch_capture;

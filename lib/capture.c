@@ -437,6 +437,8 @@ static void capture_tensor(llorch_capture *cap, const struct ggml_tensor *t, int
     free(copy);
     cap->report.tensors++;
     cap->report.bytes += item->bytes;
+    cap->report.kind_tensors[kind]++;
+    cap->report.kind_bytes[kind] += item->bytes;
     if (cap->p.sink == LLORCH_CAPTURE_STATS) {
         print_stats(cap, item);
         free(item->data);

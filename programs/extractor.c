@@ -554,12 +554,19 @@ static int write_manifest(struct run *r, bool complete, const char *status) {
 static void print_summary(const struct run *r) {
     struct llorch_capture_report rep;
     llorch_capture_get_report(r->capture, &rep);
+    fprintf(stderr, "  %-16s %8s %12s\n", "checkpoint", "tensors", "bytes");
+    for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
+        if (rep.kind_tensors[k] > 0) {
+            fprintf(stderr, "  %02d %-13s %8zu %12zu\n", llorch_ckpt_kind_info((enum llorch_ckpt_kind) k)->number,
+                    llorch_ckpt_kind_info((enum llorch_ckpt_kind) k)->name, rep.kind_tensors[k], rep.kind_bytes[k]);
+        }
+    }
     double copy_share = r->decode_seconds > 0 ? 100.0 * rep.copy_seconds / r->decode_seconds : 0.0;
+    fprintf(stderr, "  %-16s %8zu %12zu\n", "total", rep.tensors, rep.bytes);
     fprintf(stderr,
-            PROG ": %d tokens in %d steps, %zu tensors, %.2f MB%s%s\n"
+            PROG ": %d tokens in %d steps%s%s\n"
             "  decode %.3f s, of which capture copies %.3f s (%.1f%%) and waits for the writer %.3f s\n",
-            r->n_tokens, r->steps, rep.tensors, (double) rep.bytes / 1e6,
-            r->writer != NULL ? " written to " : "", r->writer != NULL ? r->opt.output : "",
+            r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
     if (r->writer != NULL) {
         fprintf(stderr, "  %zu files + tokens.npy + manifest.json; flash attention %s; KV cache %s/%s; %s\n",
