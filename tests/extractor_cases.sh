@@ -52,6 +52,10 @@ case "$case_name" in
     "$x" -m "$model" -p "Hello" -o flags 2>/dev/null || fail flags
     diff -r pos flags >/dev/null || fail "positional and flag dumps differ"
     echo "ok: positional and flag form give identical dumps ($(ls pos | wc -l) files)"
+    printf 'Hello' > prompt.txt
+    "$x" -m "$model" -f prompt.txt -o file 2>/dev/null || fail "-f"
+    cmp -s pos/tokens.npy file/tokens.npy || fail "-f gives other tokens than -p"
+    echo "ok: -f FILE gives the tokens of -p"
     expect_error 2 "expected MODEL PROMPT CHECKPOINT_DIR" "$model" "Hello"
     expect_error 2 "expected MODEL PROMPT CHECKPOINT_DIR" "$model" "Hello" d1 extra
     ;;
@@ -155,6 +159,7 @@ PY
     expect_error 2 "-fa expects on, off or auto" -m "$model" -p hi -fa maybe -o o13
     expect_error 2 "kq_soft_max cannot be captured with -fa on" -m "$model" -p hi -fa on -o o14
     expect_error 2 "give exactly one of" -m "$model" -o o15
+    expect_error 2 "cannot read prompt file 'missing.txt'" -m "$model" -f missing.txt -o o18
     expect_error 2 "unknown cache type" -m "$model" -p hi -ctk f8 -o o16
     expect_error 2 "cannot connect to RPC server '127.0.0.1:1'" -m "$model" -p hi --rpc 127.0.0.1:1 -o o17
     # a full disk: the file-size limit makes writes fail like ENOSPC does
