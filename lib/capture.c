@@ -16,8 +16,8 @@
 
 #include <ggml-backend.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +56,13 @@ struct llorch_capture {
 
     ggml_abort_callback prev_abort;
     void    *prev_abort_data;
-    volatile sig_atomic_t stop;
-    volatile sig_atomic_t failed;
+    atomic_int stop;           /* set by a signal handler (lock-free)  */
+    atomic_int failed;         /* read by ggml's abort check           */
 
     struct llorch_capture_report report;
     char     error[1024];
     char     write_error[1024];  /* set on the writer thread only; read after the queue reports failure */
-    double   write_seconds;      /* writer thread only; read after a drain */
+    _Atomic double write_seconds;  /* added to by the writer thread, read for reports */
 };
 
 static double now_seconds(void) {
@@ -96,7 +96,7 @@ static int consume(void *ctx, const struct llorch_queue_item *item) {
     }
     double start = now_seconds();
     int rc = llorch_ckpt_writer_write(cap->p.writer, &item->tensor);
-    cap->write_seconds += now_seconds() - start;
+    atomic_store(&cap->write_seconds, atomic_load(&cap->write_seconds) + (now_seconds() - start));
     if (rc != 0) {
         snprintf(cap->write_error, sizeof cap->write_error, "%s", llorch_ckpt_writer_error(cap->p.writer));
         return -1;
@@ -535,7 +535,7 @@ int llorch_capture_finish(llorch_capture *cap) {
 
 void llorch_capture_get_report(const llorch_capture *cap, struct llorch_capture_report *report) {
     *report = cap->report;
-    report->write_seconds = cap->write_seconds;
+    report->write_seconds = atomic_load(&cap->write_seconds);
 }
 
 const char *llorch_capture_error(const llorch_capture *cap) {
