@@ -5,10 +5,11 @@
  *
  * The pipeline, one source file per stage (lib/):
  *   select.c    which checkpoints and layers the user asked for
- *   capture.c   the ggml scheduler eval callback: finds the tensors
+ *   identify.c  which graph tensor is which checkpoint (name, op, structure)
+ *   capture.c   the ggml scheduler eval callback
  *   convert.c   strided gather + type conversion to the output layout
  *   queue.c     bounded hand-off from the compute thread to the writer thread
- *   write.c     .npy / .txt files
+ *   write.c     .npy / .txt files (npy.c: the header)
  *   manifest.c  manifest.json, written last and atomically
  *   read.c, compare.c, report.c   the compare side
  *
