@@ -11,7 +11,8 @@
  * All four share one ggml threadpool (no polling), as the extractor does.
  * A run's time is llama_decode plus, for disk, waiting until the writer has
  * written the run's files (llorch_capture_sync): the files exist when the
- * clock stops. Ratios are medians of per-rep ratios against plain. */
+ * clock stops. Every rep writes new files (its own step number). Ratios are
+ * medians of per-rep ratios against plain. */
 #define _POSIX_C_SOURCE 200809L
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
@@ -105,6 +106,11 @@ static double run_once(struct config *c, const llama_token *tokens, int n) {
     if (llama_decode(c->ctx, b) != 0) die("decode", "failed");
     if (c->capture != NULL && llorch_capture_sync(c->capture) != 0) die("capture", llorch_capture_error(c->capture));
     double seconds = now_seconds() - start;
+    if (c->capture != NULL) {
+        /* each rep is a step of its own: new files, as in a real run, never
+         * a rename over the last rep's (which would time file deletion) */
+        llorch_capture_end_step(c->capture);
+    }
     llama_batch_free(b);
     return seconds;
 }
