@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "error.h"
 #include "llorch_compare.h"
 
 #include <math.h>
@@ -28,16 +29,6 @@
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static void put_error(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || err_size == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
 
 static bool same(const char *a, const char *b)
 {
@@ -133,7 +124,7 @@ int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const cha
             return 0;
         }
     }
-    put_error(err, err_size, "unknown preset '%s' (f32, f16, exact)", preset);
+    llorch_set_error(err, err_size, "unknown preset '%s' (f32, f16, exact)", preset);
     return -1;
 }
 
@@ -146,7 +137,7 @@ static int parse_tol_value(const char *key, const char *value, struct tol_settin
     char *end;
     double v = strtod(value, &end);
     if (end == value || *end || !isfinite(v) || v < 0) {
-        put_error(err, err_size, "tolerance %s=%s: not a non-negative number", key, value);
+        llorch_set_error(err, err_size, "tolerance %s=%s: not a non-negative number", key, value);
         return -1;
     }
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -154,7 +145,7 @@ static int parse_tol_value(const char *key, const char *value, struct tol_settin
             continue;
         }
         if (keys[i].bit == SET_WITHIN && v > 1) {
-            put_error(err, err_size, "tolerance within=%s: a fraction in [0, 1]", value);
+            llorch_set_error(err, err_size, "tolerance within=%s: a fraction in [0, 1]", value);
             return -1;
         }
         double *field[] = { &s->tol.atol, &s->tol.rtol, &s->tol.nmse, &s->tol.within };
@@ -162,7 +153,7 @@ static int parse_tol_value(const char *key, const char *value, struct tol_settin
         s->set |= keys[i].bit;
         return 0;
     }
-    put_error(err, err_size, "unknown tolerance '%s' (atol, rtol, nmse, within)", key);
+    llorch_set_error(err, err_size, "unknown tolerance '%s' (atol, rtol, nmse, within)", key);
     return -1;
 }
 
@@ -176,7 +167,7 @@ static int parse_tol_list(char *list, struct tol_setting *s, char *err, size_t e
         }
         char *eq = strchr(item, '=');
         if (!eq) {
-            put_error(err, err_size, "tolerance '%s': expected key=value", item);
+            llorch_set_error(err, err_size, "tolerance '%s': expected key=value", item);
             return -1;
         }
         *eq = '\0';
@@ -198,7 +189,7 @@ int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const 
         o->settings = grown;
     }
     if (!text || !grown) {
-        put_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         free(text);
         return -1;
     }
@@ -316,7 +307,7 @@ static int check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump
 {
     const struct llorch_ckpt_model *a = llorch_ckpt_dump_model(ref), *b = llorch_ckpt_dump_model(cand);
     if (!same(a->architecture, b->architecture) || a->n_layer != b->n_layer || a->n_embd != b->n_embd) {
-        put_error(err, err_size, "the dumps are of different models: %s, %d layers, n_embd %d in %s; "
+        llorch_set_error(err, err_size, "the dumps are of different models: %s, %d layers, n_embd %d in %s; "
                   "%s, %d layers, n_embd %d in %s", a->architecture, a->n_layer, a->n_embd,
                   llorch_ckpt_dump_name(ref), b->architecture, b->n_layer, b->n_embd,
                   llorch_ckpt_dump_name(cand));
@@ -368,7 +359,7 @@ static int check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump
         return 0;
     }
     if (!allow) {
-        put_error(err, err_size, "%s (--allow-token-mismatch compares them anyway)", msg);
+        llorch_set_error(err, err_size, "%s (--allow-token-mismatch compares them anyway)", msg);
         return -1;
     }
     warn(c, "%s", msg);
@@ -1316,12 +1307,12 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
     note_incomplete(c, ref, "reference");
     note_incomplete(c, cand, "candidate");
     if (build_groups(&g, ref, cand) != 0) {
-        put_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         return -1;
     }
     int rc = 0;
     if (g.n_groups == 0) {
-        put_error(err, err_size, "the dumps have no checkpoint in common (%s has %zu files, %s has %zu)",
+        llorch_set_error(err, err_size, "the dumps have no checkpoint in common (%s has %zu files, %s has %zu)",
                   llorch_ckpt_dump_name(ref), llorch_ckpt_dump_n_entries(ref),
                   llorch_ckpt_dump_name(cand), llorch_ckpt_dump_n_entries(cand));
         rc = -1;
@@ -1332,7 +1323,7 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
     free_grouping(&g);
     note_dtypes(c);
     if (rc == 0 && c->out_of_memory) {
-        put_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         rc = -1;
     }
     return rc;
@@ -1344,7 +1335,7 @@ llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const l
 {
     llorch_ckpt_comparison *c = calloc(1, sizeof *c);
     if (!c) {
-        put_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         return NULL;
     }
     if (run_comparison(c, ref, cand, opt, err, err_size) != 0) {

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "error.h"
 #include "llorch_compare.h"
 
 #include <cjson/cJSON.h>
@@ -43,16 +44,6 @@
 
 /* ---- errors -------------------------------------------------------------- */
 
-static void put_error(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (!err || err_size == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
 
 /* Copies s for a message, replacing what would break the one-line rule. */
 static const char *printable(const char *s, char *buf, size_t size)
@@ -167,12 +158,12 @@ static int open_in_dir(const char *dir, const char *file, struct stat *st, char 
     char path[4096];
     join_path(path, sizeof path, dir, file);
     if (!llorch_ckpt_safe_name(file)) {
-        put_error(err, err_size, "%s: refusing the file name: not a plain name inside the dump directory", path);
+        llorch_set_error(err, err_size, "%s: refusing the file name: not a plain name inside the dump directory", path);
         return -1;
     }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        put_error(err, err_size, "%s: cannot open the directory: %s", dir, strerror(errno));
+        llorch_set_error(err, err_size, "%s: cannot open the directory: %s", dir, strerror(errno));
         return -1;
     }
     /* O_NONBLOCK: a FIFO planted under a tensor's name must not hang us. */
@@ -180,12 +171,12 @@ static int open_in_dir(const char *dir, const char *file, struct stat *st, char 
     int open_errno = errno;
     close(dfd);
     if (fd < 0) {
-        put_error(err, err_size, "%s: %s", path,
+        llorch_set_error(err, err_size, "%s: %s", path,
                   open_errno == ELOOP ? "is a symbolic link (refused)" : strerror(open_errno));
         return -1;
     }
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        put_error(err, err_size, "%s: not a regular file", path);
+        llorch_set_error(err, err_size, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
@@ -205,14 +196,14 @@ static int read_file_in_dir(const char *dir, const char *file, size_t max,
         return -1;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > max) {
-        put_error(err, err_size, "%s: too large (%lld bytes)", path, (long long)st.st_size);
+        llorch_set_error(err, err_size, "%s: too large (%lld bytes)", path, (long long)st.st_size);
         close(fd);
         return -1;
     }
     size_t n = (size_t)st.st_size, got = 0;
     unsigned char *buf = malloc(n + 1);
     if (!buf) {
-        put_error(err, err_size, "%s: out of memory reading %zu bytes", path, n);
+        llorch_set_error(err, err_size, "%s: out of memory reading %zu bytes", path, n);
         close(fd);
         return -1;
     }
@@ -222,7 +213,7 @@ static int read_file_in_dir(const char *dir, const char *file, size_t max,
             continue;
         }
         if (r <= 0) {
-            put_error(err, err_size, "%s: %s", path, r < 0 ? strerror(errno) : "file shrank while reading");
+            llorch_set_error(err, err_size, "%s: %s", path, r < 0 ? strerror(errno) : "file shrank while reading");
             free(buf);
             close(fd);
             return -1;
@@ -265,7 +256,7 @@ struct cursor {
 
 static int header_error(struct cursor *c, const char *what)
 {
-    put_error(c->msg, c->msg_size, "malformed .npy header: %s", what);
+    llorch_set_error(c->msg, c->msg_size, "malformed .npy header: %s", what);
     return -1;
 }
 
@@ -393,7 +384,7 @@ static int parse_header_value(struct cursor *c, const char *key, struct npy_head
             return -1;
         }
         if (dtype_from_descr(descr, &h->dtype) != 0) {
-            put_error(c->msg, c->msg_size, "unsupported dtype '%s' (<f4, <f2 and <i4 are supported)", descr);
+            llorch_set_error(c->msg, c->msg_size, "unsupported dtype '%s' (<f4, <f2 and <i4 are supported)", descr);
             return -1;
         }
         return 0;
@@ -439,7 +430,7 @@ static int parse_header(const unsigned char *p, size_t n, struct npy_header *h, 
         return header_error(&c, "missing descr, fortran_order or shape");
     }
     if (h->fortran_order) {
-        put_error(msg, msg_size, "fortran_order True is not supported (C order only)");
+        llorch_set_error(msg, msg_size, "fortran_order True is not supported (C order only)");
         return -1;
     }
     return 0;
@@ -455,30 +446,30 @@ static int npy_prefix(const unsigned char *buf, size_t size, size_t *start, size
                       char *msg, size_t msg_size)
 {
     if (size >= NPY_MAGIC_LEN && memcmp(buf, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
-        put_error(msg, msg_size, "not a .npy file (wrong magic)");
+        llorch_set_error(msg, msg_size, "not a .npy file (wrong magic)");
         return -1;
     }
     if (size < NPY_PREFIX_V1) {
-        put_error(msg, msg_size, "truncated: %zu bytes is less than a .npy header", size);
+        llorch_set_error(msg, msg_size, "truncated: %zu bytes is less than a .npy header", size);
         return -1;
     }
     unsigned major = buf[6], minor = buf[7];
     if ((major != 1 && major != 2) || minor != 0) {
-        put_error(msg, msg_size, "unsupported .npy version %u.%u (1.0 and 2.0 are supported)", major, minor);
+        llorch_set_error(msg, msg_size, "unsupported .npy version %u.%u (1.0 and 2.0 are supported)", major, minor);
         return -1;
     }
     if (major == 2 && size < NPY_PREFIX_V2) {
-        put_error(msg, msg_size, "truncated: %zu bytes is less than a .npy 2.0 header", size);
+        llorch_set_error(msg, msg_size, "truncated: %zu bytes is less than a .npy 2.0 header", size);
         return -1;
     }
     uint32_t h = major == 1 ? (uint32_t)buf[8] | (uint32_t)buf[9] << 8 : le32(buf + 8);
     *start = major == 1 ? NPY_PREFIX_V1 : NPY_PREFIX_V2;
     if (h > NPY_MAX_HEADER) {
-        put_error(msg, msg_size, "header length %u exceeds the limit of %u bytes", h, NPY_MAX_HEADER);
+        llorch_set_error(msg, msg_size, "header length %u exceeds the limit of %u bytes", h, NPY_MAX_HEADER);
         return -1;
     }
     if (h > size - *start) {
-        put_error(msg, msg_size, "truncated header: it declares %u bytes, %zu follow", h, size - *start);
+        llorch_set_error(msg, msg_size, "truncated header: it declares %u bytes, %zu follow", h, size - *start);
         return -1;
     }
     *len = h;
@@ -491,11 +482,11 @@ static int check_data_size(const struct npy_header *h, size_t have, char *msg, s
     char shape[128];
     format_shape(shape, sizeof shape, h->n_dims, h->shape);
     if (shape_bytes(h->n_dims, h->shape, h->dtype, &count, &bytes) != 0) {
-        put_error(msg, msg_size, "shape %s is too large", shape);
+        llorch_set_error(msg, msg_size, "shape %s is too large", shape);
         return -1;
     }
     if ((uint64_t)bytes != (uint64_t)have) {
-        put_error(msg, msg_size, "%s: shape %s of %s needs %lld data bytes, the file has %zu",
+        llorch_set_error(msg, msg_size, "%s: shape %s of %s needs %lld data bytes, the file has %zu",
                   (uint64_t)bytes > (uint64_t)have ? "truncated data" : "size on disk does not match the header",
                   shape, llorch_ckpt_dtype_name(h->dtype), (long long)bytes, have);
         return -1;
@@ -513,13 +504,13 @@ static llorch_ckpt_array *array_from_buffer(unsigned char *buf, size_t size, con
     if (npy_prefix(buf, size, &start, &len, msg, sizeof msg) != 0 ||
         parse_header(buf + start, len, &h, msg, sizeof msg) != 0 ||
         check_data_size(&h, size - start - len, msg, sizeof msg) != 0) {
-        put_error(err, err_size, "%s: %s", name, msg);
+        llorch_set_error(err, err_size, "%s: %s", name, msg);
         free(buf);
         return NULL;
     }
     llorch_ckpt_array *a = calloc(1, sizeof *a);
     if (!a) {
-        put_error(err, err_size, "%s: out of memory", name);
+        llorch_set_error(err, err_size, "%s: out of memory", name);
         free(buf);
         return NULL;
     }
@@ -541,7 +532,7 @@ llorch_ckpt_array *llorch_ckpt_array_parse(const void *buf, size_t size, const c
 {
     unsigned char *copy = malloc(size ? size : 1);
     if (!copy) {
-        put_error(err, err_size, "%s: out of memory", name);
+        llorch_set_error(err, err_size, "%s: out of memory", name);
         return NULL;
     }
     if (size) {
@@ -702,7 +693,7 @@ static int bad(struct ctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    put_error(c->err, c->err_size, "%s: %s%s%s", c->manifest, c->where, c->where[0] ? ": " : "", msg);
+    llorch_set_error(c->err, c->err_size, "%s: %s%s%s", c->manifest, c->where, c->where[0] ? ": " : "", msg);
     return -1;
 }
 
@@ -1092,7 +1083,7 @@ static llorch_ckpt_dump *dump_from_text(const char *text, size_t size, const cha
     llorch_ckpt_dump *d = calloc(1, sizeof *d);
     struct ctx c = { manifest_name, "", err, err_size };
     if (!d || !(d->name = copy_string(name)) || !(d->manifest_name = copy_string(manifest_name))) {
-        put_error(err, err_size, "%s: out of memory", manifest_name);
+        llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
         llorch_ckpt_dump_free(d);
         return NULL;
     }
@@ -1113,7 +1104,7 @@ llorch_ckpt_dump *llorch_ckpt_dump_parse(const char *json, size_t size, const ch
     /* cJSON wants a NUL after the text; the caller's buffer need not have one. */
     char *text = malloc(size + 1);
     if (!text) {
-        put_error(err, err_size, "%s: out of memory", name);
+        llorch_set_error(err, err_size, "%s: out of memory", name);
         return NULL;
     }
     memcpy(text, json, size);
@@ -1148,10 +1139,10 @@ static int read_tokens_file(llorch_ckpt_dump *d, char *err, size_t err_size)
     join_path(path, sizeof path, d->dir, d->tokens_file);
     int rc = 0;
     if (a->dtype != LLORCH_CKPT_I32 || a->n_dims != 1) {
-        put_error(err, err_size, "%s: token ids must be a 1-D int32 array", path);
+        llorch_set_error(err, err_size, "%s: token ids must be a 1-D int32 array", path);
         rc = -1;
     } else if (d->has_tokens && !tokens_equal(d, a)) {
-        put_error(err, err_size, "%s: token ids differ from the manifest's \"tokens\"", path);
+        llorch_set_error(err, err_size, "%s: token ids differ from the manifest's \"tokens\"", path);
         rc = -1;
     } else if (!d->has_tokens) {
         d->tokens = malloc((size_t)(a->count ? a->count : 1) * sizeof *d->tokens);
@@ -1182,7 +1173,7 @@ llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_s
     }
     d->dir = copy_string(dir);
     if (!d->dir) {
-        put_error(err, err_size, "%s: out of memory", manifest_name);
+        llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
         llorch_ckpt_dump_free(d);
         return NULL;
     }
@@ -1198,7 +1189,7 @@ int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void 
 {
     struct mem_file *files = realloc(d->files, (d->n_files + 1) * sizeof *files);
     if (!files) {
-        put_error(err, err_size, "%s: out of memory", d->name);
+        llorch_set_error(err, err_size, "%s: out of memory", d->name);
         return -1;
     }
     d->files = files;
@@ -1209,7 +1200,7 @@ int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void 
     if (!f->name || !f->buf) {
         free(f->name);
         free(f->buf);
-        put_error(err, err_size, "%s: out of memory", d->name);
+        llorch_set_error(err, err_size, "%s: out of memory", d->name);
         return -1;
     }
     if (size) {
@@ -1261,7 +1252,7 @@ static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_e
     if (!f) {
         char path[4096];
         join_path(path, sizeof path, d->name, e->file);
-        put_error(err, err_size, "%s: no such file", path);
+        llorch_set_error(err, err_size, "%s: no such file", path);
         return -1;
     }
     *size = f->size;
@@ -1280,7 +1271,7 @@ int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, 
     shape_bytes(e->n_dims, e->shape, e->dtype, &count, &bytes);  /* checked when parsed */
     if (size < NPY_PREFIX_V1 || size - NPY_PREFIX_V1 < (uint64_t)bytes) {
         join_path(path, sizeof path, d->dir ? d->dir : d->name, e->file);
-        put_error(err, err_size, "%s: truncated: %llu bytes cannot hold the %lld data bytes the manifest declares",
+        llorch_set_error(err, err_size, "%s: truncated: %llu bytes cannot hold the %lld data bytes the manifest declares",
                   path, (unsigned long long)size, (long long)bytes);
         return -1;
     }
@@ -1295,7 +1286,7 @@ static llorch_ckpt_array *load_entry_array(const llorch_ckpt_dump *d, const stru
     }
     const struct mem_file *f = find_mem_file(d, e->file);
     if (!f) {
-        put_error(err, err_size, "%s: no such file", path);
+        llorch_set_error(err, err_size, "%s: no such file", path);
         return NULL;
     }
     return llorch_ckpt_array_parse(f->buf, f->size, path, err, err_size);
@@ -1308,18 +1299,18 @@ static int check_against_entry(const llorch_ckpt_array *a, const struct llorch_c
     format_shape(have, sizeof have, a->n_dims, a->shape);
     format_shape(want, sizeof want, e->n_dims, e->shape);
     if (a->dtype != e->dtype) {
-        put_error(err, err_size, "%s: dtype %s differs from the manifest's %s", path,
+        llorch_set_error(err, err_size, "%s: dtype %s differs from the manifest's %s", path,
                   llorch_ckpt_dtype_name(a->dtype), llorch_ckpt_dtype_name(e->dtype));
         return -1;
     }
     if (strcmp(have, want) != 0) {
-        put_error(err, err_size, "%s: shape %s differs from the manifest's %s", path, have, want);
+        llorch_set_error(err, err_size, "%s: shape %s differs from the manifest's %s", path, have, want);
         return -1;
     }
     if (e->has_crc32) {
         uint32_t crc = llorch_ckpt_array_crc32(a);
         if (crc != e->crc32) {
-            put_error(err, err_size, "%s: crc32 %lu does not match the manifest's %lu (corrupted data)",
+            llorch_set_error(err, err_size, "%s: crc32 %lu does not match the manifest's %lu (corrupted data)",
                       path, (unsigned long)crc, (unsigned long)e->crc32);
             return -1;
         }
@@ -1332,7 +1323,7 @@ llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, ch
     const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
     char path[4096];
     if (!e) {
-        put_error(err, err_size, "%s: no file entry %zu", d->manifest_name, i);
+        llorch_set_error(err, err_size, "%s: no file entry %zu", d->manifest_name, i);
         return NULL;
     }
     join_path(path, sizeof path, d->dir ? d->dir : d->name, e->file);

@@ -4,13 +4,13 @@
  *   layers:      "all", "0-3,11"
  */
 #define _POSIX_C_SOURCE 200809L
+#include "error.h"
 #include "llorch_checkpoint.h"
 
 #include <ctype.h>
 #include <regex.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +25,6 @@ struct llorch_ckpt_selection {
     int                 n_regexes;
 };
 
-static void set_error(char *err, size_t size, const char *fmt, ...) {
-    if (err == NULL || size == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-}
 
 static void select_number(llorch_ckpt_selection *sel, int number) {
     for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
@@ -96,7 +87,7 @@ static int add_checkpoint_item(llorch_ckpt_selection *sel, const char *item, cha
         select_extras(sel);
     } else if (isdigit((unsigned char) item[0])) {
         if (parse_range(item, &first, &last) != 0 || first < 1 || last > 6) {
-            set_error(err, err_size, "checkpoint number '%s' is not in 1-6; use 1-6 or a name (see --help)", item);
+            llorch_set_error(err, err_size, "checkpoint number '%s' is not in 1-6; use 1-6 or a name (see --help)", item);
             return -1;
         }
         for (int n = first; n <= last; n++) {
@@ -105,7 +96,7 @@ static int add_checkpoint_item(llorch_ckpt_selection *sel, const char *item, cha
     } else {
         int k = llorch_ckpt_kind_from_name(item);
         if (k < 0 || k == LLORCH_CKPT_GRAPH) {
-            set_error(err, err_size,
+            llorch_set_error(err, err_size,
                       "unknown checkpoint '%s'; use 1-6, attn_norm, Qcur, Kcur, Vcur, Qcur_pre_rope, Kcur_pre_rope, "
                       "cache_k, cache_v, kq_soft_max, attn_out_proj, ffn_out, embd, ffn_inp, l_out, result_norm, logits, "
                       "extras or all", item);
@@ -122,7 +113,7 @@ static int for_each_item(llorch_ckpt_selection *sel, const char *list, const cha
                          char *err, size_t err_size) {
     char *copy = strdup(list);
     if (copy == NULL) {
-        set_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         return -1;
     }
     int rc = 0;
@@ -133,7 +124,7 @@ static int for_each_item(llorch_ckpt_selection *sel, const char *list, const cha
         n_items++;
     }
     if (rc == 0 && n_items == 0) {
-        set_error(err, err_size, "empty %s list '%s'", what, list);
+        llorch_set_error(err, err_size, "empty %s list '%s'", what, list);
         rc = -1;
     }
     free(copy);
@@ -143,12 +134,12 @@ static int for_each_item(llorch_ckpt_selection *sel, const char *list, const cha
 static int add_layer_item(llorch_ckpt_selection *sel, const char *item, char *err, size_t err_size) {
     int first, last;
     if (parse_range(item, &first, &last) != 0) {
-        set_error(err, err_size, "bad layer range '%s'; use 'all' or ranges such as 0-3,11", item);
+        llorch_set_error(err, err_size, "bad layer range '%s'; use 'all' or ranges such as 0-3,11", item);
         return -1;
     }
     struct layer_range *grown = realloc(sel->ranges, (size_t) (sel->n_ranges + 1) * sizeof *grown);
     if (grown == NULL) {
-        set_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         return -1;
     }
     sel->ranges = grown;
@@ -160,7 +151,7 @@ llorch_ckpt_selection *llorch_ckpt_selection_create(const char *checkpoints, con
                                                     char *err, size_t err_size) {
     llorch_ckpt_selection *sel = calloc(1, sizeof *sel);
     if (sel == NULL) {
-        set_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         return NULL;
     }
     if (for_each_item(sel, checkpoints != NULL ? checkpoints : "default", "checkpoint",
@@ -176,7 +167,7 @@ llorch_ckpt_selection *llorch_ckpt_selection_create(const char *checkpoints, con
 int llorch_ckpt_selection_add_regex(llorch_ckpt_selection *sel, const char *regex, char *err, size_t err_size) {
     regex_t *grown = realloc(sel->regexes, (size_t) (sel->n_regexes + 1) * sizeof *grown);
     if (grown == NULL) {
-        set_error(err, err_size, "out of memory");
+        llorch_set_error(err, err_size, "out of memory");
         return -1;
     }
     sel->regexes = grown;
@@ -184,7 +175,7 @@ int llorch_ckpt_selection_add_regex(llorch_ckpt_selection *sel, const char *rege
     if (rc != 0) {
         char why[128];
         regerror(rc, &sel->regexes[sel->n_regexes], why, sizeof why);
-        set_error(err, err_size, "bad --graph-regex '%s': %s", regex, why);
+        llorch_set_error(err, err_size, "bad --graph-regex '%s': %s", regex, why);
         return -1;
     }
     sel->n_regexes++;
@@ -195,7 +186,7 @@ int llorch_ckpt_selection_add_regex(llorch_ckpt_selection *sel, const char *rege
 int llorch_ckpt_selection_check(const llorch_ckpt_selection *sel, int n_layer, char *err, size_t err_size) {
     for (int i = 0; i < sel->n_ranges; i++) {
         if (sel->ranges[i].last >= n_layer) {
-            set_error(err, err_size, "layer %d is out of range: the model has %d layers (0-%d)",
+            llorch_set_error(err, err_size, "layer %d is out of range: the model has %d layers (0-%d)",
                       sel->ranges[i].last, n_layer, n_layer - 1);
             return -1;
         }
