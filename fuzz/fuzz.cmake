@@ -29,7 +29,7 @@ set(_fuzz_work ${CMAKE_BINARY_DIR}/fuzz)
 foreach(target npy manifest compare tolerance)
   add_executable(fuzz_${target} ${_fuzz_src}/fuzz_${target}.c
                  ${PROJECT_SOURCE_DIR}/lib/read.c ${PROJECT_SOURCE_DIR}/lib/compare.c
-                 ${PROJECT_SOURCE_DIR}/lib/report.c)
+                 ${PROJECT_SOURCE_DIR}/lib/report.c ${PROJECT_SOURCE_DIR}/lib/error.c)
   target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/include ${CJSON_INCLUDE_DIR})
   target_link_libraries(fuzz_${target} PRIVATE ${CJSON_LIBRARY} ZLIB::ZLIB m)
   llorch_target(fuzz_${target})
