@@ -24,6 +24,10 @@
  * thread (a strided gather into a fresh buffer); files are written by a
  * writer thread behind a queue bounded by queue_bytes.
  *
+ * Scope: one sequence (seq_id 0) decoded from position 0 into a fresh KV
+ * cache, so that cache cell i holds position i; the cache and score files
+ * are trimmed to cells 0 .. pos_start + n_tokens - 1 on that basis.
+ *
  * Each captured tensor ends a graph split. On a CPU build without OpenMP,
  * attach a ggml threadpool to the context (llama_attach_threadpool, with
  * poll = 0): otherwise ggml starts its worker threads anew for every split.
