@@ -16,6 +16,7 @@
 #include <ggml.h>
 #include <llama.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,10 +73,17 @@ static double now_seconds(void) {
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
-static int fail(const char *fmt, const char *a, const char *b) {
+/* One line naming the input and the fix; returns exit status 2 (bad input). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, PROG ": error: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
+    va_end(ap);
     return 2;
 }
 
@@ -147,21 +155,21 @@ static int add_rpc_servers(const char *list) {
         memcpy(&add, &symbol, sizeof add);   /* POSIX: a symbol's address converts to a function pointer */
     }
     if (add == NULL) {
-        return fail("--rpc %s: this llama.cpp was built without the RPC backend%s; rebuild it with -DGGML_RPC=ON",
-                    list, "");
+        return fail("--rpc %s: this llama.cpp was built without the RPC backend; rebuild it with -DGGML_RPC=ON",
+                    list);
     }
     char copy[1024];
     snprintf(copy, sizeof copy, "%s", list);
     char *save = NULL;
     for (char *server = strtok_r(copy, ",", &save); server != NULL; server = strtok_r(NULL, ",", &save)) {
         if (!rpc_reachable(server)) {
-            return fail("--rpc: cannot connect to RPC server '%s'%s; start one (llama.cpp's rpc-server) or fix "
-                        "the HOST:PORT", server, "");
+            return fail("--rpc: cannot connect to RPC server '%s'; start one (llama.cpp's rpc-server) or fix "
+                        "the HOST:PORT", server);
         }
         ggml_backend_reg_t reg = add(server);
         if (reg == NULL) {
-            return fail("--rpc: cannot reach RPC server '%s'%s; start one (llama.cpp's rpc-server) or fix the address",
-                        server, "");
+            return fail("--rpc: cannot reach RPC server '%s'; start one (llama.cpp's rpc-server) or fix the address",
+                        server);
         }
         ggml_backend_register(reg);
     }
@@ -174,7 +182,7 @@ static int load_model(struct run *r) {
     }
     struct stat st;
     if (stat(r->opt.model, &st) != 0 || !S_ISREG(st.st_mode)) {
-        return fail("model '%s' not found%s; check the path given with -m", r->opt.model, "");
+        return fail("model '%s' not found; check the path given with -m", r->opt.model);
     }
     FILE *f = fopen(r->opt.model, "rb");
     char magic[4] = {0};
@@ -183,8 +191,8 @@ static int load_model(struct run *r) {
         fclose(f);
     }
     if (got != 4 || memcmp(magic, "GGUF", 4) != 0) {
-        return fail("model '%s' is not a GGUF file%s; convert it with llama.cpp's convert_hf_to_gguf.py",
-                    r->opt.model, "");
+        return fail("model '%s' is not a GGUF file; convert it with llama.cpp's convert_hf_to_gguf.py",
+                    r->opt.model);
     }
     struct llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = r->opt.repack;
@@ -245,7 +253,7 @@ static int tokenize_prompt(struct run *r) {
     r->n_alloc = n + r->opt.n_predict + 1;
     r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
     if (r->tokens == NULL || llama_tokenize(r->vocab, text, len, r->tokens, n, true, false) != n) {
-        return fail("cannot tokenize the prompt%s%s", "", "");
+        return fail("cannot tokenize the prompt; check that it is valid UTF-8");
     }
     r->n_prompt = n;
     return 0;
@@ -257,7 +265,7 @@ static int parse_token_ids(struct run *r) {
     r->n_alloc = (int) len / 2 + 2 + r->opt.n_predict;
     r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
     if (r->tokens == NULL) {
-        return fail("out of memory%s%s", "", "");
+        return fail("out of memory reading --tokens");
     }
     const char *p = r->opt.tokens;
     while (*p != '\0') {
@@ -265,18 +273,18 @@ static int parse_token_ids(struct run *r) {
         errno = 0;
         long id = strtol(p, &end, 10);
         if (end == p || errno != 0 || (*end != ',' && *end != '\0')) {
-            return fail("--tokens '%s' is not a comma-separated list of integers%s, e.g. 1,15043", r->opt.tokens, "");
+            return fail("--tokens '%s' is not a comma-separated list of integers, e.g. 1,15043", r->opt.tokens);
         }
         if (id < 0 || id >= n_vocab) {
             char msg[96];
             snprintf(msg, sizeof msg, "token id %ld is outside the vocabulary (0-%d)", id, n_vocab - 1);
-            return fail("--tokens: %s%s; use ids of this model's vocabulary", msg, "");
+            return fail("--tokens: %s; use ids of this model's vocabulary", msg);
         }
         r->tokens[r->n_prompt++] = (llama_token) id;
         p = *end == ',' ? end + 1 : end;
     }
     if (r->n_prompt == 0) {
-        return fail("--tokens is empty%s%s; give at least one token id", "", "");
+        return fail("--tokens is empty; give at least one token id");
     }
     return 0;
 }
@@ -284,7 +292,7 @@ static int parse_token_ids(struct run *r) {
 static int get_tokens(struct run *r) {
     int rc = r->opt.tokens != NULL ? parse_token_ids(r) : tokenize_prompt(r);
     if (rc == 0 && r->n_prompt == 0) {
-        return fail("the prompt gives no tokens%s%s; give a non-empty prompt", "", "");
+        return fail("the prompt gives no tokens; give a non-empty prompt");
     }
     r->n_tokens = r->n_prompt;
     return rc;
@@ -300,15 +308,15 @@ static int make_selection(struct run *r) {
     }
     r->selection = llorch_ckpt_selection_create(checkpoints, r->opt.layers, err, sizeof err);
     if (r->selection == NULL) {
-        return fail("%s%s", err, "");
+        return fail("%s", err);
     }
     for (int i = 0; i < r->opt.n_graph_regex; i++) {
         if (llorch_ckpt_selection_add_regex(r->selection, r->opt.graph_regex[i], err, sizeof err) != 0) {
-            return fail("%s%s", err, "");
+            return fail("%s", err);
         }
     }
     if (llorch_ckpt_selection_check(r->selection, llama_model_n_layer(r->model), err, sizeof err) != 0) {
-        return fail("--layers: %s%s", err, "");
+        return fail("--layers: %s", err);
     }
     return 0;
 }
@@ -327,8 +335,8 @@ static bool wants_scores(const struct run *r) {
 static int choose_flash_attn(struct run *r) {
     bool scores = wants_scores(r);
     if (scores && r->opt.flash_attn == FA_ON) {
-        return fail("kq_soft_max cannot be captured with -fa on%s%s: flash attention fuses the scores away; "
-                    "use -fa off or drop checkpoint 4", "", "");
+        return fail("kq_soft_max cannot be captured with -fa on: flash attention fuses the scores away; "
+                    "use -fa off or drop checkpoint 4");
     }
     if (scores) {
         r->fa = LLAMA_FLASH_ATTN_TYPE_DISABLED;
@@ -367,7 +375,7 @@ static int open_output(struct run *r) {
     struct llorch_ckpt_writer_options wo = {.text = r->opt.text};
     r->writer = llorch_ckpt_writer_open(r->opt.output, &wo, err, sizeof err);
     if (r->writer == NULL) {
-        return fail("%s%s", err, "");
+        return fail("%s", err);
     }
     return 0;
 }
@@ -388,7 +396,7 @@ static int create_capture(struct run *r) {
     p.stats_out = stdout;
     r->capture = llorch_capture_create(&p, err, sizeof err);
     if (r->capture == NULL) {
-        return fail("%s%s", err, "");
+        return fail("%s", err);
     }
     return 0;
 }
@@ -400,7 +408,7 @@ static int create_context(struct run *r) {
         char msg[128];
         snprintf(msg, sizeof msg, "%d prompt tokens plus -n %d exceed the context of %d", r->n_prompt,
                  r->opt.n_predict, r->n_ctx);
-        return fail("%s%s; raise -c or shorten the prompt", msg, "");
+        return fail("%s; raise -c or shorten the prompt", msg);
     }
     r->n_chunk = r->opt.n_ubatch < r->opt.n_batch ? r->opt.n_ubatch : r->opt.n_batch;
     struct llama_context_params cp = llama_context_default_params();
