@@ -17,7 +17,8 @@ if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "LLORCH_FUZZ=ON needs clang, not ${CMAKE_C_COMPILER_ID}: "
                       "configure with CC=clang (scripts/fuzz.sh does)")
 endif()
-find_package(ZLIB REQUIRED)
+find_path(LIBDEFLATE_INCLUDE_DIR libdeflate.h REQUIRED)
+find_library(LIBDEFLATE_LIBRARY deflate REQUIRED)
 
 set(LLORCH_FUZZ_RUNS 20000 CACHE STRING "Runs per target in the fuzz_* tests")
 set(LLORCH_FUZZ_SECONDS 60 CACHE STRING "Time bound (s) per target in the fuzz_* tests")
@@ -29,9 +30,11 @@ set(_fuzz_work ${CMAKE_BINARY_DIR}/fuzz)
 foreach(target npy manifest compare tolerance)
   add_executable(fuzz_${target} ${_fuzz_src}/fuzz_${target}.c
                  ${PROJECT_SOURCE_DIR}/lib/read.c ${PROJECT_SOURCE_DIR}/lib/compare.c
-                 ${PROJECT_SOURCE_DIR}/lib/report.c ${PROJECT_SOURCE_DIR}/lib/error.c)
-  target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/include ${CJSON_INCLUDE_DIR})
-  target_link_libraries(fuzz_${target} PRIVATE ${CJSON_LIBRARY} ZLIB::ZLIB m)
+                 ${PROJECT_SOURCE_DIR}/lib/report.c ${PROJECT_SOURCE_DIR}/lib/error.c
+                 ${PROJECT_SOURCE_DIR}/lib/checksum.c)
+  target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/include ${CJSON_INCLUDE_DIR}
+                             ${LIBDEFLATE_INCLUDE_DIR})
+  target_link_libraries(fuzz_${target} PRIVATE ${CJSON_LIBRARY} ${LIBDEFLATE_LIBRARY} m)
   llorch_target(fuzz_${target})
   target_compile_options(fuzz_${target} PRIVATE ${_fuzz_flags})
   target_link_options(fuzz_${target} PRIVATE ${_fuzz_flags})

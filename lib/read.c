@@ -11,11 +11,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "checksum.h"
 #include "error.h"
 #include "llorch_compare.h"
 
 #include <cjson/cJSON.h>
-#include <zlib.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -631,16 +631,7 @@ const unsigned char *llorch_ckpt_array_data(const llorch_ckpt_array *a, size_t *
 
 uint32_t llorch_ckpt_array_crc32(const llorch_ckpt_array *a)
 {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const unsigned char *p = a->data;
-    size_t left = a->data_bytes;
-    while (left > 0) {
-        uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        left -= chunk;
-    }
-    return (uint32_t)crc;
+    return llorch_crc32(a->data, a->data_bytes);
 }
 
 void llorch_ckpt_array_free(llorch_ckpt_array *a)

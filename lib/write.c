@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "llorch_checkpoint.h"
 
+#include "checksum.h"
 #include "manifest.h"
 #include "npy.h"
 
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 struct llorch_ckpt_writer {
     char  *dir;
@@ -123,18 +123,6 @@ static size_t element_count(const struct llorch_ckpt_tensor *t) {
     return n;
 }
 
-static uint32_t crc32_of(const void *data, size_t size) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const unsigned char *p = data;
-    while (size > 0) {   /* zlib takes uInt lengths */
-        uInt chunk = size > (1u << 30) ? (1u << 30) : (uInt) size;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        size -= chunk;
-    }
-    return (uint32_t) crc;
-}
-
 static int write_value_text(FILE *f, enum llorch_ckpt_dtype dtype, const void *data, size_t i) {
     switch (dtype) {
         case LLORCH_CKPT_F32: {
@@ -218,7 +206,7 @@ int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_ten
     }
     size_t bytes = element_count(t) * llorch_npy_dtype_size(t->dtype);
     cJSON_AddItemToArray(w->files, llorch_manifest_file_entry(t, name, w->text ? text_name : NULL,
-                                                              crc32_of(t->data, bytes), bytes));
+                                                              llorch_crc32(t->data, bytes), bytes));
     w->bytes += bytes;
     w->n_files++;
     return 0;

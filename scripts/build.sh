@@ -25,7 +25,7 @@ requirements=(
   "test -f /etc/ssl/certs/ca-certificates.crt|ca-certificates"
   "/usr/bin/python3 -c 'import numpy'|python3-numpy"
   "test -f /usr/include/cjson/cJSON.h|libcjson-dev"
-  "test -f /usr/include/zlib.h|zlib1g-dev"
+  "test -f /usr/include/libdeflate.h|libdeflate-dev"
   "command -v clang|clang"
   "ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a|libclang-rt-dev"
 )

@@ -1,0 +1,11 @@
+/* checksum.h - the CRC-32 of a file's data, as the manifest records it:
+ * zlib's CRC-32 (the same value as Python's zlib.crc32). */
+#ifndef LLORCH_CHECKSUM_H
+#define LLORCH_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint32_t llorch_crc32(const void *data, size_t size);
+
+#endif
