@@ -11,9 +11,13 @@
  * All four share one ggml threadpool (no polling), as the extractor does.
  * A run's time is llama_decode plus, for disk, waiting until the writer has
  * written the run's files (llorch_capture_sync): the files exist when the
- * clock stops. Every rep writes new files (its own step number). Ratios are
- * medians of per-rep ratios against plain. */
-#define _POSIX_C_SOURCE 200809L
+ * clock stops. Every rep writes new files (its own step number), as a real
+ * run does; nothing is deleted in between (deleting files makes ext4's next
+ * file creations slower). Each thread count starts after a sync(), and the
+ * default 9 reps keep the dirty pages (~0.5 GB) under the kernel's
+ * writeback threshold, which one real run of this size never reaches.
+ * Ratios are medians of per-rep ratios against plain. */
+#define _XOPEN_SOURCE 700   /* sync() */
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
 
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { PLAIN, IDLE, MEMORY, DISK, N_CONFIGS };
 static const char *config_names[N_CONFIGS] = {"plain", "idle", "memory", "disk"};
@@ -111,6 +116,7 @@ static double run_once(struct config *c, const llama_token *tokens, int n) {
          * a rename over the last rep's (which would time file deletion) */
         llorch_capture_end_step(c->capture);
     }
+
     llama_batch_free(b);
     return seconds;
 }
@@ -139,6 +145,7 @@ static size_t expected_bytes(const struct llama_model *m, int n) {
 
 static void bench_threads(struct llama_model *model, const char *path, const char *scratch, int threads,
                           const llama_token *tokens, int n, int reps) {
+    sync();   /* start from clean page-cache state: earlier writes are on disk */
     /* one threadpool for all four contexts, as the extractor does: without
      * it (and without OpenMP) ggml starts threads for every graph split */
     struct ggml_threadpool_params tpp = ggml_threadpool_params_default(threads);

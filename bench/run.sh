@@ -7,7 +7,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$repo/build}"
-reps="${2:-9}"
+reps="${2:-9}"   # more reps write more: past ~20 the kernel starts writing back during the runs
 scratch="$build/bench"
 mkdir -p "$scratch"
 model="$scratch/gpt2-small-f32.gguf"
