@@ -15,7 +15,11 @@ if [ ! -f "$model" ]; then
   "$build/programs/llorch-make-tiny-model" --arch gpt2 --layers 12 --embd 768 --heads 12 --ff 3072 \
     --ctx 1024 --type f32 --seed 1 -o "$model"
 fi
-rm -rf "$scratch/dumps" && mkdir -p "$scratch/dumps"
+# A new folder, and nothing deleted before the runs: ext4 creates files
+# slowly for minutes after many were deleted, which would time the last
+# benchmark's clean-up. Delete old dump folders long before measuring.
+dumps="$scratch/dumps-$(date +%s)"
+mkdir -p "$dumps"
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-"$build/bench/bench_capture" "$model" "$scratch/dumps" --tokens 128 --reps "$reps" --threads 1,2
-rm -rf "$scratch/dumps"
+"$build/bench/bench_capture" "$model" "$dumps" --tokens 128 --reps "$reps" --threads 1,2
+echo "dumps left in $dumps (about $(du -sh "$dumps" | cut -f1)); remove them when done"
