@@ -59,7 +59,7 @@ static void quiet(enum ggml_log_level level, const char *text, void *data) {
     }
 }
 
-static void setup(struct config *c, int which, struct llama_model *model, const char *path, const char *scratch,
+static void setup(struct config *c, int which, struct llama_model *model, const char *scratch,
                   struct ggml_threadpool *pool, int threads, int n_tokens, int reps) {
     char err[1024], dir[4096];
     memset(c, 0, sizeof *c);
@@ -75,7 +75,6 @@ static void setup(struct config *c, int which, struct llama_model *model, const 
         struct llorch_capture_params p = llorch_capture_default_params();
         p.selection = c->selection;
         p.model = model;
-        p.model_path = path;
         p.sink = which == DISK ? LLORCH_CAPTURE_WRITE : LLORCH_CAPTURE_MEMORY;
         if (which == DISK) {
             snprintf(dir, sizeof dir, "%s/disk-t%d", scratch, threads);
@@ -91,6 +90,9 @@ static void setup(struct config *c, int which, struct llama_model *model, const 
     c->ctx = llama_init_from_model(model, cp);
     if (c->ctx == NULL) die("context", config_names[which]);
     llama_attach_threadpool(c->ctx, pool, pool);
+    if (c->capture != NULL && llorch_capture_prepare(c->capture, c->ctx, n_tokens) != 0) {
+        die("prepare", llorch_capture_error(c->capture));
+    }
 }
 
 static double run_once(struct config *c, const llama_token *tokens, int n) {
@@ -143,7 +145,7 @@ static size_t expected_bytes(const struct llama_model *m, int n) {
     return 4 * per_layer * (size_t) llama_model_n_layer(m);
 }
 
-static void bench_threads(struct llama_model *model, const char *path, const char *scratch, int threads,
+static void bench_threads(struct llama_model *model, const char *scratch, int threads,
                           const llama_token *tokens, int n, int reps) {
     sync();   /* start from clean page-cache state: earlier writes are on disk */
     /* one threadpool for all four contexts, as the extractor does: without
@@ -153,7 +155,7 @@ static void bench_threads(struct llama_model *model, const char *path, const cha
     struct ggml_threadpool *pool = ggml_threadpool_new(&tpp);
     struct config c[N_CONFIGS];
     for (int k = 0; k < N_CONFIGS; k++) {
-        setup(&c[k], k, model, path, scratch, pool, threads, n, reps);
+        setup(&c[k], k, model, scratch, pool, threads, n, reps);
         run_once(&c[k], tokens, n);   /* warm-up: first-touch allocations, page cache */
     }
     struct llorch_capture_report before;
@@ -227,7 +229,7 @@ int main(int argc, char **argv) {
     char list[64];
     snprintf(list, sizeof list, "%s", thread_list);
     for (char *save = NULL, *t = strtok_r(list, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        bench_threads(model, argv[1], argv[2], atoi(t), tokens, n, reps);
+        bench_threads(model, argv[2], atoi(t), tokens, n, reps);
     }
     free(tokens);
     llama_model_free(model);

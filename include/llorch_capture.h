@@ -10,19 +10,25 @@
  *   struct llama_context_params cp = llama_context_default_params();
  *   llorch_capture_attach(cap, &cp);          // installs cb_eval only if something is selected
  *   ctx = llama_init_from_model(model, cp);
+ *   llorch_capture_prepare(cap, ctx, n);      // for every batch size n you will decode
  *
  *   for each batch of at most n_ubatch tokens, every token marked as output:
  *       llorch_capture_begin_step(cap, pos_start, n_tokens);
  *       llama_decode(ctx, batch);
+ *       llorch_capture_end_step(cap);
  *
  *   llorch_capture_finish(cap);               // drains the writer thread
  *   llorch_ckpt_writer_set_run(w, &run); llorch_ckpt_writer_finish(w, true, "ok");
  *
  * The capture only reads: the callback never changes a tensor, and llama.cpp's
- * results are bit-identical with and without it. In the ask phase it answers
- * true only for the tensors it will write. Copies happen on the compute
- * thread (a strided gather into a fresh buffer); files are written by a
- * writer thread behind a queue bounded by queue_bytes.
+ * results are bit-identical with and without it. Checkpoints are found by
+ * their place in the dataflow (what enters the KQ matmul, what is added to
+ * the residual), not by names: llorch_capture_prepare records the graph of
+ * a batch size once, without computing it, and plans which nodes to read.
+ * In the ask phase the callback answers true only at those nodes. Copies
+ * happen on the compute thread (a strided gather into a fresh buffer);
+ * files are written by a writer thread behind a queue bounded by
+ * queue_bytes.
  *
  * Scope: one sequence (seq_id 0) decoded from position 0 into a fresh KV
  * cache, so that cache cell i holds position i; the cache and score files
@@ -59,7 +65,6 @@ struct llorch_capture_params {
     const llorch_ckpt_selection *selection;   /* borrowed; outlives the capture        */
     llorch_ckpt_writer          *writer;      /* borrowed; needed for LLORCH_CAPTURE_WRITE */
     const struct llama_model    *model;
-    const char                  *model_path;  /* its tensor list tells which biases exist */
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;
     bool                         raw;         /* write cache/scores as llama.cpp holds them */
@@ -93,6 +98,18 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
  * write error or llorch_capture_request_stop) when anything is selected;
  * with an empty selection it leaves cparams untouched. */
 void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cparams);
+
+/* Records the graph of a batch of n_tokens tokens and plans its capture:
+ * one llama_decode that the capture stops after recording (llama.cpp logs it
+ * as aborted), after which the context's memory is cleared. Call it, while
+ * the context is empty, for every batch size that will be decoded with
+ * capture (prompt chunks and 1 for generation); sizes already prepared
+ * return at once. -1 on error (llorch_capture_error says why). */
+int  llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens);
+
+/* Prints every prepared graph, one line per node, with the checkpoint each
+ * node was identified as, then the absences and their reasons. */
+void llorch_capture_print_plans(const llorch_capture *cap, FILE *out);
 
 /* Call before each llama_decode: the batch's first position and size. The
  * batch must not exceed n_ubatch (one graph per decode). */

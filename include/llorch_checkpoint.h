@@ -56,6 +56,14 @@ enum llorch_ckpt_kind {
     LLORCH_CKPT_L_OUT,             /*    residual stream leaving the layer     */
     LLORCH_CKPT_RESULT_NORM,       /*    final norm (model level)              */
     LLORCH_CKPT_LOGITS,            /*    logits (model level)                  */
+    LLORCH_CKPT_Q_NORM,            /*    query after its per-head norm         */
+    LLORCH_CKPT_K_NORM,            /*    key after its per-head norm           */
+    LLORCH_CKPT_QCUR_UNSCALED,     /*    query before a scaling ahead of KQ    */
+    LLORCH_CKPT_ATTN_OUT_FINAL,    /*    attention output as added to residual */
+    LLORCH_CKPT_FFN_OUT_FINAL,     /*    FFN output as added to residual       */
+    LLORCH_CKPT_FFN_MOE_OUT,       /*    routed experts, combined              */
+    LLORCH_CKPT_FFN_SHEXP_OUT,     /*    shared expert                         */
+    LLORCH_CKPT_FFN_DENSE_OUT,     /*    dense FFN beside the experts          */
     LLORCH_CKPT_GRAPH,             /*    any graph tensor matched by a regex   */
     LLORCH_CKPT_KIND_COUNT
 };
@@ -67,6 +75,8 @@ struct llorch_ckpt_kind_info {
     bool        per_layer;  /* false for embd, result_norm, logits, graph    */
     const char *axes;       /* numpy axis names, comma separated             */
     const char *what;       /* one line for --help and the docs              */
+    bool        optional;   /* exists only in some architectures: listed as
+                               missing only when asked for by name        */
 };
 
 /* Table lookups; NULL / -1 when unknown. */
@@ -98,6 +108,8 @@ int  llorch_ckpt_selection_check(const llorch_ckpt_selection *sel, int n_layer,
                                  char *err, size_t err_size);
 bool llorch_ckpt_selection_has(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind, int layer);
 bool llorch_ckpt_selection_empty(const llorch_ckpt_selection *sel);
+/* True when kind was asked for by its name (not through "all" or "extras"). */
+bool llorch_ckpt_selection_named(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind);
 /* True when a --graph-regex matches this llama.cpp tensor name. */
 bool llorch_ckpt_selection_match_graph(const llorch_ckpt_selection *sel, const char *name);
 void llorch_ckpt_selection_free(llorch_ckpt_selection *sel);

@@ -1,17 +1,28 @@
 /* capture.c - the ggml scheduler eval callback.
  *
- * Ask phase (ask == true): called for every node in graph order; answers
- * true only for a tensor that identify.c names as a selected checkpoint not
- * yet captured in this step. Each true costs a graph split, so nothing else
- * is ever asked for.
- * Data phase (ask == false): the node is computed; gather + convert it into
- * a fresh buffer (the only work on the compute thread) and hand it to the
- * writer thread. The callback never writes to a tensor. */
+ * The scheduler asks the callback about every node once, in execution
+ * order, before computing it (ask == true); a true answer computes the
+ * nodes so far and calls back with the data (ask == false). Every true
+ * answer costs a graph split, so the callback answers true only at the
+ * capture points of a plan (plan.h).
+ *
+ * A plan comes from a prepared graph (llorch_capture_prepare): one decode
+ * whose callback records every node and answers false, and which the abort
+ * callback stops after the first node once the graph is recorded; the
+ * context is then cleared. The steps that follow record their nodes again
+ * and check them against the plan's graph; where the structure differs, the
+ * rest of that step is not captured, and a plan for the new structure is
+ * made for the steps after it.
+ *
+ * The data phase gathers and converts into fresh buffers (the only work on
+ * the compute thread) and hands them, in graph order, to the writer thread.
+ * The callback never writes to a tensor. */
 #define _POSIX_C_SOURCE 200809L
 #include "llorch_capture.h"
 
 #include "convert.h"
-#include "identify.h"
+#include "graph.h"
+#include "plan.h"
 #include "queue.h"
 
 #include <ggml-backend.h>
@@ -26,7 +37,7 @@
 struct missing_note {
     enum llorch_ckpt_kind kind;
     int                   layer;
-    char                  reason[160];
+    char                  reason[256];
 };
 
 struct graph_name_count {      /* --graph-regex: repeats of a name in a step */
@@ -36,20 +47,29 @@ struct graph_name_count {      /* --graph-regex: repeats of a name in a step */
 
 struct llorch_capture {
     struct llorch_capture_params p;
-    struct llorch_model_facts    facts;
-    llorch_queue                *queue;
+    char     arch[64];
+    int      n_layer, n_embd, n_vocab;
+    llorch_queue *queue;
+
+    struct llorch_plan *plans;  /* one per prepared number of tokens */
+    int      n_plans;
 
     /* the step being computed */
     int      step;
     int32_t  pos_start, n_tokens;
-    bool    *seen;              /* [kind][layer + 1] captured in this step */
-    bool    *ever;              /* [kind][layer + 1] captured in any step  */
+    int32_t  n_ubatch;          /* of the context, once prepared */
+    bool     learning;          /* inside llorch_capture_prepare */
+    bool     saw_output;        /* the recording holds a graph output */
+    struct llorch_graph rec;    /* this step's nodes so far */
+    const struct llorch_plan *plan;
+    int      next_point;        /* index into plan->points */
+    int      next_item;         /* index into plan->items */
+    int      diverged_at;       /* first node that differs from the plan, or -1 */
+    struct llorch_queue_item **held;   /* gathered, waiting for earlier nodes */
+    int      n_held, cap_held;
+    bool    *ever;              /* [kind][layer + 1] captured in any step */
     struct graph_name_count *graph_names;
     int      n_graph_names;
-
-    /* the node answered true in the ask phase, delivered next */
-    const struct ggml_tensor *pending;
-    int      pending_kind, pending_layer;
 
     struct missing_note *missing;
     int      n_missing;
@@ -72,6 +92,9 @@ static double now_seconds(void) {
 }
 
 /* The first error wins; it also stops the computation. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
 static void fail(llorch_capture *cap, const char *fmt, ...) {
     if (cap->failed) {
         return;
@@ -83,8 +106,8 @@ static void fail(llorch_capture *cap, const char *fmt, ...) {
     cap->failed = 1;
 }
 
-static size_t seen_index(const llorch_capture *cap, int kind, int layer) {
-    return (size_t) kind * (size_t) (cap->facts.n_layer + 1) + (size_t) (layer + 1);
+static size_t ever_index(const llorch_capture *cap, int kind, int layer) {
+    return (size_t) kind * (size_t) (cap->n_layer + 1) + (size_t) (layer + 1);
 }
 
 /* --- the writer thread ----------------------------------------------------- */
@@ -116,9 +139,9 @@ struct llorch_capture_params llorch_capture_default_params(void) {
 }
 
 llorch_capture *llorch_capture_create(const struct llorch_capture_params *params, char *err, size_t err_size) {
-    if (params->selection == NULL || params->model == NULL || params->model_path == NULL ||
+    if (params->selection == NULL || params->model == NULL ||
         (params->sink == LLORCH_CAPTURE_WRITE && params->writer == NULL)) {
-        snprintf(err, err_size, "capture needs a selection, a model, its path and (to write) a writer");
+        snprintf(err, err_size, "capture needs a selection, a model and (to write) a writer");
         return NULL;
     }
     llorch_capture *cap = calloc(1, sizeof *cap);
@@ -130,14 +153,14 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
     if (cap->p.stats_out == NULL) {
         cap->p.stats_out = stdout;
     }
-    if (llorch_model_facts_load(&cap->facts, params->model, params->model_path, err, err_size) != 0) {
-        free(cap);
-        return NULL;
-    }
-    size_t n = seen_index(cap, LLORCH_CKPT_KIND_COUNT, -1);
-    cap->seen = calloc(n, sizeof(bool));
-    cap->ever = calloc(n, sizeof(bool));
-    if (cap->seen == NULL || cap->ever == NULL) {
+    llama_model_meta_val_str(params->model, "general.architecture", cap->arch, sizeof cap->arch);
+    cap->n_layer = llama_model_n_layer(params->model);
+    cap->n_embd = llama_model_n_embd(params->model);
+    cap->n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(params->model));
+    cap->diverged_at = -1;
+    llorch_graph_init(&cap->rec);
+    cap->ever = calloc(ever_index(cap, LLORCH_CKPT_KIND_COUNT, -1), sizeof(bool));
+    if (cap->ever == NULL) {
         llorch_capture_free(cap);
         snprintf(err, err_size, "out of memory");
         return NULL;
@@ -157,7 +180,7 @@ static bool eval_callback(struct ggml_tensor *t, bool ask, void *user_data);
 
 static bool abort_callback(void *data) {
     llorch_capture *cap = data;
-    if (cap->stop || cap->failed) {
+    if (cap->stop || cap->failed || (cap->learning && cap->saw_output)) {
         return true;
     }
     return cap->prev_abort != NULL && cap->prev_abort(cap->prev_abort_data);
@@ -175,17 +198,139 @@ void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cpa
     cparams->abort_callback_data = cap;
 }
 
+/* --- plans ----------------------------------------------------------------- */
+
+static const struct llorch_plan *plan_for(const llorch_capture *cap, int32_t n_tokens) {
+    for (int i = 0; i < cap->n_plans; i++) {
+        if (cap->plans[i].n_tokens == n_tokens) {
+            return &cap->plans[i];
+        }
+    }
+    return NULL;
+}
+
+/* Makes (or replaces) the plan for the graph in cap->rec. */
+static int learn_plan(llorch_capture *cap, int32_t n_tokens) {
+    if (llorch_graph_finish(&cap->rec) != 0) {
+        return -1;
+    }
+    struct llorch_identify_input in = {.graph = &cap->rec, .n_tokens = n_tokens, .n_layer = cap->n_layer,
+                                       .n_embd = cap->n_embd, .n_vocab = cap->n_vocab, .arch = cap->arch};
+    struct llorch_plan plan;
+    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection) != 0) {
+        return -1;
+    }
+    struct llorch_plan *old = (struct llorch_plan *) plan_for(cap, n_tokens);
+    if (old != NULL) {
+        llorch_plan_free(old);
+        *old = plan;
+        return 0;
+    }
+    struct llorch_plan *grown = realloc(cap->plans, (size_t) (cap->n_plans + 1) * sizeof *grown);
+    if (grown == NULL) {
+        llorch_plan_free(&plan);
+        return -1;
+    }
+    cap->plans = grown;
+    cap->plans[cap->n_plans++] = plan;
+    return 0;
+}
+
+int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens) {
+    if (llorch_ckpt_selection_empty(cap->p.selection) || plan_for(cap, n_tokens) != NULL) {
+        return 0;
+    }
+    llama_memory_t mem = llama_get_memory(ctx);
+    cap->n_ubatch = (int32_t) llama_n_ubatch(ctx);
+    if (n_tokens > cap->n_ubatch) {
+        fail(cap, "a step of %d tokens holds more tokens than n_ubatch (%d): decode at most n_ubatch tokens at a "
+                  "time", n_tokens, cap->n_ubatch);
+        return -1;
+    }
+    if (n_tokens <= 0 || (mem != NULL && llama_memory_seq_pos_max(mem, 0) >= 0)) {
+        fail(cap, "llorch_capture_prepare needs an empty context and a positive number of tokens (got %d): "
+                  "prepare every batch size before the first llama_decode", n_tokens);
+        return -1;
+    }
+    struct llama_batch b = llama_batch_init(n_tokens, 0, 1);
+    for (int i = 0; i < n_tokens; i++) {
+        b.token[i] = 0;
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;
+    }
+    b.n_tokens = n_tokens;
+    llorch_graph_reset(&cap->rec);
+    cap->learning = true;
+    cap->saw_output = false;
+    int rc = llama_decode(ctx, b);     /* aborted once recorded: 2; 0 when no CPU node came after the output */
+    cap->learning = false;
+    llama_batch_free(b);
+    if (mem != NULL) {      /* models without memory (diffusion, encoders) have nothing to clear */
+        llama_memory_clear(mem, true);
+    }
+    if (rc != 0 && rc != 2) {
+        fail(cap, "llama_decode of %d tokens failed while preparing the capture (status %d)", n_tokens, rc);
+        return -1;
+    }
+    if (cap->rec.n_nodes == 0 || learn_plan(cap, n_tokens) != 0) {
+        fail(cap, "out of memory recording the graph of %d tokens", n_tokens);
+        return -1;
+    }
+    return 0;
+}
+
+void llorch_capture_print_plans(const llorch_capture *cap, FILE *out) {
+    for (int p = 0; p < cap->n_plans; p++) {
+        const struct llorch_plan *plan = &cap->plans[p];
+        fprintf(out, "# graph of a step of %d tokens: %d nodes\n", plan->n_tokens, plan->graph.n_nodes);
+        fprintf(out, "# node\top\ttype\tname\tne\tview_src\tinputs\tcheckpoints\n");
+        for (int i = 0; i < plan->graph.n_nodes; i++) {
+            llorch_graph_print_node(&plan->graph, i, out);
+            fputc('\t', out);
+            for (int r = 0, first = 1; r < plan->identity.n_roles; r++) {
+                const struct llorch_role *role = &plan->identity.roles[r];
+                if (role->node == i) {
+                    fprintf(out, "%s%s:%d", first ? "" : " ", llorch_ckpt_kind_info(role->kind)->name, role->layer);
+                    first = 0;
+                }
+            }
+            fputc('\n', out);
+        }
+        for (int a = 0; a < plan->identity.n_absent; a++) {
+            const struct llorch_absence *ab = &plan->identity.absent[a];
+            fprintf(out, "# absent\t%s\t%d\t%s\n", llorch_ckpt_kind_info(ab->kind)->name, ab->layer, ab->reason);
+        }
+    }
+}
+
 /* --- steps ----------------------------------------------------------------- */
 
 void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
     cap->pos_start = pos_start;
     cap->n_tokens = n_tokens;
-    memset(cap->seen, 0, seen_index(cap, LLORCH_CKPT_KIND_COUNT, -1) * sizeof(bool));
     cap->n_graph_names = 0;
-    cap->pending = NULL;
+    cap->plan = plan_for(cap, n_tokens);
+    cap->next_point = 0;
+    cap->next_item = 0;
+    cap->diverged_at = -1;
+    llorch_graph_reset(&cap->rec);
+    if (cap->n_ubatch > 0 && n_tokens > cap->n_ubatch) {
+        fail(cap, "a step of %d tokens holds more tokens than n_ubatch (%d): call llorch_capture_begin_step for each "
+                  "micro-batch (decode at most n_ubatch tokens at a time)", n_tokens, cap->n_ubatch);
+    } else if (cap->plan == NULL && !llorch_ckpt_selection_empty(cap->p.selection)) {
+        fail(cap, "no capture plan for a step of %d tokens: call llorch_capture_prepare(cap, ctx, %d) before the "
+                  "first llama_decode", n_tokens, n_tokens);
+    }
 }
 
 static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason) {
+    for (int i = 0; i < cap->n_missing; i++) {
+        if (cap->missing[i].kind == kind && cap->missing[i].layer == layer) {
+            return;
+        }
+    }
     struct missing_note *grown = realloc(cap->missing, (size_t) (cap->n_missing + 1) * sizeof *grown);
     if (grown == NULL) {
         fail(cap, "out of memory");
@@ -198,112 +343,31 @@ static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int la
     snprintf(m->reason, sizeof m->reason, "%s", reason);
 }
 
-/* After the first step: what was asked for and is not in this graph. */
-static void record_missing(llorch_capture *cap) {
-    char reason[160];
-    for (int k = 0; k < LLORCH_CKPT_GRAPH; k++) {
-        const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
-        int first = info->per_layer ? 0 : -1;
-        int last = info->per_layer ? cap->facts.n_layer - 1 : -1;
-        for (int il = first; il <= last; il++) {
-            if (!llorch_ckpt_selection_has(cap->p.selection, (enum llorch_ckpt_kind) k, il) ||
-                cap->ever[seen_index(cap, k, il)]) {
-                continue;
-            }
-            const char *why = llorch_identify_absent_reason(&cap->facts, (enum llorch_ckpt_kind) k,
-                                                            cap->report.flash_attn);
-            if (why == NULL) {
-                snprintf(reason, sizeof reason, "not found in the %s graph of this llama.cpp", cap->facts.arch);
-                why = reason;
-            }
-            note_missing(cap, (enum llorch_ckpt_kind) k, il, why);
-        }
-    }
-}
+static void release_held(llorch_capture *cap, int before);
 
 int llorch_capture_end_step(llorch_capture *cap) {
-    if (cap->step == 0) {
-        record_missing(cap);
+    release_held(cap, INT32_MAX);
+    if (cap->plan != NULL && cap->diverged_at >= 0 && !cap->failed) {
+        char reason[256];
+        const char *name = cap->diverged_at < cap->rec.n_nodes ? cap->rec.nodes[cap->diverged_at].name : "";
+        for (int i = cap->next_item; i < cap->plan->n_items; i++) {
+            const struct llorch_plan_item *it = &cap->plan->items[i];
+            snprintf(reason, sizeof reason, "not captured in step %d: its graph differs from the prepared one at "
+                     "node %d (%s)", cap->step, cap->diverged_at, name);
+            note_missing(cap, it->kind, it->layer, reason);
+        }
+        /* the steps after this one likely have the new structure */
+        if (learn_plan(cap, cap->n_tokens) != 0) {
+            fail(cap, "out of memory recording the graph of step %d", cap->step);
+        }
     }
+    cap->plan = NULL;
     cap->step++;
     return cap->failed ? -1 : 0;
 }
 
 void llorch_capture_request_stop(llorch_capture *cap) {
     cap->stop = 1;
-}
-
-/* --- the plan: which part of a tensor, in which layout --------------------- */
-
-struct plan {
-    struct llorch_gather g;
-    int         n_dims;
-    int32_t     n_key;
-    const char *axes;          /* NULL: the kind's default */
-    bool        raw;
-};
-
-static const char *raw_axes(int n_dims) {
-    static const char *axes[] = {"ne0", "ne1,ne0", "ne2,ne1,ne0", "ne3,ne2,ne1,ne0"};
-    return axes[n_dims - 1];
-}
-
-static void plan_raw(const struct ggml_tensor *t, struct plan *pl) {
-    pl->g = llorch_gather_identity(t);
-    pl->n_dims = ggml_n_dims(t);
-    pl->axes = raw_axes(pl->n_dims);
-    pl->raw = true;
-}
-
-/* Trims the key axis to the valid cells 0..K-1 (the window is padded). */
-static int plan_keys(llorch_capture *cap, const struct ggml_tensor *t, int kind, struct plan *pl) {
-    int32_t K = cap->pos_start + cap->n_tokens;
-    pl->g = llorch_gather_identity(t);
-    pl->n_dims = 3;
-    pl->n_key = K;
-    int key_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 0 : 2;
-    /* With flash attention off, V is stored transposed: [n_kv, heads, dim]
-     * with a head stride larger than the cell stride. Read it back as
-     * [dim, heads, n_kv], the layout of K. */
-    if (kind == LLORCH_CKPT_CACHE_V && t->nb[1] > t->nb[2]) {
-        pl->g.src_axis[0] = 2;
-        pl->g.src_axis[2] = 0;
-        pl->g.ne[0] = t->ne[2];
-        key_axis = 0;
-        pl->g.ne[2] = K;
-    } else {
-        pl->g.ne[key_axis] = K;
-    }
-    if (t->ne[key_axis] < K) {
-        fail(cap, "%s holds %lld key cells, fewer than the %d positions so far", t->name,
-             (long long) t->ne[key_axis], K);
-        return -1;
-    }
-    return 0;
-}
-
-static int plan_tensor(llorch_capture *cap, const struct ggml_tensor *t, int kind, struct plan *pl) {
-    memset(pl, 0, sizeof *pl);
-    bool keyed = kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX;
-    /* --raw only changes the tensors that are otherwise trimmed or
-     * un-transposed; activations are written as llama.cpp holds them anyway */
-    if ((cap->p.raw && keyed) || kind == LLORCH_CKPT_GRAPH) {
-        plan_raw(t, pl);
-        return 0;
-    }
-    if (keyed) {
-        return plan_keys(cap, t, kind, pl);
-    }
-    bool heads = kind >= LLORCH_CKPT_QCUR && kind <= LLORCH_CKPT_KCUR_PRE_ROPE;
-    pl->g = llorch_gather_identity(t);
-    pl->n_dims = heads ? 3 : 2;
-    if (t->ne[pl->n_dims - 1] != cap->n_tokens || (!heads && t->ne[2] * t->ne[3] != 1)) {
-        fail(cap, "%s has %lld rows for a step of %d tokens; decode at most n_ubatch tokens per step "
-                  "(llorch_capture_begin_step) and mark every token of the batch as an output",
-             t->name, (long long) t->ne[pl->n_dims - 1], cap->n_tokens);
-        return -1;
-    }
-    return 0;
 }
 
 /* --- the data phase -------------------------------------------------------- */
@@ -358,10 +422,11 @@ static void unique_graph_name(llorch_capture *cap, const char *name, char *out, 
     snprintf(out, size, "%s", name);
 }
 
-static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml_tensor *t, int kind, int layer,
-                                          const struct plan *pl, enum llorch_ckpt_dtype dtype) {
+static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml_tensor *t,
+                                          const struct llorch_plan_item *pi, const struct llorch_layout *l,
+                                          enum llorch_ckpt_dtype dtype) {
     struct llorch_queue_item *item = calloc(1, sizeof *item);
-    size_t bytes = llorch_convert_size(&pl->g, dtype);
+    size_t bytes = llorch_convert_size(&l->g, dtype);
     if (item != NULL) {
         item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->capacity)
                                         : malloc(bytes > 0 ? bytes : 1);
@@ -372,29 +437,30 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
         return NULL;
     }
     item->bytes = bytes;
-    if (kind == LLORCH_CKPT_GRAPH) {
+    item->node = pi->node;
+    if (pi->kind == LLORCH_CKPT_GRAPH) {
         unique_graph_name(cap, t->name, item->graph_name, sizeof item->graph_name);
     } else {
         snprintf(item->graph_name, sizeof item->graph_name, "%s", t->name);
     }
     snprintf(item->graph_op, sizeof item->graph_op, "%s", ggml_op_desc(t));
     struct llorch_ckpt_tensor *d = &item->tensor;
-    d->kind = (enum llorch_ckpt_kind) kind;
-    d->layer = kind == LLORCH_CKPT_GRAPH ? -1 : layer;
+    d->kind = pi->kind;
+    d->layer = pi->layer;
     d->step = cap->step;
     d->pos_start = cap->pos_start;
     d->n_pos = cap->n_tokens;
-    d->n_key = pl->n_key;
-    d->n_dims = pl->n_dims;
-    for (int i = 0; i < pl->n_dims; i++) {
-        d->shape[i] = pl->g.ne[pl->n_dims - 1 - i];     /* numpy order: ne reversed */
+    d->n_key = l->n_key;
+    d->n_dims = l->n_dims;
+    for (int i = 0; i < l->n_dims; i++) {
+        d->shape[i] = l->g.ne[l->n_dims - 1 - i];     /* numpy order: ne reversed */
     }
     d->dtype = dtype;
     d->data = item->data;
     d->graph_name = item->graph_name;
     d->graph_op = item->graph_op;
-    d->axes = pl->axes;
-    d->raw = pl->raw;
+    d->axes = l->axes;
+    d->raw = l->raw;
     return item;
 }
 
@@ -413,17 +479,64 @@ static const void *host_bytes(llorch_capture *cap, const struct ggml_tensor *t, 
     return *copy;
 }
 
-static void capture_tensor(llorch_capture *cap, const struct ggml_tensor *t, int kind, int layer) {
-    struct plan pl;
-    if (plan_tensor(cap, t, kind, &pl) != 0) {
+static void hold(llorch_capture *cap, struct llorch_queue_item *item) {
+    if (cap->n_held == cap->cap_held) {
+        int n = cap->cap_held != 0 ? cap->cap_held * 2 : 32;
+        struct llorch_queue_item **grown = realloc(cap->held, (size_t) n * sizeof *grown);
+        if (grown == NULL) {
+            free(item->data);
+            free(item);
+            fail(cap, "out of memory");
+            return;
+        }
+        cap->held = grown;
+        cap->cap_held = n;
+    }
+    int i = cap->n_held++;
+    while (i > 0 && cap->held[i - 1]->node > item->node) {   /* keep graph order */
+        cap->held[i] = cap->held[i - 1];
+        i--;
+    }
+    cap->held[i] = item;
+}
+
+/* Hands on every held item of a node before `before`, in graph order: the
+ * dump lists tensors in graph order although the cache windows are
+ * gathered later, when attention has read them. */
+static void release_held(llorch_capture *cap, int before) {
+    int n = 0;
+    while (n < cap->n_held && cap->held[n]->node < before) {
+        struct llorch_queue_item *item = cap->held[n++];
+        if (cap->failed) {
+            free(item->data);
+            free(item);
+        } else if (cap->p.sink == LLORCH_CAPTURE_STATS) {
+            print_stats(cap, item);
+            free(item->data);
+            free(item);
+        } else if (llorch_queue_push(cap->queue, item) != 0) {
+            fail(cap, "%s", cap->write_error);
+        }
+    }
+    memmove(cap->held, cap->held + n, (size_t) (cap->n_held - n) * sizeof *cap->held);
+    cap->n_held -= n;
+}
+
+static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
+    const struct ggml_tensor *t = cap->rec.nodes[pi->node].t;
+    struct llorch_layout l;
+    char why[256];
+    if (llorch_convert_layout(t, pi->kind, cap->pos_start, cap->n_tokens, cap->p.raw, &l, why, sizeof why) != 0) {
+        fail(cap, "%s; decode at most n_ubatch tokens per step (llorch_capture_begin_step) and mark every token "
+                  "of the batch as an output", why);
         return;
     }
-    if (!llorch_convert_supported(t, &pl.g)) {
+    if (!llorch_convert_supported(t, &l.g)) {
         fail(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name, ggml_type_name(t->type));
         return;
     }
     bool native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_STATS;
-    struct llorch_queue_item *item = new_item(cap, t, kind, layer, &pl, llorch_convert_dtype(t->type, native));
+    struct llorch_queue_item *item = new_item(cap, t, pi, &l, llorch_convert_dtype(t->type, native));
     void *copy;
     const void *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
     if (host == NULL) {
@@ -433,19 +546,31 @@ static void capture_tensor(llorch_capture *cap, const struct ggml_tensor *t, int
         }
         return;
     }
-    llorch_convert_gather(t, host, &pl.g, item->tensor.dtype, item->data);
+    llorch_convert_gather(t, host, &l.g, item->tensor.dtype, item->data);
     free(copy);
     cap->report.tensors++;
     cap->report.bytes += item->bytes;
-    cap->report.kind_tensors[kind]++;
-    cap->report.kind_bytes[kind] += item->bytes;
-    if (cap->p.sink == LLORCH_CAPTURE_STATS) {
-        print_stats(cap, item);
-        free(item->data);
-        free(item);
-    } else if (llorch_queue_push(cap->queue, item) != 0) {
-        fail(cap, "%s", cap->write_error);
+    cap->report.kind_tensors[pi->kind]++;
+    cap->report.kind_bytes[pi->kind] += item->bytes;
+    if (pi->kind != LLORCH_CKPT_GRAPH) {
+        cap->ever[ever_index(cap, pi->kind, pi->layer)] = true;
     }
+    hold(cap, item);
+}
+
+/* The data phase of capture point `node`. */
+static void capture_point(llorch_capture *cap, int node) {
+    const struct llorch_plan *plan = cap->plan;
+    while (cap->next_item < plan->n_items && plan->items[cap->next_item].at == node && !cap->failed) {
+        capture_item(cap, &plan->items[cap->next_item++]);
+    }
+    cap->next_point++;
+    /* what is still to come has nodes at or after the next item's */
+    int before = INT32_MAX;
+    for (int i = cap->next_item; i < plan->n_items; i++) {
+        before = plan->items[i].node < before ? plan->items[i].node : before;
+    }
+    release_held(cap, before);
 }
 
 /* --- the callback ---------------------------------------------------------- */
@@ -457,31 +582,32 @@ static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
     if (!cap->report.patched_names && llorch_identify_is_patch_name(t->name)) {
         cap->report.patched_names = true;
     }
-    if (cap->failed || cap->stop) {
+    if (cap->learning) {
+        cap->saw_output |= (t->flags & GGML_TENSOR_FLAG_OUTPUT) != 0;
+        if (llorch_graph_add(&cap->rec, t) < 0) {
+            cap->failed = 1;
+        }
         return false;
     }
-    int layer = -1;
-    int kind = llorch_identify(&cap->facts, cap->p.identify, t, &layer);
-    bool wanted = kind >= 0 && llorch_ckpt_selection_has(cap->p.selection, (enum llorch_ckpt_kind) kind, layer);
-    if (wanted && cap->seen[seen_index(cap, kind, layer)]) {
-        /* a second graph in one step: llama_decode split the batch into
-         * micro-batches, and this one's positions are unknown */
-        fail(cap, "%s was computed twice in one step: the batch holds more tokens than n_ubatch; call "
-                  "llorch_capture_begin_step for each micro-batch (decode at most n_ubatch tokens at a time)",
-             t->name);
+    if (cap->failed || cap->stop || cap->plan == NULL) {
         return false;
     }
-    if (wanted) {
-        cap->pending_kind = kind;
-    } else if (llorch_ckpt_selection_match_graph(cap->p.selection, t->name)) {
-        cap->pending_kind = LLORCH_CKPT_GRAPH;
-        layer = -1;
-    } else {
+    int i = llorch_graph_add(&cap->rec, t);
+    if (i < 0) {
+        fail(cap, "out of memory recording the graph");
         return false;
     }
-    cap->pending = t;
-    cap->pending_layer = layer;
-    return true;
+    if (i >= cap->plan->graph.n_nodes && cap->diverged_at < 0) {
+        fail(cap, "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
+                  "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
+                  "n_ubatch tokens at a time)", t->name);
+        return false;
+    }
+    if (cap->diverged_at < 0 && !llorch_plan_matches(cap->plan, &cap->rec, i)) {
+        cap->diverged_at = i;
+    }
+    bool point = cap->next_point < cap->plan->n_points && cap->plan->points[cap->next_point] == i;
+    return point && cap->diverged_at < 0;
 }
 
 static bool eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {
@@ -489,17 +615,12 @@ static bool eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {
     if (asking) {
         return ask(cap, t);
     }
-    if (t != cap->pending) {
+    int node = cap->rec.n_nodes - 1;
+    if (cap->plan == NULL || cap->rec.nodes[node].t != t) {
         return true;
     }
     double start = now_seconds();
-    int kind = cap->pending_kind, layer = cap->pending_layer;
-    cap->pending = NULL;
-    if (kind != LLORCH_CKPT_GRAPH) {
-        cap->seen[seen_index(cap, kind, layer)] = true;
-        cap->ever[seen_index(cap, kind, layer)] = true;
-    }
-    capture_tensor(cap, t, kind, layer);
+    capture_point(cap, node);
     cap->report.copy_seconds += now_seconds() - start;
     return true;   /* never false: a false return only ends the current split; stopping is abort_callback's job */
 }
@@ -513,6 +634,33 @@ int llorch_capture_sync(llorch_capture *cap) {
     return cap->failed ? -1 : 0;
 }
 
+/* What was asked for and never captured, with the reason a plan gave. */
+static void record_missing(llorch_capture *cap) {
+    char reason[256];
+    for (int k = 0; k < LLORCH_CKPT_GRAPH; k++) {
+        const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
+        if (info->optional && !llorch_ckpt_selection_named(cap->p.selection, (enum llorch_ckpt_kind) k)) {
+            continue;   /* extras of some architectures only: absent is no news */
+        }
+        int first = info->per_layer ? 0 : -1, last = info->per_layer ? cap->n_layer - 1 : -1;
+        for (int il = first; il <= last; il++) {
+            if (!llorch_ckpt_selection_has(cap->p.selection, (enum llorch_ckpt_kind) k, il) ||
+                cap->ever[ever_index(cap, k, il)]) {
+                continue;
+            }
+            const char *why = NULL;
+            for (int p = 0; p < cap->n_plans && why == NULL; p++) {
+                why = llorch_identity_absent_reason(&cap->plans[p].identity, (enum llorch_ckpt_kind) k, il);
+            }
+            if (why == NULL) {
+                snprintf(reason, sizeof reason, "not found in the %s graph of this llama.cpp", cap->arch);
+                why = reason;
+            }
+            note_missing(cap, (enum llorch_ckpt_kind) k, il, why);
+        }
+    }
+}
+
 int llorch_capture_finish(llorch_capture *cap) {
     if (cap->queue != NULL) {
         if (llorch_queue_finish(cap->queue) != 0) {
@@ -520,6 +668,9 @@ int llorch_capture_finish(llorch_capture *cap) {
         }
         cap->report.wait_seconds = llorch_queue_wait_seconds(cap->queue);
         cap->report.queue_peak_bytes = llorch_queue_peak_bytes(cap->queue);
+    }
+    if (cap->step > 0 || cap->n_plans > 0) {
+        record_missing(cap);
     }
     for (int i = 0; i < cap->n_missing && cap->p.writer != NULL; i++) {
         llorch_ckpt_writer_note_missing(cap->p.writer, cap->missing[i].kind, cap->missing[i].layer,
@@ -547,8 +698,16 @@ void llorch_capture_free(llorch_capture *cap) {
         return;
     }
     llorch_queue_free(cap->queue);
-    llorch_model_facts_free(&cap->facts);
-    free(cap->seen);
+    for (int i = 0; i < cap->n_plans; i++) {
+        llorch_plan_free(&cap->plans[i]);
+    }
+    for (int i = 0; i < cap->n_held; i++) {
+        free(cap->held[i]->data);
+        free(cap->held[i]);
+    }
+    free(cap->held);
+    free(cap->plans);
+    llorch_graph_free(&cap->rec);
     free(cap->ever);
     free(cap->graph_names);
     free(cap->missing);

@@ -3,6 +3,7 @@
  * converts a row at a time through ggml's type traits. */
 #include "convert.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t) {
@@ -15,6 +16,9 @@ struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t) {
 }
 
 enum llorch_ckpt_dtype llorch_convert_dtype(enum ggml_type type, bool native) {
+    if (type == GGML_TYPE_I32) {
+        return LLORCH_CKPT_I32;     /* indices (top-k, argsort) stay integers */
+    }
     return (native && type == GGML_TYPE_F16) ? LLORCH_CKPT_F16 : LLORCH_CKPT_F32;
 }
 
@@ -23,7 +27,7 @@ static bool is_element_type(enum ggml_type type) {
 }
 
 bool llorch_convert_supported(const struct ggml_tensor *t, const struct llorch_gather *g) {
-    if (is_element_type(t->type)) {
+    if (is_element_type(t->type) || t->type == GGML_TYPE_I32) {
         return true;
     }
     const struct ggml_type_traits *tr = ggml_get_type_traits(t->type);
@@ -32,7 +36,7 @@ bool llorch_convert_supported(const struct ggml_tensor *t, const struct llorch_g
 }
 
 size_t llorch_convert_size(const struct llorch_gather *g, enum llorch_ckpt_dtype dtype) {
-    size_t n = dtype == LLORCH_CKPT_F16 ? 2 : 4;
+    size_t n = dtype == LLORCH_CKPT_F16 ? 2 : 4;     /* f32 and i32: 4 */
     for (int i = 0; i < 4; i++) {
         n *= (size_t) g->ne[i];
     }
@@ -76,14 +80,14 @@ static void gather_row_f32(const struct ggml_tensor *t, const char *row, size_t 
     }
 }
 
-/* One output row kept as f16 (only for f16 sources). */
-static void gather_row_f16(const char *row, size_t stride0, int64_t n, uint16_t *out) {
-    if (stride0 == 2) {
-        memcpy(out, row, (size_t) n * 2);
+/* One output row of elements kept as they are (f16 kept as f16, i32). */
+static void gather_row_same(const char *row, size_t stride0, size_t size, int64_t n, char *out) {
+    if (stride0 == size) {
+        memcpy(out, row, (size_t) n * size);
         return;
     }
     for (int64_t i = 0; i < n; i++) {
-        memcpy(&out[i], row + (size_t) i * stride0, 2);
+        memcpy(out + (size_t) i * size, row + (size_t) i * stride0, size);
     }
 }
 
@@ -100,8 +104,8 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
         for (int64_t i2 = 0; i2 < g->ne[2]; i2++) {
             for (int64_t i1 = 0; i1 < g->ne[1]; i1++) {
                 const char *row = base + i1 * stride[1] + i2 * stride[2] + i3 * stride[3];
-                if (dtype == LLORCH_CKPT_F16) {
-                    gather_row_f16(row, stride[0], g->ne[0], (uint16_t *) (void *) out);
+                if (dtype == LLORCH_CKPT_F16 || dtype == LLORCH_CKPT_I32) {
+                    gather_row_same(row, stride[0], dtype == LLORCH_CKPT_F16 ? 2 : 4, g->ne[0], out);
                 } else {
                     gather_row_f32(t, row, stride[0], g->ne[0], (float *) (void *) out);
                 }
@@ -109,4 +113,69 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
             }
         }
     }
+}
+
+/* --- layouts --------------------------------------------------------------- */
+
+static const char *raw_axes(int n_dims) {
+    static const char *axes[] = {"ne0", "ne1,ne0", "ne2,ne1,ne0", "ne3,ne2,ne1,ne0"};
+    return axes[n_dims - 1];
+}
+
+/* Trims the key axis to the valid cells 0..K-1 (the window is padded). With
+ * flash attention off, V is stored transposed: [n_kv, heads, dim] with a
+ * head stride larger than the cell stride; it is read back as [dim, heads,
+ * n_kv], the layout of K. */
+static int key_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t K, struct llorch_layout *l,
+                      char *err, size_t err_size) {
+    l->g = llorch_gather_identity(t);
+    l->n_dims = 3;
+    l->n_key = K;
+    int key_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 0 : 2;
+    if (kind == LLORCH_CKPT_CACHE_V && t->nb[1] > t->nb[2]) {
+        l->g.src_axis[0] = 2;
+        l->g.src_axis[2] = 0;
+        l->g.ne[0] = t->ne[2];
+        key_axis = 0;
+        l->g.ne[2] = K;
+    } else {
+        l->g.ne[key_axis] = K;
+    }
+    if (t->ne[key_axis] < K || t->ne[3] != 1) {
+        snprintf(err, err_size, "%s holds %lld key cells, fewer than the %d positions so far", t->name,
+                 (long long) t->ne[key_axis], K);
+        return -1;
+    }
+    return 0;
+}
+
+int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start,
+                          int32_t n_tokens, bool raw, struct llorch_layout *l, char *err, size_t err_size) {
+    memset(l, 0, sizeof *l);
+    bool keyed = kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX;
+    /* raw only changes the tensors that are otherwise trimmed or
+     * un-transposed; activations are written as llama.cpp holds them anyway */
+    if ((raw && keyed) || kind == LLORCH_CKPT_GRAPH) {
+        l->g = llorch_gather_identity(t);
+        l->n_dims = 4;      /* ggml_n_dims would drop an empty axis: 0 is not 1 */
+        while (l->n_dims > 1 && t->ne[l->n_dims - 1] == 1) {
+            l->n_dims--;
+        }
+        l->axes = raw_axes(l->n_dims);
+        l->raw = true;
+        return 0;
+    }
+    if (keyed) {
+        return key_layout(t, kind, pos_start + n_tokens, l, err, err_size);
+    }
+    const char *axes = llorch_ckpt_kind_info(kind)->axes;
+    bool heads = strchr(axes, ',') != strrchr(axes, ',');    /* token,head,channel */
+    l->g = llorch_gather_identity(t);
+    l->n_dims = heads ? 3 : 2;
+    if (t->ne[l->n_dims - 1] != n_tokens || (!heads && t->ne[2] * t->ne[3] != 1) || (heads && t->ne[3] != 1)) {
+        snprintf(err, err_size, "%s has %lld rows for a step of %d tokens", t->name,
+                 (long long) t->ne[l->n_dims - 1], n_tokens);
+        return -1;
+    }
+    return 0;
 }

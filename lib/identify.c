@@ -1,242 +1,111 @@
-/* identify.c - names + op + structure -> checkpoint kind.
- * The graph facts this relies on are in docs/LLAMA_GRAPH.md. */
+/* identify.c - the order of the analysis, the helpers it shares, and the
+ * result: roles (which node is which checkpoint) and absences (why a
+ * checkpoint has no node).
+ *
+ *   1. attention cores: every KQ -> softmax -> KQV and every flash
+ *      attention node (identify_attn.c); recurrent and linear-attention
+ *      mixers (identify_branch.c)
+ *   2. per core: Q, K, V, the caches, the scores, the attention input
+ *   3. per layer: the attention and FFN branches and where they end
+ *   4. the residual stream and the output */
 #define _POSIX_C_SOURCE 200809L
-#include "identify.h"
+#include "identify_internal.h"
 
-#include <gguf.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* --- model facts --------------------------------------------------------- */
+/* --- results --------------------------------------------------------------- */
 
-static bool has_tensor(const struct gguf_context *g, const char *fmt, int layer) {
-    char name[128];
-    snprintf(name, sizeof name, fmt, layer);
-    return gguf_find_tensor(g, name) >= 0;
+/* The layout the capture expects: one row per token of the step. */
+static bool has_token_rows(const struct ictx *c, enum llorch_ckpt_kind kind, const struct llorch_gnode *n) {
+    int64_t T = c->in->n_tokens;
+    switch (kind) {
+        case LLORCH_CKPT_QCUR: case LLORCH_CKPT_KCUR: case LLORCH_CKPT_VCUR: case LLORCH_CKPT_QCUR_PRE_ROPE:
+        case LLORCH_CKPT_KCUR_PRE_ROPE: case LLORCH_CKPT_Q_NORM: case LLORCH_CKPT_K_NORM:
+        case LLORCH_CKPT_QCUR_UNSCALED:
+            return n->ne[2] == T && n->ne[3] == 1;
+        case LLORCH_CKPT_CACHE_K: case LLORCH_CKPT_CACHE_V: case LLORCH_CKPT_GRAPH:
+            return true;
+        case LLORCH_CKPT_KQ_SOFT_MAX:
+            return n->ne[1] == T && n->ne[3] == 1;
+        default:
+            return n->ne[1] == T && n->ne[2] == 1 && n->ne[3] == 1;
+    }
 }
 
-int llorch_model_facts_load(struct llorch_model_facts *f, const struct llama_model *model, const char *path,
-                            char *err, size_t err_size) {
-    memset(f, 0, sizeof *f);
-    llama_model_meta_val_str(model, "general.architecture", f->arch, sizeof f->arch);
-    f->n_layer = llama_model_n_layer(model);
-    f->n_embd = llama_model_n_embd(model);
-    f->n_head = llama_model_n_head(model);
-    f->n_head_kv = llama_model_n_head_kv(model);
-    f->n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    f->rope = llama_model_rope_type(model) != LLAMA_ROPE_TYPE_NONE;
-
-    struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
-    struct gguf_context *g = gguf_init_from_file(path, gp);
-    if (g == NULL) {
-        snprintf(err, err_size, "cannot read the tensor list of '%s'", path);
-        return -1;
+void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready) {
+    struct llorch_identity *id = c->out;
+    const struct llorch_gnode *n = &c->g->nodes[node];
+    if (!has_token_rows(c, kind, n)) {
+        llorch_id_add_absence(c, kind, layer, "%s of layer %d (%s, %s) is %lld x %lld x %lld x %lld: not one row per "
+                              "token of the step", llorch_ckpt_kind_info(kind)->name, layer, n->name,
+                              ggml_op_name(n->op), (long long) n->ne[0], (long long) n->ne[1], (long long) n->ne[2],
+                              (long long) n->ne[3]);
+        return;
     }
-    size_t n = f->n_layer > 0 ? (size_t) f->n_layer : 1;
-    f->attn_out_weight = calloc(n, sizeof(bool));
-    f->attn_out_bias = calloc(n, sizeof(bool));
-    f->ffn_down_weight = calloc(n, sizeof(bool));
-    f->ffn_down_bias = calloc(n, sizeof(bool));
-    for (int il = 0; il < f->n_layer && f->ffn_down_bias != NULL; il++) {
-        f->attn_out_weight[il] = has_tensor(g, "blk.%d.attn_output.weight", il);
-        f->attn_out_bias[il] = has_tensor(g, "blk.%d.attn_output.bias", il);
-        f->ffn_down_weight[il] = has_tensor(g, "blk.%d.ffn_down.weight", il);
-        f->ffn_down_bias[il] = has_tensor(g, "blk.%d.ffn_down.bias", il);
-    }
-    f->pos_embd = gguf_find_tensor(g, "position_embd.weight") >= 0;
-    gguf_free(g);
-    if (f->attn_out_weight == NULL || f->attn_out_bias == NULL || f->ffn_down_weight == NULL ||
-        f->ffn_down_bias == NULL) {
-        llorch_model_facts_free(f);
-        snprintf(err, err_size, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-void llorch_model_facts_free(struct llorch_model_facts *f) {
-    free(f->attn_out_weight);
-    free(f->attn_out_bias);
-    free(f->ffn_down_weight);
-    free(f->ffn_down_bias);
-    memset(f, 0, sizeof *f);
-}
-
-/* --- name parsing -------------------------------------------------------- */
-
-/* "attn_norm-3" -> base "attn_norm", layer 3. False for names with a suffix
- * such as "Qcur-0 (view)" and for names without a layer. */
-static bool split_layer_name(const char *name, char *base, size_t size, int *layer) {
-    const char *dash = strrchr(name, '-');
-    if (dash == NULL || dash == name || dash[1] == '\0') {
-        return false;
-    }
-    int il = 0;
-    for (const char *p = dash + 1; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9' || il > 100000) {
-            return false;
-        }
-        il = il * 10 + (*p - '0');
-    }
-    size_t len = (size_t) (dash - name);
-    if (len >= size) {
-        return false;
-    }
-    memcpy(base, name, len);
-    base[len] = '\0';
-    *layer = il;
-    return true;
-}
-
-/* "blk.12.attn_output.weight" with suffix "attn_output.weight" -> 12. */
-static int weight_layer(const struct ggml_tensor *w, const char *suffix) {
-    int il;
-    int consumed = 0;
-    if (w == NULL || sscanf(w->name, "blk.%d.%n", &il, &consumed) != 1 || consumed == 0) {
-        return -1;
-    }
-    return strcmp(w->name + consumed, suffix) == 0 ? il : -1;
-}
-
-/* "cache_k_l7" -> 7 for prefix "cache_k_l". */
-static int cache_layer(const struct ggml_tensor *t, const char *prefix) {
-    size_t n = strlen(prefix);
-    if (t == NULL || strncmp(t->name, prefix, n) != 0 || t->name[n] == '\0') {
-        return -1;
-    }
-    int il = 0;
-    for (const char *p = t->name + n; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9') {
-            return -1;
-        }
-        il = il * 10 + (*p - '0');
-    }
-    return il;
-}
-
-/* --- rules --------------------------------------------------------------- */
-
-/* A [head_dim, heads, tokens] view of a projection, not the 2-D matmul. */
-static bool is_head_view(const struct ggml_tensor *t, int heads) {
-    return (t->op == GGML_OP_VIEW || t->op == GGML_OP_RESHAPE || t->op == GGML_OP_CONT) && t->ne[1] == heads;
-}
-
-static int identify_qkv(const struct llorch_model_facts *f, const char *base, const struct ggml_tensor *t) {
-    bool q = strcmp(base, "Qcur") == 0, k = strcmp(base, "Kcur") == 0, v = strcmp(base, "Vcur") == 0;
-    if (!q && !k && !v) {
-        return -1;
-    }
-    int heads = q ? f->n_head : f->n_head_kv;
-    if (v) {
-        return is_head_view(t, heads) ? LLORCH_CKPT_VCUR : -1;
-    }
-    if (f->rope && t->op == GGML_OP_ROPE) {
-        return q ? LLORCH_CKPT_QCUR : LLORCH_CKPT_KCUR;
-    }
-    if (!is_head_view(t, heads)) {
-        return -1;
-    }
-    if (f->rope) {
-        return q ? LLORCH_CKPT_QCUR_PRE_ROPE : LLORCH_CKPT_KCUR_PRE_ROPE;
-    }
-    return q ? LLORCH_CKPT_QCUR : LLORCH_CKPT_KCUR;
-}
-
-/* Tensors named by upstream llama.cpp's builders: name + op. */
-static int identify_by_layer_name(const struct llorch_model_facts *f, enum llorch_capture_identify mode,
-                                  const char *base, const struct ggml_tensor *t) {
-    if (strcmp(base, "attn_norm") == 0) {
-        return LLORCH_CKPT_ATTN_NORM;
-    }
-    if (strcmp(base, "kq_soft_max") == 0) {
-        return t->op == GGML_OP_SOFT_MAX ? LLORCH_CKPT_KQ_SOFT_MAX : -1;
-    }
-    if (strcmp(base, "ffn_inp") == 0) {
-        return LLORCH_CKPT_FFN_INP;
-    }
-    if (strcmp(base, "l_out") == 0) {
-        return LLORCH_CKPT_L_OUT;
-    }
-    if (mode == LLORCH_IDENTIFY_AUTO) {   /* the patch's names */
-        if (strcmp(base, "cache_k") == 0 && t->op == GGML_OP_VIEW) {
-            return LLORCH_CKPT_CACHE_K;
-        }
-        if (strcmp(base, "cache_v") == 0 && t->op == GGML_OP_VIEW) {
-            return LLORCH_CKPT_CACHE_V;
-        }
-        if (strcmp(base, "attn_out_proj") == 0) {
-            return LLORCH_CKPT_ATTN_OUT_PROJ;
+    for (int i = 0; i < id->n_roles; i++) {
+        if (id->roles[i].kind == kind && id->roles[i].layer == layer) {
+            return;     /* the first finding stands */
         }
     }
-    return identify_qkv(f, base, t);
-}
-
-/* The output of a projection: the bias ADD where the layer has a bias,
- * else the MUL_MAT that reads the weight. */
-static int projection_layer(const struct ggml_tensor *t, const char *weight, const char *bias,
-                            const bool *has_bias, int n_layer) {
-    int il = -1;
-    if (t->op == GGML_OP_MUL_MAT) {
-        il = weight_layer(t->src[0], weight);
-        return (il >= 0 && il < n_layer && !has_bias[il]) ? il : -1;
-    }
-    if (t->op == GGML_OP_ADD) {
-        il = weight_layer(t->src[1], bias);
-        return (il >= 0 && il < n_layer) ? il : -1;
-    }
-    return -1;
-}
-
-/* Tensors found by graph structure (named or not). */
-static int identify_by_structure(const struct llorch_model_facts *f, const struct ggml_tensor *t, int *layer) {
-    if (t->op == GGML_OP_VIEW) {
-        /* the window attention reads: a VIEW of the cache (the write into the
-         * cache is a SET_ROWS under a similar name) */
-        if ((*layer = cache_layer(t->view_src, "cache_k_l")) >= 0) {
-            return LLORCH_CKPT_CACHE_K;
+    if (id->n_roles == c->cap_roles) {
+        int cap = c->cap_roles != 0 ? c->cap_roles * 2 : 64;
+        struct llorch_role *grown = realloc(id->roles, (size_t) cap * sizeof *grown);
+        if (grown == NULL) {
+            c->oom = true;
+            return;
         }
-        if ((*layer = cache_layer(t->view_src, "cache_v_l")) >= 0) {
-            return LLORCH_CKPT_CACHE_V;
+        id->roles = grown;
+        c->cap_roles = cap;
+    }
+    id->roles[id->n_roles++] = (struct llorch_role) {.kind = kind, .layer = layer, .node = node,
+                                                     .ready = ready > node ? ready : node};
+}
+
+void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...) {
+    struct llorch_identity *id = c->out;
+    if (llorch_identity_absent_reason(id, kind, layer) != NULL) {
+        return;
+    }
+    for (int i = 0; i < id->n_roles; i++) {
+        if (id->roles[i].kind == kind && id->roles[i].layer == layer) {
+            return;     /* found after all */
         }
     }
-    if ((*layer = projection_layer(t, "attn_output.weight", "attn_output.bias", f->attn_out_bias, f->n_layer)) >= 0) {
-        return LLORCH_CKPT_ATTN_OUT_PROJ;
+    if (id->n_absent == c->cap_absent) {
+        int cap = c->cap_absent != 0 ? c->cap_absent * 2 : 32;
+        struct llorch_absence *grown = realloc(id->absent, (size_t) cap * sizeof *grown);
+        if (grown == NULL) {
+            c->oom = true;
+            return;
+        }
+        id->absent = grown;
+        c->cap_absent = cap;
     }
-    if ((*layer = projection_layer(t, "ffn_down.weight", "ffn_down.bias", f->ffn_down_bias, f->n_layer)) >= 0) {
-        return LLORCH_CKPT_FFN_OUT;
-    }
-    return -1;
+    struct llorch_absence *a = &id->absent[id->n_absent++];
+    a->kind = kind;
+    a->layer = layer;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->reason, sizeof a->reason, fmt, ap);
+    va_end(ap);
 }
 
-static int identify_model_level(const struct llorch_model_facts *f, const struct ggml_tensor *t) {
-    if (strcmp(t->name, f->pos_embd ? "inpL" : "embd") == 0) {
-        return LLORCH_CKPT_EMBD;
-    }
-    if (strcmp(t->name, "result_norm") == 0) {
-        return LLORCH_CKPT_RESULT_NORM;
-    }
-    if (strcmp(t->name, "result_output") == 0) {
-        return LLORCH_CKPT_LOGITS;
-    }
-    return -1;
-}
-
-int llorch_identify(const struct llorch_model_facts *f, enum llorch_capture_identify mode,
-                    const struct ggml_tensor *t, int *layer) {
-    char base[GGML_MAX_NAME];
-    if (split_layer_name(t->name, base, sizeof base, layer) && *layer < f->n_layer) {
-        int kind = identify_by_layer_name(f, mode, base, t);
-        if (kind >= 0) {
-            return kind;
+const char *llorch_identity_absent_reason(const struct llorch_identity *id, enum llorch_ckpt_kind kind, int layer) {
+    for (int i = 0; i < id->n_absent; i++) {
+        if (id->absent[i].kind == kind && id->absent[i].layer == layer) {
+            return id->absent[i].reason;
         }
     }
-    int kind = identify_by_structure(f, t, layer);
-    if (kind >= 0) {
-        return kind;
-    }
-    *layer = -1;
-    return identify_model_level(f, t);
+    return NULL;
+}
+
+void llorch_identity_free(struct llorch_identity *id) {
+    free(id->roles);
+    free(id->absent);
+    memset(id, 0, sizeof *id);
 }
 
 bool llorch_identify_is_patch_name(const char *name) {
@@ -244,15 +113,172 @@ bool llorch_identify_is_patch_name(const char *name) {
            strncmp(name, "attn_out_proj-", 14) == 0;
 }
 
-const char *llorch_identify_absent_reason(const struct llorch_model_facts *f, enum llorch_ckpt_kind kind,
-                                          bool flash_attn) {
-    switch (kind) {
-        case LLORCH_CKPT_QCUR_PRE_ROPE:
-        case LLORCH_CKPT_KCUR_PRE_ROPE:
-            return f->rope ? NULL : "this architecture applies no RoPE: Qcur/Kcur are the values entering attention";
-        case LLORCH_CKPT_KQ_SOFT_MAX:
-            return flash_attn ? "flash attention computes the scores inside one fused node (use -fa off)" : NULL;
-        default:
-            return NULL;
+/* --- shared helpers -------------------------------------------------------- */
+
+int llorch_id_weight_layer(const struct ictx *c, int node) {
+    const struct llorch_gleaf *w = llorch_graph_matmul_weight(c->g, node);
+    return w != NULL ? w->layer : -1;
+}
+
+/* The node a chain of views reads from. */
+int llorch_id_strip_views(const struct ictx *c, int node) {
+    while (llorch_graph_is_view_op(c->g->nodes[node].op) && LLORCH_GREF_IS_NODE(c->g->nodes[node].src[0])) {
+        node = c->g->nodes[node].src[0];
     }
+    return node;
+}
+
+/* Ops whose output holds the same values as their input, in another layout. */
+static bool keeps_values(const struct llorch_graph *g, int node) {
+    const struct llorch_gnode *n = &g->nodes[node];
+    if (!LLORCH_GREF_IS_NODE(n->src[0])) {
+        return false;
+    }
+    const struct llorch_gnode *in = &g->nodes[n->src[0]];
+    bool layout = llorch_graph_is_view_op(n->op) || n->op == GGML_OP_CONT ||
+                  (n->op == GGML_OP_CPY && n->type == in->type);
+    return layout && llorch_gnode_elements(n) == llorch_gnode_elements(in);
+}
+
+/* Walks back from what an op reads, through layout-only ops that keep
+ * every value, to the tensor the checkpoint names: the deepest one laid out
+ * as [head_dim, heads, tokens], else the deepest of the chain. gpt2's
+ * query stays the "Qcur" view of the fused QKV output; llama's is the RoPE
+ * output behind the permutation that attention reads. head_dim tells the
+ * layout apart from a plain [channels, tokens] one when there is one token. */
+int llorch_id_head_source(const struct ictx *c, int node, int64_t head_dim) {
+    int best = -1;
+    for (;;) {
+        const struct llorch_gnode *n = &c->g->nodes[node];
+        if (n->ne[0] == head_dim && n->ne[2] == c->in->n_tokens && n->ne[3] == 1) {
+            best = node;
+        }
+        if (!keeps_values(c->g, node)) {
+            break;
+        }
+        node = n->src[0];
+    }
+    return best >= 0 ? best : node;
+}
+
+/* The layer of the nearest weight among node's ancestors, or -1. */
+int llorch_id_ancestor_layer(struct ictx *c, int node) {
+    llorch_graph_ancestors(c->g, node, c->anc);
+    for (int i = node; i >= 0; i--) {
+        int layer = c->anc[i] ? llorch_id_weight_layer(c, i) : -1;
+        if (layer >= 0) {
+            return layer;
+        }
+    }
+    return -1;
+}
+
+/* Nodes that no token's activations flow into: computed from weights only
+ * (constants, scales) or from state and per-step inputs only (the cached
+ * recurrent state, masks, positions). A branch may read them freely. The
+ * embedding (a weight indexed by the tokens) is neither. */
+static void mark_constants(struct ictx *c) {
+    enum { W = 1, S = 2 };
+    const struct llorch_graph *g = c->g;
+    uint8_t *from = c->anc;     /* scratch: which leaf kinds flow in */
+    for (int i = 0; i < g->n_nodes; i++) {
+        uint8_t m = 0;
+        for (int s = 0; s < g->nodes[i].n_src; s++) {
+            llorch_gref r = g->nodes[i].src[s];
+            const struct llorch_gleaf *l = llorch_graph_leaf(g, r);
+            m |= l != NULL ? (l->kind == LLORCH_LEAF_WEIGHT ? W : S) : (LLORCH_GREF_IS_NODE(r) ? from[r] : 0);
+        }
+        from[i] = m;
+        c->is_const[i] = m == W || m == S;
+    }
+}
+
+/* --- the analysis ---------------------------------------------------------- */
+
+static int setup(struct ictx *c, const struct llorch_identify_input *in, struct llorch_identity *out) {
+    memset(c, 0, sizeof *c);
+    memset(out, 0, sizeof *out);
+    c->in = in;
+    c->g = in->graph;
+    c->out = out;
+    size_t n = (size_t) (c->g->n_nodes > 0 ? c->g->n_nodes : 1);
+    c->is_const = calloc(n, 1);
+    c->is_mixer = calloc(n, 1);
+    c->region = calloc(n, 1);
+    c->anc = calloc(n, 1);
+    c->anc2 = calloc(n, 1);
+    c->layers = calloc((size_t) (in->n_layer > 0 ? in->n_layer : 1), sizeof *c->layers);
+    if (c->is_const == NULL || c->is_mixer == NULL || c->region == NULL || c->anc == NULL || c->anc2 == NULL ||
+        c->layers == NULL) {
+        return -1;
+    }
+    for (int il = 0; il < in->n_layer; il++) {
+        c->layers[il] = (struct layer_facts) {.core = -1, .mixer = -1, .attn_end = -1, .ffn_end = -1, .ffn_base = -1,
+                                               .mixer_base = -1};
+    }
+    return 0;
+}
+
+static void teardown(struct ictx *c) {
+    free(c->is_const);
+    free(c->is_mixer);
+    free(c->region);
+    free(c->anc);
+    free(c->anc2);
+    free(c->cores);
+    free(c->layers);
+}
+
+/* A model without RoPE in any layer says so once, not per layer. */
+static void say_no_rope_once(struct ictx *c) {
+    int cores = 0, no_rope = 0;
+    for (int il = 0; il < c->in->n_layer; il++) {
+        cores += c->layers[il].core >= 0;
+        no_rope += c->layers[il].core >= 0 && c->layers[il].no_rope;
+    }
+    for (int i = 0; i < c->out->n_absent && cores > 0 && no_rope == cores; i++) {
+        enum llorch_ckpt_kind k = c->out->absent[i].kind;
+        if (k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE) {
+            snprintf(c->out->absent[i].reason, sizeof c->out->absent[i].reason,
+                     "this architecture applies no RoPE: Qcur/Kcur are the values entering attention");
+        }
+    }
+}
+
+static int by_node(const void *a, const void *b) {
+    const struct llorch_role *x = a, *y = b;
+    if (x->node != y->node) {
+        return x->node < y->node ? -1 : 1;
+    }
+    return x->kind < y->kind ? -1 : x->kind > y->kind;
+}
+
+int llorch_identify_graph(const struct llorch_identify_input *in, struct llorch_identity *out) {
+    struct ictx c;
+    memset(&c, 0, sizeof c);
+    if (!in->graph->finished || setup(&c, in, out) != 0) {
+        teardown(&c);
+        llorch_identity_free(out);
+        return -1;
+    }
+    mark_constants(&c);
+    llorch_id_find_cores(&c);
+    llorch_id_mixers(&c);
+    for (int i = 0; i < c.n_cores; i++) {
+        llorch_id_attention(&c, i);
+    }
+    for (int il = 0; il < in->n_layer; il++) {
+        llorch_id_branches(&c, il);
+    }
+    llorch_id_residual(&c);
+    llorch_id_output(&c);
+    say_no_rope_once(&c);
+    bool oom = c.oom;
+    teardown(&c);
+    if (oom) {
+        llorch_identity_free(out);
+        return -1;
+    }
+    qsort(out->roles, (size_t) out->n_roles, sizeof *out->roles, by_node);
+    return 0;
 }

@@ -1,44 +1,71 @@
-/* identify.h - which graph tensor is which checkpoint.
+/* identify.h - which graph tensor is which checkpoint, by dataflow.
  *
- * llama.cpp reuses names (Qcur-N names up to four tensors, ffn_out-N two in
- * llama with a control vector), leaves some tensors unnamed (the gpt2/qwen2
- * attention output projection) and names two ops after the same cache view.
- * So a checkpoint is found by name together with op and shape, and by graph
- * structure (which weight a MUL_MAT reads, which bias an ADD adds) where a
- * name alone would be wrong. */
+ * Names in a llama.cpp graph are hints at best: the same name labels up to
+ * four tensors, many tensors are unnamed, and some models name a tensor
+ * after something else (jamba's attention output is called "ffn_inp").
+ * identify.c therefore reads the recorded graph of a step (graph.h) and
+ * finds each checkpoint by what it is:
+ *
+ *   Qcur           what enters the KQ matmul (or flash attention) as the query
+ *   Kcur, Vcur     what is written into the K / V cache (without a cache:
+ *                  what enters KQ / KQV)
+ *   cache_k/_v     the cache views that KQ and KQV read
+ *   kq_soft_max    the softmax whose output KQV multiplies
+ *   attn_norm      the input of the query projection that the key/value
+ *                  projections share
+ *   attn_out_proj  the end of the attention branch: output projection, bias
+ *                  and scale, before post-norm and residual multiplier
+ *   ffn_out        the end of the FFN branch (dense, routed experts plus
+ *                  shared expert, or dense + MoE), before post-norm and
+ *                  residual multiplier
+ *
+ * plus the residual stream (embd, ffn_inp, l_out), the output (result_norm,
+ * logits) and architecture-specific extras. docs/FORMAT.md states every
+ * rule; docs/ARCHITECTURES.md shows the result for every llama.cpp
+ * architecture. Where a model has no such tensor, the identity holds an
+ * absence with the reason instead. */
 #ifndef LLORCH_IDENTIFY_H
 #define LLORCH_IDENTIFY_H
 
-#include "llorch_capture.h"
+#include "graph.h"
+#include "llorch_checkpoint.h"
 
-#include <ggml.h>
-#include <stdbool.h>
-
-/* What the identification needs to know about the model. */
-struct llorch_model_facts {
-    char  arch[64];
-    int   n_layer, n_embd, n_head, n_head_kv, n_vocab;
-    bool  rope;                /* Q and K pass through RoPE                  */
-    bool  pos_embd;            /* learned position embeddings (gpt2): embd = inpL */
-    bool *attn_out_weight;     /* per layer: blk.N.attn_output.weight exists */
-    bool *attn_out_bias;       /* per layer: blk.N.attn_output.bias exists   */
-    bool *ffn_down_weight;
-    bool *ffn_down_bias;
+struct llorch_identify_input {
+    const struct llorch_graph *graph;   /* finished (consumers known) */
+    int                        n_tokens;
+    int                        n_layer, n_embd, n_vocab;
+    const char                *arch;    /* for messages */
 };
 
-int  llorch_model_facts_load(struct llorch_model_facts *f, const struct llama_model *model, const char *path,
-                             char *err, size_t err_size);
-void llorch_model_facts_free(struct llorch_model_facts *f);
+struct llorch_role {
+    enum llorch_ckpt_kind kind;
+    int                   layer;    /* -1 for model-level tensors */
+    int                   node;     /* the tensor whose data is the checkpoint */
+    int                   ready;    /* the node from whose completion on the data is final */
+};
 
-/* The checkpoint kind of t (or -1), and its layer (-1: model level). */
-int  llorch_identify(const struct llorch_model_facts *f, enum llorch_capture_identify mode,
-                     const struct ggml_tensor *t, int *layer);
+struct llorch_absence {
+    enum llorch_ckpt_kind kind;
+    int                   layer;
+    char                  reason[224];
+};
+
+struct llorch_identity {
+    struct llorch_role    *roles;       /* sorted by node */
+    int                    n_roles;
+    struct llorch_absence *absent;
+    int                    n_absent;
+};
+
+/* Identifies every checkpoint in the graph. -1 only when out of memory. */
+int  llorch_identify_graph(const struct llorch_identify_input *in, struct llorch_identity *out);
+void llorch_identity_free(struct llorch_identity *id);
+
+/* Why kind/layer has no tensor in this graph, or NULL if it has one or no
+ * reason was found. */
+const char *llorch_identity_absent_reason(const struct llorch_identity *id, enum llorch_ckpt_kind kind, int layer);
 
 /* True for the names that only the patched llama.cpp gives. */
 bool llorch_identify_is_patch_name(const char *name);
-
-/* Why a requested checkpoint cannot exist for this model (NULL: it should). */
-const char *llorch_identify_absent_reason(const struct llorch_model_facts *f, enum llorch_ckpt_kind kind,
-                                          bool flash_attn);
 
 #endif

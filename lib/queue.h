@@ -15,6 +15,7 @@ struct llorch_queue_item {
     void                     *data;       /* malloc'd, or from llorch_queue_buffer */
     size_t                    bytes;
     size_t                    capacity;   /* size of data's allocation */
+    int                       node;       /* the graph node it came from (capture keeps graph order) */
     char                      graph_name[128];
     char                      graph_op[32];
     struct llorch_queue_item *next;

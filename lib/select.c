@@ -19,6 +19,7 @@ struct layer_range { int first, last; };
 
 struct llorch_ckpt_selection {
     bool                kinds[LLORCH_CKPT_KIND_COUNT];
+    bool                named[LLORCH_CKPT_KIND_COUNT];   /* asked for by name */
     struct layer_range *ranges;      /* NULL: all layers */
     int                 n_ranges;
     regex_t            *regexes;
@@ -37,11 +38,24 @@ static void select_number(llorch_ckpt_selection *sel, int number) {
 }
 
 static void select_extras(llorch_ckpt_selection *sel) {
-    sel->kinds[LLORCH_CKPT_EMBD] = true;
-    sel->kinds[LLORCH_CKPT_FFN_INP] = true;
-    sel->kinds[LLORCH_CKPT_L_OUT] = true;
-    sel->kinds[LLORCH_CKPT_RESULT_NORM] = true;
-    sel->kinds[LLORCH_CKPT_LOGITS] = true;
+    for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
+        const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
+        bool pre_rope = k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE;
+        if (info->number == 0 && k != LLORCH_CKPT_GRAPH && !pre_rope) {
+            sel->kinds[k] = true;
+        }
+    }
+}
+
+/* "attn_norm, Qcur, ..." for messages. */
+static void kind_names(char *buf, size_t size) {
+    size_t used = 0;
+    for (int k = 0; k < LLORCH_CKPT_KIND_COUNT && used < size; k++) {
+        if (k != LLORCH_CKPT_GRAPH) {
+            int n = snprintf(buf + used, size - used, "%s, ", llorch_ckpt_kind_info((enum llorch_ckpt_kind) k)->name);
+            used += n > 0 ? (size_t) n : 0;
+        }
+    }
 }
 
 /* Parses "N" or "N-M" with 0 <= N <= M. Returns 0 on success. */
@@ -96,13 +110,13 @@ static int add_checkpoint_item(llorch_ckpt_selection *sel, const char *item, cha
     } else {
         int k = llorch_ckpt_kind_from_name(item);
         if (k < 0 || k == LLORCH_CKPT_GRAPH) {
-            llorch_set_error(err, err_size,
-                      "unknown checkpoint '%s'; use 1-6, attn_norm, Qcur, Kcur, Vcur, Qcur_pre_rope, Kcur_pre_rope, "
-                      "cache_k, cache_v, kq_soft_max, attn_out_proj, ffn_out, embd, ffn_inp, l_out, result_norm, logits, "
-                      "extras or all", item);
+            char names[512];
+            kind_names(names, sizeof names);
+            llorch_set_error(err, err_size, "unknown checkpoint '%s'; use 1-6, %sextras or all", item, names);
             return -1;
         }
         sel->kinds[k] = true;
+        sel->named[k] = true;
     }
     return 0;
 }
@@ -212,6 +226,10 @@ bool llorch_ckpt_selection_has(const llorch_ckpt_selection *sel, enum llorch_ckp
         return false;
     }
     return !info->per_layer || layer_selected(sel, layer);
+}
+
+bool llorch_ckpt_selection_named(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind) {
+    return (int) kind >= 0 && kind < LLORCH_CKPT_KIND_COUNT && sel->named[kind];
 }
 
 bool llorch_ckpt_selection_empty(const llorch_ckpt_selection *sel) {

@@ -386,7 +386,6 @@ static int create_capture(struct run *r) {
     p.selection = r->selection;
     p.writer = r->writer;
     p.model = r->model;
-    p.model_path = r->opt.model;
     p.sink = r->opt.stats ? LLORCH_CAPTURE_STATS : r->opt.sink;
     p.identify = r->opt.identify;
     p.raw = r->opt.raw;
@@ -442,6 +441,31 @@ static int create_context(struct run *r) {
 
 /* --- the decode steps ----------------------------------------------------- */
 
+/* Every batch size the run decodes: prompt chunks, the last chunk, and one
+ * token per generated step. The capture records each graph once, before the
+ * first decode, to plan which nodes to read. */
+static int prepare_steps(struct run *r) {
+    int sizes[3] = {r->n_prompt < r->n_chunk ? r->n_prompt : r->n_chunk, r->n_prompt % r->n_chunk,
+                    r->opt.n_predict > 0 ? 1 : 0};
+    for (int i = 0; i < 3; i++) {
+        if (sizes[i] > 0 && llorch_capture_prepare(r->capture, r->ctx, sizes[i]) != 0) {
+            fprintf(stderr, PROG ": error: %s\n", llorch_capture_error(r->capture));
+            return 1;
+        }
+    }
+    llama_first_error[0] = '\0';     /* preparing stops a decode on purpose; llama.cpp logs that */
+    if (r->opt.dump_graph != NULL) {
+        FILE *f = fopen(r->opt.dump_graph, "w");
+        if (f == NULL) {
+            return fail("cannot write --dump-graph '%s': %s; choose a writable path", r->opt.dump_graph,
+                        strerror(errno)) != 0;
+        }
+        llorch_capture_print_plans(r->capture, f);
+        fclose(f);
+    }
+    return 0;
+}
+
 /* One llama_decode of tokens[pos .. pos+n), every token an output. */
 static int decode_step(struct run *r, int pos, int n) {
     struct llama_batch b = llama_batch_init(n, 0, 1);
@@ -490,6 +514,9 @@ static void show_progress(const struct run *r, int done, int total) {
 
 static int run_steps(struct run *r) {
     int total = r->n_prompt + r->opt.n_predict;
+    if (prepare_steps(r) != 0) {
+        return 1;
+    }
     for (int pos = 0; pos < r->n_prompt && !interrupted; pos += r->n_chunk) {
         int n = r->n_prompt - pos < r->n_chunk ? r->n_prompt - pos : r->n_chunk;
         int rc = decode_step(r, pos, n);

@@ -24,16 +24,23 @@ static void print_help(void) {
         "as .npy files with a manifest.json, so that another engine can be checked\n"
         "layer by layer (see llorch-checkpoint-compare).\n"
         "\n"
-        "Checkpoints (per layer; numbers as in the file names):\n"
-        "  1 attn_norm      attention layer norm output\n"
-        "  2 Qcur Kcur Vcur query/key/value entering attention (after bias and RoPE);\n"
+        "Checkpoints (per layer; numbers as in the file names), each found by its place\n"
+        "in the dataflow, whatever the architecture names it (docs/FORMAT.md):\n"
+        "  1 attn_norm      what the query projection reads (the attention norm's output)\n"
+        "  2 Qcur           query entering attention (after bias, q-norm, RoPE)\n"
+        "    Kcur Vcur      key/value of this step as written into the KV cache;\n"
         "                   Qcur_pre_rope, Kcur_pre_rope by name\n"
         "  3 cache_k cache_v the KV cache attention reads, valid cells only\n"
         "  4 kq_soft_max    attention probabilities (turns flash attention off)\n"
-        "  5 attn_out_proj  attention output projection with bias\n"
-        "  6 ffn_out        feed-forward output, before the residual\n"
-        "  extras: embd ffn_inp l_out result_norm logits ('extras' selects them all)\n"
-        "\n"
+        "  5 attn_out_proj  attention output: projection, bias, scale\n"
+        "  6 ffn_out        feed-forward output (dense, or experts + shared expert)\n"
+        "  extras: embd ffn_inp l_out result_norm logits, and where a model has them\n"
+        "    q_norm k_norm Qcur_unscaled attn_out_final ffn_out_final ffn_moe_out\n"
+        "    ffn_shexp_out ffn_dense_out ('extras' selects them all)\n"
+        "  Layers without attention (SSM, linear attention) list the attention\n"
+        "  checkpoints as missing, with the reason, in the manifest.\n"
+        "\n");
+    printf(
         "Input:\n"
         "  -m, --model FILE        GGUF model\n"
         "  -p, --prompt TEXT       prompt (tokenized by the model's vocab, BOS added)\n"
@@ -50,12 +57,16 @@ static void print_help(void) {
         "      --text              also write each tensor as .txt (one %%.9g value per line)\n"
         "      --raw               write cache and scores exactly as llama.cpp holds them\n"
         "      --stats             print shape, min, max, mean, NaN/Inf per tensor; write nothing\n"
+        "      --dump-graph FILE   write llama.cpp's graph of each step size to FILE, one line per\n"
+        "                          node, with the checkpoint each node was identified as\n"
         "      --stop-at-nan       with --stats: stop at the first NaN or Inf\n"
-        "      --identify MODE     auto (patch names, else graph structure; default) or structure\n"
+        "      --identify MODE     auto (default) or structure: recorded only; checkpoints are\n"
+        "                          always identified by dataflow\n"
         "      --queue-mb N        memory bound of the writer queue (default 256)\n"
         "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
         "      --progress          print a progress line per step on stderr\n"
-        "\n"
+        "\n");
+    printf(
         "llama.cpp settings (recorded in the manifest):\n"
         "  -t, --threads N         compute threads (default: all cores)\n"
         "  -c, --ctx-size N        context size (default: the run's length rounded up to 256)\n"
@@ -71,7 +82,8 @@ static void print_help(void) {
         "      --seed N            recorded; generation is greedy and deterministic\n"
         "  -v, --verbose           show llama.cpp's log\n"
         "  -h, --help, --version\n"
-        "\n"
+        "\n");
+    printf(
         "Examples:\n"
         "  " PROG " model.gguf \"Hello\" dump/\n"
         "  " PROG " -m model.gguf -p \"Once upon a time\" -n 4 -o dump/ --layers 0-1\n"
@@ -175,6 +187,7 @@ static int parse_valued(const char *arg, const char *v, struct extractor_options
     if (is(arg, NULL, "--layers")) { opt->layers = v; return 0; }
     if (is(arg, "-ctk", "--cache-type-k")) { opt->cache_type_k = v; return 0; }
     if (is(arg, NULL, "--rpc")) { opt->rpc = v; return 0; }
+    if (is(arg, NULL, "--dump-graph")) { opt->dump_graph = v; return 0; }
     if (is(arg, "-ctv", "--cache-type-v")) { opt->cache_type_v = v; return 0; }
     if (is(arg, NULL, "--graph-regex")) {
         if (opt->n_graph_regex == (int) (sizeof opt->graph_regex / sizeof opt->graph_regex[0])) {

@@ -40,6 +40,7 @@ struct extractor_options {
     const char *cache_type_v;
     int         n_gpu_layers;
     const char *rpc;             /* "host:port,host:port" */
+    const char *dump_graph;      /* --dump-graph FILE */
     bool        repack;
     unsigned    seed;
     bool        verbose;

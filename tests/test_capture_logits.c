@@ -46,6 +46,11 @@ static float *run(struct llama_model *model, const char *path, llorch_capture *c
     CHECK(ctx != NULL, "context for %s", path);
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     float *logits = malloc(sizeof(float) * (size_t) n_vocab * N_TOKENS);
+    if (cap != NULL) {
+        CHECK(llorch_capture_prepare(cap, ctx, chunk) == 0 &&
+              (N_TOKENS % chunk == 0 || llorch_capture_prepare(cap, ctx, N_TOKENS % chunk) == 0),
+              "prepare: %s", llorch_capture_error(cap));
+    }
     for (int pos = 0; pos < N_TOKENS; pos += chunk) {
         int n = N_TOKENS - pos < chunk ? N_TOKENS - pos : chunk;
         struct llama_batch b = llama_batch_init(n, 0, 1);
@@ -96,7 +101,6 @@ int main(int argc, char **argv) {
     struct llorch_capture_params p = llorch_capture_default_params();
     p.selection = none;
     p.model = model;
-    p.model_path = path;
     p.sink = LLORCH_CAPTURE_MEMORY;
     llorch_capture *idle = llorch_capture_create(&p, err, sizeof err);
     CHECK(idle != NULL, "%s", err);
@@ -161,6 +165,7 @@ int main(int argc, char **argv) {
         b.logits[i] = 1;
     }
     b.n_tokens = N_TOKENS;
+    CHECK(llorch_capture_prepare(split, ctx2, 3) == 0, "prepare: %s", llorch_capture_error(split));
     llorch_capture_begin_step(split, 0, N_TOKENS);
     int rc = llama_decode(ctx2, b);
     CHECK(llorch_capture_end_step(split) == -1 && strstr(llorch_capture_error(split), "at most n_ubatch") != NULL,

@@ -1,0 +1,416 @@
+/* identify_branch.c - where the branches of a layer end, and the residual
+ * stream they are added to.
+ *
+ * A branch is grown forward from its core (the KQV matmul or flash
+ * attention; the SSM or linear-attention op; the FFN's weight products): a
+ * node joins when it reads the branch and otherwise only weights, the
+ * branch's own input, or side values computed from that input without
+ * another mixer (a gate). An addition of anything else ends the branch:
+ * that is the residual add, or a parallel branch joining. The nodes the
+ * branch hands on are its ends; peeling off row selection, post-norms and
+ * scalar multipliers gives attn_out_proj and ffn_out. */
+#define _POSIX_C_SOURCE 200809L
+#include "identify_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *arch(const struct ictx *c) {
+    return c->in->arch != NULL ? c->in->arch : "this model";
+}
+
+static bool is_recurrent_mixer(enum ggml_op op) {
+    return op == GGML_OP_SSM_SCAN || op == GGML_OP_SSM_CONV || op == GGML_OP_GATED_DELTA_NET ||
+           op == GGML_OP_RWKV_WKV6 || op == GGML_OP_RWKV_WKV7 || op == GGML_OP_GATED_LINEAR_ATTN;
+}
+
+void llorch_id_mixers(struct ictx *c) {
+    const struct llorch_graph *g = c->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!is_recurrent_mixer(g->nodes[i].op)) {
+            continue;
+        }
+        c->is_mixer[i] = 1;
+        int il = llorch_id_ancestor_layer(c, i);
+        /* a short convolution in front of a recurrent op is not the mixer */
+        bool better = il >= 0 && il < c->in->n_layer &&
+                      (c->layers[il].mixer < 0 || g->nodes[c->layers[il].mixer].op == GGML_OP_SSM_CONV);
+        if (better) {
+            c->layers[il].mixer = i;
+            c->layers[il].mixer_op = ggml_op_name(g->nodes[i].op);
+        }
+    }
+}
+
+/* --- growing a branch ------------------------------------------------------ */
+
+/* True when x is computed from one of the bases with no mixer in between. */
+static bool is_side_value(struct ictx *c, int x, const int *bases, int n_bases) {
+    llorch_graph_ancestors(c->g, x, c->anc);
+    for (int b = 0; b < n_bases; b++) {
+        if (bases[b] < 0 || !c->anc[bases[b]]) {
+            continue;
+        }
+        llorch_graph_ancestors(c->g, bases[b], c->anc2);
+        bool mixer = false;
+        for (int i = bases[b] + 1; i <= x && !mixer; i++) {
+            mixer = c->anc[i] && !c->anc2[i] && c->is_mixer[i];
+        }
+        if (!mixer) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool is_base(const struct ictx *c, int x, const int *bases, int n_bases) {
+    int stripped = llorch_id_strip_views(c, x);
+    for (int b = 0; b < n_bases; b++) {
+        if (bases[b] == x || bases[b] == stripped) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool joins(struct ictx *c, int node, const int *bases, int n_bases) {
+    const struct llorch_gnode *n = &c->g->nodes[node];
+    bool reads_branch = false;
+    for (int s = 0; s < n->n_src; s++) {
+        reads_branch |= LLORCH_GREF_IS_NODE(n->src[s]) && c->region[n->src[s]];
+    }
+    if (!reads_branch) {
+        return false;
+    }
+    bool adds = n->op == GGML_OP_ADD || n->op == GGML_OP_ADD_ID || n->op == GGML_OP_SUB || n->op == GGML_OP_CONCAT;
+    for (int s = 0; s < n->n_src; s++) {
+        llorch_gref x = n->src[s];
+        const struct llorch_gleaf *leaf = llorch_graph_leaf(c->g, x);
+        if (leaf != NULL && adds && leaf->kind == LLORCH_LEAF_INPUT) {
+            return false;   /* adding a per-step input: the residual fed from another backend */
+        }
+        if (!LLORCH_GREF_IS_NODE(x) || c->region[x] || c->is_const[x]) {
+            continue;
+        }
+        if (adds || !(is_base(c, x, bases, n_bases) || is_side_value(c, x, bases, n_bases))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Fills c->region from the starts; returns the number of ends found (and
+ * the last one in *end; up to 4 in ends[] when given): nodes that hand the
+ * branch on. */
+static int grow_ends(struct ictx *c, const int *starts, int n_starts, const int *bases, int n_bases, int *end,
+                     int *ends) {
+    const struct llorch_graph *g = c->g;
+    memset(c->region, 0, (size_t) g->n_nodes);
+    int first = g->n_nodes;
+    for (int i = 0; i < n_starts; i++) {
+        c->region[starts[i]] = 1;
+        first = starts[i] < first ? starts[i] : first;
+    }
+    for (int i = first + 1; i < g->n_nodes; i++) {
+        if (!c->region[i] && joins(c, i, bases, n_bases)) {
+            c->region[i] = 1;
+        }
+    }
+    int n_ends = 0, n_any = 0, any = -1;
+    *end = -1;
+    for (int i = first; i < g->n_nodes; i++) {
+        const struct llorch_gnode *n = &g->nodes[i];
+        bool leaves = n->n_consumers == 0;
+        for (int k = 0; k < n->n_consumers && !leaves; k++) {
+            leaves = !c->region[g->consumers[n->first_consumer + k]];
+        }
+        if (!c->region[i] || !leaves) {
+            continue;
+        }
+        /* the branch output has the residual stream's shape */
+        bool residual = n->ne[0] == c->in->n_embd && n->ne[1] == c->in->n_tokens && n->ne[2] == 1 && n->ne[3] == 1;
+        if (residual) {
+            *end = i;
+            if (ends != NULL && n_ends < 4) {
+                ends[n_ends] = i;
+            }
+            n_ends++;
+        }
+        any = i;
+        n_any++;
+    }
+    if (n_ends == 0 && n_any == 1) {
+        *end = any;
+        if (ends != NULL) {
+            ends[0] = any;
+        }
+        n_ends = 1;
+    }
+    return n_ends;
+}
+
+static int grow(struct ictx *c, const int *starts, int n_starts, const int *bases, int n_bases, int *end) {
+    return grow_ends(c, starts, n_starts, bases, n_bases, end, NULL);
+}
+
+/* Peels row selection, broadcasts, post-norms and scalar multipliers off a
+ * branch end. *numeric is set when a post-norm or multiplier was peeled. */
+static int peel(const struct ictx *c, int node, bool *numeric) {
+    const struct llorch_graph *g = c->g;
+    *numeric = false;
+    for (;;) {
+        const struct llorch_gnode *n = &g->nodes[node];
+        llorch_gref a = n->src[0];
+        const struct llorch_gleaf *b = llorch_graph_leaf(g, n->src[1]);
+        if (!LLORCH_GREF_IS_NODE(a)) {
+            return node;
+        }
+        enum ggml_op op_a = g->nodes[a].op;
+        bool norm_a = op_a == GGML_OP_NORM || op_a == GGML_OP_RMS_NORM;
+        if (n->op == GGML_OP_GET_ROWS && b != NULL && b->kind == LLORCH_LEAF_INPUT) {
+            node = a;                                   /* the last layer keeps the output rows */
+        } else if (n->op == GGML_OP_REPEAT) {
+            node = llorch_id_strip_views(c, a);         /* hyper-connections broadcast the output */
+        } else if (n->op == GGML_OP_SCALE) {
+            node = a;                                   /* residual multiplier */
+            *numeric = true;
+        } else if (n->op == GGML_OP_MUL && norm_a && b != NULL && b->kind == LLORCH_LEAF_WEIGHT &&
+                   LLORCH_GREF_IS_NODE(g->nodes[a].src[0])) {
+            node = g->nodes[a].src[0];                  /* post-norm with its weight */
+            *numeric = true;
+        } else if (n->op == GGML_OP_ADD && op_a == GGML_OP_MUL && b != NULL && b->kind == LLORCH_LEAF_WEIGHT &&
+                   LLORCH_GREF_IS_NODE(g->nodes[a].src[0]) &&
+                   (g->nodes[g->nodes[a].src[0]].op == GGML_OP_NORM || g->nodes[g->nodes[a].src[0]].op == GGML_OP_RMS_NORM)) {
+            node = g->nodes[a].src[0];                  /* post-norm with weight and bias */
+            *numeric = true;
+        } else if (n->op == GGML_OP_NORM || n->op == GGML_OP_RMS_NORM) {
+            node = a;
+            *numeric = true;
+        } else {
+            return node;
+        }
+    }
+}
+
+enum family { FAMILY_DENSE = 1, FAMILY_EXPERTS = 2, FAMILY_SHARED = 4 };
+
+/* "blk.N.ffn_..." weights belong to the FFN; which part of it. */
+static int ffn_family(const struct llorch_gleaf *w, int il) {
+    char prefix[32];
+    int n = snprintf(prefix, sizeof prefix, "blk.%d.ffn_", il);
+    if (w == NULL || w->layer != il || strncmp(w->name, prefix, (size_t) n) != 0) {
+        return 0;
+    }
+    const char *rest = w->name + n;
+    if (strstr(rest, "shexp") != NULL) {
+        return FAMILY_SHARED;
+    }
+    if (strstr(rest, "exps") != NULL || strncmp(rest, "gate_inp.", 9) == 0) {
+        return FAMILY_EXPERTS;
+    }
+    return FAMILY_DENSE;
+}
+
+/* --- the attention (or other mixer) branch ---------------------------------- */
+
+static void absent_attention(struct ictx *c, int il) {
+    static const enum llorch_ckpt_kind kinds[] = {
+        LLORCH_CKPT_ATTN_NORM, LLORCH_CKPT_QCUR, LLORCH_CKPT_KCUR, LLORCH_CKPT_VCUR, LLORCH_CKPT_QCUR_PRE_ROPE,
+        LLORCH_CKPT_KCUR_PRE_ROPE, LLORCH_CKPT_CACHE_K, LLORCH_CKPT_CACHE_V, LLORCH_CKPT_KQ_SOFT_MAX,
+        LLORCH_CKPT_ATTN_OUT_PROJ};
+    const struct layer_facts *lf = &c->layers[il];
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        if (lf->mixer_op != NULL) {
+            llorch_id_add_absence(c, kinds[k], il, "layer %d of %s has no attention: its mixer is %s (a recurrent "
+                                  "or linear-attention layer)", il, arch(c), lf->mixer_op);
+        } else {
+            llorch_id_add_absence(c, kinds[k], il, "layer %d of %s has no attention (no softmax or flash "
+                                  "attention in this layer)", il, arch(c));
+        }
+    }
+}
+
+/* The input of a layer's mixer without attention: what the first weight
+ * product of the layer outside its FFN reads (the recurrent or linear
+ * attention block's in-projection). */
+static int mixer_input(struct ictx *c, int il) {
+    for (int i = 0; i < c->g->n_nodes; i++) {
+        const struct llorch_gleaf *w = llorch_graph_matmul_weight(c->g, i);
+        if (w != NULL && w->layer == il && ffn_family(w, il) == 0 && LLORCH_GREF_IS_NODE(c->g->nodes[i].src[1])) {
+            return llorch_id_strip_views(c, c->g->nodes[i].src[1]);
+        }
+    }
+    return -1;
+}
+
+/* A mixer without attention (SSM, linear attention, short convolution):
+ * its branch starts at the weight products that read its input, so that it
+ * covers the whole block up to its output projection. */
+static void mixer_branch(struct ictx *c, int il) {
+    struct layer_facts *lf = &c->layers[il];
+    int base = mixer_input(c, il);
+    if (base < 0) {
+        return;     /* an FFN-only layer */
+    }
+    int *starts = malloc((size_t) c->g->n_nodes * sizeof *starts);
+    if (starts == NULL) {
+        c->oom = true;
+        return;
+    }
+    int n_starts = 0, end;
+    for (int i = 0; i < c->g->n_nodes; i++) {
+        const struct llorch_gleaf *w = llorch_graph_matmul_weight(c->g, i);
+        if (w != NULL && w->layer == il && ffn_family(w, il) == 0 &&
+            llorch_id_strip_views(c, c->g->nodes[i].src[1]) == base) {
+            starts[n_starts++] = i;
+        }
+    }
+    lf->has_mixer = true;
+    lf->mixer_base = base;
+    if (grow(c, starts, n_starts, &base, 1, &end) == 1) {
+        lf->attn_end = end;
+    }
+    free(starts);
+}
+
+static void attention_branch(struct ictx *c, int il) {
+    struct layer_facts *lf = &c->layers[il];
+    if (lf->core < 0) {
+        absent_attention(c, il);
+        mixer_branch(c, il);
+        return;
+    }
+    lf->has_mixer = true;
+    lf->mixer_base = -1;
+    const struct attn_core *core = &c->cores[lf->core];
+    int start = core->fa >= 0 ? core->fa : core->kqv;
+    int base = -1;
+    for (int i = 0; i < c->out->n_roles; i++) {
+        if (c->out->roles[i].kind == LLORCH_CKPT_ATTN_NORM && c->out->roles[i].layer == il) {
+            base = c->out->roles[i].node;
+        }
+    }
+    int end;
+    lf->mixer_base = base;
+    int n = grow(c, &start, 1, &base, base >= 0 ? 1 : 0, &end);
+    if (n != 1) {
+        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_OUT_PROJ, il, "the attention of layer %d of %s has %d outputs; "
+                              "none of them is the single branch output", il, arch(c), n);
+        return;
+    }
+    lf->attn_end = end;
+    bool numeric;
+    int proj = peel(c, end, &numeric);
+    llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_PROJ, il, proj, proj);
+    if (numeric) {
+        llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_FINAL, il, end, end);
+    }
+}
+
+/* --- the FFN branch -------------------------------------------------------- */
+
+/* The last node of the branch computed from one family alone. */
+static int family_output(struct ictx *c, const uint8_t *family, int want) {
+    const struct llorch_graph *g = c->g;
+    int out = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct llorch_gnode *n = &g->nodes[i];
+        if (c->region[i] && family[i] == want && n->ne[0] == c->in->n_embd && n->ne[1] == c->in->n_tokens &&
+            n->ne[2] == 1 && n->ne[3] == 1 && !llorch_graph_is_view_op(n->op)) {
+            out = i;
+        }
+    }
+    return out;
+}
+
+static void ffn_families(struct ictx *c, int il, const int *starts, int n_starts) {
+    const struct llorch_graph *g = c->g;
+    uint8_t *family = calloc((size_t) g->n_nodes, 1);
+    if (family == NULL) {
+        c->oom = true;
+        return;
+    }
+    int present = 0;
+    for (int i = 0; i < n_starts; i++) {
+        family[starts[i]] = (uint8_t) ffn_family(llorch_graph_matmul_weight(g, starts[i]), il);
+        present |= family[starts[i]];
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        for (int s = 0; s < g->nodes[i].n_src && c->region[i]; s++) {
+            llorch_gref x = g->nodes[i].src[s];
+            family[i] |= LLORCH_GREF_IS_NODE(x) && c->region[x] ? family[x] : 0;
+        }
+    }
+    if (present != FAMILY_DENSE && present != FAMILY_EXPERTS && present != FAMILY_SHARED) {
+        int e = family_output(c, family, FAMILY_EXPERTS), s = family_output(c, family, FAMILY_SHARED);
+        int d = family_output(c, family, FAMILY_DENSE);
+        if (e >= 0) {
+            llorch_id_add_role(c, LLORCH_CKPT_FFN_MOE_OUT, il, e, e);
+        }
+        if (s >= 0) {
+            llorch_id_add_role(c, LLORCH_CKPT_FFN_SHEXP_OUT, il, s, s);
+        }
+        if (d >= 0) {
+            llorch_id_add_role(c, LLORCH_CKPT_FFN_DENSE_OUT, il, d, d);
+        }
+    }
+    free(family);
+}
+
+static void ffn_branch(struct ictx *c, int il) {
+    const struct llorch_graph *g = c->g;
+    struct layer_facts *lf = &c->layers[il];
+    int *starts = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *starts);
+    int *bases = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *bases);
+    if (starts == NULL || bases == NULL) {
+        free(starts);
+        free(bases);
+        c->oom = true;
+        return;
+    }
+    int n_starts = 0, n_bases = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (ffn_family(llorch_graph_matmul_weight(g, i), il) != 0 && LLORCH_GREF_IS_NODE(g->nodes[i].src[1])) {
+            starts[n_starts++] = i;
+            int base = llorch_id_strip_views(c, g->nodes[i].src[1]);
+            bool known = false;
+            for (int b = 0; b < n_bases; b++) {
+                known |= bases[b] == base;
+            }
+            if (!known) {
+                bases[n_bases++] = base;
+            }
+        }
+    }
+    lf->ffn_starts = n_starts;
+    lf->ffn_base = n_bases > 0 ? bases[0] : -1;
+    if (n_starts == 0) {
+        llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il, "layer %d of %s has no feed-forward block (no blk.%d.ffn_* "
+                              "weight is used)", il, arch(c), il);
+    } else {
+        int end;
+        lf->ffn_ends = grow_ends(c, starts, n_starts, bases, n_bases, &end, lf->ffn_ends_at);
+        lf->n_ffn_ends = lf->ffn_ends < 4 ? lf->ffn_ends : 4;
+        if (lf->ffn_ends == 1) {
+            lf->ffn_end = end;
+            bool numeric;
+            int out = peel(c, end, &numeric);
+            llorch_id_add_role(c, LLORCH_CKPT_FFN_OUT, il, out, out);
+            if (numeric) {
+                llorch_id_add_role(c, LLORCH_CKPT_FFN_OUT_FINAL, il, end, end);
+            }
+        } else {
+            llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il, "layer %d of %s adds %d feed-forward branches to the "
+                                  "residual separately (see ffn_dense_out, ffn_moe_out): no tensor holds their sum",
+                                  il, arch(c), lf->ffn_ends);
+        }
+        ffn_families(c, il, starts, n_starts);
+    }
+    free(starts);
+    free(bases);
+}
+
+void llorch_id_branches(struct ictx *c, int layer) {
+    attention_branch(c, layer);
+    ffn_branch(c, layer);
+}
