@@ -236,6 +236,23 @@ static int learn_plan(llorch_capture *cap, int32_t n_tokens) {
     return 0;
 }
 
+/* While preparing, llama.cpp reports the decode that the capture stops on
+ * purpose as failed; those lines are dropped, the rest goes to the log as
+ * before. */
+struct log_target {
+    ggml_log_callback callback;
+    void             *data;
+};
+
+static void quiet_abort_log(enum ggml_log_level level, const char *text, void *data) {
+    const struct log_target *to = data;
+    bool expected = strstr(text, "failed with error 1") != NULL || strstr(text, "compute status: 1") != NULL ||
+                    strstr(text, "ret = 2") != NULL || strstr(text, "removing memory module entries") != NULL;
+    if (!expected && to->callback != NULL) {
+        to->callback(level, text, to->data);
+    }
+}
+
 int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens) {
     if (llorch_ckpt_selection_empty(cap->p.selection) || plan_for(cap, n_tokens) != NULL) {
         return 0;
@@ -264,7 +281,11 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
     llorch_graph_reset(&cap->rec);
     cap->learning = true;
     cap->saw_output = false;
+    struct log_target log;
+    llama_log_get(&log.callback, &log.data);
+    llama_log_set(quiet_abort_log, &log);
     int rc = llama_decode(ctx, b);     /* aborted once recorded: 2; 0 when no CPU node came after the output */
+    llama_log_set(log.callback, log.data);
     cap->learning = false;
     llama_batch_free(b);
     if (mem != NULL) {      /* models without memory (diffusion, encoders) have nothing to clear */
@@ -518,8 +539,10 @@ static void release_held(llorch_capture *cap, int before) {
             fail(cap, "%s", cap->write_error);
         }
     }
-    memmove(cap->held, cap->held + n, (size_t) (cap->n_held - n) * sizeof *cap->held);
-    cap->n_held -= n;
+    if (n > 0) {
+        memmove(cap->held, cap->held + n, (size_t) (cap->n_held - n) * sizeof *cap->held);
+        cap->n_held -= n;
+    }
 }
 
 static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {

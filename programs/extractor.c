@@ -453,7 +453,6 @@ static int prepare_steps(struct run *r) {
             return 1;
         }
     }
-    llama_first_error[0] = '\0';     /* preparing stops a decode on purpose; llama.cpp logs that */
     if (r->opt.dump_graph != NULL) {
         FILE *f = fopen(r->opt.dump_graph, "w");
         if (f == NULL) {

@@ -20,6 +20,11 @@
 #   3. Default: the pinned source from the npm registry, integrity-checked,
 #      patched, built and installed into the cache.
 #
+# With LLORCH_ARCHS_TOOL=1 it instead builds llama.cpp's own
+# tests/test-llama-archs (which writes a small random model of every
+# architecture) from the pinned source, statically, cached the same way,
+# and writes LLAMA_ARCHS_TOOL=path to OUT_FILE.
+#
 # Environment:
 #   LLORCH_CACHE_DIR      cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/llorch-checkpoint-extractor)
 #   LLORCH_LLAMA_TARBALL  use this node-llama-cpp tarball instead of `npm pack`
@@ -310,7 +315,55 @@ fetch_vocab() {
   work_dir=""
 }
 
-if [ -n "${LLAMA_CPP_DIR:-}" ]; then
+# --- llama.cpp's architecture test models ------------------------------------
+archs_options=(
+  -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
+  -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TESTS=ON -DLLAMA_BUILD_TOOLS=OFF
+  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
+  -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_RPC=OFF -DGGML_NATIVE=ON -DGGML_OPENMP=OFF
+)
+
+resolve_archs_tool() {
+  local key dir
+  key="${PINNED_COMMIT:0:12}-archs-$(printf '%s\n' "${archs_options[@]}" "$(host_key)" | short_hash)"
+  dir="$cache/llama.cpp/$key"
+  if [ ! -f "$dir/.complete" ]; then
+    with_lock build_archs_tool "$dir"
+  else
+    say "using cached test-llama-archs $dir"
+  fi
+  echo "LLAMA_ARCHS_TOOL=$dir/bin/test-llama-archs" > "$out_file"
+}
+
+build_archs_tool() {
+  local dir="$1" work log
+  if [ -f "$dir/.complete" ]; then say "another run built $dir"; return; fi
+  need "$CMAKE" "install cmake (Debian: apt-get install cmake)"
+  mkdir -p "$cache/llama.cpp"
+  work="$(mktemp -d "$cache/llama.cpp/.work.XXXXXX")"
+  work_dir="$work"
+  log="$work/build.log"
+  say "building llama.cpp's test-llama-archs ${PINNED_COMMIT:0:12} into $dir (3-6 minutes on 2 cores)"
+  clone_pinned_source "$work/src"
+  local gen=()
+  command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+  "$CMAKE" -S "$work/src" -B "$work/build" "${gen[@]}" "${archs_options[@]}" >"$log" 2>&1 \
+    || { tail -n 20 "$log" >&2; die "configuring test-llama-archs failed; see $log"; }
+  "$CMAKE" --build "$work/build" --target test-llama-archs --parallel "$jobs" 2>&1 | tee -a "$log" | progress \
+    || { tail -n 20 "$log" >&2; die "building test-llama-archs failed"; }
+  mkdir -p "$work/prefix/bin"
+  cp "$work/build/bin/test-llama-archs" "$work/prefix/bin/" || die "the build produced no test-llama-archs"
+  touch "$work/prefix/.complete"
+  rm -rf "$dir"
+  mv "$work/prefix" "$dir"
+  rm -rf "$work"
+  work_dir=""
+  say "installed test-llama-archs into $dir"
+}
+
+if [ "${LLORCH_ARCHS_TOOL:-0}" = 1 ]; then
+  resolve_archs_tool
+elif [ -n "${LLAMA_CPP_DIR:-}" ]; then
   resolve_user_dir
 elif [ "${LLORCH_VOCAB_ONLY:-0}" = 1 ]; then
   resolve_vocab_only

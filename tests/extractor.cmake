@@ -47,3 +47,20 @@ add_test(NAME extractor_rpc_tiny-llama-f32
 set_tests_properties(extractor_rpc_tiny-llama-f32 PROPERTIES
   ENVIRONMENT "${_cases_env};RPC_SERVER=$<TARGET_FILE:rpc_server>;COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan-ggml-rpc.supp"
   FIXTURES_REQUIRED tiny_models TIMEOUT 120 SKIP_RETURN_CODE 77)
+
+# Which tensor each checkpoint is, pinned for gpt2 and llama as dumps made
+# before identification by dataflow had them (tests/golden/, made with
+# tests/golden_dump.py): every file, name, op and shape, and every missing
+# checkpoint with its reason.
+foreach(model tiny-gpt2-f32 tiny-llama-f32)
+  foreach(mode one steps)
+    set(_steps "")
+    if(mode STREQUAL "steps")
+      set(_steps "-n 3 -ub 4")
+    endif()
+    set(_dir ${LLORCH_TEST_DATA}/golden-${model}-${mode})
+    add_test(NAME extractor_golden_${model}_${mode}
+             COMMAND bash -c "rm -rf '${_dir}' && '$<TARGET_FILE:llorch-checkpoint-extractor>' -m '${LLORCH_TEST_DATA}/${model}.gguf' -p 'Once upon a time there was' --checkpoints all -ctk f32 -ctv f32 ${_steps} -o '${_dir}' 2>/dev/null && '${LLORCH_PYTHON}' '${CMAKE_CURRENT_LIST_DIR}/golden_dump.py' '${_dir}' '${CMAKE_CURRENT_LIST_DIR}/golden/${model}-${mode}.txt'")
+    set_tests_properties(extractor_golden_${model}_${mode} PROPERTIES FIXTURES_REQUIRED tiny_models TIMEOUT 60)
+  endforeach()
+endforeach()
