@@ -60,7 +60,10 @@ struct llorch_capture {
     int32_t  n_ubatch;          /* of the context, once prepared */
     bool     learning;          /* inside llorch_capture_prepare */
     bool     saw_output;        /* the recording holds a graph output */
-    struct llorch_graph rec;    /* this step's nodes so far */
+    struct llorch_graph rec;    /* this step's nodes so far, once they differ from the plan's pointers */
+    const struct ggml_tensor **step_t;   /* the tensor of every node of this step so far */
+    int      n_step, cap_step;
+    bool     same_pointers;     /* every node so far is the plan's tensor, with the plan's inputs */
     const struct llorch_plan *plan;
     int      next_point;        /* index into plan->points */
     int      next_item;         /* index into plan->items */
@@ -336,6 +339,8 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
     cap->next_point = 0;
     cap->next_item = 0;
     cap->diverged_at = -1;
+    cap->n_step = 0;
+    cap->same_pointers = true;
     llorch_graph_reset(&cap->rec);
     if (cap->n_ubatch > 0 && n_tokens > cap->n_ubatch) {
         fail(cap, "a step of %d tokens holds more tokens than n_ubatch (%d): call llorch_capture_begin_step for each "
@@ -368,9 +373,12 @@ static void release_held(llorch_capture *cap, int before);
 
 int llorch_capture_end_step(llorch_capture *cap) {
     release_held(cap, INT32_MAX);
+    if (cap->queue != NULL) {
+        llorch_queue_flush(cap->queue);     /* the step's files get written while the next one computes */
+    }
     if (cap->plan != NULL && cap->diverged_at >= 0 && !cap->failed) {
         char reason[256];
-        const char *name = cap->diverged_at < cap->rec.n_nodes ? cap->rec.nodes[cap->diverged_at].name : "";
+        const char *name = cap->diverged_at < cap->n_step ? cap->step_t[cap->diverged_at]->name : "";
         for (int i = cap->next_item; i < cap->plan->n_items; i++) {
             const struct llorch_plan_item *it = &cap->plan->items[i];
             snprintf(reason, sizeof reason, "not captured in step %d: its graph differs from the prepared one at "
@@ -535,6 +543,8 @@ static void release_held(llorch_capture *cap, int before) {
             print_stats(cap, item);
             free(item->data);
             free(item);
+        } else if (cap->p.sink == LLORCH_CAPTURE_MEMORY) {
+            llorch_queue_recycle(cap->queue, item);     /* copied, then dropped: no thread hand-off */
         } else if (llorch_queue_push(cap->queue, item) != 0) {
             fail(cap, "%s", cap->write_error);
         }
@@ -546,7 +556,7 @@ static void release_held(llorch_capture *cap, int before) {
 }
 
 static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
-    const struct ggml_tensor *t = cap->rec.nodes[pi->node].t;
+    const struct ggml_tensor *t = cap->step_t[pi->node];
     struct llorch_layout l;
     char why[256];
     if (llorch_convert_layout(t, pi->kind, cap->pos_start, cap->n_tokens, cap->p.raw, &l, why, sizeof why) != 0) {
@@ -598,6 +608,63 @@ static void capture_point(llorch_capture *cap, int node) {
 
 /* --- the callback ---------------------------------------------------------- */
 
+/* True when t is the plan's node i with the plan's inputs: a reused graph,
+ * or one rebuilt the same way into the same memory. Then its structure is
+ * the plan's without recording it. */
+static bool is_plan_node(const struct llorch_plan *plan, int i, const struct ggml_tensor *t) {
+    const struct llorch_gnode *n = &plan->graph.nodes[i];
+    if (n->t != t || n->op != t->op) {
+        return false;
+    }
+    for (int s = 0; s < GGML_MAX_SRC; s++) {
+        if ((s < n->n_src ? n->src_t[s] : NULL) != t->src[s]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Records t as this step's next node and checks it against the plan: by
+ * pointers while they match, else by structure (node, name, inputs).
+ * Returns its index, or -1 after an error. */
+static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
+    int i = cap->n_step;
+    if (i >= cap->plan->graph.n_nodes && cap->diverged_at < 0) {
+        fail(cap, "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
+                  "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
+                  "n_ubatch tokens at a time)", t->name);
+        return -1;
+    }
+    if (i == cap->cap_step) {
+        int n = cap->cap_step != 0 ? cap->cap_step * 2 : 1024;
+        const struct ggml_tensor **grown = realloc(cap->step_t, (size_t) n * sizeof *grown);
+        if (grown == NULL) {
+            fail(cap, "out of memory recording the graph");
+            return -1;
+        }
+        cap->step_t = grown;
+        cap->cap_step = n;
+    }
+    cap->step_t[cap->n_step++] = t;
+    if (cap->same_pointers && i < cap->plan->graph.n_nodes && is_plan_node(cap->plan, i, t)) {
+        return i;
+    }
+    if (cap->same_pointers) {       /* from here on: record, and compare by structure */
+        cap->same_pointers = false;
+        for (int k = 0; k < i; k++) {
+            llorch_graph_add(&cap->rec, cap->step_t[k]);
+        }
+    }
+    if (llorch_graph_add(&cap->rec, t) < 0) {
+        fail(cap, "out of memory recording the graph");
+        return -1;
+    }
+    if (cap->diverged_at < 0 && !llorch_plan_matches(cap->plan, &cap->rec, i)) {
+        cap->diverged_at = i;
+    }
+    return i;
+}
+
 static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
     if (t->op == GGML_OP_FLASH_ATTN_EXT) {
         cap->report.flash_attn = true;
@@ -615,19 +682,9 @@ static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
     if (cap->failed || cap->stop || cap->plan == NULL) {
         return false;
     }
-    int i = llorch_graph_add(&cap->rec, t);
+    int i = add_step_node(cap, t);
     if (i < 0) {
-        fail(cap, "out of memory recording the graph");
         return false;
-    }
-    if (i >= cap->plan->graph.n_nodes && cap->diverged_at < 0) {
-        fail(cap, "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
-                  "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
-                  "n_ubatch tokens at a time)", t->name);
-        return false;
-    }
-    if (cap->diverged_at < 0 && !llorch_plan_matches(cap->plan, &cap->rec, i)) {
-        cap->diverged_at = i;
     }
     bool point = cap->next_point < cap->plan->n_points && cap->plan->points[cap->next_point] == i;
     return point && cap->diverged_at < 0;
@@ -638,8 +695,8 @@ static bool eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {
     if (asking) {
         return ask(cap, t);
     }
-    int node = cap->rec.n_nodes - 1;
-    if (cap->plan == NULL || cap->rec.nodes[node].t != t) {
+    int node = cap->n_step - 1;
+    if (cap->plan == NULL || node < 0 || cap->step_t[node] != t) {
         return true;
     }
     double start = now_seconds();
@@ -731,6 +788,7 @@ void llorch_capture_free(llorch_capture *cap) {
     free(cap->held);
     free(cap->plans);
     llorch_graph_free(&cap->rec);
+    free(cap->step_t);
     free(cap->ever);
     free(cap->graph_names);
     free(cap->missing);

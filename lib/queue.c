@@ -2,13 +2,17 @@
  * thread (consumer), bounded by the bytes it holds. Disk I/O therefore
  * never runs on the compute thread; the producer only waits when the
  * writer falls behind by more than the bound. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE         /* SCHED_IDLE */
 #include "queue.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* Bytes pushed before the writer is woken (see llorch_queue_push). */
+#define WAKE_BYTES ((size_t) 8 << 20)
 
 /* A consumed item's buffer, kept for the next one. */
 struct spare {
@@ -28,6 +32,7 @@ struct llorch_queue {
     size_t  peak_bytes;
     struct spare *spares;        /* recycled buffers */
     size_t  spare_bytes;         /* queued + spare bytes stay within max_bytes */
+    size_t  unsignalled;         /* bytes pushed since the writer was last woken */
     bool    closing;
     int     failed;              /* the consumer's first failure */
     double  wait_seconds;
@@ -65,6 +70,12 @@ static void recycle_locked(llorch_queue *q, struct llorch_queue_item *item) {
     free(item);
 }
 
+void llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item) {
+    pthread_mutex_lock(&q->lock);
+    recycle_locked(q, item);
+    pthread_mutex_unlock(&q->lock);
+}
+
 void *llorch_queue_buffer(llorch_queue *q, size_t bytes, size_t *capacity) {
     pthread_mutex_lock(&q->lock);
     /* the first spare that fits without wasting more than half of it */
@@ -94,8 +105,20 @@ static struct llorch_queue_item *pop_locked(llorch_queue *q) {
     return item;
 }
 
+/* The writer runs only on cores the computation leaves idle: at -t 2 on
+ * two cores that is between steps and at the end, and its work never
+ * takes a compute thread's time slice. When the queue is full the
+ * computation waits, the cores idle, and the writer runs. */
+static void lower_priority(void) {
+#ifdef SCHED_IDLE
+    struct sched_param param = {.sched_priority = 0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+#endif
+}
+
 static void *writer_main(void *arg) {
     llorch_queue *q = arg;
+    lower_priority();
     pthread_mutex_lock(&q->lock);
     for (;;) {
         while (q->head == NULL && !q->closing) {
@@ -171,13 +194,27 @@ int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item) {
     if (q->bytes > q->peak_bytes) {
         q->peak_bytes = q->bytes;
     }
-    pthread_cond_broadcast(&q->changed);
+    /* waking the writer for every tensor costs a context switch each; it is
+     * woken for a batch, or by llorch_queue_flush */
+    q->unsignalled += item->bytes;
+    if (q->unsignalled >= WAKE_BYTES || q->bytes + WAKE_BYTES > q->max_bytes) {
+        q->unsignalled = 0;
+        pthread_cond_broadcast(&q->changed);
+    }
     pthread_mutex_unlock(&q->lock);
     return 0;
 }
 
+void llorch_queue_flush(llorch_queue *q) {
+    pthread_mutex_lock(&q->lock);
+    q->unsignalled = 0;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->lock);
+}
+
 int llorch_queue_drain(llorch_queue *q) {
     pthread_mutex_lock(&q->lock);
+    pthread_cond_broadcast(&q->changed);
     while (q->items > 0) {
         pthread_cond_wait(&q->changed, &q->lock);
     }

@@ -33,8 +33,15 @@ llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn cons
  * Reuse keeps the compute thread's copy out of freshly mapped pages, whose
  * first touch costs more than the copy itself. Free it with free(). */
 void  *llorch_queue_buffer(llorch_queue *q, size_t bytes, size_t *capacity);
-/* Takes ownership of item. Returns -1 when the consumer has failed. */
+/* Takes ownership of an item that is not to be consumed: its buffer is
+ * kept for reuse as if it had been consumed. */
+void   llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item);
+/* Takes ownership of item. Returns -1 when the consumer has failed. The
+ * writer thread is woken once several megabytes are queued, or by
+ * llorch_queue_flush. */
 int    llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
+/* Wakes the writer thread for whatever is queued. */
+void   llorch_queue_flush(llorch_queue *q);
 /* Waits until every item pushed so far is consumed; returns the consumer's
  * first failure (0 if none). The thread keeps running. */
 int    llorch_queue_drain(llorch_queue *q);
