@@ -7,6 +7,7 @@
 #   fuzz_manifest   the manifest reader on arbitrary bytes
 #   fuzz_compare    two in-memory dumps compared and reported
 #   fuzz_tolerance  --tol specs and presets
+#   fuzz_container  the .npz and safetensors indexes on arbitrary bytes
 #
 # Each is also a CTest test (fuzz_*), bounded by LLORCH_FUZZ_RUNS and
 # LLORCH_FUZZ_SECONDS, from the seeds in fuzz/corpus/.
@@ -27,12 +28,14 @@ set(_fuzz_src ${CMAKE_CURRENT_LIST_DIR})
 set(_fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 set(_fuzz_work ${CMAKE_BINARY_DIR}/fuzz)
 
-foreach(target npy manifest compare tolerance)
+foreach(target npy manifest compare tolerance container)
   add_executable(fuzz_${target} ${_fuzz_src}/fuzz_${target}.c
-                 ${PROJECT_SOURCE_DIR}/lib/read.c ${PROJECT_SOURCE_DIR}/lib/compare.c
+                 ${PROJECT_SOURCE_DIR}/lib/read.c ${PROJECT_SOURCE_DIR}/lib/read_container.c
+                 ${PROJECT_SOURCE_DIR}/lib/npy.c ${PROJECT_SOURCE_DIR}/lib/compare.c
                  ${PROJECT_SOURCE_DIR}/lib/report.c ${PROJECT_SOURCE_DIR}/lib/error.c
                  ${PROJECT_SOURCE_DIR}/lib/checksum.c)
-  target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/include ${CJSON_INCLUDE_DIR}
+  target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/lib
+                             ${CJSON_INCLUDE_DIR}
                              ${LIBDEFLATE_INCLUDE_DIR})
   target_link_libraries(fuzz_${target} PRIVATE ${CJSON_LIBRARY} ${LIBDEFLATE_LIBRARY} m)
   llorch_target(fuzz_${target})

@@ -122,6 +122,36 @@ def manifest_seeds():
     }
 
 
+def npz(arrays):
+    b = io.BytesIO()
+    np.savez(b, **arrays)            # numpy's own writer: stored members
+    return b.getvalue()
+
+
+def safetensors(arrays):
+    """The format's specification: u64 header length, JSON header padded to
+    8 bytes, the data back to back."""
+    names = {"float32": "F32", "float16": "F16", "int32": "I32"}
+    header, data = {"__metadata__": {"format": "llorch-checkpoint-dump"}}, b""
+    for name, a in arrays.items():
+        header[name] = {"dtype": names[str(a.dtype)], "shape": list(a.shape),
+                        "data_offsets": [len(data), len(data) + a.nbytes]}
+        data += a.tobytes()
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
+    return len(text).to_bytes(8, "little") + text + data
+
+
+def container_seeds():
+    """First byte: 0 for .npz, 1 for safetensors (see fuzz_container.c)."""
+    rng = np.random.default_rng(2)
+    arrays = {"checkpoint_01_attn_norm_l00_s000": rng.standard_normal((2, 4)).astype(np.float32),
+              "checkpoint_03_cache_k_l00_s000": np.arange(6, dtype=np.float16).reshape(3, 2),
+              "tokens": np.array([1, 2], dtype=np.int32)}
+    return {"npz": b"\0" + npz(arrays), "npz-empty": b"\0" + npz({}),
+            "safetensors": b"\1" + safetensors(arrays), "safetensors-empty": b"\1" + safetensors({})}
+
+
 def tolerance_seeds():
     return {"global": b"atol=1e-4,rtol=1e-3", "checkpoint": b"kq_soft_max:atol=1e-5,rtol=1e-4,nmse=1e-6,within=1",
             "preset": b"f16", "bad": b"atol=-1,foo"}
@@ -130,7 +160,7 @@ def tolerance_seeds():
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     for target, seeds in {"npy": npy_seeds(), "manifest": manifest_seeds(), "compare": compare_seeds(),
-                          "tolerance": tolerance_seeds()}.items():
+                          "tolerance": tolerance_seeds(), "container": container_seeds()}.items():
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

@@ -9,7 +9,8 @@
  *   capture.c   the ggml scheduler eval callback
  *   convert.c   strided gather + type conversion to the output layout
  *   queue.c     bounded hand-off from the compute thread to the writer thread
- *   write.c     .npy / .txt files (npy.c: the header)
+ *   write.c     .npy / .txt files (npy.c: the header), or one container:
+ *               write_npz.c, write_safetensors.c
  *   manifest.c  manifest.json, written last and atomically
  *   read.c, compare.c, report.c   the compare side
  *
@@ -33,7 +34,8 @@ extern "C" {
 
 #define LLORCH_CKPT_VERSION        "0.1.0"
 #define LLORCH_CKPT_FORMAT_NAME    "llorch-checkpoint-dump"
-#define LLORCH_CKPT_FORMAT_VERSION 1
+#define LLORCH_CKPT_FORMAT_VERSION 1   /* the npy form's manifests               */
+#define LLORCH_CKPT_FORMAT_VERSION_CONTAINER 2   /* manifests of a container form */
 
 /* ---- checkpoints ------------------------------------------------------- */
 
@@ -158,9 +160,21 @@ struct llorch_ckpt_tensor {
     bool                   raw;          /* written as llama.cpp holds it (--raw) */
 };
 
+/* How the tensors of a dump are stored (docs/FORMAT.md). */
+enum llorch_ckpt_form {
+    LLORCH_CKPT_FORM_NPY = 0,      /* one .npy file per tensor                     */
+    LLORCH_CKPT_FORM_NPZ,          /* checkpoints.npz: numpy's zip of .npy members */
+    LLORCH_CKPT_FORM_SAFETENSORS,  /* checkpoints.safetensors                      */
+};
+
+/* "npy", "npz", "safetensors"; NULL / -1 when unknown. */
+const char *llorch_ckpt_form_name(enum llorch_ckpt_form form);
+int llorch_ckpt_form_from_name(const char *name);
+
 struct llorch_ckpt_writer_options {
-    bool text;          /* also write each tensor as .txt, one %.9g value per line */
+    bool text;          /* also write each tensor as .txt, one %.9g value per line (npy form only) */
     bool allow_nonempty;/* write into an existing non-empty directory */
+    enum llorch_ckpt_form form;   /* default: LLORCH_CKPT_FORM_NPY */
 };
 
 typedef struct llorch_ckpt_writer llorch_ckpt_writer;
@@ -170,12 +184,16 @@ typedef struct llorch_ckpt_writer llorch_ckpt_writer;
 llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch_ckpt_writer_options *opt,
                                             char *err, size_t err_size);
 int  llorch_ckpt_writer_set_run(llorch_ckpt_writer *w, const struct llorch_ckpt_run *run);
-/* Writes one tensor file (atomically: .part then rename). Not thread-safe. */
+/* Writes one tensor: in the npy form a file (atomically: .part then
+ * rename), in a container form a member of the container, which is
+ * written as NAME.part and renamed by llorch_ckpt_writer_finish. Not
+ * thread-safe. */
 int  llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t);
 /* Records that a requested checkpoint does not exist for this model. */
 int  llorch_ckpt_writer_note_missing(llorch_ckpt_writer *w, enum llorch_ckpt_kind kind, int layer,
                                      const char *reason);
-/* Writes manifest.json atomically. complete=false marks an interrupted dump. */
+/* Finishes the container (if any), then writes manifest.json atomically.
+ * complete=false marks an interrupted dump. */
 int  llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *status);
 const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w);
 size_t llorch_ckpt_writer_bytes(const llorch_ckpt_writer *w);

@@ -8,3 +8,7 @@
 uint32_t llorch_crc32(const void *data, size_t size) {
     return libdeflate_crc32(0, data, size);
 }
+
+uint32_t llorch_crc32_update(uint32_t crc, const void *data, size_t size) {
+    return libdeflate_crc32(crc, data, size);
+}

@@ -7,5 +7,7 @@
 #include <stdint.h>
 
 uint32_t llorch_crc32(const void *data, size_t size);
+/* Continues crc (a previous result, or 0) over more data. */
+uint32_t llorch_crc32_update(uint32_t crc, const void *data, size_t size);
 
 #endif

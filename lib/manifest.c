@@ -139,12 +139,19 @@ static int write_text_atomically(const char *dir, const char *name, const char *
 }
 
 int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
-                          bool complete, const char *status, char *err, size_t err_size) {
+                          const struct llorch_manifest_container *container, bool complete, const char *status,
+                          char *err, size_t err_size) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", LLORCH_CKPT_FORMAT_NAME);
-    cJSON_AddNumberToObject(root, "format_version", LLORCH_CKPT_FORMAT_VERSION);
+    cJSON_AddNumberToObject(root, "format_version",
+                            container != NULL ? LLORCH_CKPT_FORMAT_VERSION_CONTAINER : LLORCH_CKPT_FORMAT_VERSION);
     cJSON_AddBoolToObject(root, "complete", complete);
     cJSON_AddStringToObject(root, "status", status != NULL ? status : (complete ? "ok" : "incomplete"));
+    if (container != NULL) {
+        cJSON *c = cJSON_AddObjectToObject(root, "container");
+        cJSON_AddStringToObject(c, "format", container->form);
+        cJSON_AddStringToObject(c, "file", container->file);
+    }
     for (const cJSON *item = run != NULL ? run->child : NULL; item != NULL; item = item->next) {
         cJSON_AddItemToObject(root, item->string, cJSON_Duplicate(item, true));
     }

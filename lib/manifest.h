@@ -15,8 +15,16 @@ cJSON *llorch_manifest_missing_entry(enum llorch_ckpt_kind kind, int layer, cons
 /* The run part (producer, model, tokens, settings); NULL with err set on a
  * malformed settings/llama_cpp JSON string. */
 cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t err_size);
-/* Assembles the manifest and writes dir/manifest.json atomically. */
+/* The container of a dump in a container form. */
+struct llorch_manifest_container {
+    const char *form;   /* "npz", "safetensors" */
+    const char *file;   /* its file name in the dump directory */
+};
+
+/* Assembles the manifest and writes dir/manifest.json atomically.
+ * container is NULL for the npy form. */
 int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
-                          bool complete, const char *status, char *err, size_t err_size);
+                          const struct llorch_manifest_container *container, bool complete, const char *status,
+                          char *err, size_t err_size);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * read.c - the safe readers of a dump: .npy arrays and manifest.json.
+ * read.c - the safe readers of a dump: .npy arrays and manifest.json, and
+ * through read_container.c the members of a container form.
  *
  * Every byte read here comes from a file of unknown origin. The rules:
  *   - a name from a manifest is opened only if it is a plain file name, and
@@ -12,7 +13,9 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "checksum.h"
+#include "container.h"
 #include "error.h"
+#include "npy.h"
 #include "llorch_compare.h"
 
 #include <cjson/cJSON.h>
@@ -659,6 +662,10 @@ struct llorch_ckpt_dump {
     const char               *status;
     const char               *producer;
     const char               *tokens_file;
+    const char               *container_file;  /* NULL for the npy form */
+    enum llorch_container_form container_form;
+    llorch_container         *container;       /* its index, once opened */
+    int                       container_fd;    /* -1 when none or in memory */
     struct llorch_ckpt_model  model;
     bool                      has_tokens;
     int32_t                  *tokens;
@@ -760,6 +767,37 @@ static int get_bool(struct ctx *c, const cJSON *obj, const char *key, bool requi
     return 0;
 }
 
+/* A container form (format_version 2) names its single file. */
+static int parse_container(struct ctx *c, const cJSON *root, int64_t version, llorch_ckpt_dump *d)
+{
+    const cJSON *container = cJSON_GetObjectItemCaseSensitive(root, "container");
+    const char *form;
+    if (version == LLORCH_CKPT_FORMAT_VERSION) {
+        return container ? bad(c, "field 'container' needs format_version %d", LLORCH_CKPT_FORMAT_VERSION_CONTAINER)
+                         : 0;
+    }
+    if (!cJSON_IsObject(container)) {
+        return bad(c, "format_version %d needs the object 'container'", LLORCH_CKPT_FORMAT_VERSION_CONTAINER);
+    }
+    snprintf(c->where, sizeof c->where, "container");
+    if (get_string(c, container, "format", true, &form) != 0 ||
+        get_string(c, container, "file", true, &d->container_file) != 0) {
+        return -1;
+    }
+    if (!llorch_ckpt_safe_name(d->container_file)) {
+        return bad(c, "refusing the file name: not a plain name inside the dump directory");
+    }
+    if (strcmp(form, "npz") == 0) {
+        d->container_form = LLORCH_CONTAINER_NPZ;
+    } else if (strcmp(form, "safetensors") == 0) {
+        d->container_form = LLORCH_CONTAINER_SAFETENSORS;
+    } else {
+        return bad(c, "unknown container format (npz and safetensors are known)");
+    }
+    c->where[0] = '\0';
+    return 0;
+}
+
 static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
 {
     const char *format;
@@ -776,9 +814,12 @@ static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dum
     if (get_int(c, root, "format_version", 0, INT32_MAX, true, 0, &version) != 0) {
         return -1;
     }
-    if (version != LLORCH_CKPT_FORMAT_VERSION) {
-        return bad(c, "format_version %lld is not supported (this reader knows %d)",
-                   (long long)version, LLORCH_CKPT_FORMAT_VERSION);
+    if (version != LLORCH_CKPT_FORMAT_VERSION && version != LLORCH_CKPT_FORMAT_VERSION_CONTAINER) {
+        return bad(c, "format_version %lld is not supported (this reader knows %d and %d)",
+                   (long long)version, LLORCH_CKPT_FORMAT_VERSION, LLORCH_CKPT_FORMAT_VERSION_CONTAINER);
+    }
+    if (parse_container(c, root, version, d) != 0) {
+        return -1;
     }
     return get_bool(c, root, "complete", true, &d->complete) ||
            get_string(c, root, "status", false, &d->status) ||
@@ -1073,6 +1114,9 @@ static llorch_ckpt_dump *dump_from_text(const char *text, size_t size, const cha
 {
     llorch_ckpt_dump *d = calloc(1, sizeof *d);
     struct ctx c = { manifest_name, "", err, err_size };
+    if (d) {
+        d->container_fd = -1;
+    }
     if (!d || !(d->name = copy_string(name)) || !(d->manifest_name = copy_string(manifest_name))) {
         llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
         llorch_ckpt_dump_free(d);
@@ -1148,6 +1192,20 @@ static int read_tokens_file(llorch_ckpt_dump *d, char *err, size_t err_size)
     return rc;
 }
 
+/* Indexes the container: its members are read on demand. */
+static int open_container_file(llorch_ckpt_dump *d, char *err, size_t err_size)
+{
+    char path[4096];
+    struct stat st;
+    join_path(path, sizeof path, d->dir, d->container_file);
+    d->container_fd = open_in_dir(d->dir, d->container_file, &st, err, err_size);
+    if (d->container_fd < 0) {
+        return -1;
+    }
+    d->container = llorch_container_open_fd(d->container_fd, d->container_form, path, err, err_size);
+    return d->container ? 0 : -1;
+}
+
 llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_size)
 {
     unsigned char *text;
@@ -1168,7 +1226,8 @@ llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_s
         llorch_ckpt_dump_free(d);
         return NULL;
     }
-    if (d->tokens_file && read_tokens_file(d, err, err_size) != 0) {
+    if ((d->tokens_file && read_tokens_file(d, err, err_size) != 0) ||
+        (d->container_file && open_container_file(d, err, err_size) != 0)) {
         llorch_ckpt_dump_free(d);
         return NULL;
     }
@@ -1198,6 +1257,10 @@ int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void 
         memcpy(f->buf, buf, size);
     }
     d->n_files++;
+    if (d->container_file && !d->container && strcmp(file, d->container_file) == 0) {
+        d->container = llorch_container_open_mem(f->buf, f->size, d->container_form, file, err, err_size);
+        return d->container ? 0 : -1;
+    }
     return 0;
 }
 
@@ -1226,9 +1289,32 @@ static const struct mem_file *find_mem_file(const llorch_ckpt_dump *d, const cha
     return NULL;
 }
 
+/* The container member of entry e. */
+static const struct llorch_container_member *entry_member(const llorch_ckpt_dump *d,
+                                                          const struct llorch_ckpt_entry *e,
+                                                          char *err, size_t err_size)
+{
+    const struct llorch_container_member *m = d->container ? llorch_container_find(d->container, e->file) : NULL;
+    if (!d->container) {
+        llorch_set_error(err, err_size, "%s: container %s was not supplied", d->name, d->container_file);
+    } else if (!m) {
+        llorch_set_error(err, err_size, "%s/%s: no member '%s'", d->name, d->container_file, e->file);
+    } else if (m->typed && !m->dtype_known) {
+        llorch_set_error(err, err_size, "%s/%s: tensor '%s' has a dtype or rank this reader does not know",
+                         d->name, d->container_file, e->file);
+        m = NULL;
+    }
+    return m;
+}
+
 static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
                            uint64_t *size, char *err, size_t err_size)
 {
+    if (d->container_file) {
+        const struct llorch_container_member *m = entry_member(d, e, err, err_size);
+        *size = m ? m->size : 0;
+        return m ? 0 : -1;
+    }
     if (d->dir) {
         struct stat st;
         int fd = open_in_dir(d->dir, e->file, &st, err, err_size);
@@ -1260,7 +1346,9 @@ int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, 
         return -1;
     }
     shape_bytes(e->n_dims, e->shape, e->dtype, &count, &bytes);  /* checked when parsed */
-    if (size < NPY_PREFIX_V1 || size - NPY_PREFIX_V1 < (uint64_t)bytes) {
+    /* a safetensors member is the data alone; every other one is a .npy file */
+    uint64_t prefix = d->container_form == LLORCH_CONTAINER_SAFETENSORS ? 0 : NPY_PREFIX_V1;
+    if (size < prefix || size - prefix < (uint64_t)bytes) {
         join_path(path, sizeof path, d->dir ? d->dir : d->name, e->file);
         llorch_set_error(err, err_size, "%s: truncated: %llu bytes cannot hold the %lld data bytes the manifest declares",
                   path, (unsigned long long)size, (long long)bytes);
@@ -1269,9 +1357,45 @@ int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, 
     return 0;
 }
 
+/* A safetensors tensor, given the .npy header of its dtype and shape so
+ * that it is parsed and checked as every other array. */
+static llorch_ckpt_array *array_from_tensor(const struct llorch_container_member *m, const unsigned char *data,
+                                            const char *path, char *err, size_t err_size)
+{
+    char header[512];
+    size_t header_size = llorch_npy_header(header, sizeof header, m->dtype, m->n_dims, m->shape);
+    unsigned char *file = header_size ? malloc(header_size + m->size + 1) : NULL;
+    if (!file) {
+        llorch_set_error(err, err_size, "%s: out of memory", path);
+        return NULL;
+    }
+    memcpy(file, header, header_size);
+    memcpy(file + header_size, data, m->size);
+    llorch_ckpt_array *a = llorch_ckpt_array_parse(file, header_size + m->size, path, err, err_size);
+    free(file);
+    return a;
+}
+
+static llorch_ckpt_array *load_member(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
+                                      const char *path, char *err, size_t err_size)
+{
+    const struct llorch_container_member *m = entry_member(d, e, err, err_size);
+    unsigned char *bytes;
+    if (!m || llorch_container_read(d->container, m, &bytes, err, err_size) != 0) {
+        return NULL;
+    }
+    llorch_ckpt_array *a = m->typed ? array_from_tensor(m, bytes, path, err, err_size)
+                                    : llorch_ckpt_array_parse(bytes, m->size, path, err, err_size);
+    free(bytes);
+    return a;
+}
+
 static llorch_ckpt_array *load_entry_array(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
                                            const char *path, char *err, size_t err_size)
 {
+    if (d->container_file) {
+        return load_member(d, e, path, err, err_size);
+    }
     if (d->dir) {
         return llorch_ckpt_array_read(d->dir, e->file, err, err_size);
     }
@@ -1317,7 +1441,11 @@ llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, ch
         llorch_set_error(err, err_size, "%s: no file entry %zu", d->manifest_name, i);
         return NULL;
     }
-    join_path(path, sizeof path, d->dir ? d->dir : d->name, e->file);
+    if (d->container_file) {
+        snprintf(path, sizeof path, "%s/%s:%s", d->dir ? d->dir : d->name, d->container_file, e->file);
+    } else {
+        join_path(path, sizeof path, d->dir ? d->dir : d->name, e->file);
+    }
     llorch_ckpt_array *a = load_entry_array(d, e, path, err, err_size);
     if (a && check_against_entry(a, e, path, err, err_size) != 0) {
         llorch_ckpt_array_free(a);
@@ -1336,6 +1464,10 @@ void llorch_ckpt_dump_free(llorch_ckpt_dump *d)
         free(d->files[i].buf);
     }
     free(d->files);
+    llorch_container_free(d->container);
+    if (d->container_fd >= 0) {
+        close(d->container_fd);
+    }
     free(d->entries);
     free(d->tokens);
     cJSON_Delete(d->root);

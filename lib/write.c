@@ -1,10 +1,13 @@
 /* write.c - the writer: one .npy (and optionally .txt) file per tensor, each
- * written as NAME.part and renamed when whole, then the manifest.
+ * written as NAME.part and renamed when whole; or every tensor as a member
+ * of one container file (.npz or safetensors, written as NAME.part and
+ * renamed when finished); then the manifest.
  * Used by the extractor's writer thread and by engines directly. */
 #define _POSIX_C_SOURCE 200809L
 #include "llorch_checkpoint.h"
 
 #include "checksum.h"
+#include "container.h"
 #include "manifest.h"
 #include "npy.h"
 
@@ -20,6 +23,11 @@
 struct llorch_ckpt_writer {
     char  *dir;
     bool   text;
+    enum llorch_ckpt_form form;
+    char   container[64];           /* its file name, in a container form */
+    char   container_part[4200];    /* its path while being written */
+    llorch_npz_writer *npz;
+    llorch_st_writer  *st;
     cJSON *run;        /* from llorch_ckpt_writer_set_run */
     cJSON *files;      /* manifest entries, in write order */
     cJSON *missing;
@@ -92,13 +100,56 @@ static int prepare_dir(const char *dir, bool allow_nonempty, char *err, size_t e
     return 0;
 }
 
+const char *llorch_ckpt_form_name(enum llorch_ckpt_form form) {
+    switch (form) {
+        case LLORCH_CKPT_FORM_NPY: return "npy";
+        case LLORCH_CKPT_FORM_NPZ: return "npz";
+        case LLORCH_CKPT_FORM_SAFETENSORS: return "safetensors";
+    }
+    return NULL;
+}
+
+int llorch_ckpt_form_from_name(const char *name) {
+    for (int f = LLORCH_CKPT_FORM_NPY; f <= LLORCH_CKPT_FORM_SAFETENSORS; f++) {
+        if (name != NULL && strcmp(name, llorch_ckpt_form_name((enum llorch_ckpt_form) f)) == 0) {
+            return f;
+        }
+    }
+    return -1;
+}
+
+/* A container form: its file is created now, as NAME.part. */
+static int open_container(llorch_ckpt_writer *w, char *err, size_t err_size) {
+    if (w->form == LLORCH_CKPT_FORM_NPY) {
+        return 0;
+    }
+    snprintf(w->container, sizeof w->container, "checkpoints.%s", llorch_ckpt_form_name(w->form));
+    snprintf(w->container_part, sizeof w->container_part, "%s/%s.part", w->dir, w->container);
+    if (w->form == LLORCH_CKPT_FORM_NPZ) {
+        w->npz = llorch_npz_writer_create(w->container_part, err, err_size);
+        return w->npz != NULL ? 0 : -1;
+    }
+    w->st = llorch_st_writer_create(w->container_part, err, err_size);
+    return w->st != NULL ? 0 : -1;
+}
+
 llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch_ckpt_writer_options *opt,
                                             char *err, size_t err_size) {
+    struct llorch_ckpt_writer_options none = {0};
+    opt = opt != NULL ? opt : &none;
     if (dir == NULL || dir[0] == '\0') {
         snprintf(err, err_size, "no output directory given");
         return NULL;
     }
-    if (prepare_dir(dir, opt != NULL && opt->allow_nonempty, err, err_size) != 0) {
+    if (llorch_ckpt_form_name(opt->form) == NULL) {
+        snprintf(err, err_size, "unknown dump form %d; use npy, npz or safetensors", (int) opt->form);
+        return NULL;
+    }
+    if (opt->text && opt->form != LLORCH_CKPT_FORM_NPY) {
+        snprintf(err, err_size, "text files (--text) come with the npy form only; use --format npy");
+        return NULL;
+    }
+    if (prepare_dir(dir, opt->allow_nonempty, err, err_size) != 0) {
         return NULL;
     }
     llorch_ckpt_writer *w = calloc(1, sizeof *w);
@@ -107,9 +158,14 @@ llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    w->text = opt != NULL && opt->text;
+    w->text = opt->text;
+    w->form = opt->form;
     w->files = cJSON_CreateArray();
     w->missing = cJSON_CreateArray();
+    if (open_container(w, err, err_size) != 0) {
+        llorch_ckpt_writer_free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -192,6 +248,41 @@ static int check_tensor(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *
     return 0;
 }
 
+/* A container member: the .npy file itself (npz) or the raw data
+ * (safetensors). *offset receives the data's offset in the container
+ * (for safetensors, the tensor's index until finish). */
+static int write_member(llorch_ckpt_writer *w, const char *name, const struct llorch_ckpt_tensor *t,
+                        size_t bytes, uint64_t *offset) {
+    if (w->npz != NULL) {
+        char header[512];
+        size_t header_size = llorch_npy_header(header, sizeof header, t->dtype, t->n_dims, t->shape);
+        if (header_size == 0) {
+            return fail(w, "cannot format the .npy header of %s", name);
+        }
+        return llorch_npz_writer_add(w->npz, name, header, header_size, t->data, bytes, offset, w->error,
+                                     sizeof w->error);
+    }
+    char key[256];
+    size_t index;
+    snprintf(key, sizeof key, "%.*s", (int) strlen(name) - 4, name);     /* without ".npy" */
+    int rc = llorch_st_writer_add(w->st, key, t->dtype, t->n_dims, t->shape, t->data, bytes, &index, w->error,
+                                  sizeof w->error);
+    *offset = index;     /* the file offset is known at finish (set_st_offsets) */
+    return rc;
+}
+
+/* The manifest entry's file is the member's name: the zip member
+ * "X.npy" (np.load's key "X"), or the safetensors tensor "X". */
+static cJSON *member_entry(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t, const char *name,
+                           uint32_t crc, size_t bytes, uint64_t offset) {
+    char key[256];
+    snprintf(key, sizeof key, "%.*s", (int) strlen(name) - 4, name);
+    cJSON *e = llorch_manifest_file_entry(t, w->npz != NULL ? name : key, NULL, crc, bytes);
+    cJSON_AddStringToObject(e, "key", key);
+    cJSON_AddNumberToObject(e, "offset", (double) offset);
+    return e;
+}
+
 int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t) {
     if (check_tensor(w, t) != 0) {
         return -1;
@@ -201,12 +292,22 @@ int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_ten
         llorch_ckpt_file_name(text_name, sizeof text_name, t->kind, t->layer, t->step, t->graph_name, "txt") < 0) {
         return fail(w, "file name too long for tensor %s", t->graph_name != NULL ? t->graph_name : "?");
     }
-    if (write_file(w, name, t, false) != 0 || (w->text && write_file(w, text_name, t, true) != 0)) {
-        return -1;
-    }
     size_t bytes = element_count(t) * llorch_npy_dtype_size(t->dtype);
-    cJSON_AddItemToArray(w->files, llorch_manifest_file_entry(t, name, w->text ? text_name : NULL,
-                                                              llorch_crc32(t->data, bytes), bytes));
+    uint32_t crc = llorch_crc32(t->data, bytes);
+    cJSON *entry;
+    if (w->form == LLORCH_CKPT_FORM_NPY) {
+        if (write_file(w, name, t, false) != 0 || (w->text && write_file(w, text_name, t, true) != 0)) {
+            return -1;
+        }
+        entry = llorch_manifest_file_entry(t, name, w->text ? text_name : NULL, crc, bytes);
+    } else {
+        uint64_t offset;
+        if (write_member(w, name, t, bytes, &offset) != 0) {
+            return -1;
+        }
+        entry = member_entry(w, t, name, crc, bytes, offset);
+    }
+    cJSON_AddItemToArray(w->files, entry);
     w->bytes += bytes;
     w->n_files++;
     return 0;
@@ -241,8 +342,42 @@ int llorch_ckpt_writer_note_missing(llorch_ckpt_writer *w, enum llorch_ckpt_kind
     return 0;
 }
 
+/* Safetensors offsets are known once the header is written. */
+static void set_st_offsets(llorch_ckpt_writer *w) {
+    cJSON *e;
+    cJSON_ArrayForEach(e, w->files) {
+        cJSON *offset = cJSON_GetObjectItemCaseSensitive(e, "offset");
+        cJSON_SetNumberValue(offset, (double) llorch_st_writer_offset(w->st, (size_t) offset->valuedouble));
+    }
+}
+
+/* Completes the container and gives it its name: from here on it is whole. */
+static int finish_container(llorch_ckpt_writer *w) {
+    int rc = w->npz != NULL ? llorch_npz_writer_finish(w->npz, w->error, sizeof w->error)
+                            : llorch_st_writer_finish(w->st, w->error, sizeof w->error);
+    if (rc != 0) {
+        return -1;
+    }
+    if (w->st != NULL) {
+        set_st_offsets(w);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", w->dir, w->container);
+    if (rename(w->container_part, path) != 0) {
+        return fail(w, "cannot rename %s to %s: %s; check the output directory", w->container_part, path,
+                    strerror(errno));
+    }
+    return 0;
+}
+
 int llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *status) {
-    return llorch_manifest_write(w->dir, w->run, w->files, w->missing, complete, status, w->error, sizeof w->error);
+    const char *container = w->form == LLORCH_CKPT_FORM_NPY ? NULL : w->container;
+    if (container != NULL && finish_container(w) != 0) {
+        return -1;
+    }
+    struct llorch_manifest_container c = {.form = llorch_ckpt_form_name(w->form), .file = container};
+    return llorch_manifest_write(w->dir, w->run, w->files, w->missing, container != NULL ? &c : NULL, complete,
+                                 status, w->error, sizeof w->error);
 }
 
 const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w) { return w->error; }
@@ -253,6 +388,8 @@ void llorch_ckpt_writer_free(llorch_ckpt_writer *w) {
     if (w == NULL) {
         return;
     }
+    llorch_npz_writer_free(w->npz);
+    llorch_st_writer_free(w->st);
     cJSON_Delete(w->run);
     cJSON_Delete(w->files);
     cJSON_Delete(w->missing);

@@ -367,12 +367,23 @@ static int parse_cache_type(const char *flag, const char *name, enum ggml_type *
 
 /* --- output and capture --------------------------------------------------- */
 
+/* --format auto: a one-step run keeps its numbered files; a run of many
+ * steps goes into one .npz rather than thousands of small files. */
+static enum llorch_ckpt_form chosen_form(const struct run *r) {
+    if (r->opt.form != FORM_AUTO) {
+        return (enum llorch_ckpt_form) r->opt.form;
+    }
+    int n_chunk = r->opt.n_ubatch < r->opt.n_batch ? r->opt.n_ubatch : r->opt.n_batch;
+    int steps = (r->n_prompt + n_chunk - 1) / n_chunk + r->opt.n_predict;
+    return steps > 1 && !r->opt.text ? LLORCH_CKPT_FORM_NPZ : LLORCH_CKPT_FORM_NPY;
+}
+
 static int open_output(struct run *r) {
     if (r->opt.stats || r->opt.sink == LLORCH_CAPTURE_MEMORY) {
         return 0;
     }
     char err[1024];
-    struct llorch_ckpt_writer_options wo = {.text = r->opt.text};
+    struct llorch_ckpt_writer_options wo = {.text = r->opt.text, .form = chosen_form(r)};
     r->writer = llorch_ckpt_writer_open(r->opt.output, &wo, err, sizeof err);
     if (r->writer == NULL) {
         return fail("%s", err);
@@ -427,11 +438,13 @@ static int create_context(struct run *r) {
         return fail("llama.cpp could not create a context for '%s' (llama.cpp: %s); a quantized V cache "
                     "needs -fa on", r->opt.model, llama_reason());
     }
-    /* Every checkpoint is a graph split. Without a threadpool (and without
-     * OpenMP) ggml would start its worker threads anew for each split; with
-     * one they sleep in between (no polling), leaving the core to the writer. */
+    /* Each capture point ends a graph split. Without a threadpool (and
+     * without OpenMP) ggml would start its worker threads anew for each
+     * split; with one they wait between splits, polling briefly first
+     * (ggml's default level), as a split's end is soon followed by the next
+     * one's start. The writer thread runs at idle priority, so the polling
+     * does not hold it back. */
     struct ggml_threadpool_params tpp = ggml_threadpool_params_default(r->opt.threads);
-    tpp.poll = 0;
     r->threadpool = ggml_threadpool_new(&tpp);
     if (r->threadpool != NULL) {
         llama_attach_threadpool(r->ctx, r->threadpool, r->threadpool);
@@ -603,8 +616,13 @@ static void print_summary(const struct run *r) {
             r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
     if (r->writer != NULL) {
-        fprintf(stderr, "  %zu files + tokens.npy + manifest.json; flash attention %s; KV cache %s/%s; %s\n",
-                llorch_ckpt_writer_files(r->writer), rep.flash_attn ? "on" : "off", r->opt.cache_type_k,
+        enum llorch_ckpt_form form = chosen_form(r);
+        char where[64] = "files";
+        if (form != LLORCH_CKPT_FORM_NPY) {
+            snprintf(where, sizeof where, "tensors in checkpoints.%s", llorch_ckpt_form_name(form));
+        }
+        fprintf(stderr, "  %zu %s + tokens.npy + manifest.json; flash attention %s; KV cache %s/%s; %s\n",
+                llorch_ckpt_writer_files(r->writer), where, rep.flash_attn ? "on" : "off", r->opt.cache_type_k,
                 r->opt.cache_type_v, r->opt.repack ? "repacked weights" : "no repack (portable kernels)");
     }
 }

@@ -54,7 +54,11 @@ static void print_help(void) {
         "      --layers RANGES     e.g. 0-3,11 (default all)\n"
         "      --graph-regex RE    also any llama.cpp tensor whose name matches RE (repeatable)\n"
         "      --dtype f32|native  f32 (default) or keep f16 tensors as f16\n"
-        "      --text              also write each tensor as .txt (one %%.9g value per line)\n"
+        "      --format FORM       auto (default), npy, npz or safetensors: npy writes a file\n"
+        "                          per tensor; npz (numpy) and safetensors (Rust) one file\n"
+        "                          per run; auto is npy for a one-step run, npz for more\n"
+        "      --text              also write each tensor as .txt (one %%.9g value per line;\n"
+        "                          npy form)\n"
         "      --raw               write cache and scores exactly as llama.cpp holds them\n"
         "      --stats             print shape, min, max, mean, NaN/Inf per tensor; write nothing\n"
         "      --dump-graph FILE   write llama.cpp's graph of each step size to FILE, one line per\n"
@@ -129,6 +133,7 @@ static void set_defaults(struct extractor_options *opt) {
     opt->queue_mb = 256;
     opt->sink = LLORCH_CAPTURE_WRITE;
     opt->identify = LLORCH_IDENTIFY_AUTO;
+    opt->form = FORM_AUTO;
 }
 
 static bool is(const char *arg, const char *short_name, const char *long_name) {
@@ -158,6 +163,13 @@ static int parse_enum_value(const char *flag, const char *v, struct extractor_op
     if (is(flag, NULL, "--dtype")) {
         if (strcmp(v, "f32") == 0 || strcmp(v, "native") == 0) { opt->native_dtype = v[0] == 'n'; return 0; }
         return usage_error("%s expects f32 or native, got '%s'", flag, v);
+    }
+    if (is(flag, NULL, "--format")) {
+        opt->form = strcmp(v, "auto") == 0 ? FORM_AUTO : llorch_ckpt_form_from_name(v);
+        if (strcmp(v, "auto") != 0 && opt->form < 0) {
+            return usage_error("%s expects auto, npy, npz or safetensors, got '%s'", flag, v);
+        }
+        return 0;
     }
     if (is(flag, NULL, "--identify")) {
         if (strcmp(v, "auto") == 0) { opt->identify = LLORCH_IDENTIFY_AUTO; return 0; }
@@ -205,7 +217,7 @@ static int parse_valued(const char *arg, const char *v, struct extractor_options
     if (is(arg, NULL, "--seed")) { int s; q = parse_int(arg, v, 0, &s); opt->seed = (unsigned) s; return q; }
     if (is(arg, NULL, "--queue-mb")) { int mb; q = parse_int(arg, v, 1, &mb); opt->queue_mb = (size_t) mb; return q; }
     if (is(arg, "-fa", "--flash-attn") || is(arg, NULL, "--dtype") || is(arg, NULL, "--identify") ||
-        is(arg, NULL, "--capture-to")) {
+        is(arg, NULL, "--capture-to") || is(arg, NULL, "--format")) {
         return parse_enum_value(arg, v, opt);
     }
     return -1;
@@ -240,6 +252,11 @@ static int check_required(const struct extractor_options *opt) {
     }
     if (opt->output == NULL && !opt->stats && opt->sink == LLORCH_CAPTURE_WRITE) {
         fprintf(stderr, PROG ": no output directory given; pass -o DIR (or --stats to write nothing)\n");
+        return 2;
+    }
+    if (opt->text && opt->form != FORM_AUTO && opt->form != LLORCH_CKPT_FORM_NPY) {
+        fprintf(stderr, PROG ": --text writes a file per tensor, which the %s form does not; use --format npy\n",
+                llorch_ckpt_form_name((enum llorch_ckpt_form) opt->form));
         return 2;
     }
     if (opt->stop_at_nan && !opt->stats) {

@@ -9,6 +9,8 @@
 
 enum fa_mode { FA_AUTO, FA_ON, FA_OFF };
 
+#define FORM_AUTO (-1)   /* npy for a one-step run, npz for more steps */
+
 struct extractor_options {
     /* input */
     const char *model;
@@ -25,6 +27,7 @@ struct extractor_options {
     bool        raw;
     bool        native_dtype;
     bool        text;
+    int         form;            /* enum llorch_ckpt_form, or FORM_AUTO */
     bool        stats;
     bool        stop_at_nan;
     enum llorch_capture_sink     sink;

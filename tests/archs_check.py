@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from dump_load import Dump
+
 TOKENS = "1,2,3,4,5"
 T = 5
 
@@ -151,18 +153,18 @@ class Full:
     computing node i (numpy shape: ne reversed)."""
 
     def __init__(self, d, g):
-        m = json.load(open(os.path.join(d, "manifest.json")))
+        self.dump = Dump(d)
         self.files = {}
-        for i, f in enumerate(m["files"]):
+        for i, f in enumerate(self.dump.manifest["files"]):
             name = f["graph_name"].split("#")[0]
             if i < len(g.nodes) and name == g.nodes[i]["name"]:
-                self.files[i] = os.path.join(d, f["file"])
+                self.files[i] = f
         self.g = g
 
     def data(self, i):
         if i not in self.files:
             return None
-        a = np.load(self.files[i])
+        a = self.dump.array(self.files[i])
         ne = self.g.nodes[i]["ne"]
         return a.reshape(ne[3], ne[2], ne[1], ne[0])
 
@@ -368,7 +370,8 @@ def check(extractor, model, work, fa):
         return res
     g = Graph(graph)
     full = Full(fulld, g)
-    m = json.load(open(os.path.join(dump, "manifest.json")))
+    captured_dump = Dump(dump)
+    m = captured_dump.manifest
     n_layer, n_embd = m["model"]["n_layer"], m["model"]["n_embd"]
     arch = m["model"]["architecture"]
     by_layer = cores(g)
@@ -378,7 +381,7 @@ def check(extractor, model, work, fa):
         kind, layer, node_name, op = f["checkpoint"], f["layer"], f.get("graph_name", ""), f.get("graph_op", "")
         res["tensors"] += 1
         res["rows"].append({"checkpoint": kind, "layer": layer, "tensor": node_name, "op": op})
-        captured = np.load(os.path.join(dump, f["file"]))
+        captured = captured_dump.array(f)
         ok, why = verify(g, full, by_layer, kind, layer, captured, f, n_embd, K)
         if ok:
             res["verified"] += 1

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from dump_load import Dump
+
 SIX = ["attn_norm", "Qcur", "Kcur", "Vcur", "cache_k", "cache_v", "kq_soft_max", "attn_out_proj", "ffn_out"]
 DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32}
 
@@ -29,14 +31,20 @@ def load_manifest(d):
     if not os.path.exists(path):
         fail(f"{d} has no manifest.json")
     m = json.load(open(path))
-    if m.get("format") != "llorch-checkpoint-dump" or m.get("format_version") != 1:
+    version = 2 if "container" in m else 1
+    if m.get("format") != "llorch-checkpoint-dump" or m.get("format_version") != version:
         fail(f"{path}: unexpected format {m.get('format')} {m.get('format_version')}")
     return m
 
 
+DUMPS = {}
+
+
 def load_file(d, entry):
-    """Loads one listed file and checks it against its manifest entry."""
-    a = np.load(os.path.join(d, entry["file"]))
+    """Loads one listed tensor (in any form) and checks it against its manifest entry."""
+    if d not in DUMPS:
+        DUMPS[d] = Dump(d)
+    a = DUMPS[d].array(entry)
     if list(a.shape) != entry["shape"]:
         fail(f"{entry['file']}: shape {a.shape} != manifest {entry['shape']}")
     if a.dtype != DTYPES[entry["dtype"]]:
@@ -83,16 +91,21 @@ def check_scores(d, files):
                 fail(f"{f['file']}: token {pos} attends to later keys")
 
 
+def check_listed(d):
+    """The directory holds what the manifest accounts for, nothing half-written."""
+    listed = Dump(d).files()
+    for name in os.listdir(d):
+        if ".part" in name:
+            fail(f"{name}: a half-written file was left")
+        if name not in listed:
+            fail(f"{name}: not listed in the manifest")
+
+
 def cmd_structure(a):
     m = load_manifest(a.dump)
     n_layer = m["model"]["n_layer"]
     files = by_key(m)
-    listed = {f["file"] for f in m["files"]} | {f.get("text_file") for f in m["files"]}
-    for name in os.listdir(a.dump):
-        if name.endswith(".part"):
-            fail(f"{name}: a half-written file was left")
-        if name not in listed and name not in ("manifest.json", "tokens.npy"):
-            fail(f"{name}: not listed in the manifest")
+    check_listed(a.dump)
     for f in m["files"]:
         load_file(a.dump, f)
     tokens = np.load(os.path.join(a.dump, "tokens.npy"))
@@ -120,12 +133,15 @@ def cmd_same(a):
     strip = lambda m: [{k: v for k, v in f.items()} for f in m["files"]]
     if strip(ma) != strip(mb):
         fail("the manifests list different files")
-    for f in ma["files"]:
-        ba = open(os.path.join(a.a, f["file"]), "rb").read()
-        bb = open(os.path.join(a.b, f["file"]), "rb").read()
+    names = [f["file"] for f in ma["files"]]
+    if "container" in ma:       # the same tensors at the same offsets: the whole file is equal
+        names = [ma["container"]["file"]]
+    for name in names:
+        ba = open(os.path.join(a.a, name), "rb").read()
+        bb = open(os.path.join(a.b, name), "rb").read()
         if ba != bb:
-            fail(f"{f['file']} differs")
-    print(f"ok: {len(ma['files'])} files byte-identical")
+            fail(f"{name} differs")
+    print(f"ok: {len(ma['files'])} tensors byte-identical ({Dump(a.a).form} form)")
 
 
 def rows_by_position(d, m):
@@ -180,9 +196,12 @@ def cmd_incomplete(a):
     m = load_manifest(a.dump)
     if m["complete"] is not False or m["status"] != "interrupted":
         fail(f"manifest says complete={m['complete']} status={m['status']}")
+    check_listed(a.dump)
     for f in m["files"]:
         load_file(a.dump, f)
-    print(f"ok: interrupted dump lists {len(m['files'])} whole files and says complete=false")
+    if len(m["files"]) < 20:
+        fail(f"interrupted after 20 steps, yet only {len(m['files'])} tensors are listed")
+    print(f"ok: interrupted {Dump(a.dump).form} dump lists {len(m['files'])} whole tensors and says complete=false")
 
 
 def main():

@@ -35,6 +35,10 @@ llorch_extractor_case(interrupt tiny-llama-f32)
 llorch_extractor_case(repack tiny-llama-f16)
 llorch_extractor_case(stats tiny-gpt2-f32)
 llorch_extractor_case(graph tiny-llama-f32)
+foreach(model tiny-gpt2-f32 tiny-llama-f16)
+  llorch_extractor_case(forms ${model})
+  set_property(TEST extractor_forms_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)
+endforeach()
 
 # Capture from tensors in non-host buffers: a ggml RPC server on this
 # machine's CPU holds the model, the KV cache and the activations.

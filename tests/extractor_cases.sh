@@ -172,14 +172,38 @@ PY
     ! ls full/*.part >/dev/null 2>&1 || fail "full output: .part files left"
     echo "ok: full output directory -> exit 1: $(head -n1 err.txt)"
     ;;
-  interrupt)     # Ctrl-C leaves whole files and a manifest that says incomplete
-    "$x" -m "$model" -p "Once" -n 4000 -c 4096 --checkpoints 1 --layers 0 -o int 2>err.txt &
-    pid=$!
-    for _ in $(seq 1 100); do [ -f int/checkpoint_01_attn_norm_l00_s020.npy ] && break; sleep 0.05; done
-    kill -INT "$pid"
-    wait "$pid"; rc=$?
-    [ "$rc" = 130 ] || { cat err.txt; fail "interrupted run exited $rc, expected 130"; }
-    checks incomplete int
+  forms)         # npz and safetensors hold the npy form's bits, read by numpy and a spec reader; compare reads all
+    args=(-m "$model" -p "Once upon a time" -n 3 --checkpoints all --dtype native)
+    for form in npy npz safetensors; do
+      "$x" "${args[@]}" --format "$form" -o "d-$form" 2>/dev/null || fail "--format $form"
+    done
+    "$PY" "$(dirname "$CHECKS")/container_checks.py" d-npy d-npz d-safetensors || exit 1
+    for pair in "d-npy d-npz" "d-npz d-safetensors" "d-safetensors d-npy"; do
+      # shellcheck disable=SC2086
+      "$COMPARE" $pair --preset exact -q >cmp.txt 2>&1 || { cat cmp.txt; fail "compare $pair"; }
+    done
+    echo "ok: compare reads npy, npz and safetensors dumps of one run as bit-identical"
+    # --format auto (the default): one step keeps its files, several go into one .npz
+    "$x" -m "$model" -p "Once upon a time" -o auto1 2>/dev/null || fail "auto, one step"
+    "$x" -m "$model" -p "Once upon a time" -n 2 -o auto3 2>/dev/null || fail "auto, three steps"
+    [ -f auto1/checkpoint_01_attn_norm_l00_s000.npy ] && [ ! -e auto1/checkpoints.npz ] || fail "auto: one step is not npy"
+    [ -f auto3/checkpoints.npz ] && [ ! -e auto3/checkpoint_01_attn_norm_l00_s000.npy ] || fail "auto: steps are not npz"
+    "$x" -m "$model" -p "Once upon a time" -n 2 --text --layers 0 -o autotext 2>/dev/null || fail "auto --text"
+    [ -f autotext/checkpoint_01_attn_norm_l00_s002.txt ] || fail "auto with --text is not the npy form"
+    expect_error 2 "--text .* npz form" -m "$model" -p "Hi" --text --format npz -o t1
+    expect_error 2 "--format expects auto, npy, npz or safetensors" -m "$model" -p "Hi" --format zip -o t2
+    ;;
+  interrupt)     # Ctrl-C leaves whole files and a manifest that says incomplete, in each form
+    for form in npy npz safetensors; do
+      "$x" -m "$model" -p "Once" -n 4000 -c 4096 --checkpoints 1 --layers 0 --format "$form" --progress \
+        -o "int-$form" 2>"err-$form.txt" &
+      pid=$!
+      for _ in $(seq 1 200); do grep -q '^step 20:' "err-$form.txt" && break; sleep 0.05; done
+      kill -INT "$pid"
+      wait "$pid"; rc=$?
+      [ "$rc" = 130 ] || { cat "err-$form.txt"; fail "$form: interrupted run exited $rc, expected 130"; }
+      checks incomplete "int-$form"
+    done
     ;;
   *) fail "unknown case $case_name" ;;
 esac
