@@ -4,7 +4,7 @@
 # seed corpus in fuzz/corpus/. Exits non-zero if any target crashes; the
 # crashing input is kept in build-fuzz/fuzz/artifacts/.
 #
-#   bash scripts/fuzz.sh [TARGET...]     default: npy manifest compare tolerance
+#   bash scripts/fuzz.sh [TARGET...]     default: npy manifest compare tolerance container
 #
 # Environment: FUZZ_RUNS (default 20000), FUZZ_SECONDS (time bound per
 # target, default 60), LLORCH_FUZZ_BUILD (default build-fuzz), CC, CXX.
@@ -14,7 +14,7 @@ build="${LLORCH_FUZZ_BUILD:-$repo/build-fuzz}"
 runs="${FUZZ_RUNS:-20000}"
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(npy manifest compare tolerance)
+[ ${#targets[@]} -gt 0 ] || targets=(npy manifest compare tolerance container)
 
 say() { echo "== fuzz: $*" >&2; }
 command -v "${CC:-clang}" >/dev/null || { echo "fuzz: clang not found (Debian: clang libclang-rt-dev)" >&2; exit 1; }
