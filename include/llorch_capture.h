@@ -72,6 +72,10 @@ struct llorch_capture_params {
     size_t                       queue_bytes; /* writer queue bound                        */
     bool                         stop_at_nan; /* stats: abort at the first NaN/Inf         */
     FILE                        *stats_out;   /* stats: where lines go (default stdout)    */
+    bool                         split_each;  /* capture each tensor at a graph split of its
+                                                 own, as soon as it is computed, instead of
+                                                 gathering several at one split: slower, the
+                                                 reference that the merged plan must equal */
 };
 
 struct llorch_capture_report {

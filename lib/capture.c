@@ -220,7 +220,7 @@ static int learn_plan(llorch_capture *cap, int32_t n_tokens) {
     struct llorch_identify_input in = {.graph = &cap->rec, .n_tokens = n_tokens, .n_layer = cap->n_layer,
                                        .n_embd = cap->n_embd, .n_vocab = cap->n_vocab, .arch = cap->arch};
     struct llorch_plan plan;
-    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection) != 0) {
+    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection, !cap->p.split_each) != 0) {
         return -1;
     }
     struct llorch_plan *old = (struct llorch_plan *) plan_for(cap, n_tokens);
@@ -308,11 +308,25 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
 void llorch_capture_print_plans(const llorch_capture *cap, FILE *out) {
     for (int p = 0; p < cap->n_plans; p++) {
         const struct llorch_plan *plan = &cap->plans[p];
-        fprintf(out, "# graph of a step of %d tokens: %d nodes\n", plan->n_tokens, plan->graph.n_nodes);
-        fprintf(out, "# node\top\ttype\tname\tne\tview_src\tinputs\tcheckpoints\n");
-        for (int i = 0; i < plan->graph.n_nodes; i++) {
+        fprintf(out, "# graph of a step of %d tokens: %d nodes; %d tensors captured at %d points (graph splits)\n",
+                plan->n_tokens, plan->graph.n_nodes, plan->n_items, plan->n_points);
+        fprintf(out, "# node\top\ttype\tname\tne\tview_src\tinputs\tcheckpoints (* [...]: a capture point and what it "
+                     "gathers)\n");
+        for (int i = 0, point = 0; i < plan->graph.n_nodes; i++) {
             llorch_graph_print_node(&plan->graph, i, out);
             fputc('\t', out);
+            if (point < plan->n_points && plan->points[point] == i) {
+                fputs("* [", out);
+                for (int k = 0, first = 1; k < plan->n_items; k++) {
+                    if (plan->items[k].at == i) {
+                        fprintf(out, "%s%s:%d", first ? "" : " ", llorch_ckpt_kind_info(plan->items[k].kind)->name,
+                                plan->items[k].layer);
+                        first = 0;
+                    }
+                }
+                fputs("] ", out);
+                point++;
+            }
             for (int r = 0, first = 1; r < plan->identity.n_roles; r++) {
                 const struct llorch_role *role = &plan->identity.roles[r];
                 if (role->node == i) {
@@ -457,7 +471,7 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     struct llorch_queue_item *item = calloc(1, sizeof *item);
     size_t bytes = llorch_convert_size(&l->g, dtype);
     if (item != NULL) {
-        item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->capacity)
+        item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->chunk)
                                         : malloc(bytes > 0 ? bytes : 1);
     }
     if (item == NULL || item->data == NULL) {
@@ -508,13 +522,22 @@ static const void *host_bytes(llorch_capture *cap, const struct ggml_tensor *t, 
     return *copy;
 }
 
+/* Drops an item that is not handed to the writer. */
+static void drop_item(llorch_capture *cap, struct llorch_queue_item *item) {
+    if (cap->queue != NULL) {
+        llorch_queue_recycle(cap->queue, item);     /* no thread hand-off: its buffer is reused */
+    } else {
+        free(item->data);
+        free(item);
+    }
+}
+
 static void hold(llorch_capture *cap, struct llorch_queue_item *item) {
     if (cap->n_held == cap->cap_held) {
         int n = cap->cap_held != 0 ? cap->cap_held * 2 : 32;
         struct llorch_queue_item **grown = realloc(cap->held, (size_t) n * sizeof *grown);
         if (grown == NULL) {
-            free(item->data);
-            free(item);
+            drop_item(cap, item);
             fail(cap, "out of memory");
             return;
         }
@@ -537,14 +560,12 @@ static void release_held(llorch_capture *cap, int before) {
     while (n < cap->n_held && cap->held[n]->node < before) {
         struct llorch_queue_item *item = cap->held[n++];
         if (cap->failed) {
-            free(item->data);
-            free(item);
+            drop_item(cap, item);
         } else if (cap->p.sink == LLORCH_CAPTURE_STATS) {
             print_stats(cap, item);
-            free(item->data);
-            free(item);
+            drop_item(cap, item);
         } else if (cap->p.sink == LLORCH_CAPTURE_MEMORY) {
-            llorch_queue_recycle(cap->queue, item);     /* copied, then dropped: no thread hand-off */
+            drop_item(cap, item);                        /* copied, then dropped */
         } else if (llorch_queue_push(cap->queue, item) != 0) {
             fail(cap, "%s", cap->write_error);
         }
@@ -574,8 +595,7 @@ static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi)
     const void *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
     if (host == NULL) {
         if (item != NULL) {
-            free(item->data);
-            free(item);
+            drop_item(cap, item);
         }
         return;
     }
@@ -777,13 +797,12 @@ void llorch_capture_free(llorch_capture *cap) {
     if (cap == NULL) {
         return;
     }
+    for (int i = 0; i < cap->n_held; i++) {
+        drop_item(cap, cap->held[i]);
+    }
     llorch_queue_free(cap->queue);
     for (int i = 0; i < cap->n_plans; i++) {
         llorch_plan_free(&cap->plans[i]);
-    }
-    for (int i = 0; i < cap->n_held; i++) {
-        free(cap->held[i]->data);
-        free(cap->held[i]);
     }
     free(cap->held);
     free(cap->plans);

@@ -1,8 +1,10 @@
 /* convert.c - strided gather + type conversion, on the compute thread.
- * The common case (f32 rows read in order) is a memcpy per row; the rest
- * converts a row at a time through ggml's type traits. */
+ * The common case (f32 rows read in order) is a memcpy per row; f16 rows
+ * convert in a vectorised loop; transposed reads go tile by tile; quantized
+ * rows convert through ggml's type traits. */
 #include "convert.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,8 +45,35 @@ size_t llorch_convert_size(const struct llorch_gather *g, enum llorch_ckpt_dtype
     return n;
 }
 
+/* IEEE half to float, exactly, without branches, so that the compiler
+ * vectorises the loops that call it (the method of the FP16 library, which
+ * ggml uses where the CPU has no conversion instruction). */
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
+    uint32_t two_w = (uint32_t) h << 17;           /* exponent and mantissa, sign shifted out */
+    uint32_t normal_bits = (two_w >> 4) + (0xe0u << 23);
+    uint32_t denormal_bits = (two_w >> 17) | (126u << 23);
+    float normal, denormal;
+    memcpy(&normal, &normal_bits, sizeof normal);
+    memcpy(&denormal, &denormal_bits, sizeof denormal);
+    normal *= 0x1.0p-112f;
+    denormal -= 0.5f;
+    uint32_t nb, db;
+    memcpy(&nb, &normal, sizeof nb);
+    memcpy(&db, &denormal, sizeof db);
+    /* a mask from an equality test, not a branch or an unsigned comparison,
+     * keeps the loop vectorisable with SSE2 alone */
+    uint32_t denormal_mask = 0u - (uint32_t) ((h & 0x7c00) == 0);
+    uint32_t bits = sign | (db & denormal_mask) | (nb & ~denormal_mask);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float llorch_convert_half(uint16_t h) { return half_to_float(h); }
+
 /* One source element as float. */
-static float element(enum ggml_type type, const char *p) {
+static inline float element(enum ggml_type type, const char *p) {
     switch (type) {
         case GGML_TYPE_F32: {
             float v;
@@ -52,9 +81,9 @@ static float element(enum ggml_type type, const char *p) {
             return v;
         }
         case GGML_TYPE_F16: {
-            ggml_fp16_t h;
+            uint16_t h;
             memcpy(&h, p, sizeof h);
-            return ggml_fp16_to_fp32(h);
+            return half_to_float(h);
         }
         default: {
             ggml_bf16_t b;
@@ -64,13 +93,19 @@ static float element(enum ggml_type type, const char *p) {
     }
 }
 
+static void half_row_to_float(const uint16_t *in, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = half_to_float(in[i]);
+    }
+}
+
 /* One output row (ne[0] values) as f32 into out. */
 static void gather_row_f32(const struct ggml_tensor *t, const char *row, size_t stride0, int64_t n, float *out) {
     bool contiguous = stride0 == ggml_type_size(t->type);
     if (contiguous && t->type == GGML_TYPE_F32) {
         memcpy(out, row, (size_t) n * sizeof(float));
     } else if (contiguous && t->type == GGML_TYPE_F16) {
-        ggml_fp16_to_fp32_row((const ggml_fp16_t *) (const void *) row, out, n);
+        half_row_to_float((const uint16_t *) (const void *) row, n, out);
     } else if (!is_element_type(t->type)) {
         ggml_get_type_traits(t->type)->to_float(row, out, n);   /* whole quantized row */
     } else {
@@ -91,12 +126,83 @@ static void gather_row_same(const char *row, size_t stride0, size_t size, int64_
     }
 }
 
+/* The output axis (1 or 2) along which the source is contiguous while
+ * output axis 0 is not: a transposed read (the V cache without flash
+ * attention). 0 when there is none. */
+static int transposed_axis(const struct ggml_tensor *t, const struct llorch_gather *g, const size_t stride[4]) {
+    size_t elem = ggml_type_size(t->type);
+    if (!is_element_type(t->type) || stride[0] == elem || g->ne[0] < 2) {
+        return 0;
+    }
+    return stride[1] == elem ? 1 : stride[2] == elem ? 2 : 0;
+}
+
+#define TILE 32
+
+/* Reads a block of raw elements of `elem` bytes (2 or 4; constant sizes
+ * keep the copies inline) into tile[ia][i0], walking the source in order. */
+static void read_tile(const char *src, size_t stride_a, size_t stride0, size_t elem, int64_t na, int64_t n0,
+                      unsigned char *tile) {
+    for (int64_t i0 = 0; i0 < n0; i0++) {
+        const char *s = src + i0 * (int64_t) stride0;
+        unsigned char *d = tile + (size_t) i0 * elem;
+        if (elem == 2) {
+            for (int64_t ia = 0; ia < na; ia++) {
+                memcpy(d + (size_t) ia * TILE * 2, s + ia * (int64_t) stride_a, 2);
+            }
+        } else {
+            for (int64_t ia = 0; ia < na; ia++) {
+                memcpy(d + (size_t) ia * TILE * 4, s + ia * (int64_t) stride_a, 4);
+            }
+        }
+    }
+}
+
+/* A transposed read in tiles of TILE x TILE elements, so that both the
+ * source rows and the output rows of a tile stay in cache, instead of one
+ * cache line per element; each tile row then converts as a contiguous row. */
+static void gather_tiled(const struct ggml_tensor *t, const char *base, const struct llorch_gather *g,
+                         const size_t stride[4], int a, enum llorch_ckpt_dtype dtype, char *out) {
+    size_t elem = ggml_type_size(t->type), osize = dtype == LLORCH_CKPT_F16 ? 2 : 4;
+    size_t ostride[4] = {osize, osize * (size_t) g->ne[0], osize * (size_t) (g->ne[0] * g->ne[1]),
+                         osize * (size_t) (g->ne[0] * g->ne[1] * g->ne[2])};
+    int o = a == 1 ? 2 : 1;      /* the third axis, walked in the outer loop */
+    unsigned char tile[TILE * TILE * 4];
+    for (int64_t i3 = 0; i3 < g->ne[3]; i3++) {
+        for (int64_t io = 0; io < g->ne[o]; io++) {
+            const char *src = base + i3 * stride[3] + io * stride[o];
+            char *dst = out + i3 * ostride[3] + io * ostride[o];
+            for (int64_t ja = 0; ja < g->ne[a]; ja += TILE) {
+                int64_t na = g->ne[a] - ja < TILE ? g->ne[a] - ja : TILE;
+                for (int64_t j0 = 0; j0 < g->ne[0]; j0 += TILE) {
+                    int64_t n0 = g->ne[0] - j0 < TILE ? g->ne[0] - j0 : TILE;
+                    read_tile(src + ja * stride[a] + j0 * stride[0], stride[a], stride[0], elem, na, n0, tile);
+                    for (int64_t ia = 0; ia < na; ia++) {
+                        const unsigned char *row = tile + (size_t) ia * TILE * elem;
+                        char *d = dst + (ja + ia) * ostride[a] + j0 * (int64_t) osize;
+                        if (dtype == LLORCH_CKPT_F32 && t->type != GGML_TYPE_F32) {
+                            gather_row_f32(t, (const char *) row, elem, n0, (float *) (void *) d);
+                        } else {
+                            memcpy(d, row, (size_t) n0 * osize);     /* same type in and out */
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const struct llorch_gather *g,
                            enum llorch_ckpt_dtype dtype, void *dst) {
     const char *base = host;
     size_t stride[4];
     for (int i = 0; i < 4; i++) {
         stride[i] = t->nb[g->src_axis[i]];
+    }
+    int a = transposed_axis(t, g, stride);
+    if (a != 0 && (dtype == LLORCH_CKPT_F32 || ggml_type_size(t->type) == (dtype == LLORCH_CKPT_F16 ? 2u : 4u))) {
+        gather_tiled(t, base, g, stride, a, dtype, dst);
+        return;
     }
     size_t row_bytes = (size_t) g->ne[0] * (dtype == LLORCH_CKPT_F16 ? 2 : 4);
     char *out = dst;

@@ -54,4 +54,7 @@ size_t llorch_convert_size(const struct llorch_gather *g, enum llorch_ckpt_dtype
 void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const struct llorch_gather *g,
                            enum llorch_ckpt_dtype dtype, void *dst);
 
+/* IEEE half to float as the gather converts it (exact; exposed for tests). */
+float llorch_convert_half(uint16_t h);
+
 #endif

@@ -175,7 +175,7 @@ static int collect_points(struct llorch_plan *p) {
 }
 
 int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph,
-                      const struct llorch_identify_input *in, const llorch_ckpt_selection *sel) {
+                      const struct llorch_identify_input *in, const llorch_ckpt_selection *sel, bool merge) {
     memset(p, 0, sizeof *p);
     p->n_tokens = in->n_tokens;
     if (llorch_graph_copy(&p->graph, graph) != 0 || llorch_identify_graph(in, &p->identity) != 0) {
@@ -198,7 +198,7 @@ int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph,
             return -1;
         }
     }
-    if (single_backend(graph) && merge_points(p) != 0) {
+    if (merge && single_backend(graph) && merge_points(p) != 0) {
         llorch_plan_free(p);
         return -1;
     }

@@ -31,10 +31,11 @@ struct llorch_plan {
 };
 
 /* Builds a plan from a finished graph: identifies it, keeps the selected
- * checkpoints (and --graph-regex matches) and places their capture points.
- * -1 when out of memory. */
+ * checkpoints (and --graph-regex matches) and places their capture points:
+ * with merge, as few as liveness allows; without, each right after its
+ * tensor is computed. -1 when out of memory. */
 int  llorch_plan_build(struct llorch_plan *plan, const struct llorch_graph *graph,
-                       const struct llorch_identify_input *in, const llorch_ckpt_selection *sel);
+                       const struct llorch_identify_input *in, const llorch_ckpt_selection *sel, bool merge);
 void llorch_plan_free(struct llorch_plan *plan);
 
 /* True when node i of a step's recording has the structure of node i of the

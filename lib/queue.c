@@ -5,6 +5,8 @@
 #define _GNU_SOURCE         /* SCHED_IDLE */
 #include "queue.h"
 
+#include "buffers.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -13,13 +15,6 @@
 
 /* Bytes pushed before the writer is woken (see llorch_queue_push). */
 #define WAKE_BYTES ((size_t) 8 << 20)
-
-/* A consumed item's buffer, kept for the next one. */
-struct spare {
-    void         *data;
-    size_t        capacity;
-    struct spare *next;
-};
 
 struct llorch_queue {
     pthread_mutex_t lock;
@@ -30,8 +25,7 @@ struct llorch_queue {
     size_t  items;               /* items queued or being consumed */
     size_t  max_bytes;
     size_t  peak_bytes;
-    struct spare *spares;        /* recycled buffers */
-    size_t  spare_bytes;         /* queued + spare bytes stay within max_bytes */
+    llorch_buffers *buffers;     /* the items' data */
     size_t  unsignalled;         /* bytes pushed since the writer was last woken */
     bool    closing;
     int     failed;              /* the consumer's first failure */
@@ -46,27 +40,9 @@ static double now_seconds(void) {
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
-static void free_item(struct llorch_queue_item *item) {
-    free(item->data);
-    free(item);
-}
-
-/* Keeps item's buffer for reuse while queued and spare bytes stay within
- * the bound; frees the rest. Called with the lock held. */
+/* Releases an item and its buffer. Called with the lock held. */
 static void recycle_locked(llorch_queue *q, struct llorch_queue_item *item) {
-    struct spare *s = NULL;
-    if (item->capacity > 0 && q->bytes + q->spare_bytes + item->capacity <= q->max_bytes) {
-        s = malloc(sizeof *s);
-    }
-    if (s == NULL) {
-        free_item(item);
-        return;
-    }
-    s->data = item->data;
-    s->capacity = item->capacity;
-    s->next = q->spares;
-    q->spares = s;
-    q->spare_bytes += s->capacity;
+    llorch_buffers_release(q->buffers, item->chunk);
     free(item);
 }
 
@@ -76,24 +52,11 @@ void llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item) {
     pthread_mutex_unlock(&q->lock);
 }
 
-void *llorch_queue_buffer(llorch_queue *q, size_t bytes, size_t *capacity) {
+void *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_chunk **chunk) {
     pthread_mutex_lock(&q->lock);
-    /* the first spare that fits without wasting more than half of it */
-    for (struct spare **link = &q->spares; *link != NULL; link = &(*link)->next) {
-        struct spare *s = *link;
-        if (s->capacity >= bytes && s->capacity / 2 <= bytes) {
-            *link = s->next;
-            q->spare_bytes -= s->capacity;
-            pthread_mutex_unlock(&q->lock);
-            void *data = s->data;
-            *capacity = s->capacity;
-            free(s);
-            return data;
-        }
-    }
+    void *p = llorch_buffers_get(q->buffers, bytes, chunk);
     pthread_mutex_unlock(&q->lock);
-    *capacity = bytes > 0 ? bytes : 1;
-    return malloc(*capacity);
+    return p;
 }
 
 static struct llorch_queue_item *pop_locked(llorch_queue *q) {
@@ -152,6 +115,11 @@ llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn cons
         return NULL;
     }
     q->max_bytes = max_bytes;
+    q->buffers = llorch_buffers_create(max_bytes);
+    if (q->buffers == NULL) {
+        free(q);
+        return NULL;
+    }
     q->consume = consume;
     q->ctx = ctx;
     pthread_mutex_init(&q->lock, NULL);
@@ -159,6 +127,7 @@ llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn cons
     if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
         pthread_cond_destroy(&q->changed);
         pthread_mutex_destroy(&q->lock);
+        llorch_buffers_free(q->buffers);
         free(q);
         return NULL;
     }
@@ -179,8 +148,8 @@ int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item) {
     }
     int failed = q->failed;
     if (failed) {
+        recycle_locked(q, item);
         pthread_mutex_unlock(&q->lock);
-        free_item(item);
         return -1;
     }
     if (q->tail != NULL) {
@@ -243,12 +212,7 @@ void llorch_queue_free(llorch_queue *q) {
         return;
     }
     llorch_queue_finish(q);
-    while (q->spares != NULL) {
-        struct spare *s = q->spares;
-        q->spares = s->next;
-        free(s->data);
-        free(s);
-    }
+    llorch_buffers_free(q->buffers);
     pthread_cond_destroy(&q->changed);
     pthread_mutex_destroy(&q->lock);
     free(q);

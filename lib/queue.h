@@ -6,15 +6,17 @@
 
 #include "llorch_checkpoint.h"
 
+struct llorch_buffer_chunk;
+
 #include <stddef.h>
 
 /* One captured tensor; the queue owns it once pushed and frees it (and its
  * data) after the consumer has seen it. */
 struct llorch_queue_item {
     struct llorch_ckpt_tensor tensor;   /* tensor.data == data */
-    void                     *data;       /* malloc'd, or from llorch_queue_buffer */
+    void                     *data;       /* from llorch_queue_buffer */
+    struct llorch_buffer_chunk *chunk;    /* data's chunk, for its release */
     size_t                    bytes;
-    size_t                    capacity;   /* size of data's allocation */
     int                       node;       /* the graph node it came from (capture keeps graph order) */
     char                      graph_name[128];
     char                      graph_op[32];
@@ -28,13 +30,13 @@ typedef int (*llorch_queue_consume_fn)(void *ctx, const struct llorch_queue_item
 typedef struct llorch_queue llorch_queue;
 
 llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn consume, void *ctx);
-/* A buffer of at least `bytes` for an item's data (its size in *capacity):
- * one that a consumed item left behind when one fits, else a new one.
- * Reuse keeps the compute thread's copy out of freshly mapped pages, whose
- * first touch costs more than the copy itself. Free it with free(). */
-void  *llorch_queue_buffer(llorch_queue *q, size_t bytes, size_t *capacity);
-/* Takes ownership of an item that is not to be consumed: its buffer is
- * kept for reuse as if it had been consumed. */
+/* A buffer of `bytes` for an item's data, from memory that consumed items
+ * left behind where there is some (buffers.h): reuse keeps the compute
+ * thread's copy out of freshly mapped pages. *chunk goes into the item;
+ * the buffer is released with the item (llorch_queue_recycle). */
+void  *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_chunk **chunk);
+/* Takes ownership of an item that is not to be consumed (or was never
+ * pushed): it and its buffer are released as if it had been consumed. */
 void   llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item);
 /* Takes ownership of item. Returns -1 when the consumer has failed. The
  * writer thread is woken once several megabytes are queued, or by

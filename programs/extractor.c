@@ -403,6 +403,7 @@ static int create_capture(struct run *r) {
     p.native_dtype = r->opt.native_dtype;
     p.queue_bytes = r->opt.queue_mb << 20;
     p.stop_at_nan = r->opt.stop_at_nan;
+    p.split_each = r->opt.split_each;
     p.stats_out = stdout;
     r->capture = llorch_capture_create(&p, err, sizeof err);
     if (r->capture == NULL) {

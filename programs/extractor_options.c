@@ -68,6 +68,9 @@ static void print_help(void) {
         "                          always identified by dataflow\n"
         "      --queue-mb N        memory bound of the writer queue (default 256)\n"
         "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
+        "      --split-each        copy each tensor at a graph split of its own (slower): the\n"
+        "                          reference for the default, which copies several at one split\n"
+        "                          where no later node can have overwritten them\n"
         "      --progress          print a progress line per step on stderr\n"
         "\n");
     printf(
@@ -146,6 +149,7 @@ static int parse_switch(const char *arg, struct extractor_options *opt) {
     if (is(arg, NULL, "--text")) { opt->text = true; return 1; }
     if (is(arg, NULL, "--stats")) { opt->stats = true; return 1; }
     if (is(arg, NULL, "--stop-at-nan")) { opt->stop_at_nan = true; return 1; }
+    if (is(arg, NULL, "--split-each")) { opt->split_each = true; return 1; }
     if (is(arg, NULL, "--no-repack")) { opt->repack = false; return 1; }
     if (is(arg, NULL, "--repack")) { opt->repack = true; return 1; }
     if (is(arg, "-v", "--verbose")) { opt->verbose = true; return 1; }

@@ -30,6 +30,7 @@ struct extractor_options {
     int         form;            /* enum llorch_ckpt_form, or FORM_AUTO */
     bool        stats;
     bool        stop_at_nan;
+    bool        split_each;
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;
     size_t      queue_mb;

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Checks that every captured checkpoint is the tensor its dataflow rule names.
 
-For one model it runs the extractor twice on the same tokens:
-  1. the checkpoints (--checkpoints all, f32 KV cache), with --dump-graph;
-  2. every node of the graph (--graph-regex '.*'), as llama.cpp computed it.
+For one model it runs the extractor three times on the same tokens:
+  1. the checkpoints (--checkpoints all, f32 KV cache), with --dump-graph,
+     gathered at as few graph splits as liveness allows (the default);
+  2. the same checkpoints with --split-each: each copied at a split of its
+     own right after it is computed; every tensor must equal run 1's bit
+     for bit (the merged plan reads nothing that a later node overwrote);
+  3. every node of the graph (--graph-regex '.*', --split-each), as
+     llama.cpp computed it.
 It then finds, with rules written here independently of the library (other
 code, other direction of search where possible), the node each checkpoint
 must come from, and asserts that the captured data equal that node's data
@@ -354,6 +359,15 @@ def run(cmd):
     return p.returncode, p.stderr
 
 
+def same_as_split_each(merged, each):
+    """Problems where the merged plan's data differ from --split-each's."""
+    a, b = merged.manifest["files"], each.manifest["files"]
+    if [(f["file"], f["shape"]) for f in a] != [(f["file"], f["shape"]) for f in b]:
+        return ["the merged plan and --split-each list different tensors"]
+    return [f"{f['file']}: merged plan differs from --split-each"
+            for f, e in zip(a, b) if merged.array(f).tobytes() != each.array(e).tobytes()]
+
+
 def check(extractor, model, work, fa):
     os.makedirs(work, exist_ok=True)
     dump, fulld, graph = os.path.join(work, "dump"), os.path.join(work, "full"), os.path.join(work, "graph.tsv")
@@ -364,10 +378,17 @@ def check(extractor, model, work, fa):
     if rc != 0:
         res["problems"].append(f"extractor failed ({rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
         return res
-    rc, err = run([extractor] + common + ["--checkpoints", "none", "--graph-regex", ".*", "-o", fulld])
+    eachd = os.path.join(work, "split-each")
+    rc, err = run([extractor] + common + ["--checkpoints", kinds, "-o", eachd, "--split-each"])
+    if rc != 0:
+        res["problems"].append(f"--split-each run failed ({rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
+        return res
+    rc, err = run([extractor] + common + ["--checkpoints", "none", "--graph-regex", ".*", "--split-each", "-o", fulld])
     if rc != 0:
         res["problems"].append(f"full-graph dump failed ({rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
         return res
+    res["problems"] += same_as_split_each(Dump(dump), Dump(eachd))
+    res["split_each_equal"] = len(Dump(dump).manifest["files"])
     g = Graph(graph)
     full = Full(fulld, g)
     captured_dump = Dump(dump)

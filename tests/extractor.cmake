@@ -11,6 +11,13 @@ foreach(model tiny-gpt2-f32 tiny-llama-f32 tiny-llama-q8_0)
   set_tests_properties(capture_logits_bitwise_${model} PROPERTIES FIXTURES_REQUIRED tiny_models)
 endforeach()
 
+# The gather and its type conversion against a plain reference.
+add_executable(test_convert ${CMAKE_CURRENT_LIST_DIR}/test_convert.c)
+target_include_directories(test_convert PRIVATE ${PROJECT_SOURCE_DIR}/lib)
+target_link_libraries(test_convert PRIVATE llorch-capture)
+llorch_target(test_convert)
+add_test(NAME capture_convert COMMAND test_convert)
+
 set(_cases_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor>
                CHECKS=${CMAKE_CURRENT_LIST_DIR}/dump_checks.py PY=${LLORCH_PYTHON})
 function(llorch_extractor_case case model)
@@ -23,10 +30,19 @@ endfunction()
 
 foreach(model tiny-gpt2-f32 tiny-gpt2-f16 tiny-llama-f32 tiny-llama-f16 tiny-llama-q8_0 tiny-llama-q4_K)
   llorch_extractor_case(dump ${model})
+  llorch_extractor_case(split ${model})
 endforeach()
 foreach(model tiny-gpt2-f32 tiny-llama-f32)
   llorch_extractor_case(identify ${model})
   llorch_extractor_case(steps ${model})
+endforeach()
+# the real models in ../shared/models, where present
+foreach(model stories260K synthetic-random-gpt2 synthetic-random-qwen2)
+  add_test(NAME extractor_split_shared-${model}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/extractor_cases.sh split ${LLORCH_SHARED_MODELS}/${model}.gguf
+                   ${LLORCH_TEST_DATA}/extractor_split_shared-${model})
+  set_tests_properties(extractor_split_shared-${model} PROPERTIES ENVIRONMENT "${_cases_env}" TIMEOUT 120
+                       SKIP_RETURN_CODE 77)
 endforeach()
 llorch_extractor_case(positional tiny-llama-f32)
 llorch_extractor_case(text tiny-gpt2-f32)

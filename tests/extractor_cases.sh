@@ -9,6 +9,7 @@ rm -rf "$work" && mkdir -p "$work"
 cd "$work"
 
 fail() { echo "FAIL: $*"; exit 1; }
+[ -f "$model" ] || { echo "skipped: $model is not present (../shared/models is optional)"; exit 77; }
 checks() { "$PY" "$CHECKS" "$@" || exit 1; }
 
 # expect_error EXPECTED_RC REGEX ARGS... : one line naming the problem, that exit code, no manifest.
@@ -192,6 +193,16 @@ PY
     [ -f autotext/checkpoint_01_attn_norm_l00_s002.txt ] || fail "auto with --text is not the npy form"
     expect_error 2 "--text .* npz form" -m "$model" -p "Hi" --text --format npz -o t1
     expect_error 2 "--format expects auto, npy, npz or safetensors" -m "$model" -p "Hi" --format zip -o t2
+    ;;
+  split)         # the merged plan gives the bytes of one graph split per tensor (--split-each)
+    for fa in off on; do
+      sel="all"; [ "$fa" = on ] && sel="1-3,5,6,extras"
+      args=(-m "$model" -p "One two three four five six seven" -n 3 -ub 4 --checkpoints "$sel" -fa "$fa"
+            --graph-regex '^(kq|kqv_out|ffn_inp)-[0-9]+$')
+      "$x" "${args[@]}" -o "merged-$fa" 2>/dev/null || fail "merged, -fa $fa"
+      "$x" "${args[@]}" --split-each -o "each-$fa" 2>/dev/null || fail "--split-each, -fa $fa"
+      checks same "merged-$fa" "each-$fa"
+    done
     ;;
   interrupt)     # Ctrl-C leaves whole files and a manifest that says incomplete, in each form
     for form in npy npz safetensors; do
