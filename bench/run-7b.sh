@@ -3,17 +3,21 @@
 # n_embd 4096, 32 heads, n_ff 11008, vocab 32000), about 7 GB, made by the
 # maker into a scratch folder (never committed, not part of the tests).
 #
-#   bash bench/run-7b.sh [BUILD_DIR] [SCRATCH_DIR]
+#   bash bench/run-7b.sh [BUILD_DIR] [SCRATCH_DIR] [ROUNDS] [RUNS]
 #
-# Runs, each timed with /usr/bin/time -v (wall time, peak RSS):
-#   hello-none     "Hello" ([1, 15043]), nothing captured (no callback)
-#   hello-six      "Hello", all six checkpoints of all 32 layers
-#   p512-none      a 512-token prompt, nothing captured
-#   p512-scores    the same prompt with the scores (kq_soft_max) of all layers
+# "Hello" ([1, 15043], one step of two tokens) as whole extractor runs:
+#   none   nothing captured (no callback)
+#   six    all six checkpoints of all 32 layers, written to disk (npy form)
+# Each round runs both, in an order that alternates; the ratio is the median
+# over rounds of six/none for the decode time the extractor prints and for
+# the wall time. RUNS repeats the set back to back without clean-up.
+# Peak RSS of each configuration is printed from /usr/bin/time.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$repo/build}"
 scratch="${2:-$repo/build/bench-7b}"
+rounds="${3:-3}"
+runs="${4:-3}"
 mkdir -p "$scratch"
 model="$scratch/llama-7b-shape-q8_0.gguf"
 x="$build/programs/llorch-checkpoint-extractor"
@@ -21,26 +25,36 @@ if [ ! -f "$model" ]; then
   "$build/programs/llorch-make-tiny-model" --arch llama --layers 32 --embd 4096 --heads 32 --ff 11008 \
     --ctx 4096 --type q8_0 --seed 7 -o "$model"
 fi
-# 512 token ids of the llama-spm vocabulary, BOS first
-ids="1$(seq 2 512 | awk '{printf ",%d", 1000 + ($1 * 37) % 30000}')"
+dumps="$scratch/dumps-$(date +%s)"
+mkdir -p "$dumps"
+results="$dumps/results.tsv"
+echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u)"
+echo "model: $model ($(du -b "$model" | cut -f1) bytes); $rounds rounds; $runs runs back to back"
 
-run() {  # name extractor-args...
-  local name="$1"; shift
-  rm -rf "$scratch/$name"
-  /usr/bin/time -v "$x" -m "$model" -c 1024 -fa off -o "$scratch/$name" "$@" 2>"$scratch/$name.log" >/dev/null
-  local wall rss
-  wall="$(grep 'Elapsed (wall clock)' "$scratch/$name.log" | awk '{print $NF}')"
-  rss="$(grep 'Maximum resident set size' "$scratch/$name.log" | awk '{print $NF}')"
-  local bytes; bytes="$(du -sb "$scratch/$name" | cut -f1)"
-  printf "%-12s wall %-9s peak RSS %6.2f GB  dump %8.1f MB\n" "$name" "$wall" "$(echo "$rss / 1048576" | bc -l)" \
-    "$(echo "$bytes / 1000000" | bc -l)"
-  grep -E "decode .* s, of which" "$scratch/$name.log" || true
+one() {  # run conf round
+  local run="$1" conf="$2" round="$3" args=(--tokens 1,15043 -c 1024 -fa off)
+  local out="$dumps/r$run-$conf-$round"
+  if [ "$conf" = none ]; then args+=(--checkpoints none --capture-to memory); else args+=(-o "$out"); fi
+  local start end log
+  start="$(date +%s.%N)"
+  log="$(/usr/bin/time -v "$x" -m "$model" "${args[@]}" 2>&1 >/dev/null)" || { echo "$log" >&2; exit 1; }
+  end="$(date +%s.%N)"
+  local decode rss
+  decode="$(echo "$log" | sed -n 's/^ *decode \([0-9.]*\) s.*/\1/p')"
+  rss="$(echo "$log" | sed -n 's/.*Maximum resident set size (kbytes): //p')"
+  echo -e "$run\thello\t$conf\t$round\t$decode\t$(echo "$end - $start" | bc -l)" >> "$results"
+  echo -e "$conf\t$rss" >> "$dumps/rss.tsv"
 }
 
-echo "model: $model ($(du -b "$model" | cut -f1) bytes); $(nproc) cores"
-run warm-up     --tokens 1,15043 --checkpoints none >/dev/null   # reads the model into the page cache
-run hello-none  --tokens 1,15043 --checkpoints none
-run hello-six   --tokens 1,15043
-run p512-none   --tokens "$ids" --checkpoints none
-run p512-scores --tokens "$ids" --checkpoints 4
-rm -rf "$scratch"/warm-up "$scratch"/hello-* "$scratch"/p512-*   # the dumps; the model stays for the next run
+"$x" -m "$model" --tokens 1,15043 --checkpoints none --capture-to memory >/dev/null 2>&1   # page cache
+for run in $(seq 1 "$runs"); do
+  for round in $(seq 1 "$rounds"); do
+    if [ $((round % 2)) = 1 ]; then one "$run" none "$round"; one "$run" six "$round";
+    else one "$run" six "$round"; one "$run" none "$round"; fi
+  done
+done
+/usr/bin/python3 "$repo/bench/ratios.py" "$results"
+awk -F'\t' '{ if ($2 > max[$1]) max[$1] = $2 } END { for (c in max) printf "peak RSS %-5s %.2f GB\n", c, max[c] / 1048576 }' \
+  "$dumps/rss.tsv"
+echo "dump of one six run: $(du -sh "$dumps/r1-six-1" | cut -f1), $(ls "$dumps/r1-six-1" | wc -l) files"
+rm -rf "$dumps"/r*-six-*    # the dumps; the model stays for the next run

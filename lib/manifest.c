@@ -152,11 +152,12 @@ int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files,
         cJSON_AddStringToObject(c, "format", container->form);
         cJSON_AddStringToObject(c, "file", container->file);
     }
+    /* references, not copies: a long run's entries are printed, not duplicated */
     for (const cJSON *item = run != NULL ? run->child : NULL; item != NULL; item = item->next) {
-        cJSON_AddItemToObject(root, item->string, cJSON_Duplicate(item, true));
+        cJSON_AddItemReferenceToObject(root, item->string, (cJSON *) item);
     }
-    cJSON_AddItemToObject(root, "files", cJSON_Duplicate(files, true));
-    cJSON_AddItemToObject(root, "missing", cJSON_Duplicate(missing, true));
+    cJSON_AddItemReferenceToObject(root, "files", (cJSON *) files);
+    cJSON_AddItemReferenceToObject(root, "missing", (cJSON *) missing);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (text == NULL) {
