@@ -19,7 +19,7 @@ static void write_tensor(struct ref_checkpoints *ck, enum llorch_ckpt_kind kind,
         .n_pos     = ck->n_pos,
         .n_key     = n_key,
         .n_dims    = n_dims,
-        .dtype     = LLORCH_CKPT_F32,
+        .dtype     = LLORCH_CKPT_DTYPE_F32,
         .data      = data,
     };
     for (int i = 0; i < n_dims; i++) {

@@ -51,19 +51,19 @@ extern "C" {
 #endif
 
 enum llorch_capture_sink {
-    LLORCH_CAPTURE_WRITE = 0,  /* write every tensor through the writer       */
-    LLORCH_CAPTURE_MEMORY,     /* copy and drop (measures the capture alone)  */
-    LLORCH_CAPTURE_STATS,      /* print shape/min/max/mean/NaN/Inf, no files  */
+    LLORCH_CAPTURE_SINK_WRITE = 0,  /* write every tensor through the writer       */
+    LLORCH_CAPTURE_SINK_MEMORY,     /* copy and drop (measures the capture alone)  */
+    LLORCH_CAPTURE_SINK_STATS,      /* print shape/min/max/mean/NaN/Inf, no files  */
 };
 
 enum llorch_capture_identify {
-    LLORCH_IDENTIFY_AUTO = 0,  /* the patch's names where present, else graph structure */
-    LLORCH_IDENTIFY_STRUCTURE, /* graph structure only: ignore the patch's names        */
+    LLORCH_CAPTURE_IDENTIFY_AUTO = 0,  /* the patch's names where present, else graph structure */
+    LLORCH_CAPTURE_IDENTIFY_STRUCTURE, /* graph structure only: ignore the patch's names        */
 };
 
 struct llorch_capture_params {
     const llorch_ckpt_selection *selection;   /* borrowed; outlives the capture        */
-    llorch_ckpt_writer          *writer;      /* borrowed; needed for LLORCH_CAPTURE_WRITE */
+    llorch_ckpt_writer          *writer;      /* borrowed; needed for LLORCH_CAPTURE_SINK_WRITE */
     const struct llama_model    *model;
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;

@@ -119,9 +119,9 @@ void llorch_ckpt_selection_free(llorch_ckpt_selection *sel);
 /* ---- writing a dump (write.c, manifest.c) ------------------------------ */
 
 enum llorch_ckpt_dtype {
-    LLORCH_CKPT_F32 = 0,   /* "<f4" */
-    LLORCH_CKPT_F16,       /* "<f2" */
-    LLORCH_CKPT_I32,       /* "<i4" (token ids) */
+    LLORCH_CKPT_DTYPE_F32 = 0,   /* "<f4" */
+    LLORCH_CKPT_DTYPE_F16,       /* "<f2" */
+    LLORCH_CKPT_DTYPE_I32,       /* "<i4" (token ids) */
 };
 
 /* What produced the dump and on what input. Every pointer may be NULL except

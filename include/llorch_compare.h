@@ -165,17 +165,17 @@ struct llorch_ckpt_tolerance llorch_ckpt_compare_options_get(const llorch_ckpt_c
 void llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o);
 
 enum llorch_ckpt_status {
-    LLORCH_CKPT_PASS = 0,
-    LLORCH_CKPT_FAIL,       /* compared, outside tolerance              */
-    LLORCH_CKPT_ERROR,      /* could not be compared (bad file, shapes) */
+    LLORCH_CKPT_STATUS_PASS = 0,
+    LLORCH_CKPT_STATUS_FAIL,       /* compared, outside tolerance              */
+    LLORCH_CKPT_STATUS_ERROR,      /* could not be compared (bad file, shapes) */
 };
 
 /* Where a failure comes from, judged by its inputs in the model's dataflow. */
 enum llorch_ckpt_origin {
     LLORCH_CKPT_ORIGIN_NONE = 0,   /* the row passed                  */
-    LLORCH_CKPT_INTRODUCED,        /* every input passed              */
-    LLORCH_CKPT_INHERITED,         /* an input failed                 */
-    LLORCH_CKPT_UNKNOWN,           /* an input is absent, or no rule  */
+    LLORCH_CKPT_ORIGIN_INTRODUCED,        /* every input passed              */
+    LLORCH_CKPT_ORIGIN_INHERITED,         /* an input failed                 */
+    LLORCH_CKPT_ORIGIN_UNKNOWN,           /* an input is absent, or no rule  */
 };
 
 enum llorch_ckpt_input_state {

@@ -117,7 +117,7 @@ static size_t ever_index(const llorch_capture *cap, int kind, int layer) {
 
 static int consume(void *ctx, const struct llorch_queue_item *item) {
     llorch_capture *cap = ctx;
-    if (cap->p.sink != LLORCH_CAPTURE_WRITE) {
+    if (cap->p.sink != LLORCH_CAPTURE_SINK_WRITE) {
         return 0;                       /* memory sink: copied, then dropped */
     }
     double start = now_seconds();
@@ -135,15 +135,15 @@ static int consume(void *ctx, const struct llorch_queue_item *item) {
 struct llorch_capture_params llorch_capture_default_params(void) {
     struct llorch_capture_params p;
     memset(&p, 0, sizeof p);
-    p.sink = LLORCH_CAPTURE_WRITE;
-    p.identify = LLORCH_IDENTIFY_AUTO;
+    p.sink = LLORCH_CAPTURE_SINK_WRITE;
+    p.identify = LLORCH_CAPTURE_IDENTIFY_AUTO;
     p.queue_bytes = (size_t) 256 << 20;
     return p;
 }
 
 llorch_capture *llorch_capture_create(const struct llorch_capture_params *params, char *err, size_t err_size) {
     if (params->selection == NULL || params->model == NULL ||
-        (params->sink == LLORCH_CAPTURE_WRITE && params->writer == NULL)) {
+        (params->sink == LLORCH_CAPTURE_SINK_WRITE && params->writer == NULL)) {
         snprintf(err, err_size, "capture needs a selection, a model and (to write) a writer");
         return NULL;
     }
@@ -168,7 +168,7 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
-    if (cap->p.sink != LLORCH_CAPTURE_STATS && !llorch_ckpt_selection_empty(cap->p.selection)) {
+    if (cap->p.sink != LLORCH_CAPTURE_SINK_STATS && !llorch_ckpt_selection_empty(cap->p.selection)) {
         cap->queue = llorch_queue_create(cap->p.queue_bytes, consume, cap);
         if (cap->queue == NULL) {
             llorch_capture_free(cap);
@@ -561,10 +561,10 @@ static void release_held(llorch_capture *cap, int before) {
         struct llorch_queue_item *item = cap->held[n++];
         if (cap->failed) {
             drop_item(cap, item);
-        } else if (cap->p.sink == LLORCH_CAPTURE_STATS) {
+        } else if (cap->p.sink == LLORCH_CAPTURE_SINK_STATS) {
             print_stats(cap, item);
             drop_item(cap, item);
-        } else if (cap->p.sink == LLORCH_CAPTURE_MEMORY) {
+        } else if (cap->p.sink == LLORCH_CAPTURE_SINK_MEMORY) {
             drop_item(cap, item);                        /* copied, then dropped */
         } else if (llorch_queue_push(cap->queue, item) != 0) {
             fail(cap, "%s", cap->write_error);
@@ -589,7 +589,7 @@ static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi)
         fail(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name, ggml_type_name(t->type));
         return;
     }
-    bool native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_STATS;
+    bool native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_SINK_STATS;
     struct llorch_queue_item *item = new_item(cap, t, pi, &l, llorch_convert_dtype(t->type, native));
     void *copy;
     const void *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
@@ -776,7 +776,7 @@ int llorch_capture_finish(llorch_capture *cap) {
         llorch_ckpt_writer_note_missing(cap->p.writer, cap->missing[i].kind, cap->missing[i].layer,
                                         cap->missing[i].reason);
     }
-    for (int i = 0; i < cap->n_missing && cap->p.sink == LLORCH_CAPTURE_STATS; i++) {
+    for (int i = 0; i < cap->n_missing && cap->p.sink == LLORCH_CAPTURE_SINK_STATS; i++) {
         fprintf(cap->p.stats_out, "%-14s %5d missing: %s\n", llorch_ckpt_kind_info(cap->missing[i].kind)->name,
                 cap->missing[i].layer, cap->missing[i].reason);
     }

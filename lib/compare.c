@@ -1080,11 +1080,11 @@ static void compare_group(struct llorch_ckpt_comparison *c, const struct group *
     init_row(c, row, g, opt);
     acc.tol = row->tolerance;
     if (align_and_compare(g, &ref, &cand, &acc, &cov, msg, sizeof msg) != 0) {
-        row->status = LLORCH_CKPT_ERROR;
+        row->status = LLORCH_CKPT_STATUS_ERROR;
         row->message = keep(c, msg);
     } else {
         finish_metrics(&acc, &row->metrics);
-        row->status = metrics_pass(&row->metrics, &row->tolerance) ? LLORCH_CKPT_PASS : LLORCH_CKPT_FAIL;
+        row->status = metrics_pass(&row->metrics, &row->tolerance) ? LLORCH_CKPT_STATUS_PASS : LLORCH_CKPT_STATUS_FAIL;
     }
     row->n_ref_only = cov.ref_only;
     row->n_cand_only = cov.cand_only;
@@ -1217,7 +1217,7 @@ static const struct input_set *choose_inputs(const struct llorch_ckpt_comparison
 static void judge_origin(const struct llorch_ckpt_comparison *c, struct llorch_ckpt_row *row, int last_layer)
 {
     row->origin = LLORCH_CKPT_ORIGIN_NONE;
-    if (row->status == LLORCH_CKPT_PASS) {
+    if (row->status == LLORCH_CKPT_STATUS_PASS) {
         return;
     }
     struct rule r = row->graph_name ? (struct rule){ false, 0, { { 0 } } }
@@ -1230,14 +1230,14 @@ static void judge_origin(const struct llorch_ckpt_comparison *c, struct llorch_c
         out->checkpoint = s->in[i].checkpoint;
         out->layer = s->in[i].layer;
         out->state = !in ? LLORCH_CKPT_INPUT_ABSENT
-                   : in->status == LLORCH_CKPT_PASS ? LLORCH_CKPT_INPUT_PASSED : LLORCH_CKPT_INPUT_FAILED;
+                   : in->status == LLORCH_CKPT_STATUS_PASS ? LLORCH_CKPT_INPUT_PASSED : LLORCH_CKPT_INPUT_FAILED;
         failed |= out->state == LLORCH_CKPT_INPUT_FAILED;
         absent |= out->state == LLORCH_CKPT_INPUT_ABSENT;
     }
-    row->origin = !r.known ? LLORCH_CKPT_UNKNOWN
-                : failed   ? LLORCH_CKPT_INHERITED
-                : absent   ? LLORCH_CKPT_UNKNOWN
-                :            LLORCH_CKPT_INTRODUCED;
+    row->origin = !r.known ? LLORCH_CKPT_ORIGIN_UNKNOWN
+                : failed   ? LLORCH_CKPT_ORIGIN_INHERITED
+                : absent   ? LLORCH_CKPT_ORIGIN_UNKNOWN
+                :            LLORCH_CKPT_ORIGIN_INTRODUCED;
 }
 
 /* ---- the comparison ---------------------------------------------------------------- */
@@ -1355,7 +1355,7 @@ const struct llorch_ckpt_row *llorch_ckpt_comparison_row(const llorch_ckpt_compa
 long llorch_ckpt_comparison_first_failure(const llorch_ckpt_comparison *c)
 {
     for (size_t i = 0; i < c->n_rows; i++) {
-        if (c->rows[i].status != LLORCH_CKPT_PASS) {
+        if (c->rows[i].status != LLORCH_CKPT_STATUS_PASS) {
             return (long)i;
         }
     }
@@ -1384,10 +1384,10 @@ int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c)
 {
     int code = 0;
     for (size_t i = 0; i < c->n_rows; i++) {
-        if (c->rows[i].status == LLORCH_CKPT_ERROR) {
+        if (c->rows[i].status == LLORCH_CKPT_STATUS_ERROR) {
             return 2;
         }
-        if (c->rows[i].status == LLORCH_CKPT_FAIL) {
+        if (c->rows[i].status == LLORCH_CKPT_STATUS_FAIL) {
             code = 1;
         }
     }
@@ -1416,9 +1416,9 @@ void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c)
 const char *llorch_ckpt_status_name(enum llorch_ckpt_status s)
 {
     switch (s) {
-    case LLORCH_CKPT_PASS:  return "PASS";
-    case LLORCH_CKPT_FAIL:  return "FAIL";
-    case LLORCH_CKPT_ERROR: return "ERROR";
+    case LLORCH_CKPT_STATUS_PASS:  return "PASS";
+    case LLORCH_CKPT_STATUS_FAIL:  return "FAIL";
+    case LLORCH_CKPT_STATUS_ERROR: return "ERROR";
     }
     return "?";
 }
@@ -1427,9 +1427,9 @@ const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o)
 {
     switch (o) {
     case LLORCH_CKPT_ORIGIN_NONE: return "none";
-    case LLORCH_CKPT_INTRODUCED:  return "introduced";
-    case LLORCH_CKPT_INHERITED:   return "inherited";
-    case LLORCH_CKPT_UNKNOWN:     return "unknown";
+    case LLORCH_CKPT_ORIGIN_INTRODUCED:  return "introduced";
+    case LLORCH_CKPT_ORIGIN_INHERITED:   return "inherited";
+    case LLORCH_CKPT_ORIGIN_UNKNOWN:     return "unknown";
     }
     return "?";
 }

@@ -19,9 +19,9 @@ struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t) {
 
 enum llorch_ckpt_dtype llorch_convert_dtype(enum ggml_type type, bool native) {
     if (type == GGML_TYPE_I32) {
-        return LLORCH_CKPT_I32;     /* indices (top-k, argsort) stay integers */
+        return LLORCH_CKPT_DTYPE_I32;     /* indices (top-k, argsort) stay integers */
     }
-    return (native && type == GGML_TYPE_F16) ? LLORCH_CKPT_F16 : LLORCH_CKPT_F32;
+    return (native && type == GGML_TYPE_F16) ? LLORCH_CKPT_DTYPE_F16 : LLORCH_CKPT_DTYPE_F32;
 }
 
 static bool is_element_type(enum ggml_type type) {
@@ -38,7 +38,7 @@ bool llorch_convert_supported(const struct ggml_tensor *t, const struct llorch_g
 }
 
 size_t llorch_convert_size(const struct llorch_gather *g, enum llorch_ckpt_dtype dtype) {
-    size_t n = dtype == LLORCH_CKPT_F16 ? 2 : 4;     /* f32 and i32: 4 */
+    size_t n = dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;     /* f32 and i32: 4 */
     for (int i = 0; i < 4; i++) {
         n *= (size_t) g->ne[i];
     }
@@ -163,7 +163,7 @@ static void read_tile(const char *src, size_t stride_a, size_t stride0, size_t e
  * cache line per element; each tile row then converts as a contiguous row. */
 static void gather_tiled(const struct ggml_tensor *t, const char *base, const struct llorch_gather *g,
                          const size_t stride[4], int a, enum llorch_ckpt_dtype dtype, char *out) {
-    size_t elem = ggml_type_size(t->type), osize = dtype == LLORCH_CKPT_F16 ? 2 : 4;
+    size_t elem = ggml_type_size(t->type), osize = dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
     size_t ostride[4] = {osize, osize * (size_t) g->ne[0], osize * (size_t) (g->ne[0] * g->ne[1]),
                          osize * (size_t) (g->ne[0] * g->ne[1] * g->ne[2])};
     int o = a == 1 ? 2 : 1;      /* the third axis, walked in the outer loop */
@@ -180,7 +180,7 @@ static void gather_tiled(const struct ggml_tensor *t, const char *base, const st
                     for (int64_t ia = 0; ia < na; ia++) {
                         const unsigned char *row = tile + (size_t) ia * TILE * elem;
                         char *d = dst + (ja + ia) * ostride[a] + j0 * (int64_t) osize;
-                        if (dtype == LLORCH_CKPT_F32 && t->type != GGML_TYPE_F32) {
+                        if (dtype == LLORCH_CKPT_DTYPE_F32 && t->type != GGML_TYPE_F32) {
                             gather_row_f32(t, (const char *) row, elem, n0, (float *) (void *) d);
                         } else {
                             memcpy(d, row, (size_t) n0 * osize);     /* same type in and out */
@@ -200,18 +200,18 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
         stride[i] = t->nb[g->src_axis[i]];
     }
     int a = transposed_axis(t, g, stride);
-    if (a != 0 && (dtype == LLORCH_CKPT_F32 || ggml_type_size(t->type) == (dtype == LLORCH_CKPT_F16 ? 2u : 4u))) {
+    if (a != 0 && (dtype == LLORCH_CKPT_DTYPE_F32 || ggml_type_size(t->type) == (dtype == LLORCH_CKPT_DTYPE_F16 ? 2u : 4u))) {
         gather_tiled(t, base, g, stride, a, dtype, dst);
         return;
     }
-    size_t row_bytes = (size_t) g->ne[0] * (dtype == LLORCH_CKPT_F16 ? 2 : 4);
+    size_t row_bytes = (size_t) g->ne[0] * (dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4);
     char *out = dst;
     for (int64_t i3 = 0; i3 < g->ne[3]; i3++) {
         for (int64_t i2 = 0; i2 < g->ne[2]; i2++) {
             for (int64_t i1 = 0; i1 < g->ne[1]; i1++) {
                 const char *row = base + i1 * stride[1] + i2 * stride[2] + i3 * stride[3];
-                if (dtype == LLORCH_CKPT_F16 || dtype == LLORCH_CKPT_I32) {
-                    gather_row_same(row, stride[0], dtype == LLORCH_CKPT_F16 ? 2 : 4, g->ne[0], out);
+                if (dtype == LLORCH_CKPT_DTYPE_F16 || dtype == LLORCH_CKPT_DTYPE_I32) {
+                    gather_row_same(row, stride[0], dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4, g->ne[0], out);
                 } else {
                     gather_row_f32(t, row, stride[0], g->ne[0], (float *) (void *) out);
                 }

@@ -7,24 +7,24 @@
 
 const char *llorch_npy_descr(enum llorch_ckpt_dtype dtype) {
     switch (dtype) {
-        case LLORCH_CKPT_F32: return "<f4";
-        case LLORCH_CKPT_F16: return "<f2";
-        case LLORCH_CKPT_I32: return "<i4";
+        case LLORCH_CKPT_DTYPE_F32: return "<f4";
+        case LLORCH_CKPT_DTYPE_F16: return "<f2";
+        case LLORCH_CKPT_DTYPE_I32: return "<i4";
     }
     return NULL;
 }
 
 const char *llorch_npy_dtype_name(enum llorch_ckpt_dtype dtype) {
     switch (dtype) {
-        case LLORCH_CKPT_F32: return "float32";
-        case LLORCH_CKPT_F16: return "float16";
-        case LLORCH_CKPT_I32: return "int32";
+        case LLORCH_CKPT_DTYPE_F32: return "float32";
+        case LLORCH_CKPT_DTYPE_F16: return "float16";
+        case LLORCH_CKPT_DTYPE_I32: return "int32";
     }
     return NULL;
 }
 
 size_t llorch_npy_dtype_size(enum llorch_ckpt_dtype dtype) {
-    return dtype == LLORCH_CKPT_F16 ? 2 : 4;
+    return dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
 }
 
 size_t llorch_npy_header(char *buf, size_t size, enum llorch_ckpt_dtype dtype, int n_dims, const int64_t *shape) {

@@ -101,16 +101,16 @@ bool llorch_ckpt_safe_name(const char *name)
 const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype)
 {
     switch (dtype) {
-    case LLORCH_CKPT_F32: return "float32";
-    case LLORCH_CKPT_F16: return "float16";
-    case LLORCH_CKPT_I32: return "int32";
+    case LLORCH_CKPT_DTYPE_F32: return "float32";
+    case LLORCH_CKPT_DTYPE_F16: return "float16";
+    case LLORCH_CKPT_DTYPE_I32: return "int32";
     }
     return NULL;
 }
 
 static int dtype_from_name(const char *name, enum llorch_ckpt_dtype *out)
 {
-    static const enum llorch_ckpt_dtype all[] = { LLORCH_CKPT_F32, LLORCH_CKPT_F16, LLORCH_CKPT_I32 };
+    static const enum llorch_ckpt_dtype all[] = { LLORCH_CKPT_DTYPE_F32, LLORCH_CKPT_DTYPE_F16, LLORCH_CKPT_DTYPE_I32 };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(name, llorch_ckpt_dtype_name(all[i])) == 0) {
             *out = all[i];
@@ -122,15 +122,15 @@ static int dtype_from_name(const char *name, enum llorch_ckpt_dtype *out)
 
 static int dtype_from_descr(const char *descr, enum llorch_ckpt_dtype *out)
 {
-    if (strcmp(descr, "<f4") == 0) { *out = LLORCH_CKPT_F32; return 0; }
-    if (strcmp(descr, "<f2") == 0) { *out = LLORCH_CKPT_F16; return 0; }
-    if (strcmp(descr, "<i4") == 0) { *out = LLORCH_CKPT_I32; return 0; }
+    if (strcmp(descr, "<f4") == 0) { *out = LLORCH_CKPT_DTYPE_F32; return 0; }
+    if (strcmp(descr, "<f2") == 0) { *out = LLORCH_CKPT_DTYPE_F16; return 0; }
+    if (strcmp(descr, "<i4") == 0) { *out = LLORCH_CKPT_DTYPE_I32; return 0; }
     return -1;
 }
 
 static size_t dtype_size(enum llorch_ckpt_dtype dtype)
 {
-    return dtype == LLORCH_CKPT_F16 ? 2 : 4;
+    return dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
 }
 
 /* count = product of shape, bytes = count * item size; -1 on overflow. */
@@ -585,15 +585,15 @@ static double element(const llorch_ckpt_array *a, int64_t i)
 {
     const unsigned char *p = a->data + (size_t)i * dtype_size(a->dtype);
     switch (a->dtype) {
-    case LLORCH_CKPT_F16:
+    case LLORCH_CKPT_DTYPE_F16:
         return half_to_double((uint16_t)(p[0] | p[1] << 8));
-    case LLORCH_CKPT_I32: {
+    case LLORCH_CKPT_DTYPE_I32: {
         uint32_t u = le32(p);
         int32_t v;
         memcpy(&v, &u, sizeof v);
         return v;
     }
-    case LLORCH_CKPT_F32:
+    case LLORCH_CKPT_DTYPE_F32:
     default: {
         uint32_t u = le32(p);
         float v;
@@ -1173,7 +1173,7 @@ static int read_tokens_file(llorch_ckpt_dump *d, char *err, size_t err_size)
     }
     join_path(path, sizeof path, d->dir, d->tokens_file);
     int rc = 0;
-    if (a->dtype != LLORCH_CKPT_I32 || a->n_dims != 1) {
+    if (a->dtype != LLORCH_CKPT_DTYPE_I32 || a->n_dims != 1) {
         llorch_set_error(err, err_size, "%s: token ids must be a 1-D int32 array", path);
         rc = -1;
     } else if (d->has_tokens && !tokens_equal(d, a)) {

@@ -293,9 +293,9 @@ static bool json_u64(const cJSON *v, uint64_t *out) {
 }
 
 static int st_dtype(const char *s, enum llorch_ckpt_dtype *out) {
-    if (strcmp(s, "F32") == 0) { *out = LLORCH_CKPT_F32; return 4; }
-    if (strcmp(s, "F16") == 0) { *out = LLORCH_CKPT_F16; return 2; }
-    if (strcmp(s, "I32") == 0) { *out = LLORCH_CKPT_I32; return 4; }
+    if (strcmp(s, "F32") == 0) { *out = LLORCH_CKPT_DTYPE_F32; return 4; }
+    if (strcmp(s, "F16") == 0) { *out = LLORCH_CKPT_DTYPE_F16; return 2; }
+    if (strcmp(s, "I32") == 0) { *out = LLORCH_CKPT_DTYPE_I32; return 4; }
     return 0;
 }
 

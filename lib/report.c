@@ -74,7 +74,7 @@ static const char *origin_text(char *buf, size_t size, const struct llorch_ckpt_
     snprintf(buf, size, "%s", lead[r->origin]);
     if (r->n_inputs == 0) {
         size_t used = strlen(buf);
-        snprintf(buf + used, size - used, "%s", r->origin == LLORCH_CKPT_INTRODUCED
+        snprintf(buf + used, size - used, "%s", r->origin == LLORCH_CKPT_ORIGIN_INTRODUCED
                  ? "the model's first tensor" : "no dataflow rule for this tensor");
         return buf;
     }
@@ -93,7 +93,7 @@ static const char *verdict_text(char *buf, size_t size, const llorch_ckpt_compar
         return buf;
     }
     const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t)first);
-    if (r->status == LLORCH_CKPT_ERROR) {
+    if (r->status == LLORCH_CKPT_STATUS_ERROR) {
         snprintf(why, sizeof why, "not comparable: %s", r->message ? r->message : "?");
     } else {
         origin_text(why, sizeof why, r);
@@ -170,7 +170,7 @@ static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first)
     const struct llorch_ckpt_metrics *m = &r->metrics;
     const char *name = r->graph_name ? r->graph_name : r->checkpoint;
     snprintf(layer, sizeof layer, r->layer >= 0 ? "%d" : "-", r->layer);
-    if (r->status == LLORCH_CKPT_ERROR) {
+    if (r->status == LLORCH_CKPT_STATUS_ERROR) {
         fprintf(f, "%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", first ? FIRST_MARK : "",
                 name, layer, "-", "-", "-", "-", "-", "-", "ERROR");
         fprintf(f, "   %s\n", r->message ? r->message : "");
@@ -179,7 +179,7 @@ static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first)
     fprintf(f, "%-2s %-16s %5s %10lld %12.3e  %-28s %12.3e %12.9f %10.3e  %s", first ? FIRST_MARK : "",
             name, layer, (long long)m->n, m->max_abs, m->max_abs > 0 ? location(at, sizeof at, r) : "-",
             m->max_rel, m->cosine, m->nmse, llorch_ckpt_status_name(r->status));
-    if (r->status == LLORCH_CKPT_FAIL) {
+    if (r->status == LLORCH_CKPT_STATUS_FAIL) {
         fprintf(f, "  %s", llorch_ckpt_origin_name(r->origin));
         if (m->n_nonfinite) {
             fprintf(f, " (%lld NaN/inf differ)", (long long)m->n_nonfinite);
@@ -247,7 +247,7 @@ static void print_summary(FILE *f, const llorch_ckpt_comparison *c)
         counts[llorch_ckpt_comparison_row(c, i)->status]++;
     }
     fprintf(f, "%zu checkpoints: %zu passed, %zu failed, %zu could not be compared\n",
-            n, counts[LLORCH_CKPT_PASS], counts[LLORCH_CKPT_FAIL], counts[LLORCH_CKPT_ERROR]);
+            n, counts[LLORCH_CKPT_STATUS_PASS], counts[LLORCH_CKPT_STATUS_FAIL], counts[LLORCH_CKPT_STATUS_ERROR]);
 }
 
 int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
@@ -374,13 +374,13 @@ static cJSON *row_json(const struct llorch_ckpt_row *r)
     if (r->message) {
         cJSON_AddStringToObject(o, "message", r->message);
     }
-    if (r->status != LLORCH_CKPT_ERROR) {
+    if (r->status != LLORCH_CKPT_STATUS_ERROR) {
         add_metrics(o, r);
     }
     cJSON_AddItemToObject(o, "tolerance", tolerance_json(&r->tolerance));
     cJSON_AddNumberToObject(o, "ref_only", (double)r->n_ref_only);
     cJSON_AddNumberToObject(o, "cand_only", (double)r->n_cand_only);
-    if (r->status != LLORCH_CKPT_PASS) {
+    if (r->status != LLORCH_CKPT_STATUS_PASS) {
         char why[1024];
         cJSON_AddStringToObject(o, "origin", llorch_ckpt_origin_name(r->origin));
         cJSON_AddStringToObject(o, "origin_text", origin_text(why, sizeof why, r));

@@ -181,17 +181,17 @@ static size_t element_count(const struct llorch_ckpt_tensor *t) {
 
 static int write_value_text(FILE *f, enum llorch_ckpt_dtype dtype, const void *data, size_t i) {
     switch (dtype) {
-        case LLORCH_CKPT_F32: {
+        case LLORCH_CKPT_DTYPE_F32: {
             float v;
             memcpy(&v, (const char *) data + 4 * i, 4);
             return fprintf(f, "%.9g\n", (double) v);
         }
-        case LLORCH_CKPT_F16: {
+        case LLORCH_CKPT_DTYPE_F16: {
             uint16_t h;
             memcpy(&h, (const char *) data + 2 * i, 2);
             return fprintf(f, "%.9g\n", (double) llorch_half_to_float(h));
         }
-        case LLORCH_CKPT_I32: {
+        case LLORCH_CKPT_DTYPE_I32: {
             int32_t v;
             memcpy(&v, (const char *) data + 4 * i, 4);
             return fprintf(f, "%d\n", v);
@@ -319,7 +319,7 @@ static int write_tokens(llorch_ckpt_writer *w, const int32_t *tokens, int n_toke
     int32_t none = 0;
     struct llorch_ckpt_tensor t = {
         .kind = LLORCH_CKPT_GRAPH, .n_dims = 1, .shape = {n_tokens},
-        .dtype = LLORCH_CKPT_I32, .data = n_tokens > 0 ? (const void *) tokens : (const void *) &none,
+        .dtype = LLORCH_CKPT_DTYPE_I32, .data = n_tokens > 0 ? (const void *) tokens : (const void *) &none,
     };
     return write_file(w, "tokens.npy", &t, false);
 }

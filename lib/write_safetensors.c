@@ -55,9 +55,9 @@ struct llorch_st_writer {
 
 static const char *st_dtype(enum llorch_ckpt_dtype dtype) {
     switch (dtype) {
-        case LLORCH_CKPT_F32: return "F32";
-        case LLORCH_CKPT_F16: return "F16";
-        case LLORCH_CKPT_I32: return "I32";
+        case LLORCH_CKPT_DTYPE_F32: return "F32";
+        case LLORCH_CKPT_DTYPE_F16: return "F16";
+        case LLORCH_CKPT_DTYPE_I32: return "I32";
     }
     return NULL;
 }

@@ -199,7 +199,7 @@ static void print_diagnostics(const llorch_ckpt_comparison *c)
     }
     for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
         const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, i);
-        if (r->status == LLORCH_CKPT_ERROR) {
+        if (r->status == LLORCH_CKPT_STATUS_ERROR) {
             fprintf(stderr, PROGRAM ": error: %s\n", r->message);
         }
     }

@@ -379,7 +379,7 @@ static enum llorch_ckpt_form chosen_form(const struct run *r) {
 }
 
 static int open_output(struct run *r) {
-    if (r->opt.stats || r->opt.sink == LLORCH_CAPTURE_MEMORY) {
+    if (r->opt.stats || r->opt.sink == LLORCH_CAPTURE_SINK_MEMORY) {
         return 0;
     }
     char err[1024];
@@ -397,7 +397,7 @@ static int create_capture(struct run *r) {
     p.selection = r->selection;
     p.writer = r->writer;
     p.model = r->model;
-    p.sink = r->opt.stats ? LLORCH_CAPTURE_STATS : r->opt.sink;
+    p.sink = r->opt.stats ? LLORCH_CAPTURE_SINK_STATS : r->opt.sink;
     p.identify = r->opt.identify;
     p.raw = r->opt.raw;
     p.native_dtype = r->opt.native_dtype;
@@ -567,7 +567,7 @@ static void settings_json(const struct run *r, const struct llorch_capture_repor
                            : "portable: no weight repacking (ggml's standard CPU kernels)",
              r->opt.n_gpu_layers, r->opt.seed, r->opt.n_predict, r->opt.raw ? "true" : "false",
              r->opt.native_dtype ? "native" : "f32",
-             r->opt.identify == LLORCH_IDENTIFY_AUTO ? "auto" : "structure", r->steps);
+             r->opt.identify == LLORCH_CAPTURE_IDENTIFY_AUTO ? "auto" : "structure", r->steps);
 }
 
 static int write_manifest(struct run *r, bool complete, const char *status) {

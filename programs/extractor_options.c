@@ -134,8 +134,8 @@ static void set_defaults(struct extractor_options *opt) {
     opt->cache_type_v = "f16";
     opt->n_gpu_layers = -1;
     opt->queue_mb = 256;
-    opt->sink = LLORCH_CAPTURE_WRITE;
-    opt->identify = LLORCH_IDENTIFY_AUTO;
+    opt->sink = LLORCH_CAPTURE_SINK_WRITE;
+    opt->identify = LLORCH_CAPTURE_IDENTIFY_AUTO;
     opt->form = FORM_AUTO;
 }
 
@@ -176,16 +176,16 @@ static int parse_enum_value(const char *flag, const char *v, struct extractor_op
         return 0;
     }
     if (is(flag, NULL, "--identify")) {
-        if (strcmp(v, "auto") == 0) { opt->identify = LLORCH_IDENTIFY_AUTO; return 0; }
-        if (strcmp(v, "structure") == 0) { opt->identify = LLORCH_IDENTIFY_STRUCTURE; return 0; }
+        if (strcmp(v, "auto") == 0) { opt->identify = LLORCH_CAPTURE_IDENTIFY_AUTO; return 0; }
+        if (strcmp(v, "structure") == 0) { opt->identify = LLORCH_CAPTURE_IDENTIFY_STRUCTURE; return 0; }
         return usage_error("%s expects auto or structure, got '%s'", flag, v);
     }
     if (strcmp(v, "memory") == 0) {   /* --capture-to */
-        opt->sink = LLORCH_CAPTURE_MEMORY;
+        opt->sink = LLORCH_CAPTURE_SINK_MEMORY;
         return 0;
     }
     if (strcmp(v, "disk") == 0) {
-        opt->sink = LLORCH_CAPTURE_WRITE;
+        opt->sink = LLORCH_CAPTURE_SINK_WRITE;
         return 0;
     }
     return usage_error("%s expects disk or memory, got '%s'", flag, v);
@@ -254,7 +254,7 @@ static int check_required(const struct extractor_options *opt) {
         fprintf(stderr, PROG ": give exactly one of -p PROMPT, -f FILE or --tokens IDS (got %d)\n", inputs);
         return 2;
     }
-    if (opt->output == NULL && !opt->stats && opt->sink == LLORCH_CAPTURE_WRITE) {
+    if (opt->output == NULL && !opt->stats && opt->sink == LLORCH_CAPTURE_SINK_WRITE) {
         fprintf(stderr, PROG ": no output directory given; pass -o DIR (or --stats to write nothing)\n");
         return 2;
     }

@@ -85,7 +85,7 @@ run_tests() {
   say "tests (normal build)"
   ctest --test-dir build --output-on-failure -j "$jobs"
   if [ -f scripts/fuzz.sh ]; then
-    say "fuzzing the .npy and manifest readers (bounded)"
+    say "fuzzing the readers and the comparison (bounded)"
     bash scripts/fuzz.sh
   fi
   build build-asan -DLLORCH_SANITIZE=ON

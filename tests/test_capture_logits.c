@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
     struct llorch_capture_params p = llorch_capture_default_params();
     p.selection = none;
     p.model = model;
-    p.sink = LLORCH_CAPTURE_MEMORY;
+    p.sink = LLORCH_CAPTURE_SINK_MEMORY;
     llorch_capture *idle = llorch_capture_create(&p, err, sizeof err);
     CHECK(idle != NULL, "%s", err);
     struct llama_context_params cp = llama_context_default_params();
@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
 
     llorch_ckpt_writer *w = llorch_ckpt_writer_open(argv[2], NULL, err, sizeof err);
     CHECK(w != NULL, "%s", err);
-    p.sink = LLORCH_CAPTURE_WRITE;
+    p.sink = LLORCH_CAPTURE_SINK_WRITE;
     p.writer = w;
     llorch_capture *disk = llorch_capture_create(&p, err, sizeof err);
     CHECK(disk != NULL, "%s", err);

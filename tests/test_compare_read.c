@@ -66,7 +66,7 @@ static void test_valid_npy(void)
             continue;
         }
         CHECK(llorch_ckpt_array_n_dims(a) == 2 && llorch_ckpt_array_dim(a, 0) == 2 && llorch_ckpt_array_dim(a, 1) == 3);
-        CHECK(llorch_ckpt_array_count(a) == 6 && llorch_ckpt_array_dtype(a) == LLORCH_CKPT_F32);
+        CHECK(llorch_ckpt_array_count(a) == 6 && llorch_ckpt_array_dtype(a) == LLORCH_CKPT_DTYPE_F32);
         for (int i = 0; i < 6; i++) {
             CHECK(llorch_ckpt_array_value(a, i) == (double)f[i]);
         }
@@ -288,10 +288,10 @@ static void test_memory_compare(void)
         const struct llorch_ckpt_row *an = llorch_ckpt_comparison_row(c, 0);
         const struct llorch_ckpt_row *kq = llorch_ckpt_comparison_row(c, 1);
         CHECK(llorch_ckpt_comparison_n_rows(c) == 2);
-        CHECK(an->status == LLORCH_CKPT_FAIL && an->metrics.max_abs == 0.5);
+        CHECK(an->status == LLORCH_CKPT_STATUS_FAIL && an->metrics.max_abs == 0.5);
         CHECK(an->metrics.max_abs_at[0] == 1 && an->metrics.max_abs_at[1] == 1);
-        CHECK(an->origin == LLORCH_CKPT_UNKNOWN);                /* embd absent */
-        CHECK(kq->status == LLORCH_CKPT_PASS && kq->metrics.n == 3);
+        CHECK(an->origin == LLORCH_CKPT_ORIGIN_UNKNOWN);                /* embd absent */
+        CHECK(kq->status == LLORCH_CKPT_STATUS_PASS && kq->metrics.n == 3);
         CHECK(llorch_ckpt_comparison_first_failure(c) == 0);
         CHECK(llorch_ckpt_comparison_exit_code(c) == 1);
         FILE *devnull = fopen("/dev/null", "w");
@@ -332,7 +332,7 @@ static void test_empty_tensor(void)
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
     llorch_ckpt_comparison *c = llorch_ckpt_compare(d, d, o, err, sizeof err);
     CHECK(c != NULL && llorch_ckpt_comparison_n_rows(c) == 1);
-    CHECK(c && llorch_ckpt_comparison_row(c, 0)->status == LLORCH_CKPT_ERROR);
+    CHECK(c && llorch_ckpt_comparison_row(c, 0)->status == LLORCH_CKPT_STATUS_ERROR);
     llorch_ckpt_comparison_free(c);
     llorch_ckpt_compare_options_free(o);
     llorch_ckpt_dump_free(d);

@@ -76,7 +76,7 @@ static int gather_case(struct ggml_context *ctx, enum ggml_type type, const int 
             for (i[1] = 0; i[1] < g.ne[1]; i[1]++) {
                 for (i[0] = 0; i[0] < g.ne[0]; i[0]++, k++) {
                     float want = reference(t, &g, i);
-                    if (dtype == LLORCH_CKPT_F32) {
+                    if (dtype == LLORCH_CKPT_DTYPE_F32) {
                         bad += memcmp(out + 4 * k, &want, 4) != 0 && !(want != want);
                     } else {
                         ggml_fp16_t have;
@@ -102,10 +102,10 @@ static void test_gathers(void) {
     for (size_t p = 0; p < sizeof perms / sizeof perms[0]; p++) {
         for (size_t r = 0; r < sizeof trims / sizeof trims[0]; r++) {
             for (size_t ty = 0; ty < 3; ty++) {
-                bad += gather_case(ctx, types[ty], perms[p], trims[r], LLORCH_CKPT_F32);
+                bad += gather_case(ctx, types[ty], perms[p], trims[r], LLORCH_CKPT_DTYPE_F32);
                 cases++;
                 if (types[ty] == GGML_TYPE_F16) {
-                    bad += gather_case(ctx, types[ty], perms[p], trims[r], LLORCH_CKPT_F16);
+                    bad += gather_case(ctx, types[ty], perms[p], trims[r], LLORCH_CKPT_DTYPE_F16);
                     cases++;
                 }
             }

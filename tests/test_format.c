@@ -79,7 +79,7 @@ static void write_dump(const char *dir) {
     ramp[5] = 1.0f / 3.0f;     /* needs all 9 digits */
     struct llorch_ckpt_tensor t = {
         .kind = LLORCH_CKPT_ATTN_NORM, .layer = 0, .step = 0, .pos_start = 0, .n_pos = 3,
-        .n_dims = 2, .shape = {3, 4}, .dtype = LLORCH_CKPT_F32, .data = ramp,
+        .n_dims = 2, .shape = {3, 4}, .dtype = LLORCH_CKPT_DTYPE_F32, .data = ramp,
     };
     CHECK(llorch_ckpt_writer_write(w, &t) == 0, "%s", llorch_ckpt_writer_error(w));
 
@@ -90,14 +90,14 @@ static void write_dump(const char *dir) {
     }
     struct llorch_ckpt_tensor h = {
         .kind = LLORCH_CKPT_CACHE_K, .layer = 1, .step = 2, .pos_start = 7, .n_pos = 1, .n_key = 256,
-        .n_dims = 3, .shape = {256, 16, 16}, .dtype = LLORCH_CKPT_F16, .data = halves,
+        .n_dims = 3, .shape = {256, 16, 16}, .dtype = LLORCH_CKPT_DTYPE_F16, .data = halves,
     };
     CHECK(llorch_ckpt_writer_write(w, &h) == 0, "%s", llorch_ckpt_writer_error(w));
 
     float one = 42.0f;
     struct llorch_ckpt_tensor v = {
         .kind = LLORCH_CKPT_LOGITS, .layer = -1, .step = 0, .n_pos = 1, .n_dims = 1, .shape = {1},
-        .dtype = LLORCH_CKPT_F32, .data = &one,
+        .dtype = LLORCH_CKPT_DTYPE_F32, .data = &one,
     };
     CHECK(llorch_ckpt_writer_write(w, &v) == 0, "%s", llorch_ckpt_writer_error(w));
     CHECK(llorch_ckpt_writer_note_missing(w, LLORCH_CKPT_QCUR_PRE_ROPE, 0, "no RoPE") == 0, "missing");

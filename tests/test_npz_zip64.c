@@ -41,7 +41,7 @@ static int write_archive(const char *path) {
         int64_t n;
         float *v = member_values(i, &n);
         char header[256], name[64];
-        size_t h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_F32, 1, &n);
+        size_t h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_DTYPE_F32, 1, &n);
         uint64_t at;
         snprintf(name, sizeof name, "m%02d.npy", i);
         int rc = llorch_npz_writer_add(z, name, header, h, v, (size_t) n * 4, &at, err, sizeof err);
@@ -71,7 +71,7 @@ static int read_archive(const char *path) {
         int64_t n;
         float *v = member_values(i, &n);
         char header[256];
-        size_t h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_F32, 1, &n);
+        size_t h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_DTYPE_F32, 1, &n);
         if (m == NULL || m->size != h + (uint64_t) n * 4 || llorch_container_read(c, m, &bytes, err, sizeof err) != 0) {
             return failed(m == NULL ? "member missing" : "member size or read");
         }
