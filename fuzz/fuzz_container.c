@@ -3,7 +3,7 @@
  * on arbitrary bytes. The first byte picks the form; an index that opens
  * must let every member be found by name and read in full.
  */
-#include "container.h"
+#include "read_container.h"
 
 #include <stdint.h>
 #include <stdlib.h>

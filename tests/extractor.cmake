@@ -1,5 +1,4 @@
 # Tests of the capture library and llorch-checkpoint-extractor.
-find_program(LLORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 
 add_executable(test_capture_logits ${CMAKE_CURRENT_LIST_DIR}/test_capture_logits.c)
 target_link_libraries(test_capture_logits PRIVATE llorch-capture)
@@ -13,8 +12,8 @@ endforeach()
 
 # The gather and its type conversion against a plain reference.
 add_executable(test_convert ${CMAKE_CURRENT_LIST_DIR}/test_convert.c)
-target_include_directories(test_convert PRIVATE ${PROJECT_SOURCE_DIR}/lib)
 target_link_libraries(test_convert PRIVATE llorch-capture)
+target_include_directories(test_convert PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
 llorch_target(test_convert)
 add_test(NAME capture_convert COMMAND test_convert)
 

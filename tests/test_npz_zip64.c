@@ -6,9 +6,9 @@
  *   test_npz_zip64 OUT.npz */
 #define NPZ_ZIP64_BYTES   4096u
 #define NPZ_ZIP64_MEMBERS 8u
-#include "../lib/write_npz.c"
+#include "../lib/write/write_npz.c"
 
-#include "container.h"
+#include "read_container.h"
 #include "npy.h"
 
 #include <fcntl.h>

@@ -1,6 +1,5 @@
 # Extract (llama.cpp), emit (llorch-ref-engine), compare: the extractor's
 # files against an independent computation, and compare's first divergence.
-find_program(LLORCH_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 set(_workflow_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor> ENGINE=$<TARGET_FILE:llorch-ref-engine>
                   COMPARE=$<TARGET_FILE:llorch-checkpoint-compare> PY=${LLORCH_PYTHON})
 

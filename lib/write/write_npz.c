@@ -8,7 +8,7 @@
  * poorly. Members are padded (an extra field) so that each .npy's data
  * starts at a multiple of 64 bytes, for readers that map the file. */
 #define _POSIX_C_SOURCE 200809L
-#include "container.h"
+#include "write_containers.h"
 
 #include "checksum.h"
 

@@ -12,7 +12,7 @@
  * therefore stream into two data files, and finish writes PATH as header
  * plus both (copy_file_range: a reflink or an in-kernel copy). */
 #define _GNU_SOURCE         /* copy_file_range */
-#include "container.h"
+#include "write_containers.h"
 
 #include "npy.h"
 

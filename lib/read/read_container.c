@@ -4,7 +4,7 @@
  * checked against the file before it is used, and nothing larger than
  * the file is allocated. */
 #define _POSIX_C_SOURCE 200809L
-#include "container.h"
+#include "read_container.h"
 
 #include "error.h"
 

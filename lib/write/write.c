@@ -7,7 +7,7 @@
 #include "llorch_checkpoint.h"
 
 #include "checksum.h"
-#include "container.h"
+#include "write_containers.h"
 #include "manifest.h"
 #include "npy.h"
 

@@ -13,7 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "checksum.h"
-#include "container.h"
+#include "read_container.h"
 #include "error.h"
 #include "npy.h"
 #include "llorch_compare.h"
