@@ -124,6 +124,9 @@ enum llorch_ckpt_dtype {
     LLORCH_CKPT_DTYPE_I32,       /* "<i4" (token ids) */
 };
 
+/* "float32", "float16", "int32" (the manifest's names); NULL when unknown. */
+const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype);
+
 /* What produced the dump and on what input. Every pointer may be NULL except
  * producer. settings_json is a JSON object of the settings that change
  * numbers (threads, batch sizes, KV cache types, ...), copied verbatim. */
@@ -174,6 +177,9 @@ int llorch_ckpt_form_from_name(const char *name);
 struct llorch_ckpt_writer_options {
     bool text;          /* also write each tensor as .txt, one %.9g value per line (npy form only) */
     bool allow_nonempty;/* write into an existing non-empty directory */
+    bool no_sync;       /* skip the fsyncs that put every file on disk before the
+                           manifest: faster, but after a power loss a manifest
+                           can then name data that never reached the disk */
     enum llorch_ckpt_form form;   /* default: LLORCH_CKPT_FORM_NPY */
 };
 
@@ -192,8 +198,9 @@ int  llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_te
 /* Records that a requested checkpoint does not exist for this model. */
 int  llorch_ckpt_writer_note_missing(llorch_ckpt_writer *w, enum llorch_ckpt_kind kind, int layer,
                                      const char *reason);
-/* Finishes the container (if any), then writes manifest.json atomically.
- * complete=false marks an interrupted dump. */
+/* Finishes the container (if any), syncs every file and the directory to
+ * disk (unless no_sync), then writes manifest.json atomically (and syncs
+ * it). complete=false marks an interrupted dump. */
 int  llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *status);
 const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w);
 size_t llorch_ckpt_writer_bytes(const llorch_ckpt_writer *w);

@@ -70,8 +70,6 @@ void    llorch_ckpt_array_free(llorch_ckpt_array *a);
 /* True if name can be opened inside a dump directory: not empty, no '/',
  * '\\' or "..", no control characters, at most 255 bytes. */
 bool llorch_ckpt_safe_name(const char *name);
-/* "float32", "float16", "int32"; NULL for an unknown dtype. */
-const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype);
 
 /* ---- dumps (read.c) ----------------------------------------------------- */
 

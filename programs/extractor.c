@@ -7,6 +7,7 @@
 #include "extractor_options.h"
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
+#include "util.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -65,12 +66,6 @@ static void on_sigint(int sig) {
     if (interrupt_target != NULL) {
         llorch_capture_request_stop(interrupt_target);
     }
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
 /* One line naming the input and the fix; returns exit status 2 (bad input). */
@@ -491,9 +486,9 @@ static int decode_step(struct run *r, int pos, int n) {
     }
     b.n_tokens = n;
     llorch_capture_begin_step(r->capture, pos, n);
-    double start = now_seconds();
+    double start = llorch_now_seconds();
     int rc = llama_decode(r->ctx, b);
-    r->decode_seconds += now_seconds() - start;
+    r->decode_seconds += llorch_now_seconds() - start;
     llama_batch_free(b);
     int capture_rc = llorch_capture_end_step(r->capture);
     r->steps++;

@@ -50,7 +50,7 @@ static int write_archive(const char *path) {
             return failed(rc != 0 ? err : "member data not 64-byte aligned");
         }
     }
-    int rc = llorch_npz_writer_finish(z, err, sizeof err);
+    int rc = llorch_npz_writer_finish(z, false, err, sizeof err);
     llorch_npz_writer_free(z);
     return rc != 0 ? failed(err) : 0;
 }

@@ -24,6 +24,7 @@
 #include "graph.h"
 #include "plan.h"
 #include "queue.h"
+#include "util.h"
 
 #include <ggml-backend.h>
 #include <math.h>
@@ -88,12 +89,6 @@ struct llorch_capture {
     _Atomic double write_seconds;  /* added to by the writer thread, read for reports */
 };
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
-
 /* The first error wins; it also stops the computation. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -120,9 +115,9 @@ static int consume(void *ctx, const struct llorch_queue_item *item) {
     if (cap->p.sink != LLORCH_CAPTURE_SINK_WRITE) {
         return 0;                       /* memory sink: copied, then dropped */
     }
-    double start = now_seconds();
+    double start = llorch_now_seconds();
     int rc = llorch_ckpt_writer_write(cap->p.writer, &item->tensor);
-    atomic_store(&cap->write_seconds, atomic_load(&cap->write_seconds) + (now_seconds() - start));
+    atomic_store(&cap->write_seconds, atomic_load(&cap->write_seconds) + (llorch_now_seconds() - start));
     if (rc != 0) {
         snprintf(cap->write_error, sizeof cap->write_error, "%s", llorch_ckpt_writer_error(cap->p.writer));
         return -1;
@@ -719,9 +714,9 @@ static bool eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {
     if (cap->plan == NULL || node < 0 || cap->step_t[node] != t) {
         return true;
     }
-    double start = now_seconds();
+    double start = llorch_now_seconds();
     capture_point(cap, node);
-    cap->report.copy_seconds += now_seconds() - start;
+    cap->report.copy_seconds += llorch_now_seconds() - start;
     return true;   /* never false: a false return only ends the current split; stopping is abort_callback's job */
 }
 

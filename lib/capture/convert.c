@@ -4,6 +4,8 @@
  * rows convert through ggml's type traits. */
 #include "convert.h"
 
+#include "npy.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,39 +40,16 @@ bool llorch_convert_supported(const struct ggml_tensor *t, const struct llorch_g
 }
 
 size_t llorch_convert_size(const struct llorch_gather *g, enum llorch_ckpt_dtype dtype) {
-    size_t n = dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;     /* f32 and i32: 4 */
+    size_t n = llorch_dtype_size(dtype);
     for (int i = 0; i < 4; i++) {
         n *= (size_t) g->ne[i];
     }
     return n;
 }
 
-/* IEEE half to float, exactly, without branches, so that the compiler
- * vectorises the loops that call it (the method of the FP16 library, which
- * ggml uses where the CPU has no conversion instruction). */
-static inline float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
-    uint32_t two_w = (uint32_t) h << 17;           /* exponent and mantissa, sign shifted out */
-    uint32_t normal_bits = (two_w >> 4) + (0xe0u << 23);
-    uint32_t denormal_bits = (two_w >> 17) | (126u << 23);
-    float normal, denormal;
-    memcpy(&normal, &normal_bits, sizeof normal);
-    memcpy(&denormal, &denormal_bits, sizeof denormal);
-    normal *= 0x1.0p-112f;
-    denormal -= 0.5f;
-    uint32_t nb, db;
-    memcpy(&nb, &normal, sizeof nb);
-    memcpy(&db, &denormal, sizeof db);
-    /* a mask from an equality test, not a branch or an unsigned comparison,
-     * keeps the loop vectorisable with SSE2 alone */
-    uint32_t denormal_mask = 0u - (uint32_t) ((h & 0x7c00) == 0);
-    uint32_t bits = sign | (db & denormal_mask) | (nb & ~denormal_mask);
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
+float llorch_convert_half(uint16_t h) {
+    return llorch_half_to_float(h);
 }
-
-float llorch_convert_half(uint16_t h) { return half_to_float(h); }
 
 /* One source element as float. */
 static inline float element(enum ggml_type type, const char *p) {
@@ -83,7 +62,7 @@ static inline float element(enum ggml_type type, const char *p) {
         case GGML_TYPE_F16: {
             uint16_t h;
             memcpy(&h, p, sizeof h);
-            return half_to_float(h);
+            return llorch_half_to_float(h);
         }
         default: {
             ggml_bf16_t b;
@@ -95,7 +74,7 @@ static inline float element(enum ggml_type type, const char *p) {
 
 static void half_row_to_float(const uint16_t *in, int64_t n, float *out) {
     for (int64_t i = 0; i < n; i++) {
-        out[i] = half_to_float(in[i]);
+        out[i] = llorch_half_to_float(in[i]);
     }
 }
 
@@ -163,7 +142,7 @@ static void read_tile(const char *src, size_t stride_a, size_t stride0, size_t e
  * cache line per element; each tile row then converts as a contiguous row. */
 static void gather_tiled(const struct ggml_tensor *t, const char *base, const struct llorch_gather *g,
                          const size_t stride[4], int a, enum llorch_ckpt_dtype dtype, char *out) {
-    size_t elem = ggml_type_size(t->type), osize = dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
+    size_t elem = ggml_type_size(t->type), osize = llorch_dtype_size(dtype);
     size_t ostride[4] = {osize, osize * (size_t) g->ne[0], osize * (size_t) (g->ne[0] * g->ne[1]),
                          osize * (size_t) (g->ne[0] * g->ne[1] * g->ne[2])};
     int o = a == 1 ? 2 : 1;      /* the third axis, walked in the outer loop */
@@ -200,18 +179,18 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
         stride[i] = t->nb[g->src_axis[i]];
     }
     int a = transposed_axis(t, g, stride);
-    if (a != 0 && (dtype == LLORCH_CKPT_DTYPE_F32 || ggml_type_size(t->type) == (dtype == LLORCH_CKPT_DTYPE_F16 ? 2u : 4u))) {
+    if (a != 0 && (dtype == LLORCH_CKPT_DTYPE_F32 || ggml_type_size(t->type) == llorch_dtype_size(dtype))) {
         gather_tiled(t, base, g, stride, a, dtype, dst);
         return;
     }
-    size_t row_bytes = (size_t) g->ne[0] * (dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4);
+    size_t row_bytes = (size_t) g->ne[0] * llorch_dtype_size(dtype);
     char *out = dst;
     for (int64_t i3 = 0; i3 < g->ne[3]; i3++) {
         for (int64_t i2 = 0; i2 < g->ne[2]; i2++) {
             for (int64_t i1 = 0; i1 < g->ne[1]; i1++) {
                 const char *row = base + i1 * stride[1] + i2 * stride[2] + i3 * stride[3];
                 if (dtype == LLORCH_CKPT_DTYPE_F16 || dtype == LLORCH_CKPT_DTYPE_I32) {
-                    gather_row_same(row, stride[0], dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4, g->ne[0], out);
+                    gather_row_same(row, stride[0], llorch_dtype_size(dtype), g->ne[0], out);
                 } else {
                     gather_row_f32(t, row, stride[0], g->ne[0], (float *) (void *) out);
                 }

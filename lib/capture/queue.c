@@ -6,6 +6,7 @@
 #include "queue.h"
 
 #include "buffers.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -33,12 +34,6 @@ struct llorch_queue {
     llorch_queue_consume_fn consume;
     void   *ctx;
 };
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
 
 /* Releases an item and its buffer. Called with the lock held. */
 static void recycle_locked(llorch_queue *q, struct llorch_queue_item *item) {
@@ -140,11 +135,11 @@ int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item) {
     /* An item larger than the bound still goes through once the queue is
      * empty: waiting for room that can never come would deadlock. */
     if (q->bytes > 0 && q->bytes + item->bytes > q->max_bytes && !q->failed) {
-        double start = now_seconds();
+        double start = llorch_now_seconds();
         while (q->bytes > 0 && q->bytes + item->bytes > q->max_bytes && !q->failed) {
             pthread_cond_wait(&q->changed, &q->lock);
         }
-        q->wait_seconds += now_seconds() - start;
+        q->wait_seconds += llorch_now_seconds() - start;
     }
     int failed = q->failed;
     if (failed) {

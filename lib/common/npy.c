@@ -1,35 +1,64 @@
-/* npy.c - numpy .npy v1.0 headers (the format's reference:
- * numpy/lib/format.py). Little-endian, C order. */
+/* npy.c - the dtype table and numpy .npy v1.0 headers (the format's
+ * reference: numpy/lib/format.py). Little-endian, C order. */
 #include "npy.h"
 
 #include <stdio.h>
 #include <string.h>
 
-const char *llorch_npy_descr(enum llorch_ckpt_dtype dtype) {
-    switch (dtype) {
-        case LLORCH_CKPT_DTYPE_F32: return "<f4";
-        case LLORCH_CKPT_DTYPE_F16: return "<f2";
-        case LLORCH_CKPT_DTYPE_I32: return "<i4";
-    }
-    return NULL;
-}
-
-const char *llorch_npy_dtype_name(enum llorch_ckpt_dtype dtype) {
-    switch (dtype) {
-        case LLORCH_CKPT_DTYPE_F32: return "float32";
-        case LLORCH_CKPT_DTYPE_F16: return "float16";
-        case LLORCH_CKPT_DTYPE_I32: return "int32";
-    }
-    return NULL;
-}
-
-size_t llorch_npy_dtype_size(enum llorch_ckpt_dtype dtype) {
+size_t llorch_dtype_size(enum llorch_ckpt_dtype dtype) {
     return dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
+}
+
+const char *llorch_dtype_descr(enum llorch_ckpt_dtype dtype) {
+    switch (dtype) {
+        case LLORCH_CKPT_DTYPE_F32:
+            return "<f4";
+        case LLORCH_CKPT_DTYPE_F16:
+            return "<f2";
+        case LLORCH_CKPT_DTYPE_I32:
+            return "<i4";
+    }
+    return NULL;
+}
+
+const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype) {
+    switch (dtype) {
+        case LLORCH_CKPT_DTYPE_F32:
+            return "float32";
+        case LLORCH_CKPT_DTYPE_F16:
+            return "float16";
+        case LLORCH_CKPT_DTYPE_I32:
+            return "int32";
+    }
+    return NULL;
+}
+
+static const enum llorch_ckpt_dtype all_dtypes[] = {LLORCH_CKPT_DTYPE_F32, LLORCH_CKPT_DTYPE_F16,
+                                                     LLORCH_CKPT_DTYPE_I32};
+
+int llorch_dtype_from_name(const char *name, enum llorch_ckpt_dtype *out) {
+    for (size_t i = 0; i < sizeof all_dtypes / sizeof all_dtypes[0]; i++) {
+        if (strcmp(name, llorch_ckpt_dtype_name(all_dtypes[i])) == 0) {
+            *out = all_dtypes[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int llorch_dtype_from_descr(const char *descr, enum llorch_ckpt_dtype *out) {
+    for (size_t i = 0; i < sizeof all_dtypes / sizeof all_dtypes[0]; i++) {
+        if (strcmp(descr, llorch_dtype_descr(all_dtypes[i])) == 0) {
+            *out = all_dtypes[i];
+            return 0;
+        }
+    }
+    return -1;
 }
 
 size_t llorch_npy_header(char *buf, size_t size, enum llorch_ckpt_dtype dtype, int n_dims, const int64_t *shape) {
     char dict[256];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", llorch_npy_descr(dtype));
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", llorch_dtype_descr(dtype));
     for (int i = 0; i < n_dims && n > 0 && (size_t) n < sizeof dict; i++) {
         /* a 1-tuple needs its trailing comma: (5,) */
         n += snprintf(dict + n, sizeof dict - (size_t) n, "%lld%s", (long long) shape[i],
@@ -57,28 +86,4 @@ size_t llorch_npy_header(char *buf, size_t size, enum llorch_ckpt_dtype dtype, i
     memset(buf + 10 + n, ' ', total - 10 - (size_t) n - 1);
     buf[total - 1] = '\n';
     return total;
-}
-
-float llorch_half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {                 /* inf / nan */
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else if (exp != 0) {             /* normal */
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {            /* zero */
-        bits = sign;
-    } else {                           /* subnormal: normalize */
-        int e = -1;
-        do {
-            e++;
-            mant <<= 1;
-        } while ((mant & 0x400) == 0);
-        bits = sign | ((uint32_t) (112 - e) << 23) | ((mant & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
 }

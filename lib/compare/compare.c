@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "error.h"
+#include "util.h"
 #include "llorch_compare.h"
 
 #include <math.h>
@@ -33,27 +34,6 @@
 static bool same(const char *a, const char *b)
 {
     return strcmp(a, b) == 0;
-}
-
-static char *copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
-static void format_shape(char *buf, size_t size, int n_dims, const int64_t *shape)
-{
-    size_t used = (size_t)snprintf(buf, size, "(");
-    for (int i = 0; i < n_dims && used < size; i++) {
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    }
-    if (used < size) {
-        snprintf(buf + used, size - used, n_dims == 1 ? ",)" : ")");
-    }
 }
 
 /* ---- options ---------------------------------------------------------------- */
@@ -183,7 +163,7 @@ int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const 
                                           char *err, size_t err_size)
 {
     struct tol_setting s = { 0 };
-    char *text = copy_string(spec);
+    char *text = llorch_strdup(spec);
     struct tol_setting *grown = realloc(o->settings, (o->n_settings + 1) * sizeof *grown);
     if (grown) {
         o->settings = grown;
@@ -197,7 +177,7 @@ int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const 
     if (colon && (!eq || colon < eq)) {
         *colon = '\0';
         list = colon + 1;
-        s.checkpoint = text[0] ? copy_string(text) : NULL;
+        s.checkpoint = text[0] ? llorch_strdup(text) : NULL;
     }
     int rc = parse_tol_list(list, &s, err, err_size);
     if (rc == 0) {
@@ -265,7 +245,7 @@ static const char *keep(struct llorch_ckpt_comparison *c, const char *s)
         return NULL;
     }
     char **grown = realloc(c->strings, (c->n_strings + 1) * sizeof *grown);
-    char *copy = copy_string(s);
+    char *copy = llorch_strdup(s);
     if (!grown || !copy) {
         free(copy);
         if (grown) {
@@ -287,7 +267,7 @@ static void warn(struct llorch_ckpt_comparison *c, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     char **grown = realloc(c->warnings, (c->n_warnings + 1) * sizeof *grown);
-    char *copy = copy_string(msg);
+    char *copy = llorch_strdup(msg);
     if (!grown || !copy) {
         free(copy);
         if (grown) {
@@ -612,8 +592,8 @@ static int check_layout(const struct alignment *al, const struct side *s, char *
             continue;
         }
         file_path(path, sizeof path, s, e);
-        format_shape(have, sizeof have, e->n_dims, e->shape);
-        format_shape(want, sizeof want, m->n_dims, m->shape);
+        llorch_format_shape(have, sizeof have, e->n_dims, e->shape);
+        llorch_format_shape(want, sizeof want, m->n_dims, m->shape);
         snprintf(msg, msg_size, "%s: shape %s%s does not line up with the reference's %s%s",
                  path, have, e->raw ? " (raw)" : "", want, m->raw ? " (raw)" : "");
         if (e->n_dims == m->n_dims && e->raw == m->raw) {
@@ -977,8 +957,8 @@ static int check_element_shapes(const struct side *ref, const struct side *cand,
     const struct llorch_ckpt_entry *a = ref->run.k[ref->slots[0].file].e;
     const struct llorch_ckpt_entry *b = cand->run.k[cand->slots[0].file].e;
     char have[128], want[128], path[2048];
-    format_shape(have, sizeof have, b->n_dims, b->shape);
-    format_shape(want, sizeof want, a->n_dims, a->shape);
+    llorch_format_shape(have, sizeof have, b->n_dims, b->shape);
+    llorch_format_shape(want, sizeof want, a->n_dims, a->shape);
     if (same(have, want)) {
         return 0;
     }

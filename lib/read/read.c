@@ -16,6 +16,7 @@
 #include "read_container.h"
 #include "error.h"
 #include "npy.h"
+#include "util.h"
 #include "llorch_compare.h"
 
 #include <cjson/cJSON.h>
@@ -68,18 +69,6 @@ static void join_path(char *buf, size_t size, const char *dir, const char *file)
     snprintf(buf, size, "%s%s%s", dir, sep, printable(file, safe, sizeof safe));
 }
 
-static void format_shape(char *buf, size_t size, int n_dims, const int64_t *shape)
-{
-    size_t used = (size_t)snprintf(buf, size, "(");
-    for (int i = 0; i < n_dims && used < size; i++) {
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
-    }
-    if (used < size) {
-        snprintf(buf + used, size - used, n_dims == 1 ? ",)" : ")");
-    }
-}
-
 /* ---- names and dtypes ---------------------------------------------------- */
 
 bool llorch_ckpt_safe_name(const char *name)
@@ -98,41 +87,6 @@ bool llorch_ckpt_safe_name(const char *name)
     return true;
 }
 
-const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype)
-{
-    switch (dtype) {
-    case LLORCH_CKPT_DTYPE_F32: return "float32";
-    case LLORCH_CKPT_DTYPE_F16: return "float16";
-    case LLORCH_CKPT_DTYPE_I32: return "int32";
-    }
-    return NULL;
-}
-
-static int dtype_from_name(const char *name, enum llorch_ckpt_dtype *out)
-{
-    static const enum llorch_ckpt_dtype all[] = { LLORCH_CKPT_DTYPE_F32, LLORCH_CKPT_DTYPE_F16, LLORCH_CKPT_DTYPE_I32 };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        if (strcmp(name, llorch_ckpt_dtype_name(all[i])) == 0) {
-            *out = all[i];
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int dtype_from_descr(const char *descr, enum llorch_ckpt_dtype *out)
-{
-    if (strcmp(descr, "<f4") == 0) { *out = LLORCH_CKPT_DTYPE_F32; return 0; }
-    if (strcmp(descr, "<f2") == 0) { *out = LLORCH_CKPT_DTYPE_F16; return 0; }
-    if (strcmp(descr, "<i4") == 0) { *out = LLORCH_CKPT_DTYPE_I32; return 0; }
-    return -1;
-}
-
-static size_t dtype_size(enum llorch_ckpt_dtype dtype)
-{
-    return dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
-}
-
 /* count = product of shape, bytes = count * item size; -1 on overflow. */
 static int shape_bytes(int n_dims, const int64_t *shape, enum llorch_ckpt_dtype dtype,
                        int64_t *count, int64_t *bytes)
@@ -144,7 +98,7 @@ static int shape_bytes(int n_dims, const int64_t *shape, enum llorch_ckpt_dtype 
         }
         n *= shape[i];
     }
-    int64_t item = (int64_t)dtype_size(dtype);
+    int64_t item = (int64_t)llorch_dtype_size(dtype);
     if (n > INT64_MAX / item) {
         return -1;
     }
@@ -386,7 +340,7 @@ static int parse_header_value(struct cursor *c, const char *key, struct npy_head
         if (parse_quoted(c, descr, sizeof descr) != 0) {
             return -1;
         }
-        if (dtype_from_descr(descr, &h->dtype) != 0) {
+        if (llorch_dtype_from_descr(descr, &h->dtype) != 0) {
             llorch_set_error(c->msg, c->msg_size, "unsupported dtype '%s' (<f4, <f2 and <i4 are supported)", descr);
             return -1;
         }
@@ -483,7 +437,7 @@ static int check_data_size(const struct npy_header *h, size_t have, char *msg, s
 {
     int64_t count, bytes;
     char shape[128];
-    format_shape(shape, sizeof shape, h->n_dims, h->shape);
+    llorch_format_shape(shape, sizeof shape, h->n_dims, h->shape);
     if (shape_bytes(h->n_dims, h->shape, h->dtype, &count, &bytes) != 0) {
         llorch_set_error(msg, msg_size, "shape %s is too large", shape);
         return -1;
@@ -565,28 +519,13 @@ int64_t llorch_ckpt_array_dim(const llorch_ckpt_array *a, int axis)
     return axis >= 0 && axis < a->n_dims ? a->shape[axis] : -1;
 }
 
-static double half_to_double(uint16_t h)
-{
-    int exponent = (h >> 10) & 0x1f;
-    int mantissa = h & 0x3ff;
-    double v;
-    if (exponent == 0) {
-        v = ldexp(mantissa, -24);                      /* zero and subnormals */
-    } else if (exponent == 31) {
-        v = mantissa ? NAN : INFINITY;
-    } else {
-        v = ldexp(mantissa + 1024, exponent - 25);
-    }
-    return (h & 0x8000) ? -v : v;
-}
-
 /* Element i, known to be in range. */
 static double element(const llorch_ckpt_array *a, int64_t i)
 {
-    const unsigned char *p = a->data + (size_t)i * dtype_size(a->dtype);
+    const unsigned char *p = a->data + (size_t)i * llorch_dtype_size(a->dtype);
     switch (a->dtype) {
     case LLORCH_CKPT_DTYPE_F16:
-        return half_to_double((uint16_t)(p[0] | p[1] << 8));
+        return (double)llorch_half_to_float((uint16_t)(p[0] | p[1] << 8));
     case LLORCH_CKPT_DTYPE_I32: {
         uint32_t u = le32(p);
         int32_t v;
@@ -1019,7 +958,7 @@ static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llo
     if (!e->checkpoint[0]) {
         return bad(c, "field 'checkpoint' is empty");
     }
-    if (dtype_from_name(dtype, &e->dtype) != 0) {
+    if (llorch_dtype_from_name(dtype, &e->dtype) != 0) {
         return bad(c, "unsupported dtype (float32, float16 and int32 are)");
     }
     return check_entry_axes(c, e) || check_entry_size(c, e) ? -1 : 0;
@@ -1077,16 +1016,6 @@ static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
     return check_unique_files(c, d);
 }
 
-static char *copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 static int parse_json(struct ctx *c, const char *text, size_t size, cJSON **out)
 {
     const char *end = NULL;
@@ -1117,7 +1046,7 @@ static llorch_ckpt_dump *dump_from_text(const char *text, size_t size, const cha
     if (d) {
         d->container_fd = -1;
     }
-    if (!d || !(d->name = copy_string(name)) || !(d->manifest_name = copy_string(manifest_name))) {
+    if (!d || !(d->name = llorch_strdup(name)) || !(d->manifest_name = llorch_strdup(manifest_name))) {
         llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
         llorch_ckpt_dump_free(d);
         return NULL;
@@ -1220,7 +1149,7 @@ llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_s
     if (!d) {
         return NULL;
     }
-    d->dir = copy_string(dir);
+    d->dir = llorch_strdup(dir);
     if (!d->dir) {
         llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
         llorch_ckpt_dump_free(d);
@@ -1244,7 +1173,7 @@ int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void 
     }
     d->files = files;
     struct mem_file *f = &files[d->n_files];
-    f->name = copy_string(file);
+    f->name = llorch_strdup(file);
     f->buf = malloc(size ? size : 1);
     f->size = size;
     if (!f->name || !f->buf) {
@@ -1411,8 +1340,8 @@ static int check_against_entry(const llorch_ckpt_array *a, const struct llorch_c
                                const char *path, char *err, size_t err_size)
 {
     char have[128], want[128];
-    format_shape(have, sizeof have, a->n_dims, a->shape);
-    format_shape(want, sizeof want, e->n_dims, e->shape);
+    llorch_format_shape(have, sizeof have, a->n_dims, a->shape);
+    llorch_format_shape(want, sizeof want, e->n_dims, e->shape);
     if (a->dtype != e->dtype) {
         llorch_set_error(err, err_size, "%s: dtype %s differs from the manifest's %s", path,
                   llorch_ckpt_dtype_name(a->dtype), llorch_ckpt_dtype_name(e->dtype));

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "manifest.h"
 
+#include "atomic_file.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -41,7 +42,7 @@ cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char
     for (int i = 0; i < t->n_dims; i++) {
         cJSON_AddItemToArray(shape, cJSON_CreateNumber((double) t->shape[i]));
     }
-    cJSON_AddStringToObject(e, "dtype", llorch_npy_dtype_name(t->dtype));
+    cJSON_AddStringToObject(e, "dtype", llorch_ckpt_dtype_name(t->dtype));
     cJSON_AddItemToObject(e, "axes", axes_array(t->axes != NULL ? t->axes : info->axes));
     if (t->raw) {
         cJSON_AddBoolToObject(e, "raw", true);
@@ -117,30 +118,9 @@ cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t 
     return r;
 }
 
-static int write_text_atomically(const char *dir, const char *name, const char *text, char *err, size_t err_size) {
-    char path[4096], part[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(part, sizeof part, "%s.part", path);
-    FILE *f = fopen(part, "wb");
-    if (f == NULL) {
-        snprintf(err, err_size, "cannot create %s: %s; check the output directory's permissions", part, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(part, path) != 0) {
-        snprintf(err, err_size, "writing %s failed: %s; free space or choose another output directory", path,
-                 strerror(errno));
-        remove(part);
-        return -1;
-    }
-    return 0;
-}
-
 int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
                           const struct llorch_manifest_container *container, bool complete, const char *status,
-                          char *err, size_t err_size) {
+                          bool sync, char *err, size_t err_size) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", LLORCH_CKPT_FORMAT_NAME);
     cJSON_AddNumberToObject(root, "format_version",
@@ -164,7 +144,13 @@ int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files,
         snprintf(err, err_size, "out of memory while formatting the manifest");
         return -1;
     }
-    int rc = write_text_atomically(dir, "manifest.json", text, err, err_size);
+    struct llorch_atomic_file f;
+    int rc = llorch_atomic_create(&f, dir, "manifest.json", err, err_size);
+    if (rc == 0) {
+        llorch_atomic_write(&f, text, strlen(text));
+        llorch_atomic_write(&f, "\n", 1);
+        rc = llorch_atomic_commit(&f, sync, err, err_size);
+    }
     cJSON_free(text);
     return rc;
 }

@@ -21,10 +21,11 @@ struct llorch_manifest_container {
     const char *file;   /* its file name in the dump directory */
 };
 
-/* Assembles the manifest and writes dir/manifest.json atomically.
- * container is NULL for the npy form. */
+/* Assembles the manifest and writes dir/manifest.json atomically (synced
+ * to disk before its rename when sync is set). container is NULL for the
+ * npy form. */
 int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
                           const struct llorch_manifest_container *container, bool complete, const char *status,
-                          char *err, size_t err_size);
+                          bool sync, char *err, size_t err_size);
 
 #endif

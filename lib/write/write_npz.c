@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LOCAL_HEADER_SIZE   30
 #define CENTRAL_HEADER_SIZE 46
@@ -250,7 +251,7 @@ static int write_end_records(llorch_npz_writer *z, uint64_t cd_offset, uint64_t 
     return write_bytes(z, r, (size_t) (p + EOCD_SIZE - r), err, err_size);
 }
 
-int llorch_npz_writer_finish(llorch_npz_writer *z, char *err, size_t err_size) {
+int llorch_npz_writer_finish(llorch_npz_writer *z, bool sync, char *err, size_t err_size) {
     uint64_t cd_offset = z->offset;
     for (size_t i = 0; i < z->n_members; i++) {
         unsigned char h[CENTRAL_HEADER_SIZE + 256 + 28];
@@ -261,7 +262,11 @@ int llorch_npz_writer_finish(llorch_npz_writer *z, char *err, size_t err_size) {
     if (write_end_records(z, cd_offset, z->offset - cd_offset, err, err_size) != 0) {
         return -1;
     }
-    int rc = fclose(z->f);
+    int rc = fflush(z->f);
+    if (rc == 0 && sync) {
+        rc = fsync(fileno(z->f));
+    }
+    rc = fclose(z->f) != 0 ? -1 : rc;
     z->f = NULL;
     if (rc != 0) {
         snprintf(err, err_size, "writing %s failed: %s; free space or choose another output directory", z->path,

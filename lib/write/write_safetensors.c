@@ -126,7 +126,7 @@ int llorch_st_writer_add(llorch_st_writer *s, const char *name, enum llorch_ckpt
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    struct stream *st = &s->streams[t->stream = llorch_npy_dtype_size(dtype) == 2];
+    struct stream *st = &s->streams[t->stream = llorch_dtype_size(dtype) == 2];
     if (data_size > 0 && fwrite(data, 1, data_size, st->f) != data_size) {
         s->n_tensors--;
         return write_failed(st->path, err, err_size);
@@ -226,7 +226,7 @@ static int close_streams(llorch_st_writer *s, char *err, size_t err_size) {
     return 0;
 }
 
-int llorch_st_writer_finish(llorch_st_writer *s, char *err, size_t err_size) {
+int llorch_st_writer_finish(llorch_st_writer *s, bool sync, char *err, size_t err_size) {
     if (close_streams(s, err, err_size) != 0) {
         return -1;
     }
@@ -239,7 +239,7 @@ int llorch_st_writer_finish(llorch_st_writer *s, char *err, size_t err_size) {
     int out = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     bool ok = out >= 0 && write(out, h, h_size) == (ssize_t) h_size &&
               append_file(s->streams[0].path, out, s->streams[0].size) == 0 &&
-              append_file(s->streams[1].path, out, s->streams[1].size) == 0;
+              append_file(s->streams[1].path, out, s->streams[1].size) == 0 && (!sync || fsync(out) == 0);
     int saved = errno;
     free(h);
     ok = (out >= 0 && close(out) == 0) && ok;
