@@ -83,3 +83,11 @@ foreach(model tiny-gpt2-f32 tiny-llama-f32)
     set_tests_properties(extractor_golden_${model}_${mode} PROPERTIES FIXTURES_REQUIRED tiny_models TIMEOUT 60)
   endforeach()
 endforeach()
+
+# The manifest's settings JSON of the extractor, whatever its values.
+add_executable(test_extractor_settings ${CMAKE_CURRENT_LIST_DIR}/test_extractor_settings.c
+               ${PROJECT_SOURCE_DIR}/programs/extractor_settings.c)
+target_include_directories(test_extractor_settings PRIVATE ${PROJECT_SOURCE_DIR}/programs ${CJSON_INCLUDE_DIR})
+target_link_libraries(test_extractor_settings PRIVATE ${CJSON_LIBRARY})
+llorch_target(test_extractor_settings)
+add_test(NAME extractor_settings_json COMMAND test_extractor_settings)

@@ -1,0 +1,121 @@
+/* capture_callback.c - the eval callback: records each node of a step,
+ * checks it against the plan (by pointer while the graph is the plan's,
+ * else by structure) and answers true at the plan's capture points; and
+ * the abort callback that ends a preparing decode once the graph is
+ * recorded, or any decode after an error or a stop request. */
+#define _POSIX_C_SOURCE 200809L
+#include "capture_internal.h"
+
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool llorch_capture_abort_callback(void *data) {
+    llorch_capture *cap = data;
+    if (cap->stop || cap->failed || (cap->learning && cap->saw_output)) {
+        return true;
+    }
+    return cap->prev_abort != NULL && cap->prev_abort(cap->prev_abort_data);
+}
+
+/* --- the callback ---------------------------------------------------------- */
+
+/* True when t is the plan's node i with the plan's inputs: a reused graph,
+ * or one rebuilt the same way into the same memory. Then its structure is
+ * the plan's without recording it. */
+static bool is_plan_node(const struct llorch_plan *plan, int i, const struct ggml_tensor *t) {
+    const struct llorch_gnode *n = &plan->graph.nodes[i];
+    if (n->t != t || n->op != t->op) {
+        return false;
+    }
+    for (int s = 0; s < GGML_MAX_SRC; s++) {
+        if ((s < n->n_src ? n->src_t[s] : NULL) != t->src[s]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Records t as this step's next node and checks it against the plan: by
+ * pointers while they match, else by structure (node, name, inputs).
+ * Returns its index, or -1 after an error. */
+static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
+    int i = cap->n_step;
+    if (i >= cap->plan->graph.n_nodes && cap->diverged_at < 0) {
+        llorch_capture_set_error(cap, "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
+                  "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
+                  "n_ubatch tokens at a time)", t->name);
+        return -1;
+    }
+    if (i == cap->cap_step) {
+        int n = cap->cap_step != 0 ? cap->cap_step * 2 : 1024;
+        const struct ggml_tensor **grown = realloc(cap->step_t, (size_t) n * sizeof *grown);
+        if (grown == NULL) {
+            llorch_capture_set_error(cap, "out of memory recording the graph");
+            return -1;
+        }
+        cap->step_t = grown;
+        cap->cap_step = n;
+    }
+    cap->step_t[cap->n_step++] = t;
+    if (cap->same_pointers && i < cap->plan->graph.n_nodes && is_plan_node(cap->plan, i, t)) {
+        return i;
+    }
+    if (cap->same_pointers) {       /* from here on: record, and compare by structure */
+        cap->same_pointers = false;
+        for (int k = 0; k < i; k++) {
+            llorch_graph_add(&cap->rec, cap->step_t[k]);
+        }
+    }
+    if (llorch_graph_add(&cap->rec, t) < 0) {
+        llorch_capture_set_error(cap, "out of memory recording the graph");
+        return -1;
+    }
+    if (cap->diverged_at < 0 && !llorch_plan_matches(cap->plan, &cap->rec, i)) {
+        cap->diverged_at = i;
+    }
+    return i;
+}
+
+static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
+    if (t->op == GGML_OP_FLASH_ATTN_EXT) {
+        cap->report.flash_attn = true;
+    }
+    if (!cap->report.patched_names && llorch_identify_is_patch_name(t->name)) {
+        cap->report.patched_names = true;
+    }
+    if (cap->learning) {
+        cap->saw_output |= (t->flags & GGML_TENSOR_FLAG_OUTPUT) != 0;
+        if (llorch_graph_add(&cap->rec, t) < 0) {
+            cap->failed = 1;
+        }
+        return false;
+    }
+    if (cap->failed || cap->stop || cap->plan == NULL) {
+        return false;
+    }
+    int i = add_step_node(cap, t);
+    if (i < 0) {
+        return false;
+    }
+    bool point = cap->next_point < cap->plan->n_points && cap->plan->points[cap->next_point] == i;
+    return point && cap->diverged_at < 0;
+}
+
+bool llorch_capture_eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {
+    llorch_capture *cap = user_data;
+    if (asking) {
+        return ask(cap, t);
+    }
+    int node = cap->n_step - 1;
+    if (cap->plan == NULL || node < 0 || cap->step_t[node] != t) {
+        return true;
+    }
+    double start = llorch_now_seconds();
+    llorch_capture_point(cap, node);
+    cap->report.copy_seconds += llorch_now_seconds() - start;
+    return true;   /* never false: a false return only ends the current split; stopping is llorch_capture_abort_callback's job */
+}
+

@@ -1,0 +1,229 @@
+/* capture_copy.c - the data phase of a capture point: each planned tensor
+ * is gathered and converted into a buffer of the writer queue (the only
+ * work on the compute thread), held until the tensors of earlier nodes are
+ * in, then handed to the writer thread, printed (--stats) or dropped. */
+#define _POSIX_C_SOURCE 200809L
+#include "capture_internal.h"
+
+#include "convert.h"
+#include "util.h"
+
+#include <ggml-backend.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- the data phase -------------------------------------------------------- */
+
+/* Stats mode: one line per tensor, on the compute thread (a debug mode). */
+static void print_stats(llorch_capture *cap, const struct llorch_queue_item *item) {
+    const float *v = item->data;
+    size_t n = item->bytes / sizeof(float), nan = 0, inf = 0, finite = 0;
+    double mn = INFINITY, mx = -INFINITY, sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(v[i])) {
+            nan++;
+        } else if (isinf(v[i])) {
+            inf++;
+        } else {
+            mn = v[i] < mn ? v[i] : mn;
+            mx = v[i] > mx ? v[i] : mx;
+            sum += v[i];
+            finite++;
+        }
+    }
+    const struct llorch_ckpt_tensor *t = &item->tensor;
+    char shape[64];
+    int len = 0;
+    for (int i = 0; i < t->n_dims; i++) {
+        len += snprintf(shape + len, sizeof shape - (size_t) len, i ? ",%lld" : "%lld", (long long) t->shape[i]);
+    }
+    fprintf(cap->p.stats_out, "%-14s %5d %4d %-24s (%s) min %-12.6g max %-12.6g mean %-12.6g nan %zu inf %zu\n",
+            llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, item->graph_name, shape,
+            finite ? mn : 0.0, finite ? mx : 0.0, finite ? sum / (double) finite : 0.0, nan, inf);
+    cap->report.nonfinite += nan + inf;
+    if ((nan || inf) && cap->p.stop_at_nan) {
+        llorch_capture_set_error(cap, "%s (%s layer %d step %d) holds %zu NaN and %zu Inf values", item->graph_name,
+             llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, nan, inf);
+    }
+}
+
+/* "Qcur-0" seen again in this step becomes "Qcur-0#1", "Qcur-0#2", ... */
+static void unique_graph_name(llorch_capture *cap, const char *name, char *out, size_t size) {
+    for (int i = 0; i < cap->n_graph_names; i++) {
+        if (strcmp(cap->graph_names[i].name, name) == 0) {
+            snprintf(out, size, "%s#%d", name, cap->graph_names[i].count++);
+            return;
+        }
+    }
+    struct graph_name_count *grown = realloc(cap->graph_names, (size_t) (cap->n_graph_names + 1) * sizeof *grown);
+    if (grown != NULL) {
+        cap->graph_names = grown;
+        snprintf(grown[cap->n_graph_names].name, sizeof grown->name, "%s", name);
+        grown[cap->n_graph_names++].count = 1;
+    }
+    snprintf(out, size, "%s", name);
+}
+
+static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml_tensor *t,
+                                          const struct llorch_plan_item *pi, const struct llorch_layout *l,
+                                          enum llorch_ckpt_dtype dtype) {
+    struct llorch_queue_item *item = calloc(1, sizeof *item);
+    size_t bytes = llorch_convert_size(&l->g, dtype);
+    if (item != NULL) {
+        item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->chunk)
+                                        : malloc(bytes > 0 ? bytes : 1);
+    }
+    if (item == NULL || item->data == NULL) {
+        free(item);
+        llorch_capture_set_error(cap, "out of memory copying %s (%zu bytes); lower the model size or the selection", t->name, bytes);
+        return NULL;
+    }
+    item->bytes = bytes;
+    item->node = pi->node;
+    if (pi->kind == LLORCH_CKPT_GRAPH) {
+        unique_graph_name(cap, t->name, item->graph_name, sizeof item->graph_name);
+    } else {
+        snprintf(item->graph_name, sizeof item->graph_name, "%s", t->name);
+    }
+    snprintf(item->graph_op, sizeof item->graph_op, "%s", ggml_op_desc(t));
+    struct llorch_ckpt_tensor *d = &item->tensor;
+    d->kind = pi->kind;
+    d->layer = pi->layer;
+    d->step = cap->step;
+    d->pos_start = cap->pos_start;
+    d->n_pos = cap->n_tokens;
+    d->n_key = l->n_key;
+    d->n_dims = l->n_dims;
+    for (int i = 0; i < l->n_dims; i++) {
+        d->shape[i] = l->g.ne[l->n_dims - 1 - i];     /* numpy order: ne reversed */
+    }
+    d->dtype = dtype;
+    d->data = item->data;
+    d->graph_name = item->graph_name;
+    d->graph_op = item->graph_op;
+    d->axes = l->axes;
+    d->raw = l->raw;
+    return item;
+}
+
+/* The tensor's bytes in host memory: the tensor itself, or a copy. */
+static const void *host_bytes(llorch_capture *cap, const struct ggml_tensor *t, void **copy) {
+    *copy = NULL;
+    if (t->buffer == NULL || ggml_backend_buffer_is_host(t->buffer)) {
+        return t->data;
+    }
+    *copy = malloc(ggml_nbytes(t));
+    if (*copy == NULL) {
+        llorch_capture_set_error(cap, "out of memory copying %s from its device", t->name);
+        return NULL;
+    }
+    ggml_backend_tensor_get(t, *copy, 0, ggml_nbytes(t));
+    return *copy;
+}
+
+/* Drops an item that is not handed to the writer. */
+void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *item) {
+    if (cap->queue != NULL) {
+        llorch_queue_recycle(cap->queue, item);     /* no thread hand-off: its buffer is reused */
+    } else {
+        free(item->data);
+        free(item);
+    }
+}
+
+static void hold(llorch_capture *cap, struct llorch_queue_item *item) {
+    if (cap->n_held == cap->cap_held) {
+        int n = cap->cap_held != 0 ? cap->cap_held * 2 : 32;
+        struct llorch_queue_item **grown = realloc(cap->held, (size_t) n * sizeof *grown);
+        if (grown == NULL) {
+            llorch_capture_drop_item(cap, item);
+            llorch_capture_set_error(cap, "out of memory");
+            return;
+        }
+        cap->held = grown;
+        cap->cap_held = n;
+    }
+    int i = cap->n_held++;
+    while (i > 0 && cap->held[i - 1]->node > item->node) {   /* keep graph order */
+        cap->held[i] = cap->held[i - 1];
+        i--;
+    }
+    cap->held[i] = item;
+}
+
+/* Hands on every held item of a node before `before`, in graph order: the
+ * dump lists tensors in graph order although the cache windows are
+ * gathered later, when attention has read them. */
+void llorch_capture_release_held(llorch_capture *cap, int before) {
+    int n = 0;
+    while (n < cap->n_held && cap->held[n]->node < before) {
+        struct llorch_queue_item *item = cap->held[n++];
+        if (cap->failed) {
+            llorch_capture_drop_item(cap, item);
+        } else if (cap->p.sink == LLORCH_CAPTURE_SINK_STATS) {
+            print_stats(cap, item);
+            llorch_capture_drop_item(cap, item);
+        } else if (cap->p.sink == LLORCH_CAPTURE_SINK_MEMORY) {
+            llorch_capture_drop_item(cap, item);                        /* copied, then dropped */
+        } else if (llorch_queue_push(cap->queue, item) != 0) {
+            llorch_capture_set_error(cap, "%s", cap->write_error);
+        }
+    }
+    if (n > 0) {
+        memmove(cap->held, cap->held + n, (size_t) (cap->n_held - n) * sizeof *cap->held);
+        cap->n_held -= n;
+    }
+}
+
+static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
+    const struct ggml_tensor *t = cap->step_t[pi->node];
+    struct llorch_layout l;
+    char why[256];
+    if (llorch_convert_layout(t, pi->kind, cap->pos_start, cap->n_tokens, cap->p.raw, &l, why, sizeof why) != 0) {
+        llorch_capture_set_error(cap, "%s; decode at most n_ubatch tokens per step (llorch_capture_begin_step) and mark every token "
+                  "of the batch as an output", why);
+        return;
+    }
+    if (!llorch_convert_supported(t, &l.g)) {
+        llorch_capture_set_error(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name, ggml_type_name(t->type));
+        return;
+    }
+    bool native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_SINK_STATS;
+    struct llorch_queue_item *item = new_item(cap, t, pi, &l, llorch_convert_dtype(t->type, native));
+    void *copy;
+    const void *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
+    if (host == NULL) {
+        if (item != NULL) {
+            llorch_capture_drop_item(cap, item);
+        }
+        return;
+    }
+    llorch_convert_gather(t, host, &l.g, item->tensor.dtype, item->data);
+    free(copy);
+    cap->report.tensors++;
+    cap->report.bytes += item->bytes;
+    cap->report.kind_tensors[pi->kind]++;
+    cap->report.kind_bytes[pi->kind] += item->bytes;
+    if (pi->kind != LLORCH_CKPT_GRAPH && pi->layer >= -1 && pi->layer < cap->n_layer) {
+        cap->ever[llorch_capture_ever_index(cap, pi->kind, pi->layer)] = true;
+    }
+    hold(cap, item);
+}
+
+/* The data phase of capture point `node`. */
+void llorch_capture_point(llorch_capture *cap, int node) {
+    const struct llorch_plan *plan = cap->plan;
+    while (cap->next_item < plan->n_items && plan->items[cap->next_item].at == node && !cap->failed) {
+        capture_item(cap, &plan->items[cap->next_item++]);
+    }
+    cap->next_point++;
+    /* what is still to come has nodes at or after the next item's */
+    int before = INT32_MAX;
+    for (int i = cap->next_item; i < plan->n_items; i++) {
+        before = plan->items[i].node < before ? plan->items[i].node : before;
+    }
+    llorch_capture_release_held(cap, before);
+}
+

@@ -1,0 +1,82 @@
+/* extractor.h - what the files of llorch-checkpoint-extractor share.
+ *   extractor.c           main(): options, then each stage in order; errors, log, signals
+ *   extractor_model.c     the model (and --rpc servers), the tokens
+ *   extractor_run.c       selection, flash attention, output, capture, context, the decode steps
+ *   extractor_manifest.c  the manifest and the summary
+ *   extractor_settings.c  the manifest's settings as JSON
+ *   extractor_options.c   the command line */
+#ifndef LLORCH_EXTRACTOR_H
+#define LLORCH_EXTRACTOR_H
+
+#include "extractor_options.h"
+#include "llorch_capture.h"
+#include "llorch_checkpoint.h"
+
+#include <ggml-cpu.h>
+#include <ggml.h>
+#include <llama.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#define PROG "llorch-checkpoint-extractor"
+
+#ifndef LLORCH_LLAMA_COMMIT
+#define LLORCH_LLAMA_COMMIT "unknown"
+#endif
+#ifndef LLORCH_LLAMA_SOURCE
+#define LLORCH_LLAMA_SOURCE "unknown"
+#endif
+#ifndef LLORCH_LLAMA_PATCHED
+#define LLORCH_LLAMA_PATCHED 0
+#endif
+
+/* Everything one run holds; freed by run_free(). */
+struct run {
+    struct extractor_options opt;
+    struct llama_model      *model;
+    struct llama_context    *ctx;
+    struct ggml_threadpool  *threadpool;
+    const struct llama_vocab *vocab;
+    llama_token             *tokens;      /* prompt + generated */
+    int                      n_prompt, n_tokens, n_alloc;
+    char                    *prompt_text; /* -p or -f contents */
+    llorch_ckpt_selection   *selection;
+    llorch_ckpt_writer      *writer;
+    llorch_capture          *capture;
+    enum llama_flash_attn_type fa;
+    const char              *fa_reason;
+    bool                     fa_notice;
+    int                      n_ctx, n_chunk, steps;
+    double                   decode_seconds;
+};
+
+/* extractor.c */
+/* Prints one line naming the input and the fix; returns 2, the exit
+ * status for bad input. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+int exit_bad_input(const char *fmt, ...);
+/* llama.cpp's first logged error, or a hint to run with -v. */
+const char *llama_reason(void);
+/* Set by SIGINT: the steps stop, the dump is finished as incomplete. */
+extern volatile sig_atomic_t interrupted;
+
+/* extractor_model.c */
+int load_model(struct run *r);
+int get_tokens(struct run *r);
+
+/* extractor_run.c */
+int make_selection(struct run *r);
+int choose_flash_attn(struct run *r);
+enum llorch_ckpt_form chosen_form(const struct run *r);
+int open_output(struct run *r);
+int create_capture(struct run *r);
+int create_context(struct run *r);
+int run_steps(struct run *r);
+
+/* extractor_manifest.c */
+int  write_manifest(struct run *r, bool complete, const char *status);
+void print_summary(const struct run *r);
+
+#endif

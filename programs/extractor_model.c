@@ -1,0 +1,199 @@
+/* extractor_model.c - the model (checked to be a GGUF file, loaded with
+ * any --rpc servers registered first) and the token ids (a prompt, a
+ * prompt file, or --tokens). */
+#define _POSIX_C_SOURCE 200809L
+#include "extractor.h"
+
+#include <errno.h>
+#include <ggml-backend.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* --- model --------------------------------------------------------------- */
+
+/* ggml's RPC client aborts the process when a server cannot be reached;
+ * check first, so that a wrong address is one line and exit status 2. */
+static bool rpc_reachable(const char *endpoint) {
+    char host[256];
+    snprintf(host, sizeof host, "%s", endpoint);
+    char *colon = strrchr(host, ':');
+    if (colon == NULL || colon == host || colon[1] == '\0') {
+        return false;
+    }
+    *colon = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
+        return false;
+    }
+    bool ok = false;
+    for (struct addrinfo *a = res; a != NULL && !ok; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        ok = fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* --rpc: registers each server as a device, as llama.cpp's own --rpc does.
+ * Its tensors then live in remote buffers, which capture reads back with
+ * ggml_backend_tensor_get. */
+static int add_rpc_servers(const char *list) {
+    ggml_backend_reg_t rpc = ggml_backend_reg_by_name("RPC");
+    void *symbol = rpc != NULL ? ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server") : NULL;
+    typedef ggml_backend_reg_t (*add_server_fn)(const char *endpoint);
+    add_server_fn add = NULL;
+    if (symbol != NULL) {
+        memcpy(&add, &symbol, sizeof add);   /* POSIX: a symbol's address converts to a function pointer */
+    }
+    if (add == NULL) {
+        return exit_bad_input("--rpc %s: this llama.cpp was built without the RPC backend; rebuild it with -DGGML_RPC=ON",
+                    list);
+    }
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", list);
+    char *save = NULL;
+    for (char *server = strtok_r(copy, ",", &save); server != NULL; server = strtok_r(NULL, ",", &save)) {
+        if (!rpc_reachable(server)) {
+            return exit_bad_input("--rpc: cannot connect to RPC server '%s'; start one (llama.cpp's rpc-server) or fix "
+                        "the HOST:PORT", server);
+        }
+        ggml_backend_reg_t reg = add(server);
+        if (reg == NULL) {
+            return exit_bad_input("--rpc: cannot reach RPC server '%s'; start one (llama.cpp's rpc-server) or fix the address",
+                        server);
+        }
+        ggml_backend_register(reg);
+    }
+    return 0;
+}
+
+int load_model(struct run *r) {
+    if (r->opt.rpc != NULL && add_rpc_servers(r->opt.rpc) != 0) {
+        return 2;
+    }
+    struct stat st;
+    if (stat(r->opt.model, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return exit_bad_input("model '%s' not found; check the path given with -m", r->opt.model);
+    }
+    FILE *f = fopen(r->opt.model, "rb");
+    char magic[4] = {0};
+    size_t got = f != NULL ? fread(magic, 1, 4, f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    if (got != 4 || memcmp(magic, "GGUF", 4) != 0) {
+        return exit_bad_input("model '%s' is not a GGUF file; convert it with llama.cpp's convert_hf_to_gguf.py",
+                    r->opt.model);
+    }
+    struct llama_model_params mp = llama_model_default_params();
+    mp.use_extra_bufts = r->opt.repack;
+    if (r->opt.n_gpu_layers >= 0) {
+        mp.n_gpu_layers = r->opt.n_gpu_layers;
+    }
+    r->model = llama_model_load_from_file(r->opt.model, mp);
+    if (r->model == NULL) {
+        return exit_bad_input("cannot load model '%s' (llama.cpp: %s): the file is corrupt, truncated or of an "
+                    "unsupported architecture; check or re-create it", r->opt.model, llama_reason());
+    }
+    r->vocab = llama_model_get_vocab(r->model);
+    return 0;
+}
+
+/* --- tokens -------------------------------------------------------------- */
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf != NULL && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *grown = realloc(buf, cap *= 2);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = grown;
+        }
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+static int tokenize_prompt(struct run *r) {
+    const char *text = r->opt.prompt;
+    if (r->opt.prompt_file != NULL) {
+        r->prompt_text = read_file(r->opt.prompt_file);
+        if (r->prompt_text == NULL) {
+            return exit_bad_input("cannot read prompt file '%s': %s; check the path given with -f", r->opt.prompt_file,
+                        strerror(errno));
+        }
+        text = r->prompt_text;
+    } else {
+        r->prompt_text = strdup(text);
+    }
+    int len = (int) strlen(text);
+    int n = -llama_tokenize(r->vocab, text, len, NULL, 0, true, false);
+    r->n_alloc = n + r->opt.n_predict + 1;
+    r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
+    if (r->tokens == NULL || llama_tokenize(r->vocab, text, len, r->tokens, n, true, false) != n) {
+        return exit_bad_input("cannot tokenize the prompt; check that it is valid UTF-8");
+    }
+    r->n_prompt = n;
+    return 0;
+}
+
+static int parse_token_ids(struct run *r) {
+    int n_vocab = llama_vocab_n_tokens(r->vocab);
+    size_t len = strlen(r->opt.tokens);
+    r->n_alloc = (int) len / 2 + 2 + r->opt.n_predict;
+    r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
+    if (r->tokens == NULL) {
+        return exit_bad_input("out of memory reading --tokens");
+    }
+    const char *p = r->opt.tokens;
+    while (*p != '\0') {
+        char *end;
+        errno = 0;
+        long id = strtol(p, &end, 10);
+        if (end == p || errno != 0 || (*end != ',' && *end != '\0')) {
+            return exit_bad_input("--tokens '%s' is not a comma-separated list of integers, e.g. 1,15043", r->opt.tokens);
+        }
+        if (id < 0 || id >= n_vocab) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "token id %ld is outside the vocabulary (0-%d)", id, n_vocab - 1);
+            return exit_bad_input("--tokens: %s; use ids of this model's vocabulary", msg);
+        }
+        r->tokens[r->n_prompt++] = (llama_token) id;
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (r->n_prompt == 0) {
+        return exit_bad_input("--tokens is empty; give at least one token id");
+    }
+    return 0;
+}
+
+int get_tokens(struct run *r) {
+    int rc = r->opt.tokens != NULL ? parse_token_ids(r) : tokenize_prompt(r);
+    if (rc == 0 && r->n_prompt == 0) {
+        return exit_bad_input("the prompt gives no tokens; give a non-empty prompt");
+    }
+    r->n_tokens = r->n_prompt;
+    return rc;
+}
+

@@ -1,0 +1,269 @@
+/* extractor_run.c - from the selection to the last decode step: what to
+ * capture, flash attention, the output, the capture, the llama.cpp
+ * context, then every step (prompt chunks of -ub tokens, one step per
+ * generated token). */
+#define _POSIX_C_SOURCE 200809L
+#include "extractor.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* --- selection and settings ---------------------------------------------- */
+
+int make_selection(struct run *r) {
+    char err[512];
+    const char *checkpoints = r->opt.checkpoints;
+    if (checkpoints == NULL && r->opt.n_graph_regex > 0) {
+        checkpoints = "none";   /* only what the regexes match */
+    }
+    r->selection = llorch_ckpt_selection_create(checkpoints, r->opt.layers, err, sizeof err);
+    if (r->selection == NULL) {
+        return exit_bad_input("%s", err);
+    }
+    for (int i = 0; i < r->opt.n_graph_regex; i++) {
+        if (llorch_ckpt_selection_add_regex(r->selection, r->opt.graph_regex[i], err, sizeof err) != 0) {
+            return exit_bad_input("%s", err);
+        }
+    }
+    if (llorch_ckpt_selection_check(r->selection, llama_model_n_layer(r->model), err, sizeof err) != 0) {
+        return exit_bad_input("--layers: %s", err);
+    }
+    return 0;
+}
+
+static bool wants_scores(const struct run *r) {
+    int n_layer = llama_model_n_layer(r->model);
+    for (int il = 0; il < n_layer; il++) {
+        if (llorch_ckpt_selection_has(r->selection, LLORCH_CKPT_KQ_SOFT_MAX, il)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Flash attention hides the scores inside one fused node. */
+int choose_flash_attn(struct run *r) {
+    bool scores = wants_scores(r);
+    if (scores && r->opt.flash_attn == FA_ON) {
+        return exit_bad_input("kq_soft_max cannot be captured with -fa on: flash attention fuses the scores away; "
+                    "use -fa off or drop checkpoint 4");
+    }
+    if (scores) {
+        r->fa = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        r->fa_reason = r->opt.flash_attn == FA_OFF ? "off (-fa off)" : "off: kq_soft_max is requested";
+        r->fa_notice = r->opt.flash_attn == FA_AUTO;   /* printed once the run starts */
+    } else {
+        r->fa = r->opt.flash_attn == FA_ON    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+                : r->opt.flash_attn == FA_OFF ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                              : LLAMA_FLASH_ATTN_TYPE_AUTO;
+        r->fa_reason = r->opt.flash_attn == FA_AUTO ? "auto (llama.cpp's default)" : "as given with -fa";
+    }
+    return 0;
+}
+
+static int parse_cache_type(const char *flag, const char *name, enum ggml_type *type) {
+    static const enum ggml_type allowed[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
+                                             GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                                             GGML_TYPE_IQ4_NL};
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        if (strcmp(ggml_type_name(allowed[i]), name) == 0) {
+            *type = allowed[i];
+            return 0;
+        }
+    }
+    return exit_bad_input("%s: unknown cache type '%s'; use f16, f32, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl", flag,
+                name);
+}
+
+/* --- output and capture --------------------------------------------------- */
+
+/* --format auto: a one-step run keeps its numbered files; a run of many
+ * steps goes into one .npz rather than thousands of small files. */
+enum llorch_ckpt_form chosen_form(const struct run *r) {
+    if (r->opt.form != FORM_AUTO) {
+        return (enum llorch_ckpt_form) r->opt.form;
+    }
+    int n_chunk = r->opt.n_ubatch < r->opt.n_batch ? r->opt.n_ubatch : r->opt.n_batch;
+    int steps = (r->n_prompt + n_chunk - 1) / n_chunk + r->opt.n_predict;
+    return steps > 1 && !r->opt.text ? LLORCH_CKPT_FORM_NPZ : LLORCH_CKPT_FORM_NPY;
+}
+
+int open_output(struct run *r) {
+    if (r->opt.stats || r->opt.sink == LLORCH_CAPTURE_SINK_MEMORY) {
+        return 0;
+    }
+    char err[1024];
+    struct llorch_ckpt_writer_options wo = {.text = r->opt.text, .form = chosen_form(r)};
+    r->writer = llorch_ckpt_writer_open(r->opt.output, &wo, err, sizeof err);
+    if (r->writer == NULL) {
+        return exit_bad_input("%s", err);
+    }
+    return 0;
+}
+
+int create_capture(struct run *r) {
+    char err[1024];
+    struct llorch_capture_params p = llorch_capture_default_params();
+    p.selection = r->selection;
+    p.writer = r->writer;
+    p.model = r->model;
+    p.sink = r->opt.stats ? LLORCH_CAPTURE_SINK_STATS : r->opt.sink;
+    p.identify = r->opt.identify;
+    p.raw = r->opt.raw;
+    p.native_dtype = r->opt.native_dtype;
+    p.queue_bytes = r->opt.queue_mb << 20;
+    p.stop_at_nan = r->opt.stop_at_nan;
+    p.split_each = r->opt.split_each;
+    p.stats_out = stdout;
+    r->capture = llorch_capture_create(&p, err, sizeof err);
+    if (r->capture == NULL) {
+        return exit_bad_input("%s", err);
+    }
+    return 0;
+}
+
+int create_context(struct run *r) {
+    int needed = r->n_prompt + r->opt.n_predict;
+    r->n_ctx = r->opt.n_ctx > 0 ? r->opt.n_ctx : (needed + 255) / 256 * 256;
+    if (needed > r->n_ctx) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%d prompt tokens plus -n %d exceed the context of %d", r->n_prompt,
+                 r->opt.n_predict, r->n_ctx);
+        return exit_bad_input("%s; raise -c or shorten the prompt", msg);
+    }
+    r->n_chunk = r->opt.n_ubatch < r->opt.n_batch ? r->opt.n_ubatch : r->opt.n_batch;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t) r->n_ctx;
+    cp.n_batch = (uint32_t) r->opt.n_batch;
+    cp.n_ubatch = (uint32_t) r->n_chunk;
+    cp.n_threads = r->opt.threads;
+    cp.n_threads_batch = r->opt.threads;
+    cp.flash_attn_type = r->fa;
+    if (parse_cache_type("-ctk", r->opt.cache_type_k, &cp.type_k) != 0 ||
+        parse_cache_type("-ctv", r->opt.cache_type_v, &cp.type_v) != 0) {
+        return 2;
+    }
+    llorch_capture_attach(r->capture, &cp);
+    r->ctx = llama_init_from_model(r->model, cp);
+    if (r->ctx == NULL) {
+        return exit_bad_input("llama.cpp could not create a context for '%s' (llama.cpp: %s); a quantized V cache "
+                    "needs -fa on", r->opt.model, llama_reason());
+    }
+    /* Each capture point ends a graph split. Without a threadpool (and
+     * without OpenMP) ggml would start its worker threads anew for each
+     * split; with one they wait between splits, polling briefly first
+     * (ggml's default level), as a split's end is soon followed by the next
+     * one's start. The writer thread runs at idle priority, so the polling
+     * does not hold it back. */
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default(r->opt.threads);
+    r->threadpool = ggml_threadpool_new(&tpp);
+    if (r->threadpool != NULL) {
+        llama_attach_threadpool(r->ctx, r->threadpool, r->threadpool);
+    }
+    return 0;
+}
+
+/* --- the decode steps ----------------------------------------------------- */
+
+/* Every batch size the run decodes: prompt chunks, the last chunk, and one
+ * token per generated step. The capture records each graph once, before the
+ * first decode, to plan which nodes to read. */
+static int prepare_steps(struct run *r) {
+    int sizes[3] = {r->n_prompt < r->n_chunk ? r->n_prompt : r->n_chunk, r->n_prompt % r->n_chunk,
+                    r->opt.n_predict > 0 ? 1 : 0};
+    for (int i = 0; i < 3; i++) {
+        if (sizes[i] > 0 && llorch_capture_prepare(r->capture, r->ctx, sizes[i]) != 0) {
+            fprintf(stderr, PROG ": error: %s\n", llorch_capture_error(r->capture));
+            return 1;
+        }
+    }
+    if (r->opt.dump_graph != NULL) {
+        FILE *f = fopen(r->opt.dump_graph, "w");
+        if (f == NULL) {
+            return exit_bad_input("cannot write --dump-graph '%s': %s; choose a writable path", r->opt.dump_graph,
+                        strerror(errno)) != 0;
+        }
+        llorch_capture_print_plans(r->capture, f);
+        fclose(f);
+    }
+    return 0;
+}
+
+/* One llama_decode of tokens[pos .. pos+n), every token an output. */
+static int decode_step(struct run *r, int pos, int n) {
+    struct llama_batch b = llama_batch_init(n, 0, 1);
+    for (int i = 0; i < n; i++) {
+        b.token[i] = r->tokens[pos + i];
+        b.pos[i] = pos + i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;    /* else the last layer keeps only the output rows */
+    }
+    b.n_tokens = n;
+    llorch_capture_begin_step(r->capture, pos, n);
+    double start = llorch_now_seconds();
+    int rc = llama_decode(r->ctx, b);
+    r->decode_seconds += llorch_now_seconds() - start;
+    llama_batch_free(b);
+    int capture_rc = llorch_capture_end_step(r->capture);
+    r->steps++;
+    if (rc != 0 || capture_rc != 0) {
+        return rc == 2 && interrupted ? 130 : 1;
+    }
+    return 0;
+}
+
+static llama_token greedy_next(struct run *r) {
+    const float *logits = llama_get_logits_ith(r->ctx, -1);
+    int n_vocab = llama_vocab_n_tokens(r->vocab);
+    int best = 0;
+    for (int i = 1; i < n_vocab; i++) {
+        if (logits[i] > logits[best]) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+static void show_progress(const struct run *r, int done, int total) {
+    if (!r->opt.progress && !isatty(STDERR_FILENO)) {
+        return;
+    }
+    struct llorch_capture_report rep;
+    llorch_capture_get_report(r->capture, &rep);
+    fprintf(stderr, "%sstep %d: %d/%d tokens, %zu tensors, %.1f MB%s", r->opt.progress ? "" : "\r", r->steps, done,
+            total, rep.tensors, (double) rep.bytes / 1e6, r->opt.progress ? "\n" : "");
+}
+
+int run_steps(struct run *r) {
+    int total = r->n_prompt + r->opt.n_predict;
+    if (prepare_steps(r) != 0) {
+        return 1;
+    }
+    for (int pos = 0; pos < r->n_prompt && !interrupted; pos += r->n_chunk) {
+        int n = r->n_prompt - pos < r->n_chunk ? r->n_prompt - pos : r->n_chunk;
+        int rc = decode_step(r, pos, n);
+        if (rc != 0) {
+            return rc;
+        }
+        show_progress(r, pos + n, total);
+    }
+    for (int i = 0; i < r->opt.n_predict && !interrupted; i++) {
+        r->tokens[r->n_tokens] = greedy_next(r);
+        int rc = decode_step(r, r->n_tokens++, 1);
+        if (rc != 0) {
+            return rc;
+        }
+        show_progress(r, r->n_tokens, total);
+    }
+    if (!r->opt.progress && isatty(STDERR_FILENO)) {
+        fprintf(stderr, "\n");
+    }
+    return interrupted ? 130 : 0;
+}
+

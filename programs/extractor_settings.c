@@ -1,0 +1,50 @@
+/* extractor_settings.c - the manifest's "settings" and "llama_cpp" objects,
+ * built with cJSON: any value (a path with quotes, a long one) stays valid,
+ * untruncated JSON. */
+#include "extractor_settings.h"
+
+#include <cjson/cJSON.h>
+
+static char *print_and_delete(cJSON *o) {
+    char *text = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return text;
+}
+
+char *extractor_settings_json(const struct extractor_settings *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "threads", s->threads);
+    cJSON_AddNumberToObject(o, "n_ctx", s->n_ctx);
+    cJSON_AddNumberToObject(o, "n_batch", s->n_batch);
+    cJSON_AddNumberToObject(o, "n_ubatch", s->n_ubatch);
+    cJSON_AddStringToObject(o, "type_k", s->type_k);
+    cJSON_AddStringToObject(o, "type_v", s->type_v);
+    cJSON_AddBoolToObject(o, "flash_attn", s->flash_attn);
+    cJSON_AddStringToObject(o, "flash_attn_reason", s->flash_attn_reason);
+    cJSON_AddBoolToObject(o, "repack", s->repack);
+    cJSON_AddStringToObject(o, "numerics",
+                            s->repack ? "cpu-specific: weights repacked for this CPU's kernels; other CPUs give "
+                                        "other results"
+                                      : "portable: no weight repacking (ggml's standard CPU kernels)");
+    cJSON_AddNumberToObject(o, "n_gpu_layers", s->n_gpu_layers);
+    cJSON_AddNumberToObject(o, "seed", s->seed);
+    cJSON_AddNumberToObject(o, "n_predict", s->n_predict);
+    cJSON_AddBoolToObject(o, "raw", s->raw);
+    cJSON_AddStringToObject(o, "dtype", s->native_dtype ? "native" : "f32");
+    cJSON_AddStringToObject(o, "identify", s->identify_structure ? "structure" : "auto");
+    cJSON_AddNumberToObject(o, "steps", s->steps);
+    return print_and_delete(o);
+}
+
+char *extractor_llama_cpp_json(const char *commit, const char *source, int patched, bool names_seen) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "commit", commit);
+    cJSON_AddStringToObject(o, "source", source);
+    if (patched < 0) {
+        cJSON_AddNullToObject(o, "patched");
+    } else {
+        cJSON_AddBoolToObject(o, "patched", patched != 0);
+    }
+    cJSON_AddBoolToObject(o, "patch_names_seen", names_seen);
+    return print_and_delete(o);
+}

@@ -1,0 +1,27 @@
+/* extractor_settings.h - the manifest's "settings" and "llama_cpp" objects
+ * of an extractor run, as JSON text. */
+#ifndef LLORCH_EXTRACTOR_SETTINGS_H
+#define LLORCH_EXTRACTOR_SETTINGS_H
+
+#include <stdbool.h>
+
+/* Every setting that changes numbers (docs/FORMAT.md, "settings"). */
+struct extractor_settings {
+    int         threads, n_ctx, n_batch, n_ubatch;
+    const char *type_k, *type_v;
+    bool        flash_attn;
+    const char *flash_attn_reason;
+    bool        repack;
+    int         n_gpu_layers;
+    unsigned    seed;
+    int         n_predict;
+    bool        raw, native_dtype, identify_structure;
+    int         steps;
+};
+
+/* JSON object texts; free() them. NULL when out of memory. */
+char *extractor_settings_json(const struct extractor_settings *s);
+/* patched: 1, 0, or -1 for unknown (an installed llama.cpp). */
+char *extractor_llama_cpp_json(const char *commit, const char *source, int patched, bool names_seen);
+
+#endif
