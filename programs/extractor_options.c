@@ -60,6 +60,8 @@ static void print_help(void) {
         "      --text              also write each tensor as .txt (one %%.9g value per line;\n"
         "                          npy form)\n"
         "      --raw               write cache and scores exactly as llama.cpp holds them\n"
+        "      --no-sync           do not fsync the files before the manifest (faster; after a\n"
+        "                          power loss a manifest may then name data that is not on disk)\n"
         "      --stats             print shape, min, max, mean, NaN/Inf per tensor; write nothing\n"
         "      --dump-graph FILE   write llama.cpp's graph of each step size to FILE, one line per\n"
         "                          node, with the checkpoint each node was identified as\n"
@@ -147,6 +149,7 @@ static bool is(const char *arg, const char *short_name, const char *long_name) {
 static int parse_switch(const char *arg, struct extractor_options *opt) {
     if (is(arg, NULL, "--raw")) { opt->raw = true; return 1; }
     if (is(arg, NULL, "--text")) { opt->text = true; return 1; }
+    if (is(arg, NULL, "--no-sync")) { opt->no_sync = true; return 1; }
     if (is(arg, NULL, "--stats")) { opt->stats = true; return 1; }
     if (is(arg, NULL, "--stop-at-nan")) { opt->stop_at_nan = true; return 1; }
     if (is(arg, NULL, "--split-each")) { opt->split_each = true; return 1; }

@@ -27,6 +27,7 @@ struct extractor_options {
     bool        raw;
     bool        native_dtype;
     bool        text;
+    bool        no_sync;
     int         form;            /* enum llorch_ckpt_form, or FORM_AUTO */
     bool        stats;
     bool        stop_at_nan;

@@ -98,7 +98,7 @@ int open_output(struct run *r) {
         return 0;
     }
     char err[1024];
-    struct llorch_ckpt_writer_options wo = {.text = r->opt.text, .form = chosen_form(r)};
+    struct llorch_ckpt_writer_options wo = {.text = r->opt.text, .no_sync = r->opt.no_sync, .form = chosen_form(r)};
     r->writer = llorch_ckpt_writer_open(r->opt.output, &wo, err, sizeof err);
     if (r->writer == NULL) {
         return exit_bad_input("%s", err);
