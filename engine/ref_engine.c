@@ -11,6 +11,7 @@
  * Exit status: 0 done, 1 failed while running (e.g. a write error),
  * 2 bad input (model, tokens, flags), with one line saying what to fix.
  */
+#include "cli.h"
 #include "llorch_checkpoint.h"
 #include "ref_checkpoints.h"
 #include "ref_forward.h"
@@ -22,12 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRODUCER "llorch-ref-engine " LLORCH_CKPT_VERSION
+#define PROGRAM "llorch-ref-engine"
+#define PRODUCER PROGRAM " " LLORCH_CKPT_VERSION
 #define EXIT_BAD_INPUT 2
 
 struct cli {
     const char      *model;
-    const char      *tokens;        /* --tokens 1,2,3            */
+    int32_t         *token_ids;     /* --tokens 1,2,3, parsed     */
+    int              n_token_ids;
     const char      *tokens_file;   /* --tokens-file tokens.npy  */
     const char      *out_dir;
     const char      *checkpoints;   /* --checkpoints, default all */
@@ -84,85 +87,100 @@ static int bad_input(const char *message) {
 
 /* ---- command line ------------------------------------------------------ */
 
-static int parse_count(const char *flag, const char *value, int min, int *out) {
-    char *end;
-    long v = strtol(value, &end, 10);
-    if (*value == '\0' || *end != '\0' || v < min || v > 1000000) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s '%s' is not a number >= %d; give e.g. %s %d", flag, value, min, flag, min + 1);
-        return bad_input(msg);
+enum option_id {
+    OPT_TEXT, OPT_MODEL, OPT_TOKENS, OPT_TOKENS_FILE, OPT_OUT, OPT_CHECKPOINTS, OPT_LAYERS, OPT_N_PREDICT, OPT_UBATCH,
+    OPT_KV_TYPE, OPT_GELU, OPT_FAULT,
+};
+
+static const struct cli_option cli_options[] = {
+    {NULL, "--text", CLI_SWITCH, OPT_TEXT},
+    {"-m", "--model", CLI_VALUE, OPT_MODEL},
+    {NULL, "--tokens", CLI_VALUE, OPT_TOKENS},
+    {NULL, "--tokens-file", CLI_VALUE, OPT_TOKENS_FILE},
+    {"-o", "--output", CLI_VALUE, OPT_OUT},
+    {NULL, "--checkpoints", CLI_VALUE, OPT_CHECKPOINTS},
+    {NULL, "--layers", CLI_VALUE, OPT_LAYERS},
+    {"-n", "--n-predict", CLI_VALUE, OPT_N_PREDICT},
+    {"-ub", "--ubatch-size", CLI_VALUE, OPT_UBATCH},
+    {NULL, "--kv-type", CLI_VALUE, OPT_KV_TYPE},
+    {NULL, "--gelu", CLI_VALUE, OPT_GELU},
+    {NULL, "--fault", CLI_VALUE, OPT_FAULT},
+    {NULL, NULL, CLI_SWITCH, 0},
+};
+
+static int parse_count(const char *flag, const char *value, long min, int *out) {
+    long v;
+    int rc = cli_int(PROGRAM, flag, value, min, 1000000, &v);
+    if (rc == 0) {
+        *out = (int) v;
     }
-    *out = (int) v;
-    return 0;
+    return rc;
 }
 
-static bool takes_value(const char *flag) {
-    static const char *const flags[] = {"-m", "--tokens", "--tokens-file", "-o", "--checkpoints", "--layers",
-                                        "-n", "-ub", "--kv-type", "--gelu", "--fault"};
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        if (strcmp(flag, flags[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* One flag with its value at argv[*i + 1]. Returns 0 or an exit status. */
-static int parse_flag(struct cli *cli, int argc, char **argv, int *i) {
-    const char *flag = argv[*i];
+/* One option with its value. Returns 0 or an exit status. */
+static int apply_option(struct cli *cli, int id, const char *flag, const char *value) {
+    const char **strings[] = {NULL, &cli->model, NULL, &cli->tokens_file, &cli->out_dir, &cli->checkpoints,
+                              &cli->layers};
     char err[512];
-    if (strcmp(flag, "--text") == 0) {
-        cli->text = true;
-        return 0;
+    switch (id) {
+        case OPT_TEXT:
+            cli->text = true;
+            return 0;
+        case OPT_N_PREDICT:
+            return parse_count(flag, value, 0, &cli->n_predict);
+        case OPT_UBATCH:
+            return parse_count(flag, value, 1, &cli->n_ubatch);
+        case OPT_KV_TYPE:
+            if (strcmp(value, "f32") != 0 && strcmp(value, "f16") != 0) {
+                return cli_usage_error(PROGRAM, "--kv-type '%s' is not supported; use f32 or f16", value);
+            }
+            cli->kv_f16 = strcmp(value, "f16") == 0;
+            return 0;
+        case OPT_GELU:
+            if (strcmp(value, "tanh") != 0 && strcmp(value, "f16-table") != 0) {
+                return cli_usage_error(PROGRAM, "--gelu '%s' is not supported; use tanh or f16-table", value);
+            }
+            cli->options.gelu_f16_table = strcmp(value, "f16-table") == 0;
+            return 0;
+        case OPT_FAULT:
+            return ref_parse_fault(value, &cli->options.fault, err, sizeof err) == 0 ? 0 : bad_input(err);
+        case OPT_TOKENS:
+            free(cli->token_ids);
+            cli->token_ids = NULL;
+            return cli_token_list(PROGRAM, flag, value, &cli->token_ids, &cli->n_token_ids);
+        default:
+            *strings[id] = value;
+            return 0;
     }
-    if (!takes_value(flag)) {
-        snprintf(err, sizeof err, "unknown option '%s'; see --help", flag);
-        return bad_input(err);
-    }
-    if (*i + 1 >= argc) {
-        snprintf(err, sizeof err, "%s needs a value; see --help", flag);
-        return bad_input(err);
-    }
-    const char *value = argv[++*i];
-    if (strcmp(flag, "-m") == 0) { cli->model = value; return 0; }
-    if (strcmp(flag, "--tokens") == 0) { cli->tokens = value; return 0; }
-    if (strcmp(flag, "--tokens-file") == 0) { cli->tokens_file = value; return 0; }
-    if (strcmp(flag, "-o") == 0) { cli->out_dir = value; return 0; }
-    if (strcmp(flag, "--checkpoints") == 0) { cli->checkpoints = value; return 0; }
-    if (strcmp(flag, "--layers") == 0) { cli->layers = value; return 0; }
-    if (strcmp(flag, "-n") == 0) { return parse_count(flag, value, 0, &cli->n_predict); }
-    if (strcmp(flag, "-ub") == 0) { return parse_count(flag, value, 1, &cli->n_ubatch); }
-    if (strcmp(flag, "--kv-type") == 0) {
-        if (strcmp(value, "f32") != 0 && strcmp(value, "f16") != 0) {
-            snprintf(err, sizeof err, "--kv-type '%s' is not supported; use f32 or f16", value);
-            return bad_input(err);
-        }
-        cli->kv_f16 = strcmp(value, "f16") == 0;
-        return 0;
-    }
-    if (strcmp(flag, "--gelu") == 0) {
-        if (strcmp(value, "tanh") != 0 && strcmp(value, "f16-table") != 0) {
-            snprintf(err, sizeof err, "--gelu '%s' is not supported; use tanh or f16-table", value);
-            return bad_input(err);
-        }
-        cli->options.gelu_f16_table = strcmp(value, "f16-table") == 0;
-        return 0;
-    }
-    if (strcmp(flag, "--fault") == 0) {
-        return ref_parse_fault(value, &cli->options.fault, err, sizeof err) == 0 ? 0 : bad_input(err);
-    }
-    return 0;  /* not reached: takes_value() lists the flags handled above */
 }
 
 /* Returns 0, or an exit status (EXIT_SUCCESS for --help). */
 static int parse_args(struct cli *cli, int argc, char **argv) {
     *cli = (struct cli){.checkpoints = "all", .layers = "all", .options = {.fault = {REF_FAULT_NONE, -1}}};
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+    int i = 1;
+    for (;;) {
+        const char *value;
+        char flag[64]; /* the option as given, without "=VALUE", for messages */
+        snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
+        int id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
+        if (id == CLI_END) {
+            break;
+        }
+        if (id == CLI_HELP) {
             usage(stdout);
             return -1;
         }
-        int rc = parse_flag(cli, argc, argv, &i);
+        if (id == CLI_VERSION) {
+            printf("%s\n", PRODUCER);
+            return -1;
+        }
+        if (id == CLI_POSITIONAL) {
+            return cli_usage_error(PROGRAM, "unexpected argument '%s'; see --help", value);
+        }
+        if (id == CLI_ERROR) {
+            return EXIT_BAD_INPUT;
+        }
+        int rc = apply_option(cli, id, flag, value);
         if (rc != 0) {
             return rc;
         }
@@ -170,7 +188,7 @@ static int parse_args(struct cli *cli, int argc, char **argv) {
     if (cli->model == NULL || cli->out_dir == NULL) {
         return bad_input("-m MODEL.gguf and -o DUMP_DIR are required; see --help");
     }
-    if ((cli->tokens == NULL) == (cli->tokens_file == NULL)) {
+    if ((cli->token_ids == NULL) == (cli->tokens_file == NULL)) {
         return bad_input("give the input as exactly one of --tokens 1,2,3 or --tokens-file tokens.npy");
     }
     return 0;
@@ -180,9 +198,14 @@ static int parse_args(struct cli *cli, int argc, char **argv) {
 
 static int read_tokens(struct engine *e, char *err, size_t err_size) {
     int32_t *prompt = NULL;
-    int rc = e->cli.tokens != NULL
-                 ? ref_parse_token_list(e->cli.tokens, &prompt, &e->n_prompt, err, err_size)
-                 : ref_read_token_file(e->cli.tokens_file, &prompt, &e->n_prompt, err, err_size);
+    int rc = 0;
+    if (e->cli.token_ids != NULL) {
+        prompt = e->cli.token_ids;      /* parsed with the command line */
+        e->n_prompt = e->cli.n_token_ids;
+        e->cli.token_ids = NULL;
+    } else {
+        rc = ref_read_token_file(e->cli.tokens_file, &prompt, &e->n_prompt, err, err_size);
+    }
     if (rc != 0) {
         return -1;
     }
@@ -374,6 +397,7 @@ static void engine_free(struct engine *e) {
     ref_kv_cache_free(&e->cache);
     ref_model_free(&e->model);
     free(e->tokens);
+    free(e->cli.token_ids);
     free(e->logits);
 }
 
@@ -381,6 +405,7 @@ int main(int argc, char **argv) {
     static struct engine e;  /* static: zeroed, and off the stack */
     int rc = parse_args(&e.cli, argc, argv);
     if (rc != 0) {
+        free(e.cli.token_ids);
         return rc < 0 ? EXIT_SUCCESS : rc;
     }
     rc = prepare(&e);

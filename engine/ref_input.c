@@ -1,5 +1,5 @@
 /*
- * ref_input.c - token ids and fault specs from the command line.
+ * ref_input.c - token ids from a .npy file, and fault specs.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ref_input.h"
@@ -11,63 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- --tokens 1,2,3 ---------------------------------------------------- */
+/* ---- --tokens-file tokens.npy ----------------------------------------- */
 
-static int parse_token(const char *s, const char *end, int32_t *out) {
-    char buf[32];
-    size_t len = (size_t) (end - s);
-    if (len == 0 || len >= sizeof buf) {
-        return -1;
-    }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *stop;
-    errno = 0;
-    long long v = strtoll(buf, &stop, 10);
-    bool starts_right = isdigit((unsigned char) buf[0]) || buf[0] == '-';  /* no spaces, no '+' */
-    if (!starts_right || *stop != '\0' || errno != 0 || v < INT32_MIN || v > INT32_MAX) {
-        return -1;
-    }
-    *out = (int32_t) v;
-    return 0;
-}
-
-int ref_parse_token_list(const char *list, int32_t **tokens, int *n_tokens, char *err, size_t err_size) {
-    int capacity = 1;
-    for (const char *c = list; *c != '\0'; c++) {
-        capacity += *c == ',';
-    }
-    int32_t *out = malloc((size_t) capacity * sizeof *out);
-    if (out == NULL) {
-        snprintf(err, err_size, "out of memory");
-        return -1;
-    }
-    int n = 0;
-    for (const char *s = list;; n++) {
-        const char *end = strchr(s, ',');
-        if (end == NULL) {
-            end = s + strlen(s);
-        }
-        if (parse_token(s, end, &out[n]) != 0) {
-            snprintf(err, err_size, "--tokens '%s': '%.*s' is not a token id; give integers separated by commas, "
-                     "e.g. --tokens 1,15043,3186", list, (int) (end - s), s);
-            free(out);
-            return -1;
-        }
-        if (*end == '\0') {
-            break;
-        }
-        s = end + 1;
-    }
-    *tokens = out;
-    *n_tokens = n + 1;
-    return 0;
-}
-
-/* ---- --tokens-file tokens.npy ------------------------------------------ */
-
-/* Reads the .npy header: returns the element size (4 or 8) and the length
- * of a 1-D shape, or -1 with a reason. */
 static int parse_npy_header(FILE *f, long *count, const char **why) {
     unsigned char pre[10];
     if (fread(pre, 1, sizeof pre, f) != sizeof pre || memcmp(pre, "\x93NUMPY", 6) != 0) {

@@ -1,6 +1,7 @@
 /*
- * ref_input.h - the engine's command-line inputs: token ids (a list or a
- * .npy file) and the --fault spec.
+ * ref_input.h - the engine's inputs besides the command line's own
+ * grammar (programs/cli.h): token ids from a .npy file, their check against
+ * the vocabulary, and the --fault spec.
  */
 #ifndef REF_INPUT_H
 #define REF_INPUT_H
@@ -9,9 +10,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* "1,2,3" -> a malloc'd array. On error returns -1 with one line in err. */
-int ref_parse_token_list(const char *list, int32_t **tokens, int *n_tokens, char *err, size_t err_size);
 
 /* A 1-D .npy file of int32 or int64 (little-endian) token ids. */
 int ref_read_token_file(const char *path, int32_t **tokens, int *n_tokens, char *err, size_t err_size);

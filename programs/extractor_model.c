@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "extractor.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <ggml-backend.h>
 #include <netdb.h>
@@ -159,33 +161,24 @@ static int tokenize_prompt(struct run *r) {
 }
 
 static int parse_token_ids(struct run *r) {
+    int32_t *ids;
+    int n;
+    if (cli_token_list(PROG, "--tokens", r->opt.tokens, &ids, &n) != 0) {
+        return 2;
+    }
     int n_vocab = llama_vocab_n_tokens(r->vocab);
-    size_t len = strlen(r->opt.tokens);
-    r->n_alloc = (int) len / 2 + 2 + r->opt.n_predict;
+    r->n_alloc = n + r->opt.n_predict + 1;
     r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
-    if (r->tokens == NULL) {
-        return exit_bad_input("out of memory reading --tokens");
-    }
-    const char *p = r->opt.tokens;
-    while (*p != '\0') {
-        char *end;
-        errno = 0;
-        long id = strtol(p, &end, 10);
-        if (end == p || errno != 0 || (*end != ',' && *end != '\0')) {
-            return exit_bad_input("--tokens '%s' is not a comma-separated list of integers, e.g. 1,15043", r->opt.tokens);
+    for (int i = 0; i < n && r->tokens != NULL; i++) {
+        if (ids[i] >= n_vocab) {
+            free(ids);
+            return exit_bad_input("--tokens: token id %d is outside the vocabulary (0-%d); use ids of this model's "
+                                  "vocabulary", (int) ids[i], n_vocab - 1);
         }
-        if (id < 0 || id >= n_vocab) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "token id %ld is outside the vocabulary (0-%d)", id, n_vocab - 1);
-            return exit_bad_input("--tokens: %s; use ids of this model's vocabulary", msg);
-        }
-        r->tokens[r->n_prompt++] = (llama_token) id;
-        p = *end == ',' ? end + 1 : end;
+        r->tokens[r->n_prompt++] = (llama_token) ids[i];
     }
-    if (r->n_prompt == 0) {
-        return exit_bad_input("--tokens is empty; give at least one token id");
-    }
-    return 0;
+    free(ids);
+    return r->tokens != NULL ? 0 : exit_bad_input("out of memory reading --tokens");
 }
 
 int get_tokens(struct run *r) {

@@ -3,6 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "extractor_options.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -104,27 +106,6 @@ static void print_help(void) {
         "2 bad input, 130 interrupted (the manifest then says \"complete\": false).\n");
 }
 
-static int usage_error(const char *fmt, const char *a, const char *b) {
-    fprintf(stderr, PROG ": ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n");
-    return 2;
-}
-
-static int parse_int(const char *flag, const char *value, int min, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (*value == '\0' || *end != '\0' || errno != 0 || v < min || v > INT_MAX) {
-        char bound[32];
-        snprintf(bound, sizeof bound, "%d", min);
-        fprintf(stderr, PROG ": %s expects an integer >= %s, got '%s'\n", flag, bound, value);
-        return 2;
-    }
-    *out = (int) v;
-    return 0;
-}
-
 static void set_defaults(struct extractor_options *opt) {
     memset(opt, 0, sizeof *opt);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -141,93 +122,148 @@ static void set_defaults(struct extractor_options *opt) {
     opt->form = FORM_AUTO;
 }
 
-static bool is(const char *arg, const char *short_name, const char *long_name) {
-    return (short_name != NULL && strcmp(arg, short_name) == 0) || strcmp(arg, long_name) == 0;
+enum option_id {
+    OPT_RAW, OPT_TEXT, OPT_NO_SYNC, OPT_STATS, OPT_STOP_AT_NAN, OPT_SPLIT_EACH, OPT_NO_REPACK, OPT_REPACK,
+    OPT_VERBOSE, OPT_PROGRESS,
+    OPT_MODEL, OPT_PROMPT, OPT_FILE, OPT_TOKENS, OPT_OUTPUT, OPT_CHECKPOINTS, OPT_LAYERS, OPT_CACHE_K, OPT_CACHE_V,
+    OPT_RPC, OPT_DUMP_GRAPH, OPT_GRAPH_REGEX,
+    OPT_N_PREDICT, OPT_THREADS, OPT_CTX, OPT_BATCH, OPT_UBATCH, OPT_NGL, OPT_SEED, OPT_QUEUE_MB,
+    OPT_FLASH_ATTN, OPT_DTYPE, OPT_IDENTIFY, OPT_CAPTURE_TO, OPT_FORMAT,
+};
+
+static const struct cli_option options[] = {
+    {NULL, "--raw", CLI_SWITCH, OPT_RAW},
+    {NULL, "--text", CLI_SWITCH, OPT_TEXT},
+    {NULL, "--no-sync", CLI_SWITCH, OPT_NO_SYNC},
+    {NULL, "--stats", CLI_SWITCH, OPT_STATS},
+    {NULL, "--stop-at-nan", CLI_SWITCH, OPT_STOP_AT_NAN},
+    {NULL, "--split-each", CLI_SWITCH, OPT_SPLIT_EACH},
+    {NULL, "--no-repack", CLI_SWITCH, OPT_NO_REPACK},
+    {NULL, "--repack", CLI_SWITCH, OPT_REPACK},
+    {"-v", "--verbose", CLI_SWITCH, OPT_VERBOSE},
+    {NULL, "--progress", CLI_SWITCH, OPT_PROGRESS},
+    {"-m", "--model", CLI_VALUE, OPT_MODEL},
+    {"-p", "--prompt", CLI_VALUE, OPT_PROMPT},
+    {"-f", "--file", CLI_VALUE, OPT_FILE},
+    {NULL, "--tokens", CLI_VALUE, OPT_TOKENS},
+    {"-o", "--output", CLI_VALUE, OPT_OUTPUT},
+    {NULL, "--checkpoints", CLI_VALUE, OPT_CHECKPOINTS},
+    {NULL, "--layers", CLI_VALUE, OPT_LAYERS},
+    {"-ctk", "--cache-type-k", CLI_VALUE, OPT_CACHE_K},
+    {"-ctv", "--cache-type-v", CLI_VALUE, OPT_CACHE_V},
+    {NULL, "--rpc", CLI_VALUE, OPT_RPC},
+    {NULL, "--dump-graph", CLI_VALUE, OPT_DUMP_GRAPH},
+    {NULL, "--graph-regex", CLI_VALUE, OPT_GRAPH_REGEX},
+    {"-n", "--n-predict", CLI_VALUE, OPT_N_PREDICT},
+    {"-t", "--threads", CLI_VALUE, OPT_THREADS},
+    {"-c", "--ctx-size", CLI_VALUE, OPT_CTX},
+    {"-b", "--batch-size", CLI_VALUE, OPT_BATCH},
+    {"-ub", "--ubatch-size", CLI_VALUE, OPT_UBATCH},
+    {"-ngl", "--n-gpu-layers", CLI_VALUE, OPT_NGL},
+    {NULL, "--seed", CLI_VALUE, OPT_SEED},
+    {NULL, "--queue-mb", CLI_VALUE, OPT_QUEUE_MB},
+    {"-fa", "--flash-attn", CLI_VALUE, OPT_FLASH_ATTN},
+    {NULL, "--dtype", CLI_VALUE, OPT_DTYPE},
+    {NULL, "--identify", CLI_VALUE, OPT_IDENTIFY},
+    {NULL, "--capture-to", CLI_VALUE, OPT_CAPTURE_TO},
+    {NULL, "--format", CLI_VALUE, OPT_FORMAT},
+    {NULL, NULL, CLI_SWITCH, 0},
+};
+
+static void apply_switch(int id, struct extractor_options *opt) {
+    switch (id) {
+        case OPT_RAW: opt->raw = true; break;
+        case OPT_TEXT: opt->text = true; break;
+        case OPT_NO_SYNC: opt->no_sync = true; break;
+        case OPT_STATS: opt->stats = true; break;
+        case OPT_STOP_AT_NAN: opt->stop_at_nan = true; break;
+        case OPT_SPLIT_EACH: opt->split_each = true; break;
+        case OPT_NO_REPACK: opt->repack = false; break;
+        case OPT_REPACK: opt->repack = true; break;
+        case OPT_VERBOSE: opt->verbose = true; break;
+        case OPT_PROGRESS: opt->progress = true; break;
+        default: break;
+    }
 }
 
-/* Flags without a value. Returns 1 if arg was one. */
-static int parse_switch(const char *arg, struct extractor_options *opt) {
-    if (is(arg, NULL, "--raw")) { opt->raw = true; return 1; }
-    if (is(arg, NULL, "--text")) { opt->text = true; return 1; }
-    if (is(arg, NULL, "--no-sync")) { opt->no_sync = true; return 1; }
-    if (is(arg, NULL, "--stats")) { opt->stats = true; return 1; }
-    if (is(arg, NULL, "--stop-at-nan")) { opt->stop_at_nan = true; return 1; }
-    if (is(arg, NULL, "--split-each")) { opt->split_each = true; return 1; }
-    if (is(arg, NULL, "--no-repack")) { opt->repack = false; return 1; }
-    if (is(arg, NULL, "--repack")) { opt->repack = true; return 1; }
-    if (is(arg, "-v", "--verbose")) { opt->verbose = true; return 1; }
-    if (is(arg, NULL, "--progress")) { opt->progress = true; return 1; }
+/* The index of v in names (NULL-terminated), or -1. */
+static int choice(const char *v, const char *const *names) {
+    for (int i = 0; names[i] != NULL; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Options whose value is one of a few words. Returns 0 or an exit status. */
+static int apply_choice(int id, const char *flag, const char *v, struct extractor_options *opt) {
+    static const char *const fa[] = {"auto", "on", "off", NULL};
+    static const char *const dtype[] = {"f32", "native", NULL};
+    static const char *const identify[] = {"auto", "structure", NULL};
+    static const char *const sink[] = {"disk", "memory", NULL};
+    static const char *const form[] = {"auto", "npy", "npz", "safetensors", NULL};
+    static const char *const *const lists[] = {fa, dtype, identify, sink, form};
+    static const char *const expected[] = {"on, off or auto", "f32 or native", "auto or structure",
+                                           "disk or memory", "auto, npy, npz or safetensors"};
+    int which = id - OPT_FLASH_ATTN;
+    int k = choice(v, lists[which]);
+    if (k < 0) {
+        return cli_usage_error(PROG, "%s expects %s, got '%s'", flag, expected[which], v);
+    }
+    switch (id) {
+        case OPT_FLASH_ATTN: opt->flash_attn = k == 0 ? FA_AUTO : k == 1 ? FA_ON : FA_OFF; break;
+        case OPT_DTYPE: opt->native_dtype = k == 1; break;
+        case OPT_IDENTIFY: opt->identify = k == 0 ? LLORCH_CAPTURE_IDENTIFY_AUTO : LLORCH_CAPTURE_IDENTIFY_STRUCTURE; break;
+        case OPT_CAPTURE_TO: opt->sink = k == 0 ? LLORCH_CAPTURE_SINK_WRITE : LLORCH_CAPTURE_SINK_MEMORY; break;
+        default: opt->form = k == 0 ? FORM_AUTO : llorch_ckpt_form_from_name(v); break;
+    }
     return 0;
 }
 
-static int parse_enum_value(const char *flag, const char *v, struct extractor_options *opt) {
-    if (is(flag, "-fa", "--flash-attn")) {
-        if (strcmp(v, "on") == 0) { opt->flash_attn = FA_ON; return 0; }
-        if (strcmp(v, "off") == 0) { opt->flash_attn = FA_OFF; return 0; }
-        if (strcmp(v, "auto") == 0) { opt->flash_attn = FA_AUTO; return 0; }
-        return usage_error("%s expects on, off or auto, got '%s'", flag, v);
+/* Options with an integer value. Returns 0 or an exit status; nothing is
+ * stored unless the value parses. */
+static int apply_number(int id, const char *flag, const char *v, struct extractor_options *opt) {
+    static const long min[] = {0, 1, 0, 1, 1, -1, 0, 1};
+    static const long max[] = {INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, UINT_MAX, 1 << 20};
+    long n;
+    int rc = cli_int(PROG, flag, v, min[id - OPT_N_PREDICT], max[id - OPT_N_PREDICT], &n);
+    if (rc != 0) {
+        return rc;
     }
-    if (is(flag, NULL, "--dtype")) {
-        if (strcmp(v, "f32") == 0 || strcmp(v, "native") == 0) { opt->native_dtype = v[0] == 'n'; return 0; }
-        return usage_error("%s expects f32 or native, got '%s'", flag, v);
+    switch (id) {
+        case OPT_N_PREDICT: opt->n_predict = (int) n; break;
+        case OPT_THREADS: opt->threads = (int) n; break;
+        case OPT_CTX: opt->n_ctx = (int) n; break;
+        case OPT_BATCH: opt->n_batch = (int) n; break;
+        case OPT_UBATCH: opt->n_ubatch = (int) n; break;
+        case OPT_NGL: opt->n_gpu_layers = (int) n; break;
+        case OPT_SEED: opt->seed = (unsigned) n; break;
+        default: opt->queue_mb = (size_t) n; break;
     }
-    if (is(flag, NULL, "--format")) {
-        opt->form = strcmp(v, "auto") == 0 ? FORM_AUTO : llorch_ckpt_form_from_name(v);
-        if (strcmp(v, "auto") != 0 && opt->form < 0) {
-            return usage_error("%s expects auto, npy, npz or safetensors, got '%s'", flag, v);
-        }
-        return 0;
-    }
-    if (is(flag, NULL, "--identify")) {
-        if (strcmp(v, "auto") == 0) { opt->identify = LLORCH_CAPTURE_IDENTIFY_AUTO; return 0; }
-        if (strcmp(v, "structure") == 0) { opt->identify = LLORCH_CAPTURE_IDENTIFY_STRUCTURE; return 0; }
-        return usage_error("%s expects auto or structure, got '%s'", flag, v);
-    }
-    if (strcmp(v, "memory") == 0) {   /* --capture-to */
-        opt->sink = LLORCH_CAPTURE_SINK_MEMORY;
-        return 0;
-    }
-    if (strcmp(v, "disk") == 0) {
-        opt->sink = LLORCH_CAPTURE_SINK_WRITE;
-        return 0;
-    }
-    return usage_error("%s expects disk or memory, got '%s'", flag, v);
+    return 0;
 }
 
-/* Flags with a value. Returns -1 if arg is not one of them. */
-static int parse_valued(const char *arg, const char *v, struct extractor_options *opt) {
-    int q = 0;
-    if (is(arg, "-m", "--model")) { opt->model = v; return 0; }
-    if (is(arg, "-p", "--prompt")) { opt->prompt = v; return 0; }
-    if (is(arg, "-f", "--file")) { opt->prompt_file = v; return 0; }
-    if (is(arg, NULL, "--tokens")) { opt->tokens = v; return 0; }
-    if (is(arg, "-o", "--output")) { opt->output = v; return 0; }
-    if (is(arg, NULL, "--checkpoints")) { opt->checkpoints = v; return 0; }
-    if (is(arg, NULL, "--layers")) { opt->layers = v; return 0; }
-    if (is(arg, "-ctk", "--cache-type-k")) { opt->cache_type_k = v; return 0; }
-    if (is(arg, NULL, "--rpc")) { opt->rpc = v; return 0; }
-    if (is(arg, NULL, "--dump-graph")) { opt->dump_graph = v; return 0; }
-    if (is(arg, "-ctv", "--cache-type-v")) { opt->cache_type_v = v; return 0; }
-    if (is(arg, NULL, "--graph-regex")) {
-        if (opt->n_graph_regex == (int) (sizeof opt->graph_regex / sizeof opt->graph_regex[0])) {
-            return usage_error("too many %s flags (at most 16)%s", arg, "");
-        }
-        opt->graph_regex[opt->n_graph_regex++] = v;
+/* Options with a value. Returns 0 or an exit status. */
+static int apply_value(int id, const char *flag, const char *v, struct extractor_options *opt) {
+    if (id >= OPT_FLASH_ATTN) {
+        return apply_choice(id, flag, v, opt);
+    }
+    if (id >= OPT_N_PREDICT) {
+        return apply_number(id, flag, v, opt);
+    }
+    const char **strings[] = {&opt->model, &opt->prompt, &opt->prompt_file, &opt->tokens, &opt->output,
+                              &opt->checkpoints, &opt->layers, &opt->cache_type_k, &opt->cache_type_v, &opt->rpc,
+                              &opt->dump_graph};
+    if (id != OPT_GRAPH_REGEX) {
+        *strings[id - OPT_MODEL] = v;
         return 0;
     }
-    if (is(arg, "-n", "--n-predict")) { return parse_int(arg, v, 0, &opt->n_predict); }
-    if (is(arg, "-t", "--threads")) { return parse_int(arg, v, 1, &opt->threads); }
-    if (is(arg, "-c", "--ctx-size")) { return parse_int(arg, v, 0, &opt->n_ctx); }
-    if (is(arg, "-b", "--batch-size")) { return parse_int(arg, v, 1, &opt->n_batch); }
-    if (is(arg, "-ub", "--ubatch-size")) { return parse_int(arg, v, 1, &opt->n_ubatch); }
-    if (is(arg, "-ngl", "--n-gpu-layers")) { return parse_int(arg, v, -1, &opt->n_gpu_layers); }
-    if (is(arg, NULL, "--seed")) { int s; q = parse_int(arg, v, 0, &s); opt->seed = (unsigned) s; return q; }
-    if (is(arg, NULL, "--queue-mb")) { int mb; q = parse_int(arg, v, 1, &mb); opt->queue_mb = (size_t) mb; return q; }
-    if (is(arg, "-fa", "--flash-attn") || is(arg, NULL, "--dtype") || is(arg, NULL, "--identify") ||
-        is(arg, NULL, "--capture-to") || is(arg, NULL, "--format")) {
-        return parse_enum_value(arg, v, opt);
+    if (opt->n_graph_regex == (int) (sizeof opt->graph_regex / sizeof opt->graph_regex[0])) {
+        return cli_usage_error(PROG, "too many %s flags (at most 16)", flag);
     }
-    return -1;
+    opt->graph_regex[opt->n_graph_regex++] = v;
+    return 0;
 }
 
 /* The positional form means exactly what -m, -p and -o mean. */
@@ -277,36 +313,31 @@ int extractor_parse_options(int argc, char **argv, struct extractor_options *opt
     set_defaults(opt);
     char *pos[8];
     int n_pos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (is(arg, "-h", "--help")) {
-            print_help();
-            return 1;
+    int i = 1;
+    for (;;) {
+        const char *value;
+        char flag[64];     /* the option as given, without "=VALUE", for messages */
+        snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
+        int id = cli_next(PROG, options, argc, argv, &i, &value);
+        if (id == CLI_END) {
+            break;
         }
-        if (is(arg, NULL, "--version")) {
-            return 3;   /* the caller prints the version: it knows the llama.cpp build */
-        }
-        if (parse_switch(arg, opt)) {
-            continue;
-        }
-        if (arg[0] == '-' && arg[1] != '\0') {
-            if (i + 1 >= argc) {
-                return usage_error("%s needs a value%s; see --help", arg, "");
+        if (id == CLI_HELP || id == CLI_VERSION || id == CLI_ERROR) {
+            if (id == CLI_HELP) {
+                print_help();
             }
-            int rc = parse_valued(arg, argv[i + 1], opt);
-            if (rc < 0) {
-                return usage_error("unknown option '%s'%s; see --help", arg, "");
-            }
-            if (rc != 0) {
-                return 2;
-            }
-            i++;
-            continue;
+            return id == CLI_HELP ? 1 : id == CLI_VERSION ? 3 : 2;   /* the caller prints the version */
         }
-        if (n_pos < (int) (sizeof pos / sizeof pos[0])) {
-            pos[n_pos] = argv[i];
+        if (id == CLI_POSITIONAL) {
+            if (n_pos < (int) (sizeof pos / sizeof pos[0])) {
+                pos[n_pos] = (char *) value;
+            }
+            n_pos++;
+        } else if (value == NULL) {
+            apply_switch(id, opt);
+        } else if (apply_value(id, flag, value, opt) != 0) {
+            return 2;
         }
-        n_pos++;
     }
     int rc = apply_positionals(pos, n_pos, opt);
     return rc != 0 ? rc : check_required(opt);

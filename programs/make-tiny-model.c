@@ -8,6 +8,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "cli.h"
+#include "llorch_checkpoint.h"
 #include "tiny_model.h"
 
 #include <errno.h>
@@ -100,13 +102,12 @@ struct options {
     char  vocab_default[PATH_MAX];
 };
 
+/* Whole numbers: the shared grammar (cli.h), this program's range message. */
 static long parse_int(const char *flag, const char *s, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0') {
-        refuse("%s '%s' is not a whole number; give e.g. %s %ld", flag, s, flag, lo > 1 ? lo : 1);
+    long v;
+    if (cli_int(PROG, flag, s, LONG_MIN, LONG_MAX, &v) != 0) {
+        exit(2);       /* cli_int said "expects an integer" */
     }
     if (v < lo || v > hi) {
         refuse("%s %ld is out of range; give a value from %ld to %ld", flag, v, lo, hi);
@@ -163,76 +164,58 @@ static enum ggml_type parse_type(const char *s)
     return GGML_TYPE_F32;
 }
 
-/* Accepts "--flag value" and "--flag=value". Returns the value, or NULL when
- * arg is not this flag. */
-static const char *flag_value(const char *flag, int argc, char **argv, int *i)
-{
-    size_t n = strlen(flag);
-    if (strncmp(argv[*i], flag, n) != 0) {
-        return NULL;
-    }
-    if (argv[*i][n] == '=') {
-        return argv[*i] + n + 1;
-    }
-    if (argv[*i][n] != '\0') {
-        return NULL;
-    }
-    if (*i + 1 >= argc) {
-        refuse("%s needs a value; see --help", flag);
-    }
-    return argv[++*i];
-}
+enum option_id { OPT_LAYERS, OPT_EMBD, OPT_HEADS, OPT_HEADS_KV, OPT_FF, OPT_CTX, OPT_ARCH, OPT_TYPE, OPT_SEED,
+                 OPT_ROPE_BASE, OPT_VOCAB, OPT_OUT };
 
-/* Whole-number flags: all at least 1, each with its own upper bound. */
-static bool parse_int_flag(struct options *o, int argc, char **argv, int *i)
+static const struct cli_option cli_options[] = {
+    { NULL, "--layers", CLI_VALUE, OPT_LAYERS },       { NULL, "--embd", CLI_VALUE, OPT_EMBD },
+    { NULL, "--heads", CLI_VALUE, OPT_HEADS },         { NULL, "--heads-kv", CLI_VALUE, OPT_HEADS_KV },
+    { NULL, "--ff", CLI_VALUE, OPT_FF },               { NULL, "--ctx", CLI_VALUE, OPT_CTX },
+    { NULL, "--arch", CLI_VALUE, OPT_ARCH },           { NULL, "--type", CLI_VALUE, OPT_TYPE },
+    { NULL, "--seed", CLI_VALUE, OPT_SEED },           { NULL, "--rope-base", CLI_VALUE, OPT_ROPE_BASE },
+    { NULL, "--vocab", CLI_VALUE, OPT_VOCAB },         { "-o", "--output", CLI_VALUE, OPT_OUT },
+    { NULL, NULL, CLI_SWITCH, 0 },
+};
+
+/* Whole-number options: all at least 1, each with its own upper bound. */
+static void apply_size(struct options *o, int id, const char *v)
 {
     struct tiny_config *c = &o->cfg;
-    const struct { const char *flag; int *dst; long max; bool *set; } flags[] = {
-        { "--layers",   &c->n_layer,   MAX_LAYERS, NULL },
-        { "--embd",     &c->n_embd,    MAX_EMBD,   NULL },
-        { "--heads",    &c->n_head,    MAX_EMBD,   NULL },
-        { "--heads-kv", &c->n_head_kv, MAX_EMBD,   &o->heads_kv_set },
-        { "--ff",       &c->n_ff,      MAX_FF,     &o->ff_set },
-        { "--ctx",      &c->n_ctx,     MAX_CTX,    NULL },
-    };
-    for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
-        const char *v = flag_value(flags[k].flag, argc, argv, i);
-        if (v) {
-            *flags[k].dst = (int)parse_int(flags[k].flag, v, 1, flags[k].max);
-            if (flags[k].set) {
-                *flags[k].set = true;
-            }
-            return true;
-        }
-    }
-    return false;
+    int *dst[] = { &c->n_layer, &c->n_embd, &c->n_head, &c->n_head_kv, &c->n_ff, &c->n_ctx };
+    static const long max[] = { MAX_LAYERS, MAX_EMBD, MAX_EMBD, MAX_EMBD, MAX_FF, MAX_CTX };
+    *dst[id] = (int)parse_int(cli_options[id].long_name, v, 1, max[id]);
+    o->heads_kv_set = o->heads_kv_set || id == OPT_HEADS_KV;
+    o->ff_set = o->ff_set || id == OPT_FF;
 }
 
-static bool parse_one(struct options *o, int argc, char **argv, int *i)
+static void apply_option(struct options *o, int id, const char *v)
 {
     struct tiny_config *c = &o->cfg;
-    const char *v;
-    if (parse_int_flag(o, argc, argv, i)) {
-        return true;
-    }
-    if ((v = flag_value("--arch", argc, argv, i))) {
+    switch (id) {
+    case OPT_ARCH:
         c->arch = parse_arch(v);
         o->arch_set = true;
-    } else if ((v = flag_value("--type", argc, argv, i))) {
+        break;
+    case OPT_TYPE:
         c->wtype = parse_type(v);
-    } else if ((v = flag_value("--seed", argc, argv, i))) {
+        break;
+    case OPT_SEED:
         c->seed = parse_seed(v);
-    } else if ((v = flag_value("--rope-base", argc, argv, i))) {
+        break;
+    case OPT_ROPE_BASE:
         c->rope_base = parse_rope_base(v);
         o->rope_set = true;
-    } else if ((v = flag_value("--vocab", argc, argv, i))) {
+        break;
+    case OPT_VOCAB:
         c->vocab_path = v;
-    } else if ((v = flag_value("-o", argc, argv, i))) {
+        break;
+    case OPT_OUT:
         c->out_path = v;
-    } else {
-        return false;
+        break;
+    default:
+        apply_size(o, id, v);
+        break;
     }
-    return true;
 }
 
 static void parse_args(struct options *o, int argc, char **argv)
@@ -247,14 +230,28 @@ static void parse_args(struct options *o, int argc, char **argv)
     c->seed = 1;
     c->rope_base = 10000.0f;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+    int i = 1;
+    for (;;) {
+        const char *v;
+        int id = cli_next(PROG, cli_options, argc, argv, &i, &v);
+        if (id == CLI_END) {
+            break;
+        }
+        if (id == CLI_HELP) {
             usage(stdout);
             exit(0);
         }
-        if (!parse_one(o, argc, argv, &i)) {
-            refuse("unknown flag '%s'; see --help for the options", argv[i]);
+        if (id == CLI_VERSION) {
+            printf("%s %s\n", PROG, LLORCH_CKPT_VERSION);
+            exit(0);
         }
+        if (id == CLI_POSITIONAL) {
+            refuse("unexpected argument '%s'; see --help", v);
+        }
+        if (id == CLI_ERROR) {
+            exit(2);
+        }
+        apply_option(o, id, v);
     }
 }
 

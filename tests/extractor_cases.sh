@@ -154,9 +154,15 @@ PY
     expect_error 2 "cannot create output directory|not a directory" -m "$model" -p hi -o afile/sub
     expect_error 2 "exceed the context of 256" -m "$model" -p hi -n 300 -c 256 -o o8
     expect_error 2 "outside the vocabulary" -m "$model" --tokens 1,99999999 -o o9
-    expect_error 2 "not a comma-separated list" -m "$model" --tokens 1,x -o o10
+    expect_error 2 "'x' is not a token id" -m "$model" --tokens 1,x -o o10
+    expect_error 2 "'\\+5' is not a token id" -m "$model" --tokens +5 -o o10b
+    expect_error 2 "' 5' is not a token id" -m "$model" --tokens " 5" -o o10c
     expect_error 2 "unknown option '--frobnicate'" -m "$model" -p hi --frobnicate 1 -o o11
     expect_error 2 "expects an integer" -m "$model" -p hi -t zero -o o12
+    expect_error 2 "unknown option '--frobnicate'" -m "$model" -p hi -o o12b --frobnicate
+    expect_error 2 "--seed expects an integer from 0 to 4294967295, got 'x'" -m "$model" -p hi --seed x -o o12c
+    expect_error 2 "-t needs a value" -m "$model" -p hi -o o12d -t
+    expect_error 2 "--raw takes no value" -m "$model" -p hi --raw=1 -o o12e
     expect_error 2 "-fa expects on, off or auto" -m "$model" -p hi -fa maybe -o o13
     expect_error 2 "kq_soft_max cannot be captured with -fa on" -m "$model" -p hi -fa on -o o14
     expect_error 2 "give exactly one of" -m "$model" -o o15

@@ -119,7 +119,9 @@ bad_input() {
   expect_bad "unsupported architecture" "architecture 'mamba' is not supported" -m "$work/mamba.gguf" --tokens 1
   expect_bad "unsupported tensor type" "has type i32" -m "$work/i32.gguf" --tokens 1
   expect_bad "token id too large" "token 99999999 (at index 1) is not a valid id" -m "$llama" --tokens 1,99999999
-  expect_bad "negative token id" "token -5 (at index 1) is not a valid id" -m "$llama" --tokens 1,-5
+  expect_bad "negative token id" "'-5' is not a token id" -m "$llama" --tokens 1,-5
+  expect_bad "token with a plus sign" "'+5' is not a token id" -m "$llama" --tokens +5
+  expect_bad "token with a space" "' 5' is not a token id" -m "$llama" --tokens " 5"
   expect_bad "unparsable token" "'abc' is not a token id" -m "$llama" --tokens 1,abc
   expect_bad "empty token list" "is not a token id" -m "$llama" --tokens ""
   expect_bad "trailing comma" "is not a token id" -m "$llama" --tokens 1,2,
@@ -130,8 +132,10 @@ bad_input() {
   expect_bad "no model" "-m MODEL.gguf and -o DUMP_DIR are required" --tokens 1
   expect_bad "unknown option" "unknown option '--frobnicate'" "${ok[@]}" --frobnicate
   expect_bad "option without value" "-ub needs a value" "${ok[@]}" -ub
-  expect_bad "zero ubatch" "-ub '0' is not a number >= 1" "${ok[@]}" -ub 0
-  expect_bad "negative -n" "-n '-1' is not a number >= 0" "${ok[@]}" -n -1
+  expect_bad "zero ubatch" "-ub expects an integer from 1 to 1000000, got '0'" "${ok[@]}" -ub 0
+  expect_bad "negative -n" "-n expects an integer from 0 to 1000000, got '-1'" "${ok[@]}" -n -1
+  expect_bad "unknown option last" "unknown option '--frobnicate'" "${ok[@]}" -n 1 --frobnicate
+  expect_bad "switch with a value" "--text takes no value" "${ok[@]}" --text=yes
   expect_bad "bad kv type" "--kv-type 'q8_0' is not supported" "${ok[@]}" --kv-type q8_0
   expect_bad "bad gelu" "--gelu 'erf' is not supported" "${ok[@]}" --gelu erf
   expect_bad "unknown fault" "--fault 'bogus:1' is not a fault" "${ok[@]}" --fault bogus:1

@@ -43,7 +43,7 @@ refused '--embd 0 is out of range'                  --arch gpt2 --embd 0
 refused '--heads-kv 0 is out of range'              --arch llama --heads-kv 0
 refused '--ctx 0 is out of range'                   --arch gpt2 --ctx 0
 refused '--ff -5 is out of range'                   --arch gpt2 --ff -5
-refused "--layers 'two' is not a whole number"      --arch gpt2 --layers two
+refused "--layers expects an integer"                --arch gpt2 --layers two
 refused "--seed '-1' is not a number"               --arch gpt2 --seed -1
 refused "--rope-base 'zero' is not a positive"      --arch llama --rope-base zero
 refused 'q8_0 needs rows that are a multiple of 32 values, but --embd is 48' --arch llama --embd 48 --heads 4 --type q8_0
@@ -60,8 +60,9 @@ refused 'missing --arch'                            --layers 2
 refused 'missing -o FILE'                           --arch gpt2 -o ""
 refused "-o $dir/no/such/dir/x.gguf: cannot create" --arch gpt2 -o "$dir/no/such/dir/x.gguf"
 refused "-o $dir is a directory"                    --arch gpt2 -o "$dir"
-refused "unknown flag '--bogus'"                    --arch gpt2 --bogus
-refused "unknown flag 'extra'"                      --arch gpt2 extra
+refused "unknown option '--bogus'"                  --arch gpt2 --bogus
+refused "unexpected argument 'extra'"               --arch gpt2 extra
+refused "--ctx needs a value"                       --arch gpt2 -o "$out" --ctx
 refused '--layers needs a value'                    --arch gpt2 -o "$out" --layers
 refused '--heads-kv is for --arch llama'            --arch gpt2 --heads 4 --heads-kv 2
 refused '--rope-base is for --arch llama'           --arch gpt2 --rope-base 500000

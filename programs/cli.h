@@ -1,0 +1,55 @@
+/* cli.h - the command line of every program, one way:
+ *   -x VALUE, --long VALUE and --long=VALUE; switches take no value;
+ *   -h/--help and --version;
+ *   an unknown option, or an option without its value, is a usage error
+ *   (exit status 2) whose one line names it;
+ *   integers are decimal digits with an optional leading '-' (no spaces, no
+ *   '+'), within a stated range; token lists are such integers separated
+ *   by commas. */
+#ifndef LLORCH_CLI_H
+#define LLORCH_CLI_H
+
+#include <stdint.h>
+
+#define CLI_EXIT_USAGE 2
+
+enum cli_kind {
+    CLI_SWITCH,
+    CLI_VALUE,
+};
+
+/* What cli_next found, besides an option's id (>= 0). */
+enum cli_result {
+    CLI_END = -1,        /* no arguments left */
+    CLI_POSITIONAL = -2, /* *value is the argument */
+    CLI_HELP = -3,
+    CLI_VERSION = -4,
+    CLI_ERROR = -5, /* already reported on stderr */
+};
+
+struct cli_option {
+    const char   *short_name; /* "-m", or NULL */
+    const char   *long_name;  /* "--model" */
+    enum cli_kind kind;
+    int           id; /* the program's own code, >= 0 */
+};
+
+/* The next argument of argv (from *i, which it advances): an option's id,
+ * with *value set for CLI_VALUE options, or one of enum cli_result. */
+int cli_next(const char *prog, const struct cli_option *options, int argc, char **argv, int *i, const char **value);
+
+/* Parses an integer in [min, max] into *out. Returns 0, or reports one
+ * line and returns CLI_EXIT_USAGE. *out is written only on success. */
+int cli_int(const char *prog, const char *flag, const char *value, long min, long max, long *out);
+
+/* Parses "1,15043,2" into a malloc'd array of *n ids in [0, INT32_MAX].
+ * Returns 0, or reports one line and returns CLI_EXIT_USAGE. */
+int cli_token_list(const char *prog, const char *flag, const char *list, int32_t **ids, int *n);
+
+/* Prints "PROG: error: message" on stderr; returns CLI_EXIT_USAGE. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+int cli_usage_error(const char *prog, const char *fmt, ...);
+
+#endif
