@@ -1,11 +1,13 @@
 /*
  * llorch_compare.h - read checkpoint dumps safely and compare two of them.
  *
- *   read.c     .npy arrays and manifest.json, from a dump directory or from
- *              memory; every input is untrusted (see "Safety" below)
- *   compare.c  alignment by layer and absolute position, metrics, tolerances,
- *              pass/fail and the first divergence
- *   report.c   the human table, the JSON report and the one-line verdict
+ *   lib/read/     .npy arrays, manifest.json and containers, from a dump
+ *                 directory or from memory; every input is untrusted (see
+ *                 "Safety" below)
+ *   lib/compare/  alignment by layer and absolute position, metrics,
+ *                 tolerances, pass/fail and the first divergence
+ *                 (compare_*.c); the human table, the JSON report and the
+ *                 one-line verdict (report.c)
  *
  * The dump format is docs/FORMAT.md; the report and the tolerances are
  * described in docs/COMPARE.md.
@@ -38,7 +40,7 @@ extern "C" {
 
 #define LLORCH_CKPT_MAX_DIMS 4
 
-/* ---- .npy arrays (read.c) ---------------------------------------------- */
+/* ---- .npy arrays (lib/read/read_npy.c) ---------------------------------- */
 
 /* A .npy array: versions 1.0 and 2.0, dtypes <f4, <f2 and <i4, C order. */
 typedef struct llorch_ckpt_array llorch_ckpt_array;
@@ -71,9 +73,10 @@ void    llorch_ckpt_array_free(llorch_ckpt_array *a);
  * '\\' or "..", no control characters, at most 255 bytes. */
 bool llorch_ckpt_safe_name(const char *name);
 
-/* ---- dumps (read.c) ----------------------------------------------------- */
+/* ---- dumps (lib/read/read_manifest.c, read_dump.c) -------------------- */
 
-/* The model block of a manifest; -1 for an absent optional number. */
+/* The model block of a manifest; -1 for an absent optional number, NULL
+ * for an absent architecture (the writer API allows one). */
 struct llorch_ckpt_model {
     const char *architecture;
     int n_layer, n_embd, n_head, n_head_kv, n_vocab;
@@ -82,7 +85,8 @@ struct llorch_ckpt_model {
 /* One entry of the manifest's "files", checked against the format: the
  * shape matches the axes, n_pos and n_key, names are plain file names. */
 struct llorch_ckpt_entry {
-    const char *file;          /* plain file name inside the dump directory */
+    const char *file;          /* plain file name inside the dump directory,
+                                  or the member's name in its container  */
     const char *checkpoint;    /* "attn_norm", ..., "graph"                 */
     const char *graph_name;    /* llama.cpp tensor name, or NULL            */
     int         number;        /* design checkpoint number, 0 for extras    */
@@ -130,7 +134,7 @@ llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i,
                                          char *err, size_t err_size);
 void llorch_ckpt_dump_free(llorch_ckpt_dump *d);
 
-/* ---- comparing (compare.c) ---------------------------------------------- */
+/* ---- comparing (compare_*.c) -------------------------------------------- */
 
 /* An element passes when |cand - ref| <= atol + rtol*|ref| (numpy's isclose);
  * a (checkpoint, layer) passes when at least the fraction `within` of its
@@ -151,13 +155,16 @@ llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void);
 int  llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset,
                                         char *err, size_t err_size);
 /* "[CHECKPOINT:]key=value[,key=value...]" with keys atol, rtol, nmse,
- * within; without CHECKPOINT it applies to every checkpoint. Later settings
- * override earlier ones. */
+ * within; without CHECKPOINT it applies to every checkpoint. CHECKPOINT is
+ * a kind's name (llorch_ckpt_kind_info; "graph": every graph tensor): any
+ * other is an error whose message lists them. Later settings override
+ * earlier ones. */
 int  llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec,
                                            char *err, size_t err_size);
 void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow);
 const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o);
-/* The tolerance that applies to a checkpoint (NULL: the global one). */
+/* The tolerance that applies to a checkpoint (NULL, or a name that is no
+ * kind: the global one). */
 struct llorch_ckpt_tolerance llorch_ckpt_compare_options_get(const llorch_ckpt_compare_options *o,
                                                              const char *checkpoint);
 void llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o);
@@ -263,7 +270,8 @@ struct llorch_ckpt_report_info {
     const llorch_ckpt_compare_options *options;
 };
 
-/* The table, warnings and the closing sentence. */
+/* The table, what only one dump holds, the warnings (one "warning: ..."
+ * line each, before the summary) and the closing sentence. */
 int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
                              const struct llorch_ckpt_report_info *info);
 /* The same as one JSON object (schema in docs/COMPARE.md). */

@@ -87,7 +87,7 @@ static int apply_preset(struct cli *cli, int argc, char **argv)
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, const char *key, const char *value)
 {
-    char spec[512], err[256];
+    char spec[512], err[1024];      /* an unknown checkpoint lists the known ones */
     if (key) {
         snprintf(spec, sizeof spec, "%s=%s", key, value);
     } else {
@@ -192,9 +192,11 @@ static int parse_cli(struct cli *cli, int argc, char **argv)
     return -1;
 }
 
-static void print_diagnostics(const llorch_ckpt_comparison *c)
+/* Warnings once each: the table prints them itself; the verdict alone has
+ * no room for them and JSON is for programs, so people get them here. */
+static void print_diagnostics(const struct cli *cli, const llorch_ckpt_comparison *c)
 {
-    for (size_t i = 0; i < llorch_ckpt_comparison_n_warnings(c); i++) {
+    for (size_t i = 0; cli->output != OUTPUT_TABLE && i < llorch_ckpt_comparison_n_warnings(c); i++) {
         fprintf(stderr, PROGRAM ": warning: %s\n", llorch_ckpt_comparison_warning(c, i));
     }
     for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
@@ -219,7 +221,7 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c,
 {
     struct llorch_ckpt_report_info info = { cli->ref_dir, cli->cand_dir, ref, cand, cli->options };
     int rc;
-    print_diagnostics(c);
+    print_diagnostics(cli, c);
     switch (cli->output) {
     case OUTPUT_JSON:  rc = llorch_ckpt_report_json(stdout, c, &info); break;
     case OUTPUT_QUIET: rc = llorch_ckpt_report_verdict(stdout, c); break;

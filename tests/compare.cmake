@@ -7,8 +7,15 @@ target_link_libraries(test_compare_read PRIVATE llorch-checkpoint)
 llorch_target(test_compare_read)
 add_test(NAME compare_read COMMAND test_compare_read)
 
+# Regressions of lib/compare on in-memory dumps (before the Python cases,
+# which a build without Python skips).
+add_executable(test_compare_regressions ${CMAKE_CURRENT_LIST_DIR}/test_compare_regressions.c)
+target_link_libraries(test_compare_regressions PRIVATE llorch-checkpoint)
+llorch_target(test_compare_regressions)
+add_test(NAME compare_regressions COMMAND test_compare_regressions)
+
 set(_compare_cases identical perturbed origins steps tolerance nmse metrics malformed names
-                   structure json quiet)
+                   structure json quiet tol_names warnings step_order)
 if(NOT LLORCH_PYTHON)
   return()     # cmake/python.cmake warned
 endif()

@@ -5,11 +5,12 @@ straight from docs/FORMAT.md (an independent writer: np.save makes the files).
   test_compare_cli.py --tool PATH --work DIR CASE
 
 Cases: identical perturbed origins steps tolerance nmse metrics malformed
-       names structure json quiet
+       names structure json quiet tol_names warnings step_order
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -660,7 +661,7 @@ def case_structure():
     p = run(ref, d, expect=2)
     check("token ids differ at position 4" in p.stderr, p.stderr)
     p = run(ref, d, "--allow-token-mismatch", expect=0)
-    check("warning: token ids differ" in p.stderr, p.stderr)
+    check("warning: token ids differ" in p.stdout, p.stdout)
     # Fewer tokens with --allow-token-mismatch: positions only one dump has
     # are noted, the rest compared.
     short = {k: step_slice(k[0], v, 0, 5) if k[0] != "kq_soft_max" else v[:, :5, :5] for k, v in t.items()}
@@ -671,7 +672,7 @@ def case_structure():
     # An incomplete dump is compared with a warning.
     write_dump(d, {k: v for k, v in t.items() if k[1] < 2}, complete=False)
     p = run(ref, d, expect=0)
-    check("incomplete" in p.stderr and "INCOMPLETE" in p.stdout, p.stderr + p.stdout)
+    check("warning: the candidate" in p.stdout and "INCOMPLETE" in p.stdout, p.stdout)
     check("only in the reference: attn_norm layers 2" in p.stdout, p.stdout)
     # A checkpoint only one dump has is listed, not an error.
     write_dump(d, {k: v for k, v in t.items() if k[0] != "Qcur"})
@@ -693,7 +694,7 @@ def case_structure():
     # f16 against f32: compared, with a warning.
     write_dump(d, t, dtypes={"cache_k": "float16", "cache_v": "float16"})
     p = run(ref, d, "--preset", "f16", expect=0)
-    check("differ in dtype" in p.stderr, p.stderr)
+    check("differ in dtype" in p.stdout and p.stderr == "", p.stdout + p.stderr)
 
 
 def case_json():
@@ -723,6 +724,67 @@ def case_quiet():
     p = run(path("ref"), path("cand"), "-q", expect=0)
     check(len(p.stdout.splitlines()) == 1 and "match" in p.stdout, repr(p.stdout))
     check(p.stderr == "", repr(p.stderr))
+
+
+# ---- regressions ---------------------------------------------------------------------------
+
+def case_tol_names():
+    """A tolerance for a misspelled checkpoint is an error, not a no-op."""
+    t = make_model()
+    write_dump(path("ref"), t)
+    c = copy_model(t)
+    perturb(c, [("Qcur", 0)], 1e-3)
+    write_dump(path("cand"), c)
+    p = run(path("ref"), path("cand"), "--tol", "Qcurr:atol=1", expect=2)
+    lines = p.stderr.splitlines()
+    check(len(lines) == 1 and "unknown checkpoint 'Qcurr'" in lines[0], f"one line naming Qcurr: {p.stderr!r}")
+    for known in LAYER_ORDER + ["embd", "result_norm", "logits", "Qcur_pre_rope", "graph"]:
+        check(re.search(rf"[( ]{known}[,)]", lines[0]), f"{known} not listed: {lines[0]}")
+    check(p.stdout == "", f"no report: {p.stdout!r}")
+    run(path("ref"), path("cand"), expect=1)
+    run(path("ref"), path("cand"), "--tol", "Qcur:atol=1,nmse=1", expect=0)
+    run(path("ref"), path("cand"), "--tol", "graph:atol=1", expect=1)
+
+
+def case_warnings():
+    """The table holds the warnings, once; -q and --json leave them on stderr."""
+    t = make_model()
+    write_dump(path("ref"), t)
+    write_dump(path("cand"), t, tokens=[11, 5, 31, 2, 8, 19, 23], complete=False)
+    want = ["warning: token ids differ at position 4: 7 in the reference, 8 in the candidate",
+            f"warning: the candidate {path('cand')} is incomplete (\"complete\": false, status: interrupted)"]
+    p = run(path("ref"), path("cand"), "--allow-token-mismatch", expect=0)
+    for w in want:
+        check(p.stdout.count(w) == 1, f"the table holds '{w}' once:\n{p.stdout}")
+        check(w not in p.stderr, f"not repeated on stderr: {p.stderr}")
+    lines = p.stdout.splitlines()
+    check(lines.index(next(x for x in lines if x.startswith(want[0]))) < len(lines) - 2, "before the summary")
+    for flag in ("-q", "--json"):
+        p = run(path("ref"), path("cand"), "--allow-token-mismatch", flag, expect=0)
+        check(all(w in p.stderr for w in want), f"{flag}: warnings on stderr: {p.stderr!r}")
+    check(all(any(x.startswith(w[9:]) for x in run_json(path("ref"), path("cand"), "--allow-token-mismatch")
+                  ["warnings"]) for w in want), "JSON warnings")
+
+
+def case_step_order():
+    """The latest file of a checkpoint is the one of the highest step, even
+    where the manifest lists a later step first (FORMAT.md promises step
+    order; a reader that refuses the manifest is as good)."""
+    t = make_model()
+    write_dump(path("one"), t)
+    d = path("reversed")
+    m = write_dump(d, t, steps=STEP_SPLITS[0], edit=lambda m: m["files"].reverse())
+    stale = next(f for f in m["files"] if f["checkpoint"] == "cache_k" and f["layer"] == 1 and f["step"] == 0)
+    rewrite_npy(d, stale, lambda a: a + 1)          # superseded by steps 1 and 2
+    p = run(path("one"), d)
+    if p.returncode == 2 and "manifest.json" in p.stderr:
+        print(f"note: the reader refuses steps out of order: {p.stderr.strip()}")
+        return
+    check(p.returncode == 0, f"the stale step 0 was used: exit {p.returncode}\n{p.stdout}")
+    for args in ((path("one"), d), (d, path("one"))):
+        report = run_json(*args, expect=0)
+        r = row(report, "cache_k", 1)
+        check(r["max_abs_err"] == 0 and r["n"] == N_TOK * N_HEAD * HEAD_DIM, str(r))
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

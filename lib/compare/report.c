@@ -1,6 +1,8 @@
 /*
  * report.c - the comparison as a table for people, as JSON for machines,
- * and as one closing sentence for both.
+ * and as one closing sentence for both. Both reports hold the warnings
+ * (tokens that differ, an incomplete dump, dtypes that differ, ...): they
+ * qualify the verdict, so a report without them could mislead.
  */
 #include "llorch_compare.h"
 
@@ -125,8 +127,9 @@ static void print_header_line(FILE *f, const char *role, const char *name, const
 {
     const struct llorch_ckpt_model *m = llorch_ckpt_dump_model(d);
     const char *producer = llorch_ckpt_dump_producer(d);
+    const char *architecture = m->architecture ? m->architecture : "unknown architecture";
     fprintf(f, "%-10s %s (%s; %s, %d layers, n_embd %d; %zu tokens%s)\n", role, name,
-            producer ? producer : "unknown producer", m->architecture, m->n_layer, m->n_embd,
+            producer ? producer : "unknown producer", architecture, m->n_layer, m->n_embd,
             llorch_ckpt_dump_n_tokens(d), llorch_ckpt_dump_complete(d) ? "" : "; INCOMPLETE");
 }
 
@@ -240,6 +243,13 @@ static void print_coverage(FILE *f, const llorch_ckpt_comparison *c)
     }
 }
 
+static void print_warnings(FILE *f, const llorch_ckpt_comparison *c)
+{
+    for (size_t i = 0; i < llorch_ckpt_comparison_n_warnings(c); i++) {
+        fprintf(f, "warning: %s\n", llorch_ckpt_comparison_warning(c, i));
+    }
+}
+
 static void print_summary(FILE *f, const llorch_ckpt_comparison *c)
 {
     size_t n = llorch_ckpt_comparison_n_rows(c), counts[3] = { 0, 0, 0 };
@@ -267,6 +277,7 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
     print_only(f, c, true);
     print_only(f, c, false);
     print_coverage(f, c);
+    print_warnings(f, c);
     print_summary(f, c);
     return llorch_ckpt_report_verdict(f, c) != 0 || ferror(f) ? -1 : 0;
 }
@@ -306,7 +317,11 @@ static cJSON *dump_json(const char *name, const llorch_ckpt_dump *d)
     if (status) {
         cJSON_AddStringToObject(o, "status", status);
     }
-    cJSON_AddStringToObject(o, "architecture", m->architecture);
+    if (m->architecture) {
+        cJSON_AddStringToObject(o, "architecture", m->architecture);
+    } else {
+        cJSON_AddNullToObject(o, "architecture");      /* optional in a manifest */
+    }
     cJSON_AddNumberToObject(o, "n_layer", m->n_layer);
     cJSON_AddNumberToObject(o, "n_embd", m->n_embd);
     cJSON_AddNumberToObject(o, "n_tokens", (double)llorch_ckpt_dump_n_tokens(d));

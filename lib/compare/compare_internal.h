@@ -1,0 +1,150 @@
+/*
+ * compare_internal.h - what the stages of the comparison share (private to
+ * lib/compare). compare_run.c (the entry points and the result object)
+ * runs them in this order:
+ *   compare_checks.c     whole-dump checks: same model, same tokens, warnings
+ *   compare_group.c      the entries of both dumps grouped into (checkpoint,
+ *                        layer) rows, each a run of files ordered by step
+ *   compare_align.c      per row, both runs lined up by absolute position
+ *   compare_metrics.c    the element-wise metrics over what lines up
+ *   compare_origin.c     per failing row, where the failure comes from
+ * with the tolerances of compare_tolerance.c (presets, --tol settings).
+ */
+#ifndef LLORCH_COMPARE_INTERNAL_H
+#define LLORCH_COMPARE_INTERNAL_H
+
+#include "llorch_compare.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The kind of a checkpoint name that is none (a dump may hold any name), as
+ * llorch_ckpt_kind_from_name returns it. */
+#define LLORCH_CMP_NO_KIND (-1)
+
+/* ---- the result (compare_run.c) ------------------------------------------------ */
+
+struct llorch_ckpt_comparison {
+    struct llorch_ckpt_row *rows;
+    int                    *kinds;       /* per row: enum llorch_ckpt_kind or NO_KIND */
+    size_t                  n_rows;
+    struct llorch_ckpt_key *only[2];     /* [1]: only in the reference */
+    size_t                  n_only[2];
+    char                  **warnings;
+    size_t                  n_warnings;
+    char                  **strings;     /* copies that rows and keys point to */
+    size_t                  n_strings;
+    bool                    out_of_memory;
+};
+
+/* A copy owned by c (NULL for NULL; "" and a flag when out of memory). */
+const char *llorch_cmp_keep(struct llorch_ckpt_comparison *c, const char *s);
+/* Adds a warning to c (a flag when out of memory). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...);
+
+/* ---- options (compare_tolerance.c) ---------------------------------------------- */
+
+/* The tolerance of a checkpoint kind (NO_KIND: only the settings that name
+ * no checkpoint apply). */
+struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_options *o, int kind);
+bool llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o);
+
+/* ---- whole-dump checks (compare_checks.c) -------------------------------------- */
+
+/* Different architectures, layer counts or widths fail (message in err);
+ * other model differences only warn. */
+int  llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                             const llorch_ckpt_dump *cand, char *err, size_t err_size);
+/* Different token ids fail unless allowed (then they warn). */
+int  llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                             const llorch_ckpt_dump *cand, bool allow, char *err, size_t err_size);
+void llorch_cmp_note_incomplete(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *d, const char *role);
+/* After the rows: a warning when dtypes differ. */
+void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c);
+
+/* ---- grouping (compare_group.c) ------------------------------------------------- */
+
+/* A manifest entry and what grouping derives from it once. */
+struct llorch_cmp_keyed {
+    const struct llorch_ckpt_entry *e;
+    size_t                          idx;    /* in the manifest's files     */
+    int                             kind;   /* from e->checkpoint, or NO_KIND */
+};
+
+/* The files of one (checkpoint, layer) in one dump, in step order, then
+ * manifest order: the last one is the latest, for every purpose. */
+struct llorch_cmp_run {
+    const struct llorch_cmp_keyed *k;
+    size_t                         n;
+    size_t                         first;   /* smallest manifest index */
+};
+
+/* One row: the same (checkpoint, layer) in both dumps. */
+struct llorch_cmp_group {
+    struct llorch_cmp_run ref, cand;
+};
+
+struct llorch_cmp_grouping {
+    struct llorch_cmp_keyed *ref, *cand;      /* sorted by key, then step */
+    struct llorch_cmp_group *groups;          /* by first appearance in the reference */
+    size_t                   n_groups;
+    struct llorch_cmp_run   *only[2];         /* [1]: only in the reference */
+    size_t                   n_only[2];
+};
+
+int  llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref,
+                             const llorch_ckpt_dump *cand);
+void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g);
+
+/* ---- alignment (compare_align.c) ------------------------------------------------ */
+
+/* Compares one group into row: metrics and status, or ERROR and why. */
+void llorch_cmp_compare_group(struct llorch_ckpt_comparison *c, const struct llorch_cmp_group *g,
+                              const llorch_ckpt_compare_options *opt, const llorch_ckpt_dump *rd,
+                              const llorch_ckpt_dump *cd, struct llorch_ckpt_row *row);
+
+/* ---- metrics (compare_metrics.c) ----------------------------------------------- */
+
+/* Neumaier's compensated sum: sums of millions of squares stay exact to a
+ * few ulps, so the metrics match numpy's (pairwise) sums. */
+struct llorch_cmp_ksum {
+    double s, c;
+};
+
+/* The running metrics of one row. */
+struct llorch_cmp_accum {
+    struct llorch_ckpt_tolerance tol;
+    int64_t     n, n_within, n_nonfinite, n_finite;
+    double      max_abs, max_rel;           /* max_abs starts at -1: no pair yet */
+    int64_t     max_abs_at[LLORCH_CKPT_MAX_DIMS];
+    struct llorch_cmp_ksum abs, sq, dot, rr, cc;
+    double      mean, m2;                   /* Welford's running variance of ref */
+};
+
+/* The elements of one position: a box in both files, walked in C order. */
+struct llorch_cmp_block {
+    int     n_axes;
+    int64_t extent[LLORCH_CKPT_MAX_DIMS];
+    int64_t coord0[LLORCH_CKPT_MAX_DIMS];   /* absolute coordinate of index 0 */
+    int64_t ref_stride[LLORCH_CKPT_MAX_DIMS], cand_stride[LLORCH_CKPT_MAX_DIMS];
+    int64_t ref_base, cand_base;
+};
+
+/* C-order strides of an array, in elements. */
+void llorch_cmp_strides(const llorch_ckpt_array *a, int64_t *stride);
+/* Adds every pair of the block to acc; -1 if an index falls outside a file. */
+int  llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt_array *ra,
+                              const llorch_ckpt_array *ca, struct llorch_cmp_accum *acc);
+void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_ckpt_metrics *m);
+bool llorch_cmp_metrics_pass(const struct llorch_ckpt_metrics *m, const struct llorch_ckpt_tolerance *t);
+
+/* ---- origin (compare_origin.c) -------------------------------------------------- */
+
+/* Row i's origin and inputs, from the other rows' status (all rows done). */
+void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int last_layer);
+
+#endif

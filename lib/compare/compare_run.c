@@ -1,0 +1,233 @@
+/*
+ * compare_run.c - the comparison from end to end, and its result: the
+ * whole-dump checks, the grouping into rows, each row aligned and measured,
+ * then each failing row's origin; the accessors of the result object, which
+ * owns copies of every string its rows, keys and warnings point to.
+ */
+#include "compare_internal.h"
+#include "error.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- the result object ------------------------------------------------------------ */
+
+/* Appends copy (malloc'd, may be NULL) to a list owned by c; NULL and a
+ * flag when out of memory. */
+static char *own(struct llorch_ckpt_comparison *c, char ***list, size_t *n, char *copy)
+{
+    char **grown = copy ? realloc(*list, (*n + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(copy);
+        c->out_of_memory = true;
+        return NULL;
+    }
+    *list = grown;
+    (*list)[(*n)++] = copy;
+    return copy;
+}
+
+const char *llorch_cmp_keep(struct llorch_ckpt_comparison *c, const char *s)
+{
+    if (!s) {
+        return NULL;
+    }
+    const char *copy = own(c, &c->strings, &c->n_strings, llorch_strdup(s));
+    return copy ? copy : "";
+}
+
+void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    own(c, &c->warnings, &c->n_warnings, llorch_strdup(msg));
+}
+
+/* ---- the comparison --------------------------------------------------------------- */
+
+static void record_only(struct llorch_ckpt_comparison *c, const struct llorch_cmp_grouping *g)
+{
+    for (int side = 0; side < 2; side++) {
+        c->only[side] = calloc(g->n_only[side] + 1, sizeof *c->only[side]);
+        if (!c->only[side]) {
+            c->out_of_memory = true;
+            return;
+        }
+        for (size_t i = 0; i < g->n_only[side]; i++) {
+            const struct llorch_cmp_keyed *first = &g->only[side][i].k[0];
+            struct llorch_ckpt_key *k = &c->only[side][c->n_only[side]++];
+            k->checkpoint = llorch_cmp_keep(c, first->e->checkpoint);
+            k->graph_name = first->kind == LLORCH_CKPT_GRAPH ? llorch_cmp_keep(c, first->e->graph_name) : NULL;
+            k->layer = first->e->layer;
+        }
+    }
+}
+
+/* Every row first: a row's origin depends on the status of the others. */
+static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_cmp_grouping *g,
+                          const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                          const llorch_ckpt_compare_options *opt)
+{
+    c->rows = calloc(g->n_groups + 1, sizeof *c->rows);
+    c->kinds = calloc(g->n_groups + 1, sizeof *c->kinds);
+    if (!c->rows || !c->kinds) {
+        return -1;
+    }
+    for (size_t i = 0; i < g->n_groups; i++) {
+        c->kinds[c->n_rows] = g->groups[i].ref.k[0].kind;
+        llorch_cmp_compare_group(c, &g->groups[i], opt, ref, cand, &c->rows[c->n_rows++]);
+    }
+    int last_layer = llorch_ckpt_dump_model(ref)->n_layer - 1;
+    for (size_t i = 0; i < c->n_rows; i++) {
+        llorch_cmp_judge_origin(c, i, last_layer);
+    }
+    return 0;
+}
+
+static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                          const llorch_ckpt_dump *cand, const llorch_ckpt_compare_options *opt,
+                          char *err, size_t err_size)
+{
+    struct llorch_cmp_grouping g;
+    if (llorch_cmp_check_models(c, ref, cand, err, err_size) != 0 ||
+        llorch_cmp_check_tokens(c, ref, cand, llorch_cmp_allow_token_mismatch(opt), err, err_size) != 0) {
+        return -1;
+    }
+    llorch_cmp_note_incomplete(c, ref, "reference");
+    llorch_cmp_note_incomplete(c, cand, "candidate");
+    if (llorch_cmp_build_groups(&g, ref, cand) != 0) {
+        llorch_set_error(err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    if (g.n_groups == 0) {
+        llorch_set_error(err, err_size, "the dumps have no checkpoint in common (%s has %zu files, %s has %zu)",
+                  llorch_ckpt_dump_name(ref), llorch_ckpt_dump_n_entries(ref),
+                  llorch_ckpt_dump_name(cand), llorch_ckpt_dump_n_entries(cand));
+        rc = -1;
+    } else if (compare_groups(c, &g, ref, cand, opt) != 0) {
+        c->out_of_memory = true;
+    }
+    record_only(c, &g);
+    llorch_cmp_free_grouping(&g);
+    llorch_cmp_note_dtypes(c);
+    if (rc == 0 && c->out_of_memory) {
+        llorch_set_error(err, err_size, "out of memory");
+        rc = -1;
+    }
+    return rc;
+}
+
+llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                            const llorch_ckpt_compare_options *opt,
+                                            char *err, size_t err_size)
+{
+    llorch_ckpt_comparison *c = calloc(1, sizeof *c);
+    if (!c) {
+        llorch_set_error(err, err_size, "out of memory");
+        return NULL;
+    }
+    if (run_comparison(c, ref, cand, opt, err, err_size) != 0) {
+        llorch_ckpt_comparison_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- accessors ---------------------------------------------------------------------- */
+
+size_t llorch_ckpt_comparison_n_rows(const llorch_ckpt_comparison *c) { return c->n_rows; }
+
+const struct llorch_ckpt_row *llorch_ckpt_comparison_row(const llorch_ckpt_comparison *c, size_t i)
+{
+    return i < c->n_rows ? &c->rows[i] : NULL;
+}
+
+long llorch_ckpt_comparison_first_failure(const llorch_ckpt_comparison *c)
+{
+    for (size_t i = 0; i < c->n_rows; i++) {
+        if (c->rows[i].status != LLORCH_CKPT_STATUS_PASS) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+size_t llorch_ckpt_comparison_n_only(const llorch_ckpt_comparison *c, bool in_reference)
+{
+    return c->n_only[in_reference];
+}
+
+const struct llorch_ckpt_key *llorch_ckpt_comparison_only(const llorch_ckpt_comparison *c,
+                                                          bool in_reference, size_t i)
+{
+    return i < c->n_only[in_reference] ? &c->only[in_reference][i] : NULL;
+}
+
+size_t llorch_ckpt_comparison_n_warnings(const llorch_ckpt_comparison *c) { return c->n_warnings; }
+
+const char *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size_t i)
+{
+    return i < c->n_warnings ? c->warnings[i] : NULL;
+}
+
+/* An ERROR outweighs a FAIL: the verdict is incomplete. */
+int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c)
+{
+    int code = 0;
+    for (size_t i = 0; i < c->n_rows; i++) {
+        if (c->rows[i].status == LLORCH_CKPT_STATUS_ERROR) {
+            return 2;
+        }
+        if (c->rows[i].status == LLORCH_CKPT_STATUS_FAIL) {
+            code = 1;
+        }
+    }
+    return code;
+}
+
+void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c)
+{
+    if (!c) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_strings; i++) {
+        free(c->strings[i]);
+    }
+    for (size_t i = 0; i < c->n_warnings; i++) {
+        free(c->warnings[i]);
+    }
+    free(c->strings);
+    free(c->warnings);
+    free(c->rows);
+    free(c->kinds);
+    free(c->only[0]);
+    free(c->only[1]);
+    free(c);
+}
+
+const char *llorch_ckpt_status_name(enum llorch_ckpt_status s)
+{
+    switch (s) {
+    case LLORCH_CKPT_STATUS_PASS:  return "PASS";
+    case LLORCH_CKPT_STATUS_FAIL:  return "FAIL";
+    case LLORCH_CKPT_STATUS_ERROR: return "ERROR";
+    }
+    return "?";
+}
+
+const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o)
+{
+    switch (o) {
+    case LLORCH_CKPT_ORIGIN_NONE: return "none";
+    case LLORCH_CKPT_ORIGIN_INTRODUCED:  return "introduced";
+    case LLORCH_CKPT_ORIGIN_INHERITED:   return "inherited";
+    case LLORCH_CKPT_ORIGIN_UNKNOWN:     return "unknown";
+    }
+    return "?";
+}
