@@ -3,16 +3,18 @@
  * ("checkpoints") and write them as a dump that numpy, Rust and C read
  * directly; read two dumps back and compare them.
  *
- * The pipeline, one source file per stage (lib/):
- *   select.c    which checkpoints and layers the user asked for
- *   identify.c  which graph tensor is which checkpoint (name, op, structure)
- *   capture.c   the ggml scheduler eval callback
- *   convert.c   strided gather + type conversion to the output layout
- *   queue.c     bounded hand-off from the compute thread to the writer thread
- *   write.c     .npy / .txt files (npy.c: the header), or one container:
- *               write_npz.c, write_safetensors.c
- *   manifest.c  manifest.json, written last and atomically
- *   read.c, compare.c, report.c   the compare side
+ * The library, one folder per part (lib/), one file per stage:
+ *   common/   kinds.c (the checkpoints), select.c (which ones the user asked
+ *             for), npy.c (dtypes, .npy headers), atomic_file.c, checksum.c
+ *   capture/  graph.c (the recorded graph), identify*.c (which tensor is
+ *             which checkpoint, by dataflow), plan.c (where to copy),
+ *             capture*.c (the eval callback), convert.c (gather + convert),
+ *             queue.c + buffers.c (hand-off to the writer thread)
+ *   write/    write.c (the writer), write_npy.c, write_npz.c,
+ *             write_safetensors.c, manifest.c (written last, atomically)
+ *   read/     read_file.c, read_npy.c, read_manifest.c, read_dump.c,
+ *             read_container.c: the readers (llorch_compare.h)
+ *   compare/  compare_*.c, report.c: the comparison (llorch_compare.h)
  *
  * The dump format is specified in docs/FORMAT.md.
  *

@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" "$build/fuzz/artifacts"
   dict="$repo/fuzz/$t.dict"
   [ "$t" = compare ] && dict="$repo/fuzz/manifest.dict"
-  if ! "$build/fuzz_$t" -runs="$runs" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! "$build/fuzz/fuzz_$t" -runs="$runs" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
        -max_len=16384 -print_final_stats=1 -dict="$dict" -artifact_prefix="$build/fuzz/artifacts/$t-" \
        "$work" "$repo/fuzz/corpus/$t" 2>"$build/fuzz/$t.log"; then
     tail -n 40 "$build/fuzz/$t.log" >&2

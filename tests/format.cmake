@@ -19,4 +19,4 @@ target_link_libraries(test_write_regressions PRIVATE llorch-checkpoint)
 target_link_options(test_write_regressions PRIVATE -Wl,--wrap=fwrite,--wrap=fsync,--wrap=rename)
 llorch_target(test_write_regressions)
 add_test(NAME format_write_regressions
-         COMMAND bash -c "rm -rf '${LLORCH_TEST_DATA}/write-regressions' && mkdir -p '${LLORCH_TEST_DATA}/write-regressions' && '$<TARGET_FILE:test_write_regressions>' '${LLORCH_TEST_DATA}/write-regressions'")
+         COMMAND bash -c "rm -rf '${LLORCH_TEST_DATA}/write-regressions' && mkdir -p '${LLORCH_TEST_DATA}/write-regressions' && '$<TARGET_FILE:test_write_regressions>' '${LLORCH_TEST_DATA}/write-regressions' && '${LLORCH_PYTHON}' '${CMAKE_CURRENT_LIST_DIR}/dump_checks.py' same '${LLORCH_TEST_DATA}/write-regressions/collide' '${LLORCH_TEST_DATA}/write-regressions/collide' && '$<TARGET_FILE:llorch-checkpoint-compare>' -q --preset exact '${LLORCH_TEST_DATA}/write-regressions/collide' '${LLORCH_TEST_DATA}/write-regressions/collide'")

@@ -47,7 +47,7 @@ if not same.all():
 t = np.loadtxt(os.path.join(d, files["attn_norm"]["text_file"]), dtype=np.float32).reshape(3, 4)
 if t.tobytes() != a.tobytes():
     fail("text of f32 values does not round-trip")
-if np.load(os.path.join(d, files["logits"]["file"])).shape != (1,):
+if np.load(os.path.join(d, files["logits"]["file"])).shape != (1, 1):
     fail("1-d shape")
 for f in m["files"]:
     arr = np.load(os.path.join(d, f["file"]))

@@ -96,7 +96,7 @@ static void write_dump(const char *dir) {
 
     float one = 42.0f;
     struct llorch_ckpt_tensor v = {
-        .kind = LLORCH_CKPT_LOGITS, .layer = -1, .step = 0, .n_pos = 1, .n_dims = 1, .shape = {1},
+        .kind = LLORCH_CKPT_LOGITS, .layer = -1, .step = 2, .n_pos = 1, .n_dims = 2, .shape = {1, 1},
         .dtype = LLORCH_CKPT_DTYPE_F32, .data = &one,
     };
     CHECK(llorch_ckpt_writer_write(w, &v) == 0, "%s", llorch_ckpt_writer_error(w));

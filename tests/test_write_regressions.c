@@ -162,12 +162,61 @@ static void test_durability(const char *work, enum llorch_ckpt_form form) {
            llorch_ckpt_form_name(form), n_events);
 }
 
+/* Two llama.cpp names that sanitise to one file name get two files, and
+ * the dump opens: "a b" and "a_b" both become graph_a_b_s000.npy. */
+static void test_name_collision(const char *work) {
+    char dir[1024], err[512];
+    snprintf(dir, sizeof dir, "%s/collide", work);
+    llorch_ckpt_writer *w = llorch_ckpt_writer_open(dir, NULL, err, sizeof err);
+    check(w != NULL, err);
+    if (w == NULL) {
+        return;
+    }
+    static const float other[6] = {-1, -2, -3, -4, -5, -6};
+    struct llorch_ckpt_tensor a = tensor(LLORCH_CKPT_GRAPH, -1, 0), b = a;
+    a.graph_name = "a b";
+    b.graph_name = "a_b";
+    b.data = other;
+    int32_t tokens[2] = {1, 2};
+    struct llorch_ckpt_run run = {.producer = "test", .architecture = "llama", .n_layer = 1, .tokens = tokens,
+                                  .n_tokens = 2};
+    check(llorch_ckpt_writer_write(w, &a) == 0 && llorch_ckpt_writer_write(w, &b) == 0 &&
+              llorch_ckpt_writer_set_run(w, &run) == 0 && llorch_ckpt_writer_finish(w, true, "ok") == 0,
+          llorch_ckpt_writer_error(w));
+    llorch_ckpt_writer_free(w);
+    char first[1200], second[1200];
+    struct stat st;
+    snprintf(first, sizeof first, "%s/graph_a_b_s000.npy", dir);
+    snprintf(second, sizeof second, "%s/graph_a_b~2_s000.npy", dir);
+    check(stat(first, &st) == 0 && stat(second, &st) == 0, "the second name did not get a file of its own");
+    printf("two graph names that sanitise alike: graph_a_b_s000.npy and graph_a_b~2_s000.npy\n");
+}
+
+/* The manifest lists steps in order, so the writer takes them in order. */
+static void test_step_order(const char *work) {
+    char dir[1024], err[512];
+    snprintf(dir, sizeof dir, "%s/order", work);
+    llorch_ckpt_writer *w = llorch_ckpt_writer_open(dir, NULL, err, sizeof err);
+    check(w != NULL, err);
+    if (w == NULL) {
+        return;
+    }
+    struct llorch_ckpt_tensor late = tensor(LLORCH_CKPT_ATTN_NORM, 0, 1), early = tensor(LLORCH_CKPT_FFN_OUT, 0, 0);
+    check(llorch_ckpt_writer_write(w, &late) == 0, llorch_ckpt_writer_error(w));
+    check(llorch_ckpt_writer_write(w, &early) != 0, "step 0 after step 1 was accepted");
+    check(strstr(llorch_ckpt_writer_error(w), "step 0 written after step 1") != NULL, llorch_ckpt_writer_error(w));
+    printf("a step written out of order is refused: %s\n", llorch_ckpt_writer_error(w));
+    llorch_ckpt_writer_free(w);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_write_regressions WORKDIR\n");
         return 2;
     }
     test_stale_errno(argv[1]);
+    test_step_order(argv[1]);
+    test_name_collision(argv[1]);
     test_durability(argv[1], LLORCH_CKPT_FORM_NPY);
     test_durability(argv[1], LLORCH_CKPT_FORM_NPZ);
     test_durability(argv[1], LLORCH_CKPT_FORM_SAFETENSORS);

@@ -43,7 +43,10 @@ cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char
         cJSON_AddItemToArray(shape, cJSON_CreateNumber((double) t->shape[i]));
     }
     cJSON_AddStringToObject(e, "dtype", llorch_ckpt_dtype_name(t->dtype));
-    cJSON_AddItemToObject(e, "axes", axes_array(t->axes != NULL ? t->axes : info->axes));
+    /* a graph tensor without axis names is named as ggml holds it: ne1, ne0 */
+    static const char *raw_axes[] = {"ne0", "ne1,ne0", "ne2,ne1,ne0", "ne3,ne2,ne1,ne0"};
+    const char *axes = t->axes != NULL ? t->axes : t->kind == LLORCH_CKPT_GRAPH ? raw_axes[t->n_dims - 1] : info->axes;
+    cJSON_AddItemToObject(e, "axes", axes_array(axes));
     if (t->raw) {
         cJSON_AddBoolToObject(e, "raw", true);
     }

@@ -33,6 +33,7 @@ struct llorch_ckpt_writer {
     cJSON *run;        /* from llorch_ckpt_writer_set_run */
     cJSON *files;      /* manifest entries, in write order */
     cJSON *missing;
+    int    last_step;  /* of the last tensor written: steps come in order */
     size_t bytes;      /* data bytes written (headers not counted) */
     size_t n_files;
     char   error[1024];
@@ -130,10 +131,24 @@ llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch
 
 /* --- tensors ------------------------------------------------------------------ */
 
+/* Names in a comma-separated list of axes. */
+static int count_axes(const char *axes) {
+    int n = axes[0] != '\0';
+    for (const char *p = axes; *p != '\0'; p++) {
+        n += *p == ',';
+    }
+    return n;
+}
+
 static int check_tensor(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t) {
     if (llorch_ckpt_kind_info(t->kind) == NULL || t->n_dims < 1 || t->n_dims > 4 || t->data == NULL ||
         llorch_dtype_descr(t->dtype) == NULL) {
         return writer_error(w, "invalid tensor description (kind %d, %d dims)", (int) t->kind, t->n_dims);
+    }
+    const char *axes = t->axes != NULL ? t->axes : llorch_ckpt_kind_info(t->kind)->axes;
+    if (count_axes(axes) != t->n_dims && !(t->axes == NULL && t->kind == LLORCH_CKPT_GRAPH)) {
+        return writer_error(w, "tensor %s: %d axis names ('%s') for %d dimensions; give one name per dimension",
+                            llorch_ckpt_kind_info(t->kind)->name, count_axes(axes), axes, t->n_dims);
     }
     for (int i = 0; i < t->n_dims; i++) {
         if (t->shape[i] < 0) {
@@ -217,9 +232,14 @@ static cJSON *write_files(llorch_ckpt_writer *w, const char *name, const struct 
 
 int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t) {
     char name[256];
+    if (t->step < w->last_step) {
+        return writer_error(w, "step %d written after step %d: write the steps in order (the manifest lists "
+                               "them in order, docs/FORMAT.md)", t->step, w->last_step);
+    }
     if (check_tensor(w, t) != 0 || unique_name(w, t, name, sizeof name) != 0) {
         return -1;
     }
+    w->last_step = t->step;
     size_t bytes = llorch_write_elements(t) * llorch_dtype_size(t->dtype);
     uint32_t crc = llorch_crc32(t->data, bytes);
     cJSON *entry = NULL;
