@@ -91,3 +91,10 @@ target_include_directories(test_extractor_settings PRIVATE ${PROJECT_SOURCE_DIR}
 target_link_libraries(test_extractor_settings PRIVATE ${CJSON_LIBRARY})
 llorch_target(test_extractor_settings)
 add_test(NAME extractor_settings_json COMMAND test_extractor_settings)
+
+# A layer number in a tensor's name is a hint, never an index.
+add_executable(test_identify_layers ${CMAKE_CURRENT_LIST_DIR}/test_identify_layers.c)
+target_link_libraries(test_identify_layers PRIVATE llorch-capture)
+target_include_directories(test_identify_layers PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
+llorch_target(test_identify_layers)
+add_test(NAME capture_identify_layers COMMAND test_identify_layers)
