@@ -2,8 +2,10 @@
  * llorch-checkpoint-compare: compare two checkpoint dumps and name the first
  * (checkpoint, layer) where they diverge. See docs/COMPARE.md.
  */
+#include "cli.h"
 #include "llorch_compare.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,108 +47,62 @@ static void usage(FILE *f)
         "Exit status: 0 all checkpoints pass, 1 a checkpoint diverges, 2 bad input.\n");
 }
 
-/* "--name value" or "--name=value"; NULL when argv[*i] is not --name. */
-static const char *option_value(int argc, char **argv, int *i, const char *name, bool *missing)
-{
-    size_t len = strlen(name);
-    const char *arg = argv[*i];
-    if (strncmp(arg, name, len) != 0) {
-        return NULL;
-    }
-    if (arg[len] == '=') {
-        return arg + len + 1;
-    }
-    if (arg[len] != '\0') {
-        return NULL;
-    }
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
+enum option_id { OPT_JSON, OPT_QUIET, OPT_ALLOW_TOKENS, OPT_PRESET, OPT_TOL, OPT_ATOL, OPT_RTOL, OPT_NMSE, OPT_WITHIN };
 
-static int apply_preset(struct cli *cli, int argc, char **argv)
-{
-    char err[256];
-    for (int i = 1; i < argc; i++) {
-        bool missing = false;
-        const char *v = option_value(argc, argv, &i, "--preset", &missing);
-        if (missing) {
-            fprintf(stderr, PROGRAM ": --preset needs a value\n");
-            return -1;
-        }
-        if (v && llorch_ckpt_compare_options_preset(cli->options, v, err, sizeof err) != 0) {
-            fprintf(stderr, PROGRAM ": %s\n", err);
-            return -1;
-        }
-    }
-    return 0;
-}
+static const struct cli_option cli_options[] = {
+    { NULL, "--json", CLI_SWITCH, OPT_JSON },
+    { "-q", "--quiet", CLI_SWITCH, OPT_QUIET },
+    { NULL, "--allow-token-mismatch", CLI_SWITCH, OPT_ALLOW_TOKENS },
+    { NULL, "--preset", CLI_VALUE, OPT_PRESET },
+    { NULL, "--tol", CLI_VALUE, OPT_TOL },
+    { NULL, "--atol", CLI_VALUE, OPT_ATOL },
+    { NULL, "--rtol", CLI_VALUE, OPT_RTOL },
+    { NULL, "--nmse", CLI_VALUE, OPT_NMSE },
+    { NULL, "--within", CLI_VALUE, OPT_WITHIN },
+    { NULL, NULL, CLI_SWITCH, 0 },
+};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
-static int apply_tolerance(struct cli *cli, const char *key, const char *value)
+static int apply_tolerance(struct cli *cli, int id, const char *value)
 {
-    char spec[512], err[1024];      /* an unknown checkpoint lists the known ones */
-    if (key) {
-        snprintf(spec, sizeof spec, "%s=%s", key, value);
-    } else {
+    static const char *const keys[] = { "atol", "rtol", "nmse", "within" };
+    char spec[512], err[1024]; /* an unknown checkpoint lists the known ones */
+    if (id == OPT_TOL) {
         snprintf(spec, sizeof spec, "%s", value);
+    } else {
+        snprintf(spec, sizeof spec, "%s=%s", keys[id - OPT_ATOL], value);
     }
     if (llorch_ckpt_compare_options_tolerance(cli->options, spec, err, sizeof err) != 0) {
-        fprintf(stderr, PROGRAM ": %s\n", err);
-        return -1;
+        return cli_usage_error(PROGRAM, "%s", err);
     }
     return 0;
 }
 
-/* Returns 1 if argv[*i] was a value option (handled), 0 if not, -1 on error. */
-static int value_option(struct cli *cli, int argc, char **argv, int *i)
+static int apply_option(struct cli *cli, int id, const char *value, bool presets)
 {
-    static const struct { const char *flag, *key; } flags[] = {
-        { "--tol", NULL }, { "--atol", "atol" }, { "--rtol", "rtol" },
-        { "--nmse", "nmse" }, { "--within", "within" }, { "--preset", "" },
-    };
-    for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
-        bool missing = false;
-        const char *v = option_value(argc, argv, i, flags[f].flag, &missing);
-        if (missing) {
-            fprintf(stderr, PROGRAM ": %s needs a value\n", flags[f].flag);
-            return -1;
+    char err[256];
+    if (id == OPT_PRESET) {
+        if (presets && llorch_ckpt_compare_options_preset(cli->options, value, err, sizeof err) != 0) {
+            return cli_usage_error(PROGRAM, "%s", err);
         }
-        if (!v) {
-            continue;
-        }
-        if (flags[f].key && !flags[f].key[0]) {
-            return 1;                       /* --preset: applied first */
-        }
-        return apply_tolerance(cli, flags[f].key, v) == 0 ? 1 : -1;
+        return 0;
     }
-    return 0;
-}
-
-/* Returns 0 to go on, or an exit status + 1 (help, version, usage error). */
-static int flag_option(struct cli *cli, const char *arg)
-{
-    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-        usage(stdout);
-        return EXIT_PASS + 1;
+    if (presets) {
+        return 0;
     }
-    if (strcmp(arg, "--version") == 0) {
-        printf(PROGRAM " %s\n", LLORCH_CKPT_VERSION);
-        return EXIT_PASS + 1;
-    }
-    if (strcmp(arg, "--json") == 0) {
+    switch (id) {
+    case OPT_JSON:
         cli->output = OUTPUT_JSON;
-    } else if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
+        return 0;
+    case OPT_QUIET:
         cli->output = OUTPUT_QUIET;
-    } else if (strcmp(arg, "--allow-token-mismatch") == 0) {
+        return 0;
+    case OPT_ALLOW_TOKENS:
         llorch_ckpt_compare_options_allow_token_mismatch(cli->options, true);
-    } else {
-        fprintf(stderr, PROGRAM ": unknown option '%s' (see --help)\n", arg);
-        return EXIT_BAD_INPUT + 1;
+        return 0;
+    default:
+        return apply_tolerance(cli, id, value);
     }
-    return 0;
 }
 
 static int positional(struct cli *cli, const char *arg)
@@ -156,40 +112,53 @@ static int positional(struct cli *cli, const char *arg)
     } else if (!cli->cand_dir) {
         cli->cand_dir = arg;
     } else {
-        fprintf(stderr, PROGRAM ": unexpected argument '%s' (two dumps are compared)\n", arg);
-        return -1;
+        return cli_usage_error(PROGRAM, "unexpected argument '%s' (two dumps are compared)", arg);
     }
     return 0;
 }
 
-/* Returns -1 to go on, or the exit status. */
+/* One pass over the arguments: presets only, or everything else. Returns
+ * -1 to go on, or the exit status. */
+static int parse_pass(struct cli *cli, int argc, char **argv, bool presets)
+{
+    int i = 1;
+    for (;;) {
+        const char *value;
+        int id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
+        if (id == CLI_END) {
+            return -1;
+        }
+        if (id == CLI_ERROR) {
+            return EXIT_BAD_INPUT;
+        }
+        if (id == CLI_HELP || id == CLI_VERSION) {
+            if (id == CLI_HELP) {
+                usage(stdout);
+            } else {
+                printf(PROGRAM " %s\n", LLORCH_CKPT_VERSION);
+            }
+            return EXIT_PASS;
+        }
+        int rc = id == CLI_POSITIONAL ? (presets ? 0 : positional(cli, value)) : apply_option(cli, id, value, presets);
+        if (rc != 0) {
+            return EXIT_BAD_INPUT;
+        }
+    }
+}
+
+/* The preset is applied first, then the other options in order. Returns
+ * -1 to go on, or the exit status. */
 static int parse_cli(struct cli *cli, int argc, char **argv)
 {
-    if (apply_preset(cli, argc, argv) != 0) {
-        return EXIT_BAD_INPUT;
+    int rc = parse_pass(cli, argc, argv, true);
+    if (rc < 0) {
+        rc = parse_pass(cli, argc, argv, false);
     }
-    for (int i = 1; i < argc; i++) {
-        int rc = value_option(cli, argc, argv, &i);
-        if (rc < 0) {
-            return EXIT_BAD_INPUT;
-        }
-        if (rc > 0) {
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            rc = flag_option(cli, argv[i]);
-            if (rc) {
-                return rc - 1;
-            }
-        } else if (positional(cli, argv[i]) != 0) {
-            return EXIT_BAD_INPUT;
-        }
-    }
-    if (!cli->cand_dir) {
+    if (rc < 0 && !cli->cand_dir) {
         usage(stderr);
         return EXIT_BAD_INPUT;
     }
-    return -1;
+    return rc;
 }
 
 /* Warnings once each: the table prints them itself; the verdict alone has
