@@ -23,61 +23,60 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROGRAM "llorch-ref-engine"
-#define PRODUCER PROGRAM " " LLORCH_CKPT_VERSION
+#define PROGRAM        "llorch-ref-engine"
+#define PRODUCER       PROGRAM " " LLORCH_CKPT_VERSION
 #define EXIT_BAD_INPUT 2
 
 struct cli {
-    const char      *model;
-    int32_t         *token_ids;     /* --tokens 1,2,3, parsed     */
-    int              n_token_ids;
-    const char      *tokens_file;   /* --tokens-file tokens.npy  */
-    const char      *out_dir;
-    const char      *checkpoints;   /* --checkpoints, default all */
-    const char      *layers;        /* --layers, default all      */
+    const char        *model;
+    int32_t           *token_ids; /* --tokens 1,2,3, parsed     */
+    int                n_token_ids;
+    const char        *tokens_file; /* --tokens-file tokens.npy  */
+    const char        *out_dir;
+    const char        *checkpoints; /* --checkpoints, default all */
+    const char        *layers;      /* --layers, default all      */
     struct ref_options options;     /* fault, GELU flavour        */
-    int              n_predict;     /* -n: tokens to generate     */
-    int              n_ubatch;      /* -ub: 0 = the whole prompt  */
-    bool             kv_f16;
-    bool             text;
+    int                n_predict;   /* -n: tokens to generate     */
+    int                n_ubatch;    /* -ub: 0 = the whole prompt  */
+    bool               kv_f16;
+    bool               text;
 };
 
 /* Everything a run needs, gathered after the inputs are checked. */
 struct engine {
     struct cli             cli;
     struct ref_model       model;
-    int32_t               *tokens;       /* prompt, then generated tokens */
+    int32_t               *tokens; /* prompt, then generated tokens */
     int                    n_prompt;
     int                    n_tokens;
     llorch_ckpt_selection *selection;
     llorch_ckpt_writer    *writer;
     struct ref_kv_cache    cache;
-    float                 *logits;       /* [n_ubatch][n_vocab] of the last step */
+    float                 *logits; /* [n_ubatch][n_vocab] of the last step */
     char                   settings[512];
 };
 
 static void usage(FILE *out) {
-    fprintf(out,
-        "usage: llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3 | --tokens-file tokens.npy) -o DUMP_DIR\n"
-        "                         [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]\n"
-        "                         [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]\n"
-        "\n"
-        "Runs the tokens through a gpt2 or llama model with a plain C forward pass and\n"
-        "writes its intermediate tensors as a checkpoint dump (docs/FORMAT.md).\n"
-        "\n"
-        "  -m MODEL.gguf        model (F32, F16, BF16, Q8_0 or Q4_K weights)\n"
-        "  --tokens LIST        token ids, comma separated\n"
-        "  --tokens-file FILE   token ids as a 1-D int32 .npy file\n"
-        "  -o DUMP_DIR          output directory (new or empty)\n"
-        "  -n N                 generate N more tokens greedily, one step each (default 0)\n"
-        "  -ub N                process the prompt in steps of at most N tokens (default: one step)\n"
-        "  --kv-type T          f32 (default) or f16: round K and V (and Q, P in attention) to f16\n"
-        "  --checkpoints LIST   names or numbers 1-6, 'extras', 'all' (default all)\n"
-        "  --layers RANGES      'all' (default) or ranges such as 0-3,11\n"
-        "  --text               also write every tensor as .txt\n"
-        "  --gelu G             gpt2's GELU: tanh (default, exact float32) or f16-table, as\n"
-        "                       llama.cpp's CPU backend computes it (f16 input, f16 table)\n"
-        "  --fault SPEC         one deliberate bug: eps:L, swap-heads:L, rope-offset:L, no-attn-bias:L\n");
+    fprintf(out, "usage: llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3 | --tokens-file tokens.npy) -o DUMP_DIR\n"
+                 "                         [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]\n"
+                 "                         [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]\n"
+                 "\n"
+                 "Runs the tokens through a gpt2 or llama model with a plain C forward pass and\n"
+                 "writes its intermediate tensors as a checkpoint dump (docs/FORMAT.md).\n"
+                 "\n"
+                 "  -m MODEL.gguf        model (F32, F16, BF16, Q8_0 or Q4_K weights)\n"
+                 "  --tokens LIST        token ids, comma separated\n"
+                 "  --tokens-file FILE   token ids as a 1-D int32 .npy file\n"
+                 "  -o DUMP_DIR          output directory (new or empty)\n"
+                 "  -n N                 generate N more tokens greedily, one step each (default 0)\n"
+                 "  -ub N                process the prompt in steps of at most N tokens (default: one step)\n"
+                 "  --kv-type T          f32 (default) or f16: round K and V (and Q, P in attention) to f16\n"
+                 "  --checkpoints LIST   names or numbers 1-6, 'extras', 'all' (default all)\n"
+                 "  --layers RANGES      'all' (default) or ranges such as 0-3,11\n"
+                 "  --text               also write every tensor as .txt\n"
+                 "  --gelu G             gpt2's GELU: tanh (default, exact float32) or f16-table, as\n"
+                 "                       llama.cpp's CPU backend computes it (f16 input, f16 table)\n"
+                 "  --fault SPEC         one deliberate bug: eps:L, swap-heads:L, rope-offset:L, no-attn-bias:L\n");
 }
 
 static int bad_input(const char *message) {
@@ -88,8 +87,18 @@ static int bad_input(const char *message) {
 /* ---- command line ------------------------------------------------------ */
 
 enum option_id {
-    OPT_TEXT, OPT_MODEL, OPT_TOKENS, OPT_TOKENS_FILE, OPT_OUT, OPT_CHECKPOINTS, OPT_LAYERS, OPT_N_PREDICT, OPT_UBATCH,
-    OPT_KV_TYPE, OPT_GELU, OPT_FAULT,
+    OPT_TEXT,
+    OPT_MODEL,
+    OPT_TOKENS,
+    OPT_TOKENS_FILE,
+    OPT_OUT,
+    OPT_CHECKPOINTS,
+    OPT_LAYERS,
+    OPT_N_PREDICT,
+    OPT_UBATCH,
+    OPT_KV_TYPE,
+    OPT_GELU,
+    OPT_FAULT,
 };
 
 static const struct cli_option cli_options[] = {
@@ -110,7 +119,7 @@ static const struct cli_option cli_options[] = {
 
 static int parse_count(const char *flag, const char *value, long min, int *out) {
     long v;
-    int rc = cli_int(PROGRAM, flag, value, min, 1000000, &v);
+    int  rc = cli_int(PROGRAM, flag, value, min, 1000000, &v);
     if (rc == 0) {
         *out = (int) v;
     }
@@ -119,9 +128,9 @@ static int parse_count(const char *flag, const char *value, long min, int *out) 
 
 /* One option with its value. Returns 0 or an exit status. */
 static int apply_option(struct cli *cli, int id, const char *flag, const char *value) {
-    const char **strings[] = {NULL, &cli->model, NULL, &cli->tokens_file, &cli->out_dir, &cli->checkpoints,
-                              &cli->layers};
-    char err[512];
+    const char **strings[] = {NULL,          &cli->model,       NULL,        &cli->tokens_file,
+                              &cli->out_dir, &cli->checkpoints, &cli->layers};
+    char         err[512];
     switch (id) {
         case OPT_TEXT:
             cli->text = true;
@@ -160,7 +169,7 @@ static int parse_args(struct cli *cli, int argc, char **argv) {
     int i = 1;
     for (;;) {
         const char *value;
-        char flag[64]; /* the option as given, without "=VALUE", for messages */
+        char        flag[64]; /* the option as given, without "=VALUE", for messages */
         snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
         int id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
         if (id == CLI_END) {
@@ -198,9 +207,9 @@ static int parse_args(struct cli *cli, int argc, char **argv) {
 
 static int read_tokens(struct engine *e, char *err, size_t err_size) {
     int32_t *prompt = NULL;
-    int rc = 0;
+    int      rc = 0;
     if (e->cli.token_ids != NULL) {
-        prompt = e->cli.token_ids;      /* parsed with the command line */
+        prompt = e->cli.token_ids; /* parsed with the command line */
         e->n_prompt = e->cli.n_token_ids;
         e->cli.token_ids = NULL;
     } else {
@@ -225,8 +234,10 @@ static int read_tokens(struct engine *e, char *err, size_t err_size) {
 static int check_length(const struct engine *e, char *err, size_t err_size) {
     int n_total = e->n_prompt + e->cli.n_predict;
     if (e->model.hp.arch == REF_ARCH_GPT2 && n_total > e->model.hp.n_ctx_train) {
-        snprintf(err, err_size, "%d prompt + %d generated tokens exceed the model's %d positions; "
-                 "give fewer tokens or a smaller -n", e->n_prompt, e->cli.n_predict, e->model.hp.n_ctx_train);
+        snprintf(err, err_size,
+                 "%d prompt + %d generated tokens exceed the model's %d positions; "
+                 "give fewer tokens or a smaller -n",
+                 e->n_prompt, e->cli.n_predict, e->model.hp.n_ctx_train);
         return -1;
     }
     return 0;
@@ -235,7 +246,8 @@ static int check_length(const struct engine *e, char *err, size_t err_size) {
 static int open_selection(struct engine *e, char *err, size_t err_size) {
     e->selection = llorch_ckpt_selection_create(e->cli.checkpoints, e->cli.layers, err, err_size);
     return e->selection != NULL && llorch_ckpt_selection_check(e->selection, e->model.hp.n_layer, err, err_size) == 0
-               ? 0 : -1;
+               ? 0
+               : -1;
 }
 
 static int open_writer(struct engine *e, char *err, size_t err_size) {
@@ -247,12 +259,10 @@ static int open_writer(struct engine *e, char *err, size_t err_size) {
 /* Loads the model and checks every input against it; exit status or 0. */
 static int prepare(struct engine *e) {
     char err[1024];
-    if (ref_model_load(&e->model, e->cli.model, err, sizeof err) != 0 ||
-        read_tokens(e, err, sizeof err) != 0 ||
+    if (ref_model_load(&e->model, e->cli.model, err, sizeof err) != 0 || read_tokens(e, err, sizeof err) != 0 ||
         check_length(e, err, sizeof err) != 0 ||
         ref_check_fault(&e->cli.options.fault, &e->model, err, sizeof err) != 0 ||
-        open_selection(e, err, sizeof err) != 0 ||
-        open_writer(e, err, sizeof err) != 0) {
+        open_selection(e, err, sizeof err) != 0 || open_writer(e, err, sizeof err) != 0) {
         return bad_input(err);
     }
     return 0;
@@ -262,19 +272,19 @@ static int prepare(struct engine *e) {
 
 /* What changes the numbers, for the manifest's settings. */
 static void describe_settings(struct engine *e) {
-    const char *kv = e->cli.kv_f16 ? "f16" : "f32";
-    int n_ubatch = e->cli.n_ubatch > 0 ? e->cli.n_ubatch : e->n_prompt;
+    const char             *kv = e->cli.kv_f16 ? "f16" : "f32";
+    int                     n_ubatch = e->cli.n_ubatch > 0 ? e->cli.n_ubatch : e->n_prompt;
     const struct ref_fault *fault = &e->cli.options.fault;
-    char fault_spec[64] = "none";
+    char                    fault_spec[64] = "none";
     if (fault->kind != REF_FAULT_NONE) {
         snprintf(fault_spec, sizeof fault_spec, "%s:%d", ref_fault_name(fault->kind), fault->layer);
     }
-    int n = snprintf(e->settings, sizeof e->settings,
-                     "{\"type_k\": \"%s\", \"type_v\": \"%s\", \"n_ubatch\": %d, \"n_predict\": %d, "
-                     "\"threads\": 1, \"flash_attn\": false, \"accumulation\": \"float32\", "
-                     "\"gelu\": \"%s\", \"fault\": \"%s\"",
-                     kv, kv, n_ubatch, e->cli.n_predict, e->cli.options.gelu_f16_table ? "f16-table" : "tanh",
-                     fault_spec);
+    int n =
+        snprintf(e->settings, sizeof e->settings,
+                 "{\"type_k\": \"%s\", \"type_v\": \"%s\", \"n_ubatch\": %d, \"n_predict\": %d, "
+                 "\"threads\": 1, \"flash_attn\": false, \"accumulation\": \"float32\", "
+                 "\"gelu\": \"%s\", \"fault\": \"%s\"",
+                 kv, kv, n_ubatch, e->cli.n_predict, e->cli.options.gelu_f16_table ? "f16-table" : "tanh", fault_spec);
     if (fault->kind == REF_FAULT_EPS) {
         n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"fault_eps\": %g",
                       (double) REF_FAULT_EPS_VALUE);
@@ -284,19 +294,19 @@ static void describe_settings(struct engine *e) {
 
 static int set_run(struct engine *e) {
     const struct ref_hparams *hp = &e->model.hp;
-    struct llorch_ckpt_run run = {
-        .producer      = PRODUCER,
-        .model_path    = e->model.path,
-        .model_size    = e->model.file_size,
-        .architecture  = hp->arch_name,
-        .n_layer       = hp->n_layer,
-        .n_embd        = hp->n_embd,
-        .n_head        = hp->n_head,
-        .n_head_kv     = hp->n_head_kv,
-        .n_vocab       = hp->n_vocab,
-        .tokens        = e->tokens,
-        .n_tokens      = e->n_tokens,
-        .settings_json = e->settings,
+    struct llorch_ckpt_run    run = {
+           .producer = PRODUCER,
+           .model_path = e->model.path,
+           .model_size = e->model.file_size,
+           .architecture = hp->arch_name,
+           .n_layer = hp->n_layer,
+           .n_embd = hp->n_embd,
+           .n_head = hp->n_head,
+           .n_head_kv = hp->n_head_kv,
+           .n_vocab = hp->n_vocab,
+           .tokens = e->tokens,
+           .n_tokens = e->n_tokens,
+           .settings_json = e->settings,
     };
     return llorch_ckpt_writer_set_run(e->writer, &run);
 }
@@ -329,11 +339,13 @@ static int argmax(const float *x, int n) {
 /* Runs tokens[pos_start .. pos_start+n-1] as step `step`. */
 static int run_step(struct engine *e, int step, int pos_start, int n) {
     struct ref_checkpoints ck = {
-        .writer = e->writer, .selection = e->selection,
-        .step = step, .pos_start = pos_start, .n_pos = n,
+        .writer = e->writer,
+        .selection = e->selection,
+        .step = step,
+        .pos_start = pos_start,
+        .n_pos = n,
     };
-    int rc = ref_forward(&e->model, &e->cache, &e->cli.options, &e->tokens[pos_start], n, pos_start, &ck,
-                         e->logits);
+    int rc = ref_forward(&e->model, &e->cache, &e->cli.options, &e->tokens[pos_start], n, pos_start, &ck, e->logits);
     if (rc != 0) {
         fprintf(stderr, "llorch-ref-engine: out of memory in step %d\n", step);
         return -1;
@@ -402,8 +414,8 @@ static void engine_free(struct engine *e) {
 }
 
 int main(int argc, char **argv) {
-    static struct engine e;  /* static: zeroed, and off the stack */
-    int rc = parse_args(&e.cli, argc, argv);
+    static struct engine e; /* static: zeroed, and off the stack */
+    int                  rc = parse_args(&e.cli, argc, argv);
     if (rc != 0) {
         free(e.cli.token_ids);
         return rc < 0 ? EXIT_SUCCESS : rc;

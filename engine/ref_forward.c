@@ -39,8 +39,7 @@ static float dot(const float *a, const float *b, int n) {
 /* out[t][o] = w[o] . x[t] (+ bias[o]) for T rows: the weight is stored as
  * n_out rows of n_in floats (ggml shape {n_in, n_out}). The bias is added
  * after the sum is rounded, as llama.cpp's separate ADD node does. */
-static void matmul(float *out, const float *x, const float *w, const float *bias,
-                   int T, int n_in, int n_out) {
+static void matmul(float *out, const float *x, const float *w, const float *bias, int T, int n_in, int n_out) {
     for (int t = 0; t < T; t++) {
         for (int o = 0; o < n_out; o++) {
             float y = dot(&w[(size_t) o * n_in], &x[(size_t) t * n_in], n_in);
@@ -56,12 +55,11 @@ static void add_in_place(float *x, const float *y, size_t n) {
 }
 
 /* LayerNorm of each row: (x - mean) / sqrt(var + eps) * w + b. */
-static void layer_norm(float *out, const float *x, const float *w, const float *b,
-                       int T, int n, float eps) {
+static void layer_norm(float *out, const float *x, const float *w, const float *b, int T, int n, float eps) {
     for (int t = 0; t < T; t++) {
         const float *xr = &x[(size_t) t * n];
-        float *yr = &out[(size_t) t * n];
-        float sum = 0.0f;
+        float       *yr = &out[(size_t) t * n];
+        float        sum = 0.0f;
         for (int i = 0; i < n; i++) {
             sum += xr[i];
         }
@@ -82,8 +80,8 @@ static void layer_norm(float *out, const float *x, const float *w, const float *
 static void rms_norm(float *out, const float *x, const float *w, int T, int n, float eps) {
     for (int t = 0; t < T; t++) {
         const float *xr = &x[(size_t) t * n];
-        float *yr = &out[(size_t) t * n];
-        float inv_rms = 1.0f / sqrtf(dot(xr, xr, n) / (float) n + eps);
+        float       *yr = &out[(size_t) t * n];
+        float        inv_rms = 1.0f / sqrtf(dot(xr, xr, n) / (float) n + eps);
         for (int i = 0; i < n; i++) {
             yr[i] = xr[i] * inv_rms * w[i];
         }
@@ -95,10 +93,10 @@ float ref_round_to_f16(float x) {
     memcpy(&bits, &x, sizeof bits);
     uint32_t magnitude = bits & 0x7fffffffu;
     if (magnitude >= 0x7f800000u) {
-        return x;                                   /* inf, nan */
+        return x; /* inf, nan */
     }
     if (magnitude >= 0x477ff000u) {
-        return copysignf(INFINITY, x);              /* >= 65520 rounds past f16's max, 65504 */
+        return copysignf(INFINITY, x); /* >= 65520 rounds past f16's max, 65504 */
     }
     if (magnitude < 0x38800000u) {
         /* below 2^-14: f16 subnormals, a fixed step of 2^-24 */
@@ -148,12 +146,12 @@ static float silu(float x) {
  * float, so the angles agree with it to the last bit. */
 static void rope_one(float *x, int head_dim, int pos, float base, float freq_scale, bool neox) {
     const float theta_scale = powf(base, -2.0f / (float) head_dim);
-    float theta = (float) pos;
+    float       theta = (float) pos;
     for (int i = 0; i < head_dim; i += 2) {
         float angle = freq_scale * theta;
         float c = cosf(angle), s = sinf(angle);
-        int a = neox ? i / 2 : i;
-        int b = neox ? i / 2 + head_dim / 2 : i + 1;
+        int   a = neox ? i / 2 : i;
+        int   b = neox ? i / 2 + head_dim / 2 : i + 1;
         float x0 = x[a], x1 = x[b];
         x[a] = x0 * c - x1 * s;
         x[b] = x0 * s + x1 * c;
@@ -215,18 +213,18 @@ static float *cache_layer(const struct ref_kv_cache *cache, float *base, int il)
 
 /* Scratch buffers of one step, sized for its T tokens and K keys. */
 struct activations {
-    float *x;        /* [T][n_embd]            the residual stream         */
-    float *xn;       /* [T][n_embd]            a block's normed input      */
-    float *qkv;      /* [T][n_q + 2 n_kv]      fused projection            */
-    float *q;        /* [T][n_head][head_dim]                              */
-    float *k, *v;    /* [T][n_head_kv][head_dim]                           */
-    float *scores;   /* [n_head][T][K]         attention probabilities     */
-    float *attn;     /* [T][n_head][head_dim]  attention result            */
-    float *out;      /* [T][n_embd]            attention or FFN output     */
-    float *up;       /* [T][n_ff]                                          */
-    float *gate;     /* [T][n_ff]                                          */
-    float *q_row;    /* [head_dim]             one query, maybe f16-rounded */
-    float *p_row;    /* [K]                    one row of probabilities, maybe f16-rounded  */
+    float *x;      /* [T][n_embd]            the residual stream         */
+    float *xn;     /* [T][n_embd]            a block's normed input      */
+    float *qkv;    /* [T][n_q + 2 n_kv]      fused projection            */
+    float *q;      /* [T][n_head][head_dim]                              */
+    float *k, *v;  /* [T][n_head_kv][head_dim]                           */
+    float *scores; /* [n_head][T][K]         attention probabilities     */
+    float *attn;   /* [T][n_head][head_dim]  attention result            */
+    float *out;    /* [T][n_embd]            attention or FFN output     */
+    float *up;     /* [T][n_ff]                                          */
+    float *gate;   /* [T][n_ff]                                          */
+    float *q_row;  /* [head_dim]             one query, maybe f16-rounded */
+    float *p_row;  /* [K]                    one row of probabilities, maybe f16-rounded  */
 };
 
 /* Everything one step works on, so that each block takes one argument. */
@@ -236,9 +234,9 @@ struct pass {
     struct ref_kv_cache      *cache;
     const struct ref_options *opt;
     struct ref_checkpoints   *ck;
-    int                       T;          /* tokens in this step            */
-    int                       pos_start;  /* position of the first token    */
-    int                       K;          /* keys visible: pos_start + T    */
+    int                       T;         /* tokens in this step            */
+    int                       pos_start; /* position of the first token    */
+    int                       K;         /* keys visible: pos_start + T    */
     struct activations        a;
 };
 
@@ -248,24 +246,24 @@ static bool fault_in(const struct pass *p, enum ref_fault_kind kind, int il) {
 
 static int alloc_activations(struct pass *p) {
     const struct ref_hparams *hp = p->hp;
-    size_t T = (size_t) p->T;
-    size_t n_q = (size_t) hp->n_head * hp->head_dim, n_kv = (size_t) hp->n_head_kv * hp->head_dim;
-    struct activations *a = &p->a;
-    a->x      = malloc(T * hp->n_embd * sizeof(float));
-    a->xn     = malloc(T * hp->n_embd * sizeof(float));
-    a->qkv    = malloc(T * (n_q + 2 * n_kv) * sizeof(float));
-    a->q      = malloc(T * n_q * sizeof(float));
-    a->k      = malloc(T * n_kv * sizeof(float));
-    a->v      = malloc(T * n_kv * sizeof(float));
+    size_t                    T = (size_t) p->T;
+    size_t                    n_q = (size_t) hp->n_head * hp->head_dim, n_kv = (size_t) hp->n_head_kv * hp->head_dim;
+    struct activations       *a = &p->a;
+    a->x = malloc(T * hp->n_embd * sizeof(float));
+    a->xn = malloc(T * hp->n_embd * sizeof(float));
+    a->qkv = malloc(T * (n_q + 2 * n_kv) * sizeof(float));
+    a->q = malloc(T * n_q * sizeof(float));
+    a->k = malloc(T * n_kv * sizeof(float));
+    a->v = malloc(T * n_kv * sizeof(float));
     a->scores = malloc((size_t) hp->n_head * T * p->K * sizeof(float));
-    a->attn   = malloc(T * n_q * sizeof(float));
-    a->out    = malloc(T * hp->n_embd * sizeof(float));
-    a->up     = malloc(T * hp->n_ff * sizeof(float));
-    a->gate   = malloc(T * hp->n_ff * sizeof(float));
-    a->q_row  = malloc((size_t) hp->head_dim * sizeof(float));
-    a->p_row  = malloc((size_t) p->K * sizeof(float));
-    float *all[] = {a->x, a->xn, a->qkv, a->q, a->k, a->v, a->scores, a->attn, a->out, a->up, a->gate,
-                    a->q_row, a->p_row};
+    a->attn = malloc(T * n_q * sizeof(float));
+    a->out = malloc(T * hp->n_embd * sizeof(float));
+    a->up = malloc(T * hp->n_ff * sizeof(float));
+    a->gate = malloc(T * hp->n_ff * sizeof(float));
+    a->q_row = malloc((size_t) hp->head_dim * sizeof(float));
+    a->p_row = malloc((size_t) p->K * sizeof(float));
+    float *all[] = {a->x,    a->xn,  a->qkv, a->q,    a->k,     a->v,    a->scores,
+                    a->attn, a->out, a->up,  a->gate, a->q_row, a->p_row};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (all[i] == NULL) {
             return -1;
@@ -275,8 +273,8 @@ static int alloc_activations(struct pass *p) {
 }
 
 static void free_activations(struct activations *a) {
-    float *all[] = {a->x, a->xn, a->qkv, a->q, a->k, a->v, a->scores, a->attn, a->out, a->up, a->gate,
-                    a->q_row, a->p_row};
+    float *all[] = {a->x,    a->xn,  a->qkv, a->q,    a->k,     a->v,    a->scores,
+                    a->attn, a->out, a->up,  a->gate, a->q_row, a->p_row};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]);
     }
@@ -313,7 +311,7 @@ static void split_columns(float *dst, const float *qkv, int T, int row, int offs
 /* q, k, v from xn: one fused matmul split into three (gpt2), or three. */
 static void project_qkv(struct pass *p, const struct ref_layer *l) {
     const struct ref_hparams *hp = p->hp;
-    int n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
+    int                       n_q = hp->n_head * hp->head_dim, n_kv = hp->n_head_kv * hp->head_dim;
     if (l->wqkv != NULL) {
         int row = n_q + 2 * n_kv;
         matmul(p->a.qkv, p->a.xn, l->wqkv, l->bqkv, p->T, hp->n_embd, row);
@@ -342,7 +340,7 @@ static void swap_query_heads(struct pass *p) {
 
 static void apply_rope(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
-    int pos_start = p->pos_start + (fault_in(p, REF_FAULT_ROPE_OFFSET, il) ? 1 : 0);
+    int                       pos_start = p->pos_start + (fault_in(p, REF_FAULT_ROPE_OFFSET, il) ? 1 : 0);
     ref_ckpt_heads(p->ck, LLORCH_CKPT_QCUR_PRE_ROPE, il, p->a.q, hp->n_head, hp->head_dim);
     ref_ckpt_heads(p->ck, LLORCH_CKPT_KCUR_PRE_ROPE, il, p->a.k, hp->n_head_kv, hp->head_dim);
     rope(p->a.q, p->T, hp->n_head, hp->head_dim, pos_start, hp);
@@ -353,9 +351,9 @@ static void apply_rope(struct pass *p, int il) {
  * the cache is f16, as storing into an f16 tensor does). */
 static void store_kv(struct pass *p, int il) {
     struct ref_kv_cache *c = p->cache;
-    size_t offset = (size_t) p->pos_start * c->row, n = (size_t) p->T * c->row;
-    float *k = cache_layer(c, c->k, il) + offset;
-    float *v = cache_layer(c, c->v, il) + offset;
+    size_t               offset = (size_t) p->pos_start * c->row, n = (size_t) p->T * c->row;
+    float               *k = cache_layer(c, c->k, il) + offset;
+    float               *v = cache_layer(c, c->v, il) + offset;
     memcpy(k, p->a.k, n * sizeof(float));
     memcpy(v, p->a.v, n * sizeof(float));
     if (c->f16) {
@@ -371,13 +369,13 @@ static void store_kv(struct pass *p, int il) {
  * converts its second operand to the type of the first); the kq_soft_max
  * checkpoint holds the probabilities before that rounding. */
 static void attend_one(struct pass *p, int il, int h, int t, float *probs, float *out) {
-    const struct ref_hparams *hp = p->hp;
+    const struct ref_hparams  *hp = p->hp;
     const struct ref_kv_cache *c = p->cache;
-    int hd = hp->head_dim, kv_head = h / (hp->n_head / hp->n_head_kv);  /* GQA: groups of query heads */
+    int          hd = hp->head_dim, kv_head = h / (hp->n_head / hp->n_head_kv); /* GQA: groups of query heads */
     const float *keys = cache_layer(c, c->k, il) + (size_t) kv_head * hd;
     const float *values = cache_layer(c, c->v, il) + (size_t) kv_head * hd;
-    int n_valid = p->pos_start + t + 1;
-    float *q = p->a.q_row, *weights = p->a.p_row;
+    int          n_valid = p->pos_start + t + 1;
+    float       *q = p->a.q_row, *weights = p->a.p_row;
 
     memcpy(q, &p->a.q[((size_t) t * hp->n_head + h) * hd], (size_t) hd * sizeof(float));
     if (c->f16) {
@@ -414,8 +412,8 @@ static void attend(struct pass *p, int il) {
 
 static void attention_block(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
-    const struct ref_layer *l = &p->m->layers[il];
-    float eps = fault_in(p, REF_FAULT_EPS, il) ? REF_FAULT_EPS_VALUE : hp->norm_eps;
+    const struct ref_layer   *l = &p->m->layers[il];
+    float                     eps = fault_in(p, REF_FAULT_EPS, il) ? REF_FAULT_EPS_VALUE : hp->norm_eps;
     block_norm(p, l->attn_norm_w, l->attn_norm_b, eps);
     ref_ckpt_rows(p->ck, LLORCH_CKPT_ATTN_NORM, il, p->a.xn, hp->n_embd);
 
@@ -431,10 +429,10 @@ static void attention_block(struct pass *p, int il) {
     ref_ckpt_heads(p->ck, LLORCH_CKPT_VCUR, il, p->a.v, hp->n_head_kv, hp->head_dim);
 
     store_kv(p, il);
-    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_K, il, cache_layer(p->cache, p->cache->k, il), p->K,
-                   hp->n_head_kv, hp->head_dim);
-    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_V, il, cache_layer(p->cache, p->cache->v, il), p->K,
-                   hp->n_head_kv, hp->head_dim);
+    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_K, il, cache_layer(p->cache, p->cache->k, il), p->K, hp->n_head_kv,
+                   hp->head_dim);
+    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_V, il, cache_layer(p->cache, p->cache->v, il), p->K, hp->n_head_kv,
+                   hp->head_dim);
 
     attend(p, il);
     ref_ckpt_scores(p->ck, LLORCH_CKPT_KQ_SOFT_MAX, il, p->a.scores, hp->n_head, p->K);
@@ -447,8 +445,8 @@ static void attention_block(struct pass *p, int il) {
 /* gpt2: down(gelu(up(xn))); llama: down(silu(gate(xn)) * up(xn)). */
 static void ffn_block(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
-    const struct ref_layer *l = &p->m->layers[il];
-    size_t n_hidden = (size_t) p->T * hp->n_ff;
+    const struct ref_layer   *l = &p->m->layers[il];
+    size_t                    n_hidden = (size_t) p->T * hp->n_ff;
     block_norm(p, l->ffn_norm_w, l->ffn_norm_b, hp->norm_eps);
     matmul(p->a.up, p->a.xn, l->ffn_up, l->ffn_up_b, p->T, hp->n_embd, hp->n_ff);
     if (hp->arch == REF_ARCH_GPT2) {
@@ -485,11 +483,16 @@ static void output(struct pass *p, float *logits) {
 }
 
 int ref_forward(const struct ref_model *m, struct ref_kv_cache *cache, const struct ref_options *opt,
-                const int32_t *tokens, int n_tokens, int pos_start,
-                struct ref_checkpoints *ck, float *logits) {
+                const int32_t *tokens, int n_tokens, int pos_start, struct ref_checkpoints *ck, float *logits) {
     struct pass p = {
-        .m = m, .hp = &m->hp, .cache = cache, .opt = opt, .ck = ck,
-        .T = n_tokens, .pos_start = pos_start, .K = pos_start + n_tokens,
+        .m = m,
+        .hp = &m->hp,
+        .cache = cache,
+        .opt = opt,
+        .ck = ck,
+        .T = n_tokens,
+        .pos_start = pos_start,
+        .K = pos_start + n_tokens,
     };
     int rc = alloc_activations(&p);
     if (rc == 0) {

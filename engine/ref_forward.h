@@ -18,10 +18,10 @@
 /* Deliberate bugs, one per run, to test that a dump comparison finds them. */
 enum ref_fault_kind {
     REF_FAULT_NONE,
-    REF_FAULT_EPS,           /* layer L's attention norm uses REF_FAULT_EPS_VALUE  */
-    REF_FAULT_SWAP_HEADS,    /* layer L swaps query heads 0 and 1 before RoPE      */
-    REF_FAULT_ROPE_OFFSET,   /* layer L's RoPE uses position + 1 (for Q and K)     */
-    REF_FAULT_NO_ATTN_BIAS,  /* layer L drops the attention output bias            */
+    REF_FAULT_EPS,          /* layer L's attention norm uses REF_FAULT_EPS_VALUE  */
+    REF_FAULT_SWAP_HEADS,   /* layer L swaps query heads 0 and 1 before RoPE      */
+    REF_FAULT_ROPE_OFFSET,  /* layer L's RoPE uses position + 1 (for Q and K)     */
+    REF_FAULT_NO_ATTN_BIAS, /* layer L drops the attention output bias            */
 };
 
 #define REF_FAULT_EPS_VALUE 1e-1f
@@ -37,7 +37,7 @@ struct ref_options {
     /* GELU as llama.cpp's CPU backend computes it: the input rounded to
      * f16, looked up in a table of f16 results. Off: the exact tanh
      * formula in float32 (what the GPU backends compute). */
-    bool             gelu_f16_table;
+    bool gelu_f16_table;
 };
 
 /* Keys and values of every layer for positions 0..n_ctx-1, laid out
@@ -45,8 +45,8 @@ struct ref_options {
  * positions 0..K-1 is exactly the cache_k / cache_v checkpoint. */
 struct ref_kv_cache {
     int    n_ctx;
-    int    row;      /* floats per position: n_head_kv * head_dim       */
-    bool   f16;      /* round K, V (and Q, P in attention) to f16, as llama.cpp does with an f16 cache */
+    int    row; /* floats per position: n_head_kv * head_dim       */
+    bool   f16; /* round K, V (and Q, P in attention) to f16, as llama.cpp does with an f16 cache */
     float *k;
     float *v;
 };
@@ -60,8 +60,7 @@ void ref_kv_cache_free(struct ref_kv_cache *cache);
  * opt how to compute (may be NULL: no fault, exact GELU).
  * Returns 0, or -1 when out of memory. */
 int ref_forward(const struct ref_model *m, struct ref_kv_cache *cache, const struct ref_options *opt,
-                const int32_t *tokens, int n_tokens, int pos_start,
-                struct ref_checkpoints *ck, float *logits);
+                const int32_t *tokens, int n_tokens, int pos_start, struct ref_checkpoints *ck, float *logits);
 
 /* The value x rounded to the nearest float16 (ties to even), as a float. */
 float ref_round_to_f16(float x);

@@ -5,8 +5,8 @@
 #include "ref_input.h"
 
 #include <ctype.h>
-#include <stdbool.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,7 @@ static int parse_npy_header(FILE *f, long *count, const char **why) {
         return -1;
     }
     size_t header_len = pre[6] == 1 ? (size_t) (pre[8] | pre[9] << 8) : 0;
-    if (pre[6] != 1) {  /* versions 2 and 3 have a 4-byte length */
+    if (pre[6] != 1) { /* versions 2 and 3 have a 4-byte length */
         unsigned char more[2];
         if (fread(more, 1, 2, f) != 2) {
             *why = "truncated header";
@@ -34,7 +34,7 @@ static int parse_npy_header(FILE *f, long *count, const char **why) {
         return -1;
     }
     header[header_len] = '\0';
-    int size = strstr(header, "'<i4'") ? 4 : strstr(header, "'<i8'") ? 8 : 0;
+    int         size = strstr(header, "'<i4'") ? 4 : strstr(header, "'<i8'") ? 8 : 0;
     const char *shape = strstr(header, "'shape': (");
     if (size == 0 || strstr(header, "'fortran_order': False") == NULL || shape == NULL ||
         sscanf(shape, "'shape': (%ld,)", count) != 1 || *count < 0) {
@@ -67,10 +67,10 @@ int ref_read_token_file(const char *path, int32_t **tokens, int *n_tokens, char 
         snprintf(err, err_size, "--tokens-file %s: %s; give a .npy file of token ids", path, strerror(errno));
         return -1;
     }
-    long count = 0;
+    long        count = 0;
     const char *why = NULL;
-    int size = parse_npy_header(f, &count, &why);
-    int32_t *out = size > 0 && count > 0 ? malloc((size_t) count * sizeof *out) : NULL;
+    int         size = parse_npy_header(f, &count, &why);
+    int32_t    *out = size > 0 && count > 0 ? malloc((size_t) count * sizeof *out) : NULL;
     if (size > 0 && count > 0 && out != NULL && read_ids(f, size, count, out) != 0) {
         why = "the file is shorter than its header says";
     }
@@ -79,8 +79,10 @@ int ref_read_token_file(const char *path, int32_t **tokens, int *n_tokens, char 
         why = count == 0 ? "it holds no tokens" : "out of memory";
     }
     if (why != NULL) {
-        snprintf(err, err_size, "--tokens-file %s: %s; give a 1-D int32 .npy file, e.g. "
-                 "numpy.save('t.npy', numpy.array([1, 2, 3], dtype=numpy.int32))", path, why);
+        snprintf(err, err_size,
+                 "--tokens-file %s: %s; give a 1-D int32 .npy file, e.g. "
+                 "numpy.save('t.npy', numpy.array([1, 2, 3], dtype=numpy.int32))",
+                 path, why);
         free(out);
         return -1;
     }
@@ -92,8 +94,10 @@ int ref_read_token_file(const char *path, int32_t **tokens, int *n_tokens, char 
 int ref_check_tokens(const int32_t *tokens, int n_tokens, int n_vocab, char *err, size_t err_size) {
     for (int i = 0; i < n_tokens; i++) {
         if (tokens[i] < 0 || tokens[i] >= n_vocab) {
-            snprintf(err, err_size, "token %d (at index %d) is not a valid id for this model; "
-                     "ids must be in 0..%d", tokens[i], i, n_vocab - 1);
+            snprintf(err, err_size,
+                     "token %d (at index %d) is not a valid id for this model; "
+                     "ids must be in 0..%d",
+                     tokens[i], i, n_vocab - 1);
             return -1;
         }
     }
@@ -106,9 +110,9 @@ static const struct {
     enum ref_fault_kind kind;
     const char         *name;
 } faults[] = {
-    {REF_FAULT_EPS,          "eps"},
-    {REF_FAULT_SWAP_HEADS,   "swap-heads"},
-    {REF_FAULT_ROPE_OFFSET,  "rope-offset"},
+    {REF_FAULT_EPS, "eps"},
+    {REF_FAULT_SWAP_HEADS, "swap-heads"},
+    {REF_FAULT_ROPE_OFFSET, "rope-offset"},
     {REF_FAULT_NO_ATTN_BIAS, "no-attn-bias"},
 };
 
@@ -139,7 +143,7 @@ int ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t
         return 0;
     }
     const char *colon = strchr(spec, ':');
-    int layer;
+    int         layer;
     if (colon != NULL && parse_fault_layer(colon + 1, &layer) == 0) {
         for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
             size_t len = (size_t) (colon - spec);
@@ -149,8 +153,10 @@ int ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t
             }
         }
     }
-    snprintf(err, err_size, "--fault '%s' is not a fault; use eps:L, swap-heads:L, rope-offset:L or "
-             "no-attn-bias:L with L a layer number", spec);
+    snprintf(err, err_size,
+             "--fault '%s' is not a fault; use eps:L, swap-heads:L, rope-offset:L or "
+             "no-attn-bias:L with L a layer number",
+             spec);
     return -1;
 }
 
@@ -161,8 +167,8 @@ int ref_check_fault(const struct ref_fault *fault, const struct ref_model *m, ch
     const char *name = ref_fault_name(fault->kind);
     const char *why = NULL;
     if (fault->layer >= m->hp.n_layer) {
-        snprintf(err, err_size, "--fault %s:%d: the model has layers 0-%d; choose one of them",
-                 name, fault->layer, m->hp.n_layer - 1);
+        snprintf(err, err_size, "--fault %s:%d: the model has layers 0-%d; choose one of them", name, fault->layer,
+                 m->hp.n_layer - 1);
         return -1;
     }
     if (fault->kind == REF_FAULT_SWAP_HEADS && m->hp.n_head < 2) {

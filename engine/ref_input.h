@@ -18,7 +18,7 @@ int ref_read_token_file(const char *path, int32_t **tokens, int *n_tokens, char 
 int ref_check_tokens(const int32_t *tokens, int n_tokens, int n_vocab, char *err, size_t err_size);
 
 /* "eps:L", "swap-heads:L", "rope-offset:L", "no-attn-bias:L", or "none". */
-int ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t err_size);
+int         ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t err_size);
 const char *ref_fault_name(enum ref_fault_kind kind);
 
 /* Whether the model can have this fault (layer in range, a second query

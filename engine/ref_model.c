@@ -23,7 +23,7 @@
 /* Everything the loading functions share, so that each stays short. */
 struct loader {
     struct gguf_context *gguf;
-    struct ggml_context *data;   /* holds the tensors' bytes */
+    struct ggml_context *data; /* holds the tensors' bytes */
     struct ref_model    *m;
     const char          *path;
     char                *err;
@@ -33,7 +33,7 @@ struct loader {
 
 static void fail(struct loader *ld, const char *fmt, ...) {
     if (ld->failed) {
-        return;  /* keep the first message: it names the real cause */
+        return; /* keep the first message: it names the real cause */
     }
     ld->failed = true;
     va_list ap;
@@ -63,20 +63,26 @@ static int read_int(struct loader *ld, const char *suffix, int def) {
     int64_t id = gguf_find_key(ld->gguf, key);
     if (id < 0) {
         if (def < 0) {
-            fail(ld, "%s: missing metadata key '%s'; the file is not a complete %s model",
-                 ld->path, key, ld->m->hp.arch_name);
+            fail(ld, "%s: missing metadata key '%s'; the file is not a complete %s model", ld->path, key,
+                 ld->m->hp.arch_name);
         }
         return def;
     }
     switch (gguf_get_kv_type(ld->gguf, id)) {
-    case GGUF_TYPE_UINT32: return (int) gguf_get_val_u32(ld->gguf, id);
-    case GGUF_TYPE_INT32:  return (int) gguf_get_val_i32(ld->gguf, id);
-    case GGUF_TYPE_UINT64: return (int) gguf_get_val_u64(ld->gguf, id);
-    case GGUF_TYPE_INT64:  return (int) gguf_get_val_i64(ld->gguf, id);
-    default:
-        fail(ld, "%s: metadata key '%s' is not a single integer (per-layer values are not supported); "
-                 "use a model with one value for all layers", ld->path, key);
-        return def;
+        case GGUF_TYPE_UINT32:
+            return (int) gguf_get_val_u32(ld->gguf, id);
+        case GGUF_TYPE_INT32:
+            return (int) gguf_get_val_i32(ld->gguf, id);
+        case GGUF_TYPE_UINT64:
+            return (int) gguf_get_val_u64(ld->gguf, id);
+        case GGUF_TYPE_INT64:
+            return (int) gguf_get_val_i64(ld->gguf, id);
+        default:
+            fail(ld,
+                 "%s: metadata key '%s' is not a single integer (per-layer values are not supported); "
+                 "use a model with one value for all layers",
+                 ld->path, key);
+            return def;
     }
 }
 
@@ -86,17 +92,19 @@ static float read_float(struct loader *ld, const char *suffix, float def, bool r
     int64_t id = gguf_find_key(ld->gguf, key);
     if (id < 0) {
         if (required) {
-            fail(ld, "%s: missing metadata key '%s'; the file is not a complete %s model",
-                 ld->path, key, ld->m->hp.arch_name);
+            fail(ld, "%s: missing metadata key '%s'; the file is not a complete %s model", ld->path, key,
+                 ld->m->hp.arch_name);
         }
         return def;
     }
     switch (gguf_get_kv_type(ld->gguf, id)) {
-    case GGUF_TYPE_FLOAT32: return gguf_get_val_f32(ld->gguf, id);
-    case GGUF_TYPE_FLOAT64: return (float) gguf_get_val_f64(ld->gguf, id);
-    default:
-        fail(ld, "%s: metadata key '%s' is not a number; repair or re-convert the model", ld->path, key);
-        return def;
+        case GGUF_TYPE_FLOAT32:
+            return gguf_get_val_f32(ld->gguf, id);
+        case GGUF_TYPE_FLOAT64:
+            return (float) gguf_get_val_f64(ld->gguf, id);
+        default:
+            fail(ld, "%s: metadata key '%s' is not a number; repair or re-convert the model", ld->path, key);
+            return def;
     }
 }
 
@@ -110,7 +118,7 @@ static const char *read_string(struct loader *ld, const char *key) {
 
 static void read_architecture(struct loader *ld) {
     struct ref_hparams *hp = &ld->m->hp;
-    const char *arch = read_string(ld, "general.architecture");
+    const char         *arch = read_string(ld, "general.architecture");
     if (arch == NULL) {
         fail(ld, "%s: no 'general.architecture' key; pass a GGUF model converted by llama.cpp", ld->path);
         return;
@@ -121,11 +129,11 @@ static void read_architecture(struct loader *ld) {
     } else if (strcmp(arch, "llama") == 0) {
         hp->arch = REF_ARCH_LLAMA;
     } else if (strcmp(arch, "qwen2") == 0) {
-        hp->arch = REF_ARCH_LLAMA;      /* llama with Q/K/V biases and NEOX RoPE */
+        hp->arch = REF_ARCH_LLAMA; /* llama with Q/K/V biases and NEOX RoPE */
         hp->rope_neox = true;
     } else {
-        fail(ld, "%s: architecture '%s' is not supported; this engine runs gpt2, llama and qwen2 models",
-             ld->path, arch);
+        fail(ld, "%s: architecture '%s' is not supported; this engine runs gpt2, llama and qwen2 models", ld->path,
+             arch);
     }
 }
 
@@ -139,35 +147,38 @@ static void refuse_unsupported_llama(struct loader *ld) {
     arch_key(ld, key, sizeof key, "rope.scaling.type");
     const char *scaling = read_string(ld, key);
     if (scaling != NULL && strcmp(scaling, "none") != 0 && strcmp(scaling, "linear") != 0) {
-        fail(ld, "%s: RoPE scaling '%s' is not supported (only none and linear); use a model without it",
-             ld->path, scaling);
+        fail(ld, "%s: RoPE scaling '%s' is not supported (only none and linear); use a model without it", ld->path,
+             scaling);
     }
     if (read_float(ld, "rope.scaling.attn_factor", 1.0f, false) != 1.0f) {
         fail(ld, "%s: a RoPE attention factor is not supported; use a model without '%s.rope.scaling.attn_factor'",
              ld->path, ld->m->hp.arch_name);
     }
     if (gguf_find_tensor(ld->gguf, "rope_freqs.weight") >= 0) {
-        fail(ld, "%s: RoPE frequency factors (rope_freqs.weight, llama 3.1 style) are not supported; "
-                 "use a model without them", ld->path);
+        fail(ld,
+             "%s: RoPE frequency factors (rope_freqs.weight, llama 3.1 style) are not supported; "
+             "use a model without them",
+             ld->path);
     }
 }
 
 static void read_hparams(struct loader *ld) {
     struct ref_hparams *hp = &ld->m->hp;
     hp->n_ctx_train = read_int(ld, "context_length", -1);
-    hp->n_embd      = read_int(ld, "embedding_length", -1);
-    hp->n_ff        = read_int(ld, "feed_forward_length", -1);
-    hp->n_layer     = read_int(ld, "block_count", -1);
-    hp->n_head      = read_int(ld, "attention.head_count", -1);
-    hp->n_head_kv   = read_int(ld, "attention.head_count_kv", hp->n_head);
+    hp->n_embd = read_int(ld, "embedding_length", -1);
+    hp->n_ff = read_int(ld, "feed_forward_length", -1);
+    hp->n_layer = read_int(ld, "block_count", -1);
+    hp->n_head = read_int(ld, "attention.head_count", -1);
+    hp->n_head_kv = read_int(ld, "attention.head_count_kv", hp->n_head);
     if (ld->failed) {
         return;
     }
-    if (hp->n_embd <= 0 || hp->n_ff <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 ||
-        hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0 || hp->n_ctx_train <= 0 ||
+    if (hp->n_embd <= 0 || hp->n_ff <= 0 || hp->n_layer <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
+        hp->n_head % hp->n_head_kv != 0 || hp->n_ctx_train <= 0 ||
         (hp->arch == REF_ARCH_GPT2 && hp->n_embd % hp->n_head != 0)) {
-        fail(ld, "%s: inconsistent hyperparameters (n_embd %d, n_ff %d, n_layer %d, n_head %d, n_head_kv %d, "
-                 "n_ctx_train %d); repair or re-convert the model",
+        fail(ld,
+             "%s: inconsistent hyperparameters (n_embd %d, n_ff %d, n_layer %d, n_head %d, n_head_kv %d, "
+             "n_ctx_train %d); repair or re-convert the model",
              ld->path, hp->n_embd, hp->n_ff, hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ctx_train);
         return;
     }
@@ -177,22 +188,24 @@ static void read_hparams(struct loader *ld) {
         hp->kq_scale = 1.0f / sqrtf((float) hp->head_dim);
         return;
     }
-    hp->head_dim        = read_int(ld, "attention.key_length", hp->head_dim);
-    int value_length    = read_int(ld, "attention.value_length", hp->head_dim);
-    int rope_dim        = read_int(ld, "rope.dimension_count", hp->head_dim);
-    hp->norm_eps        = read_float(ld, "attention.layer_norm_rms_epsilon", 0.0f, true);
-    hp->rope_freq_base  = read_float(ld, "rope.freq_base", 10000.0f, false);
-    float factor        = read_float(ld, "rope.scaling.factor", 0.0f, false);
+    hp->head_dim = read_int(ld, "attention.key_length", hp->head_dim);
+    int value_length = read_int(ld, "attention.value_length", hp->head_dim);
+    int rope_dim = read_int(ld, "rope.dimension_count", hp->head_dim);
+    hp->norm_eps = read_float(ld, "attention.layer_norm_rms_epsilon", 0.0f, true);
+    hp->rope_freq_base = read_float(ld, "rope.freq_base", 10000.0f, false);
+    float factor = read_float(ld, "rope.scaling.factor", 0.0f, false);
     if (factor == 0.0f) {
-        factor = read_float(ld, "rope.scale_linear", 0.0f, false);  /* the older key */
+        factor = read_float(ld, "rope.scale_linear", 0.0f, false); /* the older key */
     }
-    hp->rope_freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;  /* as llama.cpp */
-    float scale         = read_float(ld, "attention.scale", 0.0f, false);
-    hp->kq_scale        = scale != 0.0f ? scale : 1.0f / sqrtf((float) hp->head_dim);
-    if (!ld->failed && (value_length != hp->head_dim || rope_dim != hp->head_dim || hp->head_dim <= 0 ||
-                        hp->head_dim % 2 != 0)) {
-        fail(ld, "%s: key length %d, value length %d and RoPE dimension %d must be equal, even and positive; "
-                 "this model is not a plain llama", ld->path, hp->head_dim, value_length, rope_dim);
+    hp->rope_freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor; /* as llama.cpp */
+    float scale = read_float(ld, "attention.scale", 0.0f, false);
+    hp->kq_scale = scale != 0.0f ? scale : 1.0f / sqrtf((float) hp->head_dim);
+    if (!ld->failed &&
+        (value_length != hp->head_dim || rope_dim != hp->head_dim || hp->head_dim <= 0 || hp->head_dim % 2 != 0)) {
+        fail(ld,
+             "%s: key length %d, value length %d and RoPE dimension %d must be equal, even and positive; "
+             "this model is not a plain llama",
+             ld->path, hp->head_dim, value_length, rope_dim);
     }
     refuse_unsupported_llama(ld);
 }
@@ -200,13 +213,13 @@ static void read_hparams(struct loader *ld) {
 /* ---- tensors ----------------------------------------------------------- */
 
 static bool type_supported(enum ggml_type type) {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
-           type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_K;
+    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 || type == GGML_TYPE_Q8_0 ||
+           type == GGML_TYPE_Q4_K;
 }
 
 static float *remember(struct loader *ld, float *buf) {
     struct ref_model *m = ld->m;
-    float **grown = realloc(m->owned, (size_t) (m->n_owned + 1) * sizeof *grown);
+    float           **grown = realloc(m->owned, (size_t) (m->n_owned + 1) * sizeof *grown);
     if (grown == NULL) {
         free(buf);
         fail(ld, "%s: out of memory while converting the weights", ld->path);
@@ -221,7 +234,7 @@ static float *remember(struct loader *ld, float *buf) {
  * ggml's to_float, which is a pure data conversion. */
 static float *to_f32(struct loader *ld, const struct ggml_tensor *t) {
     int64_t n = ggml_nelements(t);
-    float *out = malloc((size_t) n * sizeof *out);
+    float  *out = malloc((size_t) n * sizeof *out);
     if (out == NULL) {
         fail(ld, "%s: out of memory converting tensor '%s'", ld->path, t->name);
         return NULL;
@@ -243,21 +256,24 @@ static float *load(struct loader *ld, const char *name, int64_t ne0, int64_t ne1
     struct ggml_tensor *t = ggml_get_tensor(ld->data, name);
     if (t == NULL) {
         if (required) {
-            fail(ld, "%s: tensor '%s' is missing; the file is not a complete %s model",
-                 ld->path, name, ld->m->hp.arch_name);
+            fail(ld, "%s: tensor '%s' is missing; the file is not a complete %s model", ld->path, name,
+                 ld->m->hp.arch_name);
         }
         return NULL;
     }
     if (!type_supported(t->type)) {
-        fail(ld, "%s: tensor '%s' has type %s, which this engine does not read; "
-                 "use a model in F32, F16, BF16, Q8_0 or Q4_K", ld->path, name, ggml_type_name(t->type));
+        fail(ld,
+             "%s: tensor '%s' has type %s, which this engine does not read; "
+             "use a model in F32, F16, BF16, Q8_0 or Q4_K",
+             ld->path, name, ggml_type_name(t->type));
         return NULL;
     }
     if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
-        fail(ld, "%s: tensor '%s' has shape {%lld, %lld, %lld, %lld}, expected {%lld, %lld}; "
-                 "the file does not match its own hyperparameters",
-             ld->path, name, (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2],
-             (long long) t->ne[3], (long long) ne0, (long long) ne1);
+        fail(ld,
+             "%s: tensor '%s' has shape {%lld, %lld, %lld, %lld}, expected {%lld, %lld}; "
+             "the file does not match its own hyperparameters",
+             ld->path, name, (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+             (long long) ne0, (long long) ne1);
         return NULL;
     }
     return to_f32(ld, t);
@@ -272,9 +288,9 @@ static float *load_layer(struct loader *ld, int il, const char *suffix, int64_t 
 /* Fused QKV (gpt2 always, llama sometimes) or separate Q, K, V. */
 static void load_qkv(struct loader *ld, struct ref_layer *l, int il) {
     const struct ref_hparams *hp = &ld->m->hp;
-    int64_t n_q = (int64_t) hp->n_head * hp->head_dim;
-    int64_t n_kv = (int64_t) hp->n_head_kv * hp->head_dim;
-    bool fused_required = hp->arch == REF_ARCH_GPT2;
+    int64_t                   n_q = (int64_t) hp->n_head * hp->head_dim;
+    int64_t                   n_kv = (int64_t) hp->n_head_kv * hp->head_dim;
+    bool                      fused_required = hp->arch == REF_ARCH_GPT2;
     l->wqkv = load_layer(ld, il, "attn_qkv.weight", hp->n_embd, n_q + 2 * n_kv, fused_required);
     if (l->wqkv != NULL) {
         l->bqkv = load_layer(ld, il, "attn_qkv.bias", n_q + 2 * n_kv, 1, fused_required);
@@ -290,42 +306,42 @@ static void load_qkv(struct loader *ld, struct ref_layer *l, int il) {
 
 static void load_layer_weights(struct loader *ld, struct ref_layer *l, int il) {
     const struct ref_hparams *hp = &ld->m->hp;
-    bool gpt2 = hp->arch == REF_ARCH_GPT2;
-    int64_t n_q = (int64_t) hp->n_head * hp->head_dim;
+    bool                      gpt2 = hp->arch == REF_ARCH_GPT2;
+    int64_t                   n_q = (int64_t) hp->n_head * hp->head_dim;
     l->attn_norm_w = load_layer(ld, il, "attn_norm.weight", hp->n_embd, 1, true);
     l->attn_norm_b = load_layer(ld, il, "attn_norm.bias", hp->n_embd, 1, gpt2);
     load_qkv(ld, l, il);
-    l->wo          = load_layer(ld, il, "attn_output.weight", n_q, hp->n_embd, true);
-    l->bo          = load_layer(ld, il, "attn_output.bias", hp->n_embd, 1, gpt2);
-    l->ffn_norm_w  = load_layer(ld, il, "ffn_norm.weight", hp->n_embd, 1, true);
-    l->ffn_norm_b  = load_layer(ld, il, "ffn_norm.bias", hp->n_embd, 1, gpt2);
-    l->ffn_up      = load_layer(ld, il, "ffn_up.weight", hp->n_embd, hp->n_ff, true);
-    l->ffn_up_b    = load_layer(ld, il, "ffn_up.bias", hp->n_ff, 1, gpt2);
-    l->ffn_down    = load_layer(ld, il, "ffn_down.weight", hp->n_ff, hp->n_embd, true);
-    l->ffn_down_b  = load_layer(ld, il, "ffn_down.bias", hp->n_embd, 1, gpt2);
+    l->wo = load_layer(ld, il, "attn_output.weight", n_q, hp->n_embd, true);
+    l->bo = load_layer(ld, il, "attn_output.bias", hp->n_embd, 1, gpt2);
+    l->ffn_norm_w = load_layer(ld, il, "ffn_norm.weight", hp->n_embd, 1, true);
+    l->ffn_norm_b = load_layer(ld, il, "ffn_norm.bias", hp->n_embd, 1, gpt2);
+    l->ffn_up = load_layer(ld, il, "ffn_up.weight", hp->n_embd, hp->n_ff, true);
+    l->ffn_up_b = load_layer(ld, il, "ffn_up.bias", hp->n_ff, 1, gpt2);
+    l->ffn_down = load_layer(ld, il, "ffn_down.weight", hp->n_ff, hp->n_embd, true);
+    l->ffn_down_b = load_layer(ld, il, "ffn_down.bias", hp->n_embd, 1, gpt2);
     if (!gpt2) {
-        l->ffn_gate   = load_layer(ld, il, "ffn_gate.weight", hp->n_embd, hp->n_ff, true);
+        l->ffn_gate = load_layer(ld, il, "ffn_gate.weight", hp->n_embd, hp->n_ff, true);
         l->ffn_gate_b = load_layer(ld, il, "ffn_gate.bias", hp->n_ff, 1, false);
     }
 }
 
 static void load_weights(struct loader *ld) {
-    struct ref_model *m = ld->m;
+    struct ref_model   *m = ld->m;
     struct ref_hparams *hp = &m->hp;
-    bool gpt2 = hp->arch == REF_ARCH_GPT2;
+    bool                gpt2 = hp->arch == REF_ARCH_GPT2;
     struct ggml_tensor *embd = ggml_get_tensor(ld->data, "token_embd.weight");
     if (embd == NULL) {
         fail(ld, "%s: tensor 'token_embd.weight' is missing; the file is not a complete model", ld->path);
         return;
     }
     hp->n_vocab = (int) embd->ne[1];
-    m->token_embd    = load(ld, "token_embd.weight", hp->n_embd, hp->n_vocab, true);
-    m->pos_embd      = gpt2 ? load(ld, "position_embd.weight", hp->n_embd, hp->n_ctx_train, true) : NULL;
+    m->token_embd = load(ld, "token_embd.weight", hp->n_embd, hp->n_vocab, true);
+    m->pos_embd = gpt2 ? load(ld, "position_embd.weight", hp->n_embd, hp->n_ctx_train, true) : NULL;
     m->output_norm_w = load(ld, "output_norm.weight", hp->n_embd, 1, true);
     m->output_norm_b = load(ld, "output_norm.bias", hp->n_embd, 1, gpt2);
-    m->output        = load(ld, "output.weight", hp->n_embd, hp->n_vocab, false);
+    m->output = load(ld, "output.weight", hp->n_embd, hp->n_vocab, false);
     if (m->output == NULL) {
-        m->output = m->token_embd;  /* tied embeddings, as llama.cpp does */
+        m->output = m->token_embd; /* tied embeddings, as llama.cpp does */
     }
     m->layers = calloc((size_t) hp->n_layer, sizeof *m->layers);
     if (m->layers == NULL) {
@@ -370,7 +386,7 @@ int ref_model_load(struct ref_model *m, const char *path, char *err, size_t err_
         }
     }
     if (ld.data != NULL) {
-        ggml_free(ld.data);  /* the weights are all copied to float32 now */
+        ggml_free(ld.data); /* the weights are all copied to float32 now */
     }
     if (ld.gguf != NULL) {
         gguf_free(ld.gguf);

@@ -24,8 +24,7 @@ struct part {
     size_t      n;
 };
 
-static const char *find(const char *p, size_t n, const char *needle, size_t len)
-{
+static const char *find(const char *p, size_t n, const char *needle, size_t len) {
     for (size_t i = 0; i + len <= n; i++) {
         if (memcmp(p + i, needle, len) == 0) {
             return p + i;
@@ -34,14 +33,13 @@ static const char *find(const char *p, size_t n, const char *needle, size_t len)
     return NULL;
 }
 
-static int split(const uint8_t *data, size_t size, struct part *parts)
-{
-    const char *p = (const char *)data, *end = p + size;
-    int n = 0;
+static int split(const uint8_t *data, size_t size, struct part *parts) {
+    const char *p = (const char *) data, *end = p + size;
+    int         n = 0;
     while (n < MAX_PARTS) {
-        const char *sep = find(p, (size_t)(end - p), SEPARATOR, SEPARATOR_LEN);
+        const char *sep = find(p, (size_t) (end - p), SEPARATOR, SEPARATOR_LEN);
         parts[n].p = p;
-        parts[n++].n = sep ? (size_t)(sep - p) : (size_t)(end - p);
+        parts[n++].n = sep ? (size_t) (sep - p) : (size_t) (end - p);
         if (!sep) {
             break;
         }
@@ -50,12 +48,11 @@ static int split(const uint8_t *data, size_t size, struct part *parts)
     return n;
 }
 
-static void add_files(llorch_ckpt_dump *d, const struct part *parts, int n)
-{
+static void add_files(llorch_ckpt_dump *d, const struct part *parts, int n) {
     char name[256], err[256];
     for (int i = 2; i < n; i++) {
         const char *nl = memchr(parts[i].p, '\n', parts[i].n);
-        size_t len = nl ? (size_t)(nl - parts[i].p) : 0;
+        size_t      len = nl ? (size_t) (nl - parts[i].p) : 0;
         if (!nl || len == 0 || len >= sizeof name) {
             continue;
         }
@@ -66,23 +63,21 @@ static void add_files(llorch_ckpt_dump *d, const struct part *parts, int n)
 }
 
 static void report(FILE *out, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                   const llorch_ckpt_dump *cand, const llorch_ckpt_compare_options *o)
-{
-    struct llorch_ckpt_report_info info = { "ref", "cand", ref, cand, o };
+                   const llorch_ckpt_dump *cand, const llorch_ckpt_compare_options *o) {
+    struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o};
     llorch_ckpt_report_table(out, c, &info);
     llorch_ckpt_report_json(out, c, &info);
     long first = llorch_ckpt_comparison_first_failure(c);
-    int code = llorch_ckpt_comparison_exit_code(c);
+    int  code = llorch_ckpt_comparison_exit_code(c);
     if ((first < 0) != (code == 0) || code < 0 || code > 2) {
         abort();
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *out;
-    struct part parts[MAX_PARTS];
-    char err[1024];
+    struct part  parts[MAX_PARTS];
+    char         err[1024];
     if (!out && !(out = fopen("/dev/null", "w"))) {
         return 0;
     }
@@ -90,8 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n < 2) {
         return 0;
     }
-    llorch_ckpt_dump *ref = llorch_ckpt_dump_parse(parts[0].p, parts[0].n, "ref", err, sizeof err);
-    llorch_ckpt_dump *cand = llorch_ckpt_dump_parse(parts[1].p, parts[1].n, "cand", err, sizeof err);
+    llorch_ckpt_dump            *ref = llorch_ckpt_dump_parse(parts[0].p, parts[0].n, "ref", err, sizeof err);
+    llorch_ckpt_dump            *cand = llorch_ckpt_dump_parse(parts[1].p, parts[1].n, "cand", err, sizeof err);
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
     if (ref && cand && o) {
         add_files(ref, parts, n);

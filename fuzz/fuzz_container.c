@@ -11,21 +11,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) {
         return 0;
     }
-    char err[512];
+    char                       err[512];
     enum llorch_container_form form = (data[0] & 1) ? LLORCH_CONTAINER_SAFETENSORS : LLORCH_CONTAINER_NPZ;
-    llorch_container *c = llorch_container_open_mem(data + 1, size - 1, form, "fuzz", err, sizeof err);
+    llorch_container          *c = llorch_container_open_mem(data + 1, size - 1, form, "fuzz", err, sizeof err);
     if (!c) {
         return 0;
     }
     for (size_t i = 0; i < llorch_container_n_members(c); i++) {
         const struct llorch_container_member *m = llorch_container_member(c, i);
         if (llorch_container_find(c, m->name) != m || m->offset > size - 1 || m->size > size - 1 - m->offset) {
-            abort();                     /* found by name, inside the input */
+            abort(); /* found by name, inside the input */
         }
         unsigned char *bytes;
         if (llorch_container_read(c, m, &bytes, err, sizeof err) != 0) {

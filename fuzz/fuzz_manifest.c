@@ -11,10 +11,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_entry(const llorch_ckpt_dump *d, size_t i)
-{
+static void check_entry(const llorch_ckpt_dump *d, size_t i) {
     const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
-    char err[512];
+    char                            err[512];
     if (!e || !llorch_ckpt_safe_name(e->file) || !e->checkpoint[0] || e->n_dims < 0 ||
         e->n_dims > LLORCH_CKPT_MAX_DIMS || e->layer < -1 || e->pos_start < 0 || e->n_pos < 0) {
         abort();
@@ -33,18 +32,17 @@ static void check_entry(const llorch_ckpt_dump *d, size_t i)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    char err[512];
-    llorch_ckpt_dump *d = llorch_ckpt_dump_parse((const char *)data, size, "fuzz", err, sizeof err);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char              err[512];
+    llorch_ckpt_dump *d = llorch_ckpt_dump_parse((const char *) data, size, "fuzz", err, sizeof err);
     if (!d) {
         if (strncmp(err, "fuzz: ", 6) != 0) {
-            abort();                     /* every message names the file */
+            abort(); /* every message names the file */
         }
         return 0;
     }
     const struct llorch_ckpt_model *m = llorch_ckpt_dump_model(d);
-    if (m->n_layer < 0 || m->n_embd < 0) {     /* architecture may be absent (NULL) */
+    if (m->n_layer < 0 || m->n_embd < 0) { /* architecture may be absent (NULL) */
         abort();
     }
     for (size_t i = 0; i < llorch_ckpt_dump_n_entries(d); i++) {

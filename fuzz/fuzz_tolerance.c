@@ -10,9 +10,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    char spec[512], err[256];
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char   spec[512], err[256];
     size_t n = size < sizeof spec - 1 ? size : sizeof spec - 1;
     memcpy(spec, data, n);
     spec[n] = '\0';
@@ -30,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         *colon = '\0';
     }
     struct llorch_ckpt_tolerance t = llorch_ckpt_compare_options_get(o, spec);
-    if (!(t.atol >= 0 && t.rtol >= 0 && t.nmse >= 0 && t.within >= 0 && t.within <= 1) ||
-        !isfinite(t.atol) || !isfinite(t.rtol) || !isfinite(t.nmse)) {
+    if (!(t.atol >= 0 && t.rtol >= 0 && t.nmse >= 0 && t.within >= 0 && t.within <= 1) || !isfinite(t.atol) ||
+        !isfinite(t.rtol) || !isfinite(t.nmse)) {
         abort();
     }
     llorch_ckpt_compare_options_free(o);

@@ -22,9 +22,9 @@ static int replay_file(const char *path) {
         fprintf(stderr, "replay: cannot open %s\n", path);
         return -1;
     }
-    size_t cap = 4096, size = 0;
+    size_t   cap = 4096, size = 0;
     uint8_t *data = malloc(cap);
-    size_t n;
+    size_t   n;
     while (data != NULL && (n = fread(data + size, 1, cap - size, f)) > 0) {
         size += n;
         if (size == cap) {

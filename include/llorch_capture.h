@@ -51,9 +51,9 @@ extern "C" {
 #endif
 
 enum llorch_capture_sink {
-    LLORCH_CAPTURE_SINK_WRITE = 0,  /* write every tensor through the writer       */
-    LLORCH_CAPTURE_SINK_MEMORY,     /* copy and drop (measures the capture alone)  */
-    LLORCH_CAPTURE_SINK_STATS,      /* print shape/min/max/mean/NaN/Inf, no files  */
+    LLORCH_CAPTURE_SINK_WRITE = 0, /* write every tensor through the writer       */
+    LLORCH_CAPTURE_SINK_MEMORY,    /* copy and drop (measures the capture alone)  */
+    LLORCH_CAPTURE_SINK_STATS,     /* print shape/min/max/mean/NaN/Inf, no files  */
 };
 
 enum llorch_capture_identify {
@@ -62,33 +62,33 @@ enum llorch_capture_identify {
 };
 
 struct llorch_capture_params {
-    const llorch_ckpt_selection *selection;   /* borrowed; outlives the capture        */
-    llorch_ckpt_writer          *writer;      /* borrowed; needed for LLORCH_CAPTURE_SINK_WRITE */
+    const llorch_ckpt_selection *selection; /* borrowed; outlives the capture        */
+    llorch_ckpt_writer          *writer;    /* borrowed; needed for LLORCH_CAPTURE_SINK_WRITE */
     const struct llama_model    *model;
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;
-    bool                         raw;         /* write cache/scores as llama.cpp holds them */
-    bool                         native_dtype;/* keep f16 as f16 instead of f32           */
-    size_t                       queue_bytes; /* writer queue bound                        */
-    bool                         stop_at_nan; /* stats: abort at the first NaN/Inf         */
-    FILE                        *stats_out;   /* stats: where lines go (default stdout)    */
-    bool                         split_each;  /* capture each tensor at a graph split of its
-                                                 own, as soon as it is computed, instead of
-                                                 gathering several at one split: slower, the
-                                                 reference that the merged plan must equal */
+    bool                         raw;          /* write cache/scores as llama.cpp holds them */
+    bool                         native_dtype; /* keep f16 as f16 instead of f32           */
+    size_t                       queue_bytes;  /* writer queue bound                        */
+    bool                         stop_at_nan;  /* stats: abort at the first NaN/Inf         */
+    FILE                        *stats_out;    /* stats: where lines go (default stdout)    */
+    bool                         split_each;   /* capture each tensor at a graph split of its
+                                                  own, as soon as it is computed, instead of
+                                                  gathering several at one split: slower, the
+                                                  reference that the merged plan must equal */
 };
 
 struct llorch_capture_report {
-    size_t tensors;           /* tensors captured                              */
-    size_t bytes;             /* data bytes captured (what the files hold)     */
-    double copy_seconds;      /* time in the callback: gather + convert        */
-    double wait_seconds;      /* time the callback waited for a full queue     */
-    double write_seconds;     /* writer thread: time spent writing files       */
+    size_t tensors;       /* tensors captured                              */
+    size_t bytes;         /* data bytes captured (what the files hold)     */
+    double copy_seconds;  /* time in the callback: gather + convert        */
+    double wait_seconds;  /* time the callback waited for a full queue     */
+    double write_seconds; /* writer thread: time spent writing files       */
     size_t queue_peak_bytes;
-    bool   flash_attn;        /* a FLASH_ATTN_EXT node was seen                */
-    bool   patched_names;     /* the patch's names were seen in the graph      */
-    size_t nonfinite;         /* stats: NaN/Inf values seen                    */
-    size_t kind_tensors[LLORCH_CKPT_KIND_COUNT];   /* per checkpoint kind       */
+    bool   flash_attn;                           /* a FLASH_ATTN_EXT node was seen                */
+    bool   patched_names;                        /* the patch's names were seen in the graph      */
+    size_t nonfinite;                            /* stats: NaN/Inf values seen                    */
+    size_t kind_tensors[LLORCH_CKPT_KIND_COUNT]; /* per checkpoint kind       */
     size_t kind_bytes[LLORCH_CKPT_KIND_COUNT];
 };
 
@@ -109,7 +109,7 @@ void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cpa
  * the context is empty, for every batch size that will be decoded with
  * capture (prompt chunks and 1 for generation); sizes already prepared
  * return at once. -1 on error (llorch_capture_error says why). */
-int  llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens);
+int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens);
 
 /* Prints every prepared graph, one line per node, with the checkpoint each
  * node was identified as, then the absences and their reasons. */
@@ -121,17 +121,17 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
 
 /* Call after each llama_decode. Records, after the first step, requested
  * checkpoints that the graph did not have. Returns -1 after a capture error. */
-int  llorch_capture_end_step(llorch_capture *cap);
+int llorch_capture_end_step(llorch_capture *cap);
 
 /* Async-signal-safe: the next node ends the computation (Ctrl-C). */
 void llorch_capture_request_stop(llorch_capture *cap);
 
 /* Waits until the writer thread has written everything captured so far
  * (the files of the steps decoded so far then exist). -1 after a write error. */
-int  llorch_capture_sync(llorch_capture *cap);
+int llorch_capture_sync(llorch_capture *cap);
 
 /* Waits for the writer thread and stops it. Returns -1 if any write failed. */
-int  llorch_capture_finish(llorch_capture *cap);
+int llorch_capture_finish(llorch_capture *cap);
 
 void        llorch_capture_get_report(const llorch_capture *cap, struct llorch_capture_report *report);
 const char *llorch_capture_error(const llorch_capture *cap);

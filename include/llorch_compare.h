@@ -47,27 +47,24 @@ typedef struct llorch_ckpt_array llorch_ckpt_array;
 
 /* Parses a whole .npy file held in memory (the data is copied). name is
  * used in messages only. */
-llorch_ckpt_array *llorch_ckpt_array_parse(const void *buf, size_t size, const char *name,
-                                           char *err, size_t err_size);
+llorch_ckpt_array *llorch_ckpt_array_parse(const void *buf, size_t size, const char *name, char *err, size_t err_size);
 /* Reads dir/file. file must be a plain file name (see llorch_ckpt_safe_name)
  * naming a regular file. */
-llorch_ckpt_array *llorch_ckpt_array_read(const char *dir, const char *file,
-                                          char *err, size_t err_size);
+llorch_ckpt_array     *llorch_ckpt_array_read(const char *dir, const char *file, char *err, size_t err_size);
 enum llorch_ckpt_dtype llorch_ckpt_array_dtype(const llorch_ckpt_array *a);
-int     llorch_ckpt_array_n_dims(const llorch_ckpt_array *a);
-int64_t llorch_ckpt_array_dim(const llorch_ckpt_array *a, int axis);
-int64_t llorch_ckpt_array_count(const llorch_ckpt_array *a);
+int                    llorch_ckpt_array_n_dims(const llorch_ckpt_array *a);
+int64_t                llorch_ckpt_array_dim(const llorch_ckpt_array *a, int axis);
+int64_t                llorch_ckpt_array_count(const llorch_ckpt_array *a);
 /* Element i (C order) as a double; f16 is converted exactly. NaN when i is
  * out of range. */
-double  llorch_ckpt_array_value(const llorch_ckpt_array *a, int64_t i);
+double llorch_ckpt_array_value(const llorch_ckpt_array *a, int64_t i);
 /* Gathers n elements start, start+stride, ... as doubles into out. Returns -1
  * (and writes nothing) if any of them is out of range. */
-int     llorch_ckpt_array_gather(const llorch_ckpt_array *a, int64_t start, int64_t stride,
-                                 int64_t n, double *out);
+int llorch_ckpt_array_gather(const llorch_ckpt_array *a, int64_t start, int64_t stride, int64_t n, double *out);
 /* The data bytes after the header, and zlib's CRC-32 of them. */
 const unsigned char *llorch_ckpt_array_data(const llorch_ckpt_array *a, size_t *bytes);
-uint32_t llorch_ckpt_array_crc32(const llorch_ckpt_array *a);
-void    llorch_ckpt_array_free(llorch_ckpt_array *a);
+uint32_t             llorch_ckpt_array_crc32(const llorch_ckpt_array *a);
+void                 llorch_ckpt_array_free(llorch_ckpt_array *a);
 
 /* True if name can be opened inside a dump directory: not empty, no '/',
  * '\\' or "..", no control characters, at most 255 bytes. */
@@ -79,28 +76,28 @@ bool llorch_ckpt_safe_name(const char *name);
  * for an absent architecture (the writer API allows one). */
 struct llorch_ckpt_model {
     const char *architecture;
-    int n_layer, n_embd, n_head, n_head_kv, n_vocab;
+    int         n_layer, n_embd, n_head, n_head_kv, n_vocab;
 };
 
 /* One entry of the manifest's "files", checked against the format: the
  * shape matches the axes, n_pos and n_key, names are plain file names. */
 struct llorch_ckpt_entry {
-    const char *file;          /* plain file name inside the dump directory,
-                                  or the member's name in its container  */
-    const char *checkpoint;    /* "attn_norm", ..., "graph"                 */
-    const char *graph_name;    /* llama.cpp tensor name, or NULL            */
-    int         number;        /* design checkpoint number, 0 for extras    */
-    int         layer;         /* -1 for model-level tensors                */
-    int         step;
-    int64_t     pos_start, n_pos, n_key;
-    int         n_dims;
-    int64_t     shape[LLORCH_CKPT_MAX_DIMS];
-    const char *axes[LLORCH_CKPT_MAX_DIMS];
+    const char *file;                  /* plain file name inside the dump directory,
+                                          or the member's name in its container  */
+    const char            *checkpoint; /* "attn_norm", ..., "graph"                 */
+    const char            *graph_name; /* llama.cpp tensor name, or NULL            */
+    int                    number;     /* design checkpoint number, 0 for extras    */
+    int                    layer;      /* -1 for model-level tensors                */
+    int                    step;
+    int64_t                pos_start, n_pos, n_key;
+    int                    n_dims;
+    int64_t                shape[LLORCH_CKPT_MAX_DIMS];
+    const char            *axes[LLORCH_CKPT_MAX_DIMS];
     enum llorch_ckpt_dtype dtype;
-    bool        raw;           /* llama.cpp's own layout (--raw)            */
-    bool        has_crc32;
-    uint32_t    crc32;
-    int64_t     bytes;         /* data bytes, -1 when absent                */
+    bool                   raw; /* llama.cpp's own layout (--raw)            */
+    bool                   has_crc32;
+    uint32_t               crc32;
+    int64_t                bytes; /* data bytes, -1 when absent                */
 };
 
 typedef struct llorch_ckpt_dump llorch_ckpt_dump;
@@ -109,30 +106,28 @@ typedef struct llorch_ckpt_dump llorch_ckpt_dump;
 llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_size);
 /* Parses a manifest held in memory; its files can be supplied with
  * llorch_ckpt_dump_add_file (the fuzz targets and tests use this). */
-llorch_ckpt_dump *llorch_ckpt_dump_parse(const char *json, size_t size, const char *name,
-                                         char *err, size_t err_size);
+llorch_ckpt_dump *llorch_ckpt_dump_parse(const char *json, size_t size, const char *name, char *err, size_t err_size);
 /* Supplies the bytes of a file of a parsed dump (copied). */
-int  llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void *buf, size_t size,
-                               char *err, size_t err_size);
-const char *llorch_ckpt_dump_name(const llorch_ckpt_dump *d);   /* the directory or the name */
+int         llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void *buf, size_t size, char *err,
+                                      size_t err_size);
+const char *llorch_ckpt_dump_name(const llorch_ckpt_dump *d); /* the directory or the name */
 bool        llorch_ckpt_dump_complete(const llorch_ckpt_dump *d);
 const char *llorch_ckpt_dump_status(const llorch_ckpt_dump *d); /* NULL when absent */
 const char *llorch_ckpt_dump_producer(const llorch_ckpt_dump *d);
 const struct llorch_ckpt_model *llorch_ckpt_dump_model(const llorch_ckpt_dump *d);
 /* Token ids; has_tokens is false when the manifest holds none. */
-bool           llorch_ckpt_dump_has_tokens(const llorch_ckpt_dump *d);
-size_t         llorch_ckpt_dump_n_tokens(const llorch_ckpt_dump *d);
-const int32_t *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d);
-size_t llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d);
+bool                            llorch_ckpt_dump_has_tokens(const llorch_ckpt_dump *d);
+size_t                          llorch_ckpt_dump_n_tokens(const llorch_ckpt_dump *d);
+const int32_t                  *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d);
+size_t                          llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d);
 const struct llorch_ckpt_entry *llorch_ckpt_dump_entry(const llorch_ckpt_dump *d, size_t i);
 /* Checks, without reading it, that entry i's file exists and is large enough
  * for the shape the manifest declares (so that its size can be trusted). */
-int  llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size);
+int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size);
 /* Reads entry i's file and checks it against the manifest: dtype, shape,
  * bytes and crc32. */
-llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i,
-                                         char *err, size_t err_size);
-void llorch_ckpt_dump_free(llorch_ckpt_dump *d);
+llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size);
+void               llorch_ckpt_dump_free(llorch_ckpt_dump *d);
 
 /* ---- comparing (compare_*.c) -------------------------------------------- */
 
@@ -152,35 +147,33 @@ typedef struct llorch_ckpt_compare_options llorch_ckpt_compare_options;
 llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void);
 /* "f32" or "f16": sets the tolerances of every checkpoint, dropping
  * per-checkpoint settings made before. */
-int  llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset,
-                                        char *err, size_t err_size);
+int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset, char *err, size_t err_size);
 /* "[CHECKPOINT:]key=value[,key=value...]" with keys atol, rtol, nmse,
  * within; without CHECKPOINT it applies to every checkpoint. CHECKPOINT is
  * a kind's name (llorch_ckpt_kind_info; "graph": every graph tensor): any
  * other is an error whose message lists them. Later settings override
  * earlier ones. */
-int  llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec,
-                                           char *err, size_t err_size);
-void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow);
+int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec, char *err, size_t err_size);
+void        llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow);
 const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o);
 /* The tolerance that applies to a checkpoint (NULL, or a name that is no
  * kind: the global one). */
 struct llorch_ckpt_tolerance llorch_ckpt_compare_options_get(const llorch_ckpt_compare_options *o,
-                                                             const char *checkpoint);
-void llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o);
+                                                             const char                        *checkpoint);
+void                         llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o);
 
 enum llorch_ckpt_status {
     LLORCH_CKPT_STATUS_PASS = 0,
-    LLORCH_CKPT_STATUS_FAIL,       /* compared, outside tolerance              */
-    LLORCH_CKPT_STATUS_ERROR,      /* could not be compared (bad file, shapes) */
+    LLORCH_CKPT_STATUS_FAIL,  /* compared, outside tolerance              */
+    LLORCH_CKPT_STATUS_ERROR, /* could not be compared (bad file, shapes) */
 };
 
 /* Where a failure comes from, judged by its inputs in the model's dataflow. */
 enum llorch_ckpt_origin {
     LLORCH_CKPT_ORIGIN_NONE = 0,   /* the row passed                  */
-    LLORCH_CKPT_ORIGIN_INTRODUCED,        /* every input passed              */
-    LLORCH_CKPT_ORIGIN_INHERITED,         /* an input failed                 */
-    LLORCH_CKPT_ORIGIN_UNKNOWN,           /* an input is absent, or no rule  */
+    LLORCH_CKPT_ORIGIN_INTRODUCED, /* every input passed              */
+    LLORCH_CKPT_ORIGIN_INHERITED,  /* an input failed                 */
+    LLORCH_CKPT_ORIGIN_UNKNOWN,    /* an input is absent, or no rule  */
 };
 
 enum llorch_ckpt_input_state {
@@ -190,44 +183,44 @@ enum llorch_ckpt_input_state {
 };
 
 struct llorch_ckpt_input {
-    const char *checkpoint;
-    int         layer;
+    const char                  *checkpoint;
+    int                          layer;
     enum llorch_ckpt_input_state state;
 };
 
 struct llorch_ckpt_metrics {
-    int64_t n;               /* elements compared                            */
-    int64_t n_within;        /* elements within atol + rtol*|ref|            */
-    int64_t n_nonfinite;     /* elements where a NaN/inf differs             */
-    double  max_abs;         /* max |cand - ref|                             */
+    int64_t n;                                /* elements compared                            */
+    int64_t n_within;                         /* elements within atol + rtol*|ref|            */
+    int64_t n_nonfinite;                      /* elements where a NaN/inf differs             */
+    double  max_abs;                          /* max |cand - ref|                             */
     int64_t max_abs_at[LLORCH_CKPT_MAX_DIMS]; /* its coordinates, per axis:
                                 absolute token/key position, else index     */
-    double  max_rel;         /* max |cand - ref| / |ref| over ref != 0       */
-    double  mean_abs;
-    double  rmse;
-    double  nmse;            /* MSE / variance of ref (see COMPARE.md)       */
-    double  cosine;
-    double  within;          /* n_within / n                                 */
+    double max_rel;                           /* max |cand - ref| / |ref| over ref != 0       */
+    double mean_abs;
+    double rmse;
+    double nmse; /* MSE / variance of ref (see COMPARE.md)       */
+    double cosine;
+    double within; /* n_within / n                                 */
 };
 
 #define LLORCH_CKPT_MAX_INPUTS 3
 
 struct llorch_ckpt_row {
-    const char *checkpoint;
-    const char *graph_name;  /* for "graph" rows, else NULL */
-    int         layer;
-    int         n_axes;
-    const char *axes[LLORCH_CKPT_MAX_DIMS];
-    enum llorch_ckpt_dtype ref_dtype, cand_dtype;
-    enum llorch_ckpt_status status;
-    const char *message;     /* why ERROR, else NULL */
+    const char                  *checkpoint;
+    const char                  *graph_name; /* for "graph" rows, else NULL */
+    int                          layer;
+    int                          n_axes;
+    const char                  *axes[LLORCH_CKPT_MAX_DIMS];
+    enum llorch_ckpt_dtype       ref_dtype, cand_dtype;
+    enum llorch_ckpt_status      status;
+    const char                  *message; /* why ERROR, else NULL */
     struct llorch_ckpt_metrics   metrics;
     struct llorch_ckpt_tolerance tolerance;
-    int64_t     n_ref_only;  /* positions (or elements) only the reference has */
-    int64_t     n_cand_only; /* ... only the candidate has                    */
-    enum llorch_ckpt_origin origin;
-    int         n_inputs;
-    struct llorch_ckpt_input inputs[LLORCH_CKPT_MAX_INPUTS];
+    int64_t                      n_ref_only;  /* positions (or elements) only the reference has */
+    int64_t                      n_cand_only; /* ... only the candidate has                    */
+    enum llorch_ckpt_origin      origin;
+    int                          n_inputs;
+    struct llorch_ckpt_input     inputs[LLORCH_CKPT_MAX_INPUTS];
 };
 
 /* A (checkpoint, layer) that only one of the dumps has. */
@@ -243,40 +236,36 @@ typedef struct llorch_ckpt_comparison llorch_ckpt_comparison;
  * (message in err) when the dumps cannot be compared at all: different
  * models, different token ids (unless allowed), nothing in common. A file
  * that cannot be read or does not line up makes its row an ERROR instead. */
-llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                                            const llorch_ckpt_compare_options *opt,
-                                            char *err, size_t err_size);
-size_t llorch_ckpt_comparison_n_rows(const llorch_ckpt_comparison *c);
+llorch_ckpt_comparison       *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                                  const llorch_ckpt_compare_options *opt, char *err, size_t err_size);
+size_t                        llorch_ckpt_comparison_n_rows(const llorch_ckpt_comparison *c);
 const struct llorch_ckpt_row *llorch_ckpt_comparison_row(const llorch_ckpt_comparison *c, size_t i);
 /* Index of the first row that is not PASS, or -1. */
-long   llorch_ckpt_comparison_first_failure(const llorch_ckpt_comparison *c);
-size_t llorch_ckpt_comparison_n_only(const llorch_ckpt_comparison *c, bool in_reference);
-const struct llorch_ckpt_key *llorch_ckpt_comparison_only(const llorch_ckpt_comparison *c,
-                                                          bool in_reference, size_t i);
-size_t llorch_ckpt_comparison_n_warnings(const llorch_ckpt_comparison *c);
-const char *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size_t i);
+long                          llorch_ckpt_comparison_first_failure(const llorch_ckpt_comparison *c);
+size_t                        llorch_ckpt_comparison_n_only(const llorch_ckpt_comparison *c, bool in_reference);
+const struct llorch_ckpt_key *llorch_ckpt_comparison_only(const llorch_ckpt_comparison *c, bool in_reference, size_t i);
+size_t                        llorch_ckpt_comparison_n_warnings(const llorch_ckpt_comparison *c);
+const char                   *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size_t i);
 /* 0: every row passed; 1: a row failed; 2: a row could not be compared. */
-int    llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c);
-void   llorch_ckpt_comparison_free(llorch_ckpt_comparison *c);
+int  llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c);
+void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c);
 
-const char *llorch_ckpt_status_name(enum llorch_ckpt_status s);  /* "PASS", ... */
-const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o);  /* "introduced", ... */
+const char *llorch_ckpt_status_name(enum llorch_ckpt_status s); /* "PASS", ... */
+const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o); /* "introduced", ... */
 
 /* ---- reporting (report.c) ------------------------------------------------ */
 
 struct llorch_ckpt_report_info {
-    const char *ref_name, *cand_name;   /* as given on the command line */
-    const llorch_ckpt_dump *ref, *cand;
+    const char                        *ref_name, *cand_name; /* as given on the command line */
+    const llorch_ckpt_dump            *ref, *cand;
     const llorch_ckpt_compare_options *options;
 };
 
 /* The table, what only one dump holds, the warnings (one "warning: ..."
  * line each, before the summary) and the closing sentence. */
-int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
-                             const struct llorch_ckpt_report_info *info);
+int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info);
 /* The same as one JSON object (schema in docs/COMPARE.md). */
-int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c,
-                            const struct llorch_ckpt_report_info *info);
+int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info);
 /* {"verdict": "error", "exit_code": 2, "message": message}: the JSON
  * answer when the dumps could not be compared at all. */
 int llorch_ckpt_report_json_error(FILE *f, const char *message);

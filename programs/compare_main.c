@@ -12,8 +12,16 @@
 
 #define PROGRAM "llorch-checkpoint-compare"
 
-enum { EXIT_PASS = 0, EXIT_DIVERGED = 1, EXIT_BAD_INPUT = 2 };
-enum output { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_QUIET };
+enum {
+    EXIT_PASS = 0,
+    EXIT_DIVERGED = 1,
+    EXIT_BAD_INPUT = 2
+};
+enum output {
+    OUTPUT_TABLE,
+    OUTPUT_JSON,
+    OUTPUT_QUIET
+};
 
 struct cli {
     const char                  *ref_dir, *cand_dir;
@@ -21,52 +29,59 @@ struct cli {
     llorch_ckpt_compare_options *options;
 };
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: " PROGRAM " REFERENCE_DIR CANDIDATE_DIR [options]\n"
-        "\n"
-        "Compares two checkpoint dumps position by position and names the first\n"
-        "(checkpoint, layer) where the candidate leaves the reference's tolerance.\n"
-        "\n"
-        "  --preset NAME            f32 (default), f16 (an f16 KV cache, f16 weights or\n"
-        "                           --dtype native) or exact (bit for bit)\n"
-        "  --atol X                 absolute tolerance: |cand - ref| <= atol + rtol*|ref|\n"
-        "  --rtol X                 relative tolerance\n"
-        "  --nmse X                 largest NMSE (MSE over the reference's variance)\n"
-        "  --within X               smallest fraction of elements within tolerance (1)\n"
-        "  --tol [CKPT:]K=V[,K=V]   any of atol, rtol, nmse, within, for one checkpoint\n"
-        "                           (e.g. --tol kq_soft_max:atol=1e-5,rtol=1e-4) or all\n"
-        "  --allow-token-mismatch   compare dumps of different token ids anyway\n"
-        "  --json                   the report as JSON on stdout\n"
-        "  -q, --quiet              only the verdict\n"
-        "  -h, --help               this help\n"
-        "  --version                the version\n"
-        "\n"
-        "The preset is applied first, then the other tolerance flags in order.\n"
-        "Exit status: 0 all checkpoints pass, 1 a checkpoint diverges, 2 bad input.\n");
+static void usage(FILE *f) {
+    fprintf(f, "usage: " PROGRAM " REFERENCE_DIR CANDIDATE_DIR [options]\n"
+               "\n"
+               "Compares two checkpoint dumps position by position and names the first\n"
+               "(checkpoint, layer) where the candidate leaves the reference's tolerance.\n"
+               "\n"
+               "  --preset NAME            f32 (default), f16 (an f16 KV cache, f16 weights or\n"
+               "                           --dtype native) or exact (bit for bit)\n"
+               "  --atol X                 absolute tolerance: |cand - ref| <= atol + rtol*|ref|\n"
+               "  --rtol X                 relative tolerance\n"
+               "  --nmse X                 largest NMSE (MSE over the reference's variance)\n"
+               "  --within X               smallest fraction of elements within tolerance (1)\n"
+               "  --tol [CKPT:]K=V[,K=V]   any of atol, rtol, nmse, within, for one checkpoint\n"
+               "                           (e.g. --tol kq_soft_max:atol=1e-5,rtol=1e-4) or all\n"
+               "  --allow-token-mismatch   compare dumps of different token ids anyway\n"
+               "  --json                   the report as JSON on stdout\n"
+               "  -q, --quiet              only the verdict\n"
+               "  -h, --help               this help\n"
+               "  --version                the version\n"
+               "\n"
+               "The preset is applied first, then the other tolerance flags in order.\n"
+               "Exit status: 0 all checkpoints pass, 1 a checkpoint diverges, 2 bad input.\n");
 }
 
-enum option_id { OPT_JSON, OPT_QUIET, OPT_ALLOW_TOKENS, OPT_PRESET, OPT_TOL, OPT_ATOL, OPT_RTOL, OPT_NMSE, OPT_WITHIN };
+enum option_id {
+    OPT_JSON,
+    OPT_QUIET,
+    OPT_ALLOW_TOKENS,
+    OPT_PRESET,
+    OPT_TOL,
+    OPT_ATOL,
+    OPT_RTOL,
+    OPT_NMSE,
+    OPT_WITHIN
+};
 
 static const struct cli_option cli_options[] = {
-    { NULL, "--json", CLI_SWITCH, OPT_JSON },
-    { "-q", "--quiet", CLI_SWITCH, OPT_QUIET },
-    { NULL, "--allow-token-mismatch", CLI_SWITCH, OPT_ALLOW_TOKENS },
-    { NULL, "--preset", CLI_VALUE, OPT_PRESET },
-    { NULL, "--tol", CLI_VALUE, OPT_TOL },
-    { NULL, "--atol", CLI_VALUE, OPT_ATOL },
-    { NULL, "--rtol", CLI_VALUE, OPT_RTOL },
-    { NULL, "--nmse", CLI_VALUE, OPT_NMSE },
-    { NULL, "--within", CLI_VALUE, OPT_WITHIN },
-    { NULL, NULL, CLI_SWITCH, 0 },
+    {NULL, "--json", CLI_SWITCH, OPT_JSON},
+    {"-q", "--quiet", CLI_SWITCH, OPT_QUIET},
+    {NULL, "--allow-token-mismatch", CLI_SWITCH, OPT_ALLOW_TOKENS},
+    {NULL, "--preset", CLI_VALUE, OPT_PRESET},
+    {NULL, "--tol", CLI_VALUE, OPT_TOL},
+    {NULL, "--atol", CLI_VALUE, OPT_ATOL},
+    {NULL, "--rtol", CLI_VALUE, OPT_RTOL},
+    {NULL, "--nmse", CLI_VALUE, OPT_NMSE},
+    {NULL, "--within", CLI_VALUE, OPT_WITHIN},
+    {NULL, NULL, CLI_SWITCH, 0},
 };
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
-static int apply_tolerance(struct cli *cli, int id, const char *value)
-{
-    static const char *const keys[] = { "atol", "rtol", "nmse", "within" };
-    char spec[512], err[1024]; /* an unknown checkpoint lists the known ones */
+static int apply_tolerance(struct cli *cli, int id, const char *value) {
+    static const char *const keys[] = {"atol", "rtol", "nmse", "within"};
+    char                     spec[512], err[1024]; /* an unknown checkpoint lists the known ones */
     if (id == OPT_TOL) {
         snprintf(spec, sizeof spec, "%s", value);
     } else {
@@ -78,8 +93,7 @@ static int apply_tolerance(struct cli *cli, int id, const char *value)
     return 0;
 }
 
-static int apply_option(struct cli *cli, int id, const char *value, bool presets)
-{
+static int apply_option(struct cli *cli, int id, const char *value, bool presets) {
     char err[256];
     if (id == OPT_PRESET) {
         if (presets && llorch_ckpt_compare_options_preset(cli->options, value, err, sizeof err) != 0) {
@@ -91,22 +105,21 @@ static int apply_option(struct cli *cli, int id, const char *value, bool presets
         return 0;
     }
     switch (id) {
-    case OPT_JSON:
-        cli->output = OUTPUT_JSON;
-        return 0;
-    case OPT_QUIET:
-        cli->output = OUTPUT_QUIET;
-        return 0;
-    case OPT_ALLOW_TOKENS:
-        llorch_ckpt_compare_options_allow_token_mismatch(cli->options, true);
-        return 0;
-    default:
-        return apply_tolerance(cli, id, value);
+        case OPT_JSON:
+            cli->output = OUTPUT_JSON;
+            return 0;
+        case OPT_QUIET:
+            cli->output = OUTPUT_QUIET;
+            return 0;
+        case OPT_ALLOW_TOKENS:
+            llorch_ckpt_compare_options_allow_token_mismatch(cli->options, true);
+            return 0;
+        default:
+            return apply_tolerance(cli, id, value);
     }
 }
 
-static int positional(struct cli *cli, const char *arg)
-{
+static int positional(struct cli *cli, const char *arg) {
     if (!cli->ref_dir) {
         cli->ref_dir = arg;
     } else if (!cli->cand_dir) {
@@ -119,12 +132,11 @@ static int positional(struct cli *cli, const char *arg)
 
 /* One pass over the arguments: presets only, or everything else. Returns
  * -1 to go on, or the exit status. */
-static int parse_pass(struct cli *cli, int argc, char **argv, bool presets)
-{
+static int parse_pass(struct cli *cli, int argc, char **argv, bool presets) {
     int i = 1;
     for (;;) {
         const char *value;
-        int id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
+        int         id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
         if (id == CLI_END) {
             return -1;
         }
@@ -148,8 +160,7 @@ static int parse_pass(struct cli *cli, int argc, char **argv, bool presets)
 
 /* The preset is applied first, then the other options in order. Returns
  * -1 to go on, or the exit status. */
-static int parse_cli(struct cli *cli, int argc, char **argv)
-{
+static int parse_cli(struct cli *cli, int argc, char **argv) {
     int rc = parse_pass(cli, argc, argv, true);
     if (rc < 0) {
         rc = parse_pass(cli, argc, argv, false);
@@ -163,8 +174,7 @@ static int parse_cli(struct cli *cli, int argc, char **argv)
 
 /* Warnings once each: the table prints them itself; the verdict alone has
  * no room for them and JSON is for programs, so people get them here. */
-static void print_diagnostics(const struct cli *cli, const llorch_ckpt_comparison *c)
-{
+static void print_diagnostics(const struct cli *cli, const llorch_ckpt_comparison *c) {
     for (size_t i = 0; cli->output != OUTPUT_TABLE && i < llorch_ckpt_comparison_n_warnings(c); i++) {
         fprintf(stderr, PROGRAM ": warning: %s\n", llorch_ckpt_comparison_warning(c, i));
     }
@@ -176,8 +186,7 @@ static void print_diagnostics(const struct cli *cli, const llorch_ckpt_compariso
     }
 }
 
-static int fail_input(const struct cli *cli, const char *message)
-{
+static int fail_input(const struct cli *cli, const char *message) {
     fprintf(stderr, PROGRAM ": error: %s\n", message);
     if (cli->output == OUTPUT_JSON) {
         llorch_ckpt_report_json_error(stdout, message);
@@ -185,17 +194,22 @@ static int fail_input(const struct cli *cli, const char *message)
     return EXIT_BAD_INPUT;
 }
 
-static int report(const struct cli *cli, const llorch_ckpt_comparison *c,
-                  const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand)
-{
-    struct llorch_ckpt_report_info info = { cli->ref_dir, cli->cand_dir, ref, cand, cli->options };
-    int rc;
+static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                  const llorch_ckpt_dump *cand) {
+    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, ref, cand, cli->options};
+    int                            rc;
     print_diagnostics(cli, c);
     switch (cli->output) {
-    case OUTPUT_JSON:  rc = llorch_ckpt_report_json(stdout, c, &info); break;
-    case OUTPUT_QUIET: rc = llorch_ckpt_report_verdict(stdout, c); break;
-    case OUTPUT_TABLE:
-    default:           rc = llorch_ckpt_report_table(stdout, c, &info); break;
+        case OUTPUT_JSON:
+            rc = llorch_ckpt_report_json(stdout, c, &info);
+            break;
+        case OUTPUT_QUIET:
+            rc = llorch_ckpt_report_verdict(stdout, c);
+            break;
+        case OUTPUT_TABLE:
+        default:
+            rc = llorch_ckpt_report_table(stdout, c, &info);
+            break;
     }
     if (rc != 0 || fflush(stdout) != 0) {
         fprintf(stderr, PROGRAM ": error: cannot write the report\n");
@@ -204,12 +218,11 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c,
     return llorch_ckpt_comparison_exit_code(c);
 }
 
-static int run(const struct cli *cli)
-{
-    char err[4096];
-    llorch_ckpt_dump *ref = NULL, *cand = NULL;
+static int run(const struct cli *cli) {
+    char                    err[4096];
+    llorch_ckpt_dump       *ref = NULL, *cand = NULL;
     llorch_ckpt_comparison *c = NULL;
-    int status;
+    int                     status;
     if (!(ref = llorch_ckpt_dump_open(cli->ref_dir, err, sizeof err)) ||
         !(cand = llorch_ckpt_dump_open(cli->cand_dir, err, sizeof err)) ||
         !(c = llorch_ckpt_compare(ref, cand, cli->options, err, sizeof err))) {
@@ -223,9 +236,8 @@ static int run(const struct cli *cli)
     return status;
 }
 
-int main(int argc, char **argv)
-{
-    struct cli cli = { NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create() };
+int main(int argc, char **argv) {
+    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create()};
     if (!cli.options) {
         fprintf(stderr, PROGRAM ": out of memory\n");
         return EXIT_BAD_INPUT;

@@ -83,7 +83,7 @@ static void run_free(struct run *r) {
 static int finish(struct run *r, int rc) {
     if (llorch_capture_finish(r->capture) != 0 && rc != 130) {
         fprintf(stderr, PROG ": error: %s\n", llorch_capture_error(r->capture));
-        return 1;     /* no manifest: the dump is not complete */
+        return 1; /* no manifest: the dump is not complete */
     }
     if (rc == 1) {
         fprintf(stderr, PROG ": error: llama_decode failed (llama.cpp: %s)\n", llama_reason());
@@ -115,19 +115,25 @@ int main(int argc, char **argv) {
     llama_backend_init();
 
     rc = load_model(&r);
-    if (rc == 0) rc = get_tokens(&r);
-    if (rc == 0) rc = make_selection(&r);
-    if (rc == 0) rc = choose_flash_attn(&r);
-    if (rc == 0) rc = open_output(&r);
-    if (rc == 0) rc = create_capture(&r);
-    if (rc == 0) rc = create_context(&r);
+    if (rc == 0)
+        rc = get_tokens(&r);
+    if (rc == 0)
+        rc = make_selection(&r);
+    if (rc == 0)
+        rc = choose_flash_attn(&r);
+    if (rc == 0)
+        rc = open_output(&r);
+    if (rc == 0)
+        rc = create_capture(&r);
+    if (rc == 0)
+        rc = create_context(&r);
     if (rc == 0) {
         if (r.fa_notice) {
             fprintf(stderr, PROG ": flash attention turned off: kq_soft_max is requested\n");
         }
         interrupt_target = r.capture;
         signal(SIGINT, on_sigint);
-        signal(SIGXFSZ, SIG_IGN);     /* a file-size limit becomes a write error, not a kill */
+        signal(SIGXFSZ, SIG_IGN); /* a file-size limit becomes a write error, not a kill */
         rc = finish(&r, run_steps(&r));
     }
     run_free(&r);

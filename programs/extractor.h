@@ -32,22 +32,22 @@
 
 /* Everything one run holds; freed by run_free(). */
 struct run {
-    struct extractor_options opt;
-    struct llama_model      *model;
-    struct llama_context    *ctx;
-    struct ggml_threadpool  *threadpool;
-    const struct llama_vocab *vocab;
-    llama_token             *tokens;      /* prompt + generated */
-    int                      n_prompt, n_tokens, n_alloc;
-    char                    *prompt_text; /* -p or -f contents */
-    llorch_ckpt_selection   *selection;
-    llorch_ckpt_writer      *writer;
-    llorch_capture          *capture;
+    struct extractor_options   opt;
+    struct llama_model        *model;
+    struct llama_context      *ctx;
+    struct ggml_threadpool    *threadpool;
+    const struct llama_vocab  *vocab;
+    llama_token               *tokens; /* prompt + generated */
+    int                        n_prompt, n_tokens, n_alloc;
+    char                      *prompt_text; /* -p or -f contents */
+    llorch_ckpt_selection     *selection;
+    llorch_ckpt_writer        *writer;
+    llorch_capture            *capture;
     enum llama_flash_attn_type fa;
-    const char              *fa_reason;
-    bool                     fa_notice;
-    int                      n_ctx, n_chunk, steps;
-    double                   decode_seconds;
+    const char                *fa_reason;
+    bool                       fa_notice;
+    int                        n_ctx, n_chunk, steps;
+    double                     decode_seconds;
 };
 
 /* extractor.c */
@@ -67,13 +67,13 @@ int load_model(struct run *r);
 int get_tokens(struct run *r);
 
 /* extractor_run.c */
-int make_selection(struct run *r);
-int choose_flash_attn(struct run *r);
+int                   make_selection(struct run *r);
+int                   choose_flash_attn(struct run *r);
 enum llorch_ckpt_form chosen_form(const struct run *r);
-int open_output(struct run *r);
-int create_capture(struct run *r);
-int create_context(struct run *r);
-int run_steps(struct run *r);
+int                   open_output(struct run *r);
+int                   create_capture(struct run *r);
+int                   create_context(struct run *r);
+int                   run_steps(struct run *r);
 
 /* extractor_manifest.c */
 int  write_manifest(struct run *r, bool complete, const char *status);

@@ -37,10 +37,10 @@ static char *settings_of(const struct run *r, const struct llorch_capture_report
 int write_manifest(struct run *r, bool complete, const char *status) {
     struct llorch_capture_report rep;
     llorch_capture_get_report(r->capture, &rep);
-    char producer[64], arch[64] = "";
+    char  producer[64], arch[64] = "";
     char *settings = settings_of(r, &rep);
-    char *llama_json = extractor_llama_cpp_json(LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE, LLORCH_LLAMA_PATCHED,
-                                                rep.patched_names);
+    char *llama_json =
+        extractor_llama_cpp_json(LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE, LLORCH_LLAMA_PATCHED, rep.patched_names);
     if (settings == NULL || llama_json == NULL) {
         free(settings);
         free(llama_json);
@@ -49,18 +49,25 @@ int write_manifest(struct run *r, bool complete, const char *status) {
     }
     snprintf(producer, sizeof producer, PROG " %s", LLORCH_CKPT_VERSION);
     llama_model_meta_val_str(r->model, "general.architecture", arch, sizeof arch);
-    struct stat st;
+    struct stat            st;
     struct llorch_ckpt_run run = {
-        .producer = producer, .model_path = r->opt.model,
-        .model_size = stat(r->opt.model, &st) == 0 ? (int64_t) st.st_size : -1, .architecture = arch,
-        .n_layer = llama_model_n_layer(r->model), .n_embd = llama_model_n_embd(r->model),
-        .n_head = llama_model_n_head(r->model), .n_head_kv = llama_model_n_head_kv(r->model),
-        .n_vocab = llama_vocab_n_tokens(r->vocab), .tokens = r->tokens, .n_tokens = r->n_tokens,
-        .prompt = r->opt.tokens != NULL ? NULL : r->prompt_text, .settings_json = settings,
+        .producer = producer,
+        .model_path = r->opt.model,
+        .model_size = stat(r->opt.model, &st) == 0 ? (int64_t) st.st_size : -1,
+        .architecture = arch,
+        .n_layer = llama_model_n_layer(r->model),
+        .n_embd = llama_model_n_embd(r->model),
+        .n_head = llama_model_n_head(r->model),
+        .n_head_kv = llama_model_n_head_kv(r->model),
+        .n_vocab = llama_vocab_n_tokens(r->vocab),
+        .tokens = r->tokens,
+        .n_tokens = r->n_tokens,
+        .prompt = r->opt.tokens != NULL ? NULL : r->prompt_text,
+        .settings_json = settings,
         .llama_cpp_json = llama_json,
     };
-    int rc = llorch_ckpt_writer_set_run(r->writer, &run) != 0 ||
-             llorch_ckpt_writer_finish(r->writer, complete, status) != 0;
+    int rc =
+        llorch_ckpt_writer_set_run(r->writer, &run) != 0 || llorch_ckpt_writer_finish(r->writer, complete, status) != 0;
     free(settings);
     free(llama_json);
     if (rc != 0) {
@@ -84,12 +91,12 @@ void print_summary(const struct run *r) {
     fprintf(stderr, "  %-16s %8zu %12zu\n", "total", rep.tensors, rep.bytes);
     fprintf(stderr,
             PROG ": %d tokens in %d steps%s%s\n"
-            "  decode %.3f s, of which capture copies %.3f s (%.1f%%) and waits for the writer %.3f s\n",
+                 "  decode %.3f s, of which capture copies %.3f s (%.1f%%) and waits for the writer %.3f s\n",
             r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
     if (r->writer != NULL) {
         enum llorch_ckpt_form form = chosen_form(r);
-        char where[64] = "files";
+        char                  where[64] = "files";
         if (form != LLORCH_CKPT_FORM_NPY) {
             snprintf(where, sizeof where, "tensors in checkpoints.%s", llorch_ckpt_form_name(form));
         }
@@ -98,4 +105,3 @@ void print_summary(const struct run *r) {
                 r->opt.cache_type_v, r->opt.repack ? "repacked weights" : "no repack (portable kernels)");
     }
 }
-

@@ -53,11 +53,11 @@ static int add_rpc_servers(const char *list) {
     typedef ggml_backend_reg_t (*add_server_fn)(const char *endpoint);
     add_server_fn add = NULL;
     if (symbol != NULL) {
-        memcpy(&add, &symbol, sizeof add);   /* POSIX: a symbol's address converts to a function pointer */
+        memcpy(&add, &symbol, sizeof add); /* POSIX: a symbol's address converts to a function pointer */
     }
     if (add == NULL) {
-        return exit_bad_input("--rpc %s: this llama.cpp was built without the RPC backend; rebuild it with -DGGML_RPC=ON",
-                    list);
+        return exit_bad_input(
+            "--rpc %s: this llama.cpp was built without the RPC backend; rebuild it with -DGGML_RPC=ON", list);
     }
     char copy[1024];
     snprintf(copy, sizeof copy, "%s", list);
@@ -65,12 +65,13 @@ static int add_rpc_servers(const char *list) {
     for (char *server = strtok_r(copy, ",", &save); server != NULL; server = strtok_r(NULL, ",", &save)) {
         if (!rpc_reachable(server)) {
             return exit_bad_input("--rpc: cannot connect to RPC server '%s'; start one (llama.cpp's rpc-server) or fix "
-                        "the HOST:PORT", server);
+                                  "the HOST:PORT",
+                                  server);
         }
         ggml_backend_reg_t reg = add(server);
         if (reg == NULL) {
-            return exit_bad_input("--rpc: cannot reach RPC server '%s'; start one (llama.cpp's rpc-server) or fix the address",
-                        server);
+            return exit_bad_input(
+                "--rpc: cannot reach RPC server '%s'; start one (llama.cpp's rpc-server) or fix the address", server);
         }
         ggml_backend_register(reg);
     }
@@ -85,15 +86,15 @@ int load_model(struct run *r) {
     if (stat(r->opt.model, &st) != 0 || !S_ISREG(st.st_mode)) {
         return exit_bad_input("model '%s' not found; check the path given with -m", r->opt.model);
     }
-    FILE *f = fopen(r->opt.model, "rb");
-    char magic[4] = {0};
+    FILE  *f = fopen(r->opt.model, "rb");
+    char   magic[4] = {0};
     size_t got = f != NULL ? fread(magic, 1, 4, f) : 0;
     if (f != NULL) {
         fclose(f);
     }
     if (got != 4 || memcmp(magic, "GGUF", 4) != 0) {
         return exit_bad_input("model '%s' is not a GGUF file; convert it with llama.cpp's convert_hf_to_gguf.py",
-                    r->opt.model);
+                              r->opt.model);
     }
     struct llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = r->opt.repack;
@@ -103,7 +104,8 @@ int load_model(struct run *r) {
     r->model = llama_model_load_from_file(r->opt.model, mp);
     if (r->model == NULL) {
         return exit_bad_input("cannot load model '%s' (llama.cpp: %s): the file is corrupt, truncated or of an "
-                    "unsupported architecture; check or re-create it", r->opt.model, llama_reason());
+                              "unsupported architecture; check or re-create it",
+                              r->opt.model, llama_reason());
     }
     r->vocab = llama_model_get_vocab(r->model);
     return 0;
@@ -117,7 +119,7 @@ static char *read_file(const char *path) {
         return NULL;
     }
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
+    char  *buf = malloc(cap);
     size_t got;
     while (buf != NULL && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
         n += got;
@@ -143,7 +145,7 @@ static int tokenize_prompt(struct run *r) {
         r->prompt_text = read_file(r->opt.prompt_file);
         if (r->prompt_text == NULL) {
             return exit_bad_input("cannot read prompt file '%s': %s; check the path given with -f", r->opt.prompt_file,
-                        strerror(errno));
+                                  strerror(errno));
         }
         text = r->prompt_text;
     } else {
@@ -162,7 +164,7 @@ static int tokenize_prompt(struct run *r) {
 
 static int parse_token_ids(struct run *r) {
     int32_t *ids;
-    int n;
+    int      n;
     if (cli_token_list(PROG, "--tokens", r->opt.tokens, &ids, &n) != 0) {
         return 2;
     }
@@ -173,7 +175,8 @@ static int parse_token_ids(struct run *r) {
         if (ids[i] >= n_vocab) {
             free(ids);
             return exit_bad_input("--tokens: token id %d is outside the vocabulary (0-%d); use ids of this model's "
-                                  "vocabulary", (int) ids[i], n_vocab - 1);
+                                  "vocabulary",
+                                  (int) ids[i], n_vocab - 1);
         }
         r->tokens[r->n_prompt++] = (llama_token) ids[i];
     }
@@ -189,4 +192,3 @@ int get_tokens(struct run *r) {
     r->n_tokens = r->n_prompt;
     return rc;
 }
-

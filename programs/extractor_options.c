@@ -14,96 +14,91 @@
 
 #define PROG "llorch-checkpoint-extractor"
 
-static const char *usage_line =
-    "usage: " PROG " [options] -m MODEL (-p PROMPT | -f FILE | --tokens IDS) -o DIR\n"
-    "       " PROG " [options] MODEL PROMPT CHECKPOINT_DIR\n";
+static const char *usage_line = "usage: " PROG " [options] -m MODEL (-p PROMPT | -f FILE | --tokens IDS) -o DIR\n"
+                                "       " PROG " [options] MODEL PROMPT CHECKPOINT_DIR\n";
 
 static void print_help(void) {
     printf("%s", usage_line);
-    printf(
-        "\n"
-        "Runs a GGUF model in llama.cpp and writes its intermediate tensors (checkpoints)\n"
-        "as .npy files with a manifest.json, so that another engine can be checked\n"
-        "layer by layer (see llorch-checkpoint-compare).\n"
-        "\n"
-        "Checkpoints (per layer; numbers as in the file names), each found by its place\n"
-        "in the dataflow, whatever the architecture names it (docs/FORMAT.md):\n"
-        "  1 attn_norm      what the query projection reads (the attention norm's output)\n"
-        "  2 Qcur           query entering attention (after bias, q-norm, RoPE)\n"
-        "    Kcur Vcur      key/value of this step as written into the KV cache;\n"
-        "                   Qcur_pre_rope, Kcur_pre_rope by name\n"
-        "  3 cache_k cache_v the KV cache attention reads, valid cells only\n"
-        "  4 kq_soft_max    attention probabilities (turns flash attention off)\n"
-        "  5 attn_out_proj  attention output: projection, bias, scale\n"
-        "  6 ffn_out        feed-forward output (dense, or experts + shared expert)\n"
-        "  extras: embd ffn_inp l_out result_norm logits, and where a model has them\n"
-        "    q_norm k_norm Qcur_unscaled attn_out_final ffn_out_final ffn_moe_out\n"
-        "    ffn_shexp_out ffn_dense_out ('extras' selects them all)\n"
-        "  Layers without attention (SSM, linear attention) list the attention\n"
-        "  checkpoints as missing, with the reason, in the manifest.\n"
-        "\n");
-    printf(
-        "Input:\n"
-        "  -m, --model FILE        GGUF model\n"
-        "  -p, --prompt TEXT       prompt (tokenized by the model's vocab, BOS added)\n"
-        "  -f, --file FILE         read the prompt from FILE\n"
-        "      --tokens IDS        token ids instead of a prompt, e.g. 1,15043\n"
-        "  -n, --n-predict N       generate N more tokens greedily (default 0)\n"
-        "\n"
-        "Output:\n"
-        "  -o, --output DIR        new or empty directory for the dump\n"
-        "      --checkpoints LIST  names and numbers, e.g. 1-6, attn_norm,4, all (default 1-6)\n"
-        "      --layers RANGES     e.g. 0-3,11 (default all)\n"
-        "      --graph-regex RE    also any llama.cpp tensor whose name matches RE (repeatable)\n"
-        "      --dtype f32|native  f32 (default) or keep f16 tensors as f16\n"
-        "      --format FORM       auto (default), npy, npz or safetensors: npy writes a file\n"
-        "                          per tensor; npz (numpy) and safetensors (Rust) one file\n"
-        "                          per run; auto is npy for a one-step run, npz for more\n"
-        "      --text              also write each tensor as .txt (one %%.9g value per line;\n"
-        "                          npy form)\n"
-        "      --raw               write cache and scores exactly as llama.cpp holds them\n"
-        "      --no-sync           do not fsync the files before the manifest (faster; after a\n"
-        "                          power loss a manifest may then name data that is not on disk)\n"
-        "      --stats             print shape, min, max, mean, NaN/Inf per tensor; write nothing\n"
-        "      --dump-graph FILE   write llama.cpp's graph of each step size to FILE, one line per\n"
-        "                          node, with the checkpoint each node was identified as\n"
-        "      --stop-at-nan       with --stats: stop at the first NaN or Inf\n"
-        "      --identify MODE     auto (default) or structure: recorded only; checkpoints are\n"
-        "                          always identified by dataflow\n"
-        "      --queue-mb N        memory bound of the writer queue (default 256)\n"
-        "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
-        "      --split-each        copy each tensor at a graph split of its own (slower): the\n"
-        "                          reference for the default, which copies several at one split\n"
-        "                          where no later node can have overwritten them\n"
-        "      --progress          print a progress line per step on stderr\n"
-        "\n");
-    printf(
-        "llama.cpp settings (recorded in the manifest):\n"
-        "  -t, --threads N         compute threads (default: all cores)\n"
-        "  -c, --ctx-size N        context size (default: the run's length rounded up to 256)\n"
-        "  -b, --batch-size N      logical batch (default 2048)\n"
-        "  -ub, --ubatch-size N    micro-batch; one step per micro-batch (default 512)\n"
-        "  -fa, --flash-attn MODE  on, off or auto (default auto; off when kq_soft_max is asked)\n"
-        "  -ctk, --cache-type-k T  K cache type: f16 (default), f32, bf16, q8_0, ...\n"
-        "  -ctv, --cache-type-v T  V cache type\n"
-        "  -ngl, --n-gpu-layers N  layers to offload (GPU and RPC devices)\n"
-        "      --rpc SERVERS       offload to ggml RPC servers, e.g. 127.0.0.1:50052\n"
-        "      --no-repack         portable CPU kernels, no weight repacking (default)\n"
-        "      --repack            let ggml repack weights (faster, CPU-specific numerics)\n"
-        "      --seed N            recorded; generation is greedy and deterministic\n"
-        "  -v, --verbose           show llama.cpp's log\n"
-        "  -h, --help, --version\n"
-        "\n");
-    printf(
-        "Examples:\n"
-        "  " PROG " model.gguf \"Hello\" dump/\n"
-        "  " PROG " -m model.gguf -p \"Once upon a time\" -n 4 -o dump/ --layers 0-1\n"
-        "  " PROG " -m model.gguf --tokens 1,15043 --checkpoints 1,4 -ctk f32 -ctv f32 -o dump/\n"
-        "  " PROG " -m model.gguf -p \"Hi\" --stats --stop-at-nan\n"
-        "  python3 -c \"import numpy as np; print(np.load('dump/checkpoint_01_attn_norm_l00_s000.npy').shape)\"\n"
-        "\n"
-        "The format is documented in docs/FORMAT.md. Exit status: 0 ok, 1 run failed,\n"
-        "2 bad input, 130 interrupted (the manifest then says \"complete\": false).\n");
+    printf("\n"
+           "Runs a GGUF model in llama.cpp and writes its intermediate tensors (checkpoints)\n"
+           "as .npy files with a manifest.json, so that another engine can be checked\n"
+           "layer by layer (see llorch-checkpoint-compare).\n"
+           "\n"
+           "Checkpoints (per layer; numbers as in the file names), each found by its place\n"
+           "in the dataflow, whatever the architecture names it (docs/FORMAT.md):\n"
+           "  1 attn_norm      what the query projection reads (the attention norm's output)\n"
+           "  2 Qcur           query entering attention (after bias, q-norm, RoPE)\n"
+           "    Kcur Vcur      key/value of this step as written into the KV cache;\n"
+           "                   Qcur_pre_rope, Kcur_pre_rope by name\n"
+           "  3 cache_k cache_v the KV cache attention reads, valid cells only\n"
+           "  4 kq_soft_max    attention probabilities (turns flash attention off)\n"
+           "  5 attn_out_proj  attention output: projection, bias, scale\n"
+           "  6 ffn_out        feed-forward output (dense, or experts + shared expert)\n"
+           "  extras: embd ffn_inp l_out result_norm logits, and where a model has them\n"
+           "    q_norm k_norm Qcur_unscaled attn_out_final ffn_out_final ffn_moe_out\n"
+           "    ffn_shexp_out ffn_dense_out ('extras' selects them all)\n"
+           "  Layers without attention (SSM, linear attention) list the attention\n"
+           "  checkpoints as missing, with the reason, in the manifest.\n"
+           "\n");
+    printf("Input:\n"
+           "  -m, --model FILE        GGUF model\n"
+           "  -p, --prompt TEXT       prompt (tokenized by the model's vocab, BOS added)\n"
+           "  -f, --file FILE         read the prompt from FILE\n"
+           "      --tokens IDS        token ids instead of a prompt, e.g. 1,15043\n"
+           "  -n, --n-predict N       generate N more tokens greedily (default 0)\n"
+           "\n"
+           "Output:\n"
+           "  -o, --output DIR        new or empty directory for the dump\n"
+           "      --checkpoints LIST  names and numbers, e.g. 1-6, attn_norm,4, all (default 1-6)\n"
+           "      --layers RANGES     e.g. 0-3,11 (default all)\n"
+           "      --graph-regex RE    also any llama.cpp tensor whose name matches RE (repeatable)\n"
+           "      --dtype f32|native  f32 (default) or keep f16 tensors as f16\n"
+           "      --format FORM       auto (default), npy, npz or safetensors: npy writes a file\n"
+           "                          per tensor; npz (numpy) and safetensors (Rust) one file\n"
+           "                          per run; auto is npy for a one-step run, npz for more\n"
+           "      --text              also write each tensor as .txt (one %%.9g value per line;\n"
+           "                          npy form)\n"
+           "      --raw               write cache and scores exactly as llama.cpp holds them\n"
+           "      --no-sync           do not fsync the files before the manifest (faster; after a\n"
+           "                          power loss a manifest may then name data that is not on disk)\n"
+           "      --stats             print shape, min, max, mean, NaN/Inf per tensor; write nothing\n"
+           "      --dump-graph FILE   write llama.cpp's graph of each step size to FILE, one line per\n"
+           "                          node, with the checkpoint each node was identified as\n"
+           "      --stop-at-nan       with --stats: stop at the first NaN or Inf\n"
+           "      --identify MODE     auto (default) or structure: recorded only; checkpoints are\n"
+           "                          always identified by dataflow\n"
+           "      --queue-mb N        memory bound of the writer queue (default 256)\n"
+           "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
+           "      --split-each        copy each tensor at a graph split of its own (slower): the\n"
+           "                          reference for the default, which copies several at one split\n"
+           "                          where no later node can have overwritten them\n"
+           "      --progress          print a progress line per step on stderr\n"
+           "\n");
+    printf("llama.cpp settings (recorded in the manifest):\n"
+           "  -t, --threads N         compute threads (default: all cores)\n"
+           "  -c, --ctx-size N        context size (default: the run's length rounded up to 256)\n"
+           "  -b, --batch-size N      logical batch (default 2048)\n"
+           "  -ub, --ubatch-size N    micro-batch; one step per micro-batch (default 512)\n"
+           "  -fa, --flash-attn MODE  on, off or auto (default auto; off when kq_soft_max is asked)\n"
+           "  -ctk, --cache-type-k T  K cache type: f16 (default), f32, bf16, q8_0, ...\n"
+           "  -ctv, --cache-type-v T  V cache type\n"
+           "  -ngl, --n-gpu-layers N  layers to offload (GPU and RPC devices)\n"
+           "      --rpc SERVERS       offload to ggml RPC servers, e.g. 127.0.0.1:50052\n"
+           "      --no-repack         portable CPU kernels, no weight repacking (default)\n"
+           "      --repack            let ggml repack weights (faster, CPU-specific numerics)\n"
+           "      --seed N            recorded; generation is greedy and deterministic\n"
+           "  -v, --verbose           show llama.cpp's log\n"
+           "  -h, --help, --version\n"
+           "\n");
+    printf("Examples:\n"
+           "  " PROG " model.gguf \"Hello\" dump/\n"
+           "  " PROG " -m model.gguf -p \"Once upon a time\" -n 4 -o dump/ --layers 0-1\n"
+           "  " PROG " -m model.gguf --tokens 1,15043 --checkpoints 1,4 -ctk f32 -ctv f32 -o dump/\n"
+           "  " PROG " -m model.gguf -p \"Hi\" --stats --stop-at-nan\n"
+           "  python3 -c \"import numpy as np; print(np.load('dump/checkpoint_01_attn_norm_l00_s000.npy').shape)\"\n"
+           "\n"
+           "The format is documented in docs/FORMAT.md. Exit status: 0 ok, 1 run failed,\n"
+           "2 bad input, 130 interrupted (the manifest then says \"complete\": false).\n");
 }
 
 static void set_defaults(struct extractor_options *opt) {
@@ -123,12 +118,41 @@ static void set_defaults(struct extractor_options *opt) {
 }
 
 enum option_id {
-    OPT_RAW, OPT_TEXT, OPT_NO_SYNC, OPT_STATS, OPT_STOP_AT_NAN, OPT_SPLIT_EACH, OPT_NO_REPACK, OPT_REPACK,
-    OPT_VERBOSE, OPT_PROGRESS,
-    OPT_MODEL, OPT_PROMPT, OPT_FILE, OPT_TOKENS, OPT_OUTPUT, OPT_CHECKPOINTS, OPT_LAYERS, OPT_CACHE_K, OPT_CACHE_V,
-    OPT_RPC, OPT_DUMP_GRAPH, OPT_GRAPH_REGEX,
-    OPT_N_PREDICT, OPT_THREADS, OPT_CTX, OPT_BATCH, OPT_UBATCH, OPT_NGL, OPT_SEED, OPT_QUEUE_MB,
-    OPT_FLASH_ATTN, OPT_DTYPE, OPT_IDENTIFY, OPT_CAPTURE_TO, OPT_FORMAT,
+    OPT_RAW,
+    OPT_TEXT,
+    OPT_NO_SYNC,
+    OPT_STATS,
+    OPT_STOP_AT_NAN,
+    OPT_SPLIT_EACH,
+    OPT_NO_REPACK,
+    OPT_REPACK,
+    OPT_VERBOSE,
+    OPT_PROGRESS,
+    OPT_MODEL,
+    OPT_PROMPT,
+    OPT_FILE,
+    OPT_TOKENS,
+    OPT_OUTPUT,
+    OPT_CHECKPOINTS,
+    OPT_LAYERS,
+    OPT_CACHE_K,
+    OPT_CACHE_V,
+    OPT_RPC,
+    OPT_DUMP_GRAPH,
+    OPT_GRAPH_REGEX,
+    OPT_N_PREDICT,
+    OPT_THREADS,
+    OPT_CTX,
+    OPT_BATCH,
+    OPT_UBATCH,
+    OPT_NGL,
+    OPT_SEED,
+    OPT_QUEUE_MB,
+    OPT_FLASH_ATTN,
+    OPT_DTYPE,
+    OPT_IDENTIFY,
+    OPT_CAPTURE_TO,
+    OPT_FORMAT,
 };
 
 static const struct cli_option options[] = {
@@ -172,17 +196,38 @@ static const struct cli_option options[] = {
 
 static void apply_switch(int id, struct extractor_options *opt) {
     switch (id) {
-        case OPT_RAW: opt->raw = true; break;
-        case OPT_TEXT: opt->text = true; break;
-        case OPT_NO_SYNC: opt->no_sync = true; break;
-        case OPT_STATS: opt->stats = true; break;
-        case OPT_STOP_AT_NAN: opt->stop_at_nan = true; break;
-        case OPT_SPLIT_EACH: opt->split_each = true; break;
-        case OPT_NO_REPACK: opt->repack = false; break;
-        case OPT_REPACK: opt->repack = true; break;
-        case OPT_VERBOSE: opt->verbose = true; break;
-        case OPT_PROGRESS: opt->progress = true; break;
-        default: break;
+        case OPT_RAW:
+            opt->raw = true;
+            break;
+        case OPT_TEXT:
+            opt->text = true;
+            break;
+        case OPT_NO_SYNC:
+            opt->no_sync = true;
+            break;
+        case OPT_STATS:
+            opt->stats = true;
+            break;
+        case OPT_STOP_AT_NAN:
+            opt->stop_at_nan = true;
+            break;
+        case OPT_SPLIT_EACH:
+            opt->split_each = true;
+            break;
+        case OPT_NO_REPACK:
+            opt->repack = false;
+            break;
+        case OPT_REPACK:
+            opt->repack = true;
+            break;
+        case OPT_VERBOSE:
+            opt->verbose = true;
+            break;
+        case OPT_PROGRESS:
+            opt->progress = true;
+            break;
+        default:
+            break;
     }
 }
 
@@ -198,25 +243,35 @@ static int choice(const char *v, const char *const *names) {
 
 /* Options whose value is one of a few words. Returns 0 or an exit status. */
 static int apply_choice(int id, const char *flag, const char *v, struct extractor_options *opt) {
-    static const char *const fa[] = {"auto", "on", "off", NULL};
-    static const char *const dtype[] = {"f32", "native", NULL};
-    static const char *const identify[] = {"auto", "structure", NULL};
-    static const char *const sink[] = {"disk", "memory", NULL};
-    static const char *const form[] = {"auto", "npy", "npz", "safetensors", NULL};
+    static const char *const        fa[] = {"auto", "on", "off", NULL};
+    static const char *const        dtype[] = {"f32", "native", NULL};
+    static const char *const        identify[] = {"auto", "structure", NULL};
+    static const char *const        sink[] = {"disk", "memory", NULL};
+    static const char *const        form[] = {"auto", "npy", "npz", "safetensors", NULL};
     static const char *const *const lists[] = {fa, dtype, identify, sink, form};
-    static const char *const expected[] = {"on, off or auto", "f32 or native", "auto or structure",
-                                           "disk or memory", "auto, npy, npz or safetensors"};
-    int which = id - OPT_FLASH_ATTN;
-    int k = choice(v, lists[which]);
+    static const char *const expected[] = {"on, off or auto", "f32 or native", "auto or structure", "disk or memory",
+                                           "auto, npy, npz or safetensors"};
+    int                      which = id - OPT_FLASH_ATTN;
+    int                      k = choice(v, lists[which]);
     if (k < 0) {
         return cli_usage_error(PROG, "%s expects %s, got '%s'", flag, expected[which], v);
     }
     switch (id) {
-        case OPT_FLASH_ATTN: opt->flash_attn = k == 0 ? FA_AUTO : k == 1 ? FA_ON : FA_OFF; break;
-        case OPT_DTYPE: opt->native_dtype = k == 1; break;
-        case OPT_IDENTIFY: opt->identify = k == 0 ? LLORCH_CAPTURE_IDENTIFY_AUTO : LLORCH_CAPTURE_IDENTIFY_STRUCTURE; break;
-        case OPT_CAPTURE_TO: opt->sink = k == 0 ? LLORCH_CAPTURE_SINK_WRITE : LLORCH_CAPTURE_SINK_MEMORY; break;
-        default: opt->form = k == 0 ? FORM_AUTO : llorch_ckpt_form_from_name(v); break;
+        case OPT_FLASH_ATTN:
+            opt->flash_attn = k == 0 ? FA_AUTO : k == 1 ? FA_ON : FA_OFF;
+            break;
+        case OPT_DTYPE:
+            opt->native_dtype = k == 1;
+            break;
+        case OPT_IDENTIFY:
+            opt->identify = k == 0 ? LLORCH_CAPTURE_IDENTIFY_AUTO : LLORCH_CAPTURE_IDENTIFY_STRUCTURE;
+            break;
+        case OPT_CAPTURE_TO:
+            opt->sink = k == 0 ? LLORCH_CAPTURE_SINK_WRITE : LLORCH_CAPTURE_SINK_MEMORY;
+            break;
+        default:
+            opt->form = k == 0 ? FORM_AUTO : llorch_ckpt_form_from_name(v);
+            break;
     }
     return 0;
 }
@@ -226,20 +281,36 @@ static int apply_choice(int id, const char *flag, const char *v, struct extracto
 static int apply_number(int id, const char *flag, const char *v, struct extractor_options *opt) {
     static const long min[] = {0, 1, 0, 1, 1, -1, 0, 1};
     static const long max[] = {INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, UINT_MAX, 1 << 20};
-    long n;
-    int rc = cli_int(PROG, flag, v, min[id - OPT_N_PREDICT], max[id - OPT_N_PREDICT], &n);
+    long              n;
+    int               rc = cli_int(PROG, flag, v, min[id - OPT_N_PREDICT], max[id - OPT_N_PREDICT], &n);
     if (rc != 0) {
         return rc;
     }
     switch (id) {
-        case OPT_N_PREDICT: opt->n_predict = (int) n; break;
-        case OPT_THREADS: opt->threads = (int) n; break;
-        case OPT_CTX: opt->n_ctx = (int) n; break;
-        case OPT_BATCH: opt->n_batch = (int) n; break;
-        case OPT_UBATCH: opt->n_ubatch = (int) n; break;
-        case OPT_NGL: opt->n_gpu_layers = (int) n; break;
-        case OPT_SEED: opt->seed = (unsigned) n; break;
-        default: opt->queue_mb = (size_t) n; break;
+        case OPT_N_PREDICT:
+            opt->n_predict = (int) n;
+            break;
+        case OPT_THREADS:
+            opt->threads = (int) n;
+            break;
+        case OPT_CTX:
+            opt->n_ctx = (int) n;
+            break;
+        case OPT_BATCH:
+            opt->n_batch = (int) n;
+            break;
+        case OPT_UBATCH:
+            opt->n_ubatch = (int) n;
+            break;
+        case OPT_NGL:
+            opt->n_gpu_layers = (int) n;
+            break;
+        case OPT_SEED:
+            opt->seed = (unsigned) n;
+            break;
+        default:
+            opt->queue_mb = (size_t) n;
+            break;
     }
     return 0;
 }
@@ -252,9 +323,9 @@ static int apply_value(int id, const char *flag, const char *v, struct extractor
     if (id >= OPT_N_PREDICT) {
         return apply_number(id, flag, v, opt);
     }
-    const char **strings[] = {&opt->model, &opt->prompt, &opt->prompt_file, &opt->tokens, &opt->output,
-                              &opt->checkpoints, &opt->layers, &opt->cache_type_k, &opt->cache_type_v, &opt->rpc,
-                              &opt->dump_graph};
+    const char **strings[] = {&opt->model,        &opt->prompt,      &opt->prompt_file, &opt->tokens,
+                              &opt->output,       &opt->checkpoints, &opt->layers,      &opt->cache_type_k,
+                              &opt->cache_type_v, &opt->rpc,         &opt->dump_graph};
     if (id != OPT_GRAPH_REGEX) {
         *strings[id - OPT_MODEL] = v;
         return 0;
@@ -312,11 +383,11 @@ static int check_required(const struct extractor_options *opt) {
 int extractor_parse_options(int argc, char **argv, struct extractor_options *opt) {
     set_defaults(opt);
     char *pos[8];
-    int n_pos = 0;
-    int i = 1;
+    int   n_pos = 0;
+    int   i = 1;
     for (;;) {
         const char *value;
-        char flag[64];     /* the option as given, without "=VALUE", for messages */
+        char        flag[64]; /* the option as given, without "=VALUE", for messages */
         snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
         int id = cli_next(PROG, options, argc, argv, &i, &value);
         if (id == CLI_END) {
@@ -326,7 +397,7 @@ int extractor_parse_options(int argc, char **argv, struct extractor_options *opt
             if (id == CLI_HELP) {
                 print_help();
             }
-            return id == CLI_HELP ? 1 : id == CLI_VERSION ? 3 : 2;   /* the caller prints the version */
+            return id == CLI_HELP ? 1 : id == CLI_VERSION ? 3 : 2; /* the caller prints the version */
         }
         if (id == CLI_POSITIONAL) {
             if (n_pos < (int) (sizeof pos / sizeof pos[0])) {

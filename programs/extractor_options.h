@@ -7,49 +7,53 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum fa_mode { FA_AUTO, FA_ON, FA_OFF };
+enum fa_mode {
+    FA_AUTO,
+    FA_ON,
+    FA_OFF
+};
 
-#define FORM_AUTO (-1)   /* npy for a one-step run, npz for more steps */
+#define FORM_AUTO (-1) /* npy for a one-step run, npz for more steps */
 
 struct extractor_options {
     /* input */
     const char *model;
     const char *prompt;
     const char *prompt_file;
-    const char *tokens;          /* "1,15043" */
+    const char *tokens; /* "1,15043" */
     int         n_predict;
     /* output */
-    const char *output;
-    const char *checkpoints;     /* NULL: 1-6 */
-    const char *layers;          /* NULL: all */
-    const char *graph_regex[16];
-    int         n_graph_regex;
-    bool        raw;
-    bool        native_dtype;
-    bool        text;
-    bool        no_sync;
-    int         form;            /* enum llorch_ckpt_form, or FORM_AUTO */
-    bool        stats;
-    bool        stop_at_nan;
-    bool        split_each;
+    const char                  *output;
+    const char                  *checkpoints; /* NULL: 1-6 */
+    const char                  *layers;      /* NULL: all */
+    const char                  *graph_regex[16];
+    int                          n_graph_regex;
+    bool                         raw;
+    bool                         native_dtype;
+    bool                         text;
+    bool                         no_sync;
+    int                          form; /* enum llorch_ckpt_form, or FORM_AUTO */
+    bool                         stats;
+    bool                         stop_at_nan;
+    bool                         split_each;
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;
-    size_t      queue_mb;
+    size_t                       queue_mb;
     /* llama.cpp settings */
-    int         threads;
-    int         n_ctx;           /* 0: fit the run */
-    int         n_batch;
-    int         n_ubatch;
+    int          threads;
+    int          n_ctx; /* 0: fit the run */
+    int          n_batch;
+    int          n_ubatch;
     enum fa_mode flash_attn;
-    const char *cache_type_k;
-    const char *cache_type_v;
-    int         n_gpu_layers;
-    const char *rpc;             /* "host:port,host:port" */
-    const char *dump_graph;      /* --dump-graph FILE */
-    bool        repack;
-    unsigned    seed;
-    bool        verbose;
-    bool        progress;
+    const char  *cache_type_k;
+    const char  *cache_type_v;
+    int          n_gpu_layers;
+    const char  *rpc;        /* "host:port,host:port" */
+    const char  *dump_graph; /* --dump-graph FILE */
+    bool         repack;
+    unsigned     seed;
+    bool         verbose;
+    bool         progress;
 };
 
 /* Parses argv. Returns 0 to run, 1 when --help was printed, 3 for

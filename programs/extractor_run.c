@@ -16,10 +16,10 @@
 /* --- selection and settings ---------------------------------------------- */
 
 int make_selection(struct run *r) {
-    char err[512];
+    char        err[512];
     const char *checkpoints = r->opt.checkpoints;
     if (checkpoints == NULL && r->opt.n_graph_regex > 0) {
-        checkpoints = "none";   /* only what the regexes match */
+        checkpoints = "none"; /* only what the regexes match */
     }
     r->selection = llorch_ckpt_selection_create(checkpoints, r->opt.layers, err, sizeof err);
     if (r->selection == NULL) {
@@ -51,12 +51,12 @@ int choose_flash_attn(struct run *r) {
     bool scores = wants_scores(r);
     if (scores && r->opt.flash_attn == FA_ON) {
         return exit_bad_input("kq_soft_max cannot be captured with -fa on: flash attention fuses the scores away; "
-                    "use -fa off or drop checkpoint 4");
+                              "use -fa off or drop checkpoint 4");
     }
     if (scores) {
         r->fa = LLAMA_FLASH_ATTN_TYPE_DISABLED;
         r->fa_reason = r->opt.flash_attn == FA_OFF ? "off (-fa off)" : "off: kq_soft_max is requested";
-        r->fa_notice = r->opt.flash_attn == FA_AUTO;   /* printed once the run starts */
+        r->fa_notice = r->opt.flash_attn == FA_AUTO; /* printed once the run starts */
     } else {
         r->fa = r->opt.flash_attn == FA_ON    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
                 : r->opt.flash_attn == FA_OFF ? LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -67,17 +67,17 @@ int choose_flash_attn(struct run *r) {
 }
 
 static int parse_cache_type(const char *flag, const char *name, enum ggml_type *type) {
-    static const enum ggml_type allowed[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
-                                             GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
-                                             GGML_TYPE_IQ4_NL};
+    static const enum ggml_type allowed[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16,
+                                             GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+                                             GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_IQ4_NL};
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
         if (strcmp(ggml_type_name(allowed[i]), name) == 0) {
             *type = allowed[i];
             return 0;
         }
     }
-    return exit_bad_input("%s: unknown cache type '%s'; use f16, f32, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl", flag,
-                name);
+    return exit_bad_input("%s: unknown cache type '%s'; use f16, f32, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 or iq4_nl",
+                          flag, name);
 }
 
 /* --- output and capture --------------------------------------------------- */
@@ -97,7 +97,7 @@ int open_output(struct run *r) {
     if (r->opt.stats || r->opt.sink == LLORCH_CAPTURE_SINK_MEMORY) {
         return 0;
     }
-    char err[1024];
+    char                              err[1024];
     struct llorch_ckpt_writer_options wo = {.text = r->opt.text, .no_sync = r->opt.no_sync, .form = chosen_form(r)};
     r->writer = llorch_ckpt_writer_open(r->opt.output, &wo, err, sizeof err);
     if (r->writer == NULL) {
@@ -107,7 +107,7 @@ int open_output(struct run *r) {
 }
 
 int create_capture(struct run *r) {
-    char err[1024];
+    char                         err[1024];
     struct llorch_capture_params p = llorch_capture_default_params();
     p.selection = r->selection;
     p.writer = r->writer;
@@ -132,8 +132,8 @@ int create_context(struct run *r) {
     r->n_ctx = r->opt.n_ctx > 0 ? r->opt.n_ctx : (needed + 255) / 256 * 256;
     if (needed > r->n_ctx) {
         char msg[128];
-        snprintf(msg, sizeof msg, "%d prompt tokens plus -n %d exceed the context of %d", r->n_prompt,
-                 r->opt.n_predict, r->n_ctx);
+        snprintf(msg, sizeof msg, "%d prompt tokens plus -n %d exceed the context of %d", r->n_prompt, r->opt.n_predict,
+                 r->n_ctx);
         return exit_bad_input("%s; raise -c or shorten the prompt", msg);
     }
     r->n_chunk = r->opt.n_ubatch < r->opt.n_batch ? r->opt.n_ubatch : r->opt.n_batch;
@@ -152,7 +152,8 @@ int create_context(struct run *r) {
     r->ctx = llama_init_from_model(r->model, cp);
     if (r->ctx == NULL) {
         return exit_bad_input("llama.cpp could not create a context for '%s' (llama.cpp: %s); a quantized V cache "
-                    "needs -fa on", r->opt.model, llama_reason());
+                              "needs -fa on",
+                              r->opt.model, llama_reason());
     }
     /* Each capture point ends a graph split. Without a threadpool (and
      * without OpenMP) ggml would start its worker threads anew for each
@@ -186,7 +187,7 @@ static int prepare_steps(struct run *r) {
         FILE *f = fopen(r->opt.dump_graph, "w");
         if (f == NULL) {
             return exit_bad_input("cannot write --dump-graph '%s': %s; choose a writable path", r->opt.dump_graph,
-                        strerror(errno)) != 0;
+                                  strerror(errno)) != 0;
         }
         llorch_capture_print_plans(r->capture, f);
         fclose(f);
@@ -202,12 +203,12 @@ static int decode_step(struct run *r, int pos, int n) {
         b.pos[i] = pos + i;
         b.n_seq_id[i] = 1;
         b.seq_id[i][0] = 0;
-        b.logits[i] = 1;    /* else the last layer keeps only the output rows */
+        b.logits[i] = 1; /* else the last layer keeps only the output rows */
     }
     b.n_tokens = n;
     llorch_capture_begin_step(r->capture, pos, n);
     double start = llorch_now_seconds();
-    int rc = llama_decode(r->ctx, b);
+    int    rc = llama_decode(r->ctx, b);
     r->decode_seconds += llorch_now_seconds() - start;
     llama_batch_free(b);
     int capture_rc = llorch_capture_end_step(r->capture);
@@ -220,8 +221,8 @@ static int decode_step(struct run *r, int pos, int n) {
 
 static llama_token greedy_next(struct run *r) {
     const float *logits = llama_get_logits_ith(r->ctx, -1);
-    int n_vocab = llama_vocab_n_tokens(r->vocab);
-    int best = 0;
+    int          n_vocab = llama_vocab_n_tokens(r->vocab);
+    int          best = 0;
     for (int i = 1; i < n_vocab; i++) {
         if (logits[i] > logits[best]) {
             best = i;
@@ -266,4 +267,3 @@ int run_steps(struct run *r) {
     }
     return interrupted ? 130 : 0;
 }
-

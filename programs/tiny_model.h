@@ -14,18 +14,21 @@
 
 struct gguf_context;
 
-enum tiny_arch { TINY_ARCH_GPT2, TINY_ARCH_LLAMA };
+enum tiny_arch {
+    TINY_ARCH_GPT2,
+    TINY_ARCH_LLAMA
+};
 
 /* Everything the command line decides, already validated. */
 struct tiny_config {
     enum tiny_arch arch;
     int            n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx;
-    enum ggml_type wtype;        /* type of every 2-D tensor */
+    enum ggml_type wtype; /* type of every 2-D tensor */
     uint64_t       seed;
-    float          rope_base;    /* llama only */
+    float          rope_base; /* llama only */
     const char    *vocab_path;
     const char    *out_path;
-    int            n_vocab;      /* from the vocab file */
+    int            n_vocab; /* from the vocab file */
 };
 
 const char *tiny_arch_name(enum tiny_arch arch);
@@ -51,10 +54,10 @@ void tiny_rng_fill(const struct tiny_rng *rng, struct tiny_init init, int64_t fi
 /* ---- tensors and metadata (tiny_model_spec.c) -------------------------- */
 
 struct tiny_tensor {
-    char           name[GGML_MAX_NAME];
-    int            n_dims;     /* 1 or 2 */
-    int64_t        ne[2];      /* ggml order: ne[0] is the row length */
-    enum ggml_type type;
+    char             name[GGML_MAX_NAME];
+    int              n_dims; /* 1 or 2 */
+    int64_t          ne[2];  /* ggml order: ne[0] is the row length */
+    enum ggml_type   type;
     struct tiny_init init;
 };
 
@@ -79,8 +82,8 @@ int tiny_copy_tokenizer(struct gguf_context *dst, const struct gguf_context *voc
  * stays bounded whatever the model size. vocab is the opened vocab file
  * (metadata only). Returns 0, or -1 with a message in err. On success
  * *n_params and *bytes hold the parameter count and file size. */
-int tiny_model_write(const struct tiny_config *cfg, const struct gguf_context *vocab, FILE *f,
-                     int64_t *n_params, int64_t *bytes, char *err, size_t err_size);
+int tiny_model_write(const struct tiny_config *cfg, const struct gguf_context *vocab, FILE *f, int64_t *n_params,
+                     int64_t *bytes, char *err, size_t err_size);
 
 /* Removes a half-written .part file when a signal ends the program. */
 void tiny_install_signal_cleanup(const char *part_path);

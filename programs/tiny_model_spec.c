@@ -13,22 +13,21 @@
 
 /* How values are drawn. Norm weights and biases are deliberately not 1 and
  * 0: a reference implementation that forgets one of them must disagree. */
-static const struct tiny_init INIT_MATRIX = { 0.0, 0.02 };
-static const struct tiny_init INIT_NORM   = { 1.0, 0.1 };
-static const struct tiny_init INIT_BIAS   = { 0.0, 0.02 };
-static const struct tiny_init INIT_POS    = { 0.0, 0.01 };
+static const struct tiny_init INIT_MATRIX = {0.0, 0.02};
+static const struct tiny_init INIT_NORM = {1.0, 0.1};
+static const struct tiny_init INIT_BIAS = {0.0, 0.02};
+static const struct tiny_init INIT_POS = {0.0, 0.01};
 
 /* llama_ftype values (llama.h); written as numbers so that this program
  * needs only ggml. */
 enum {
-    FTYPE_ALL_F32       = 0,
-    FTYPE_MOSTLY_F16    = 1,
-    FTYPE_MOSTLY_Q8_0   = 7,
+    FTYPE_ALL_F32 = 0,
+    FTYPE_MOSTLY_F16 = 1,
+    FTYPE_MOSTLY_Q8_0 = 7,
     FTYPE_MOSTLY_Q4_K_S = 14,
 };
 
-const char *tiny_arch_name(enum tiny_arch arch)
-{
+const char *tiny_arch_name(enum tiny_arch arch) {
     return arch == TINY_ARCH_GPT2 ? "gpt2" : "llama";
 }
 
@@ -39,10 +38,9 @@ struct tensor_list {
     int                       n, max;
 };
 
-static void add(struct tensor_list *l, struct tiny_init init, int64_t ne0, int64_t ne1, const char *fmt, ...)
-{
+static void add(struct tensor_list *l, struct tiny_init init, int64_t ne0, int64_t ne1, const char *fmt, ...) {
     if (l->n >= l->max) {
-        l->n++;   /* counted, so the caller sees the overflow */
+        l->n++; /* counted, so the caller sees the overflow */
         return;
     }
     struct tiny_tensor *t = &l->items[l->n++];
@@ -52,52 +50,49 @@ static void add(struct tensor_list *l, struct tiny_init init, int64_t ne0, int64
     vsnprintf(t->name, sizeof(t->name), fmt, ap);
     va_end(ap);
     t->n_dims = ne1 > 0 ? 2 : 1;
-    t->ne[0]  = ne0;
-    t->ne[1]  = ne1 > 0 ? ne1 : 1;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1 > 0 ? ne1 : 1;
     /* Only matrices take the chosen type; norms, biases and vectors stay F32
      * as in every llama.cpp conversion. */
-    t->type   = t->n_dims == 2 ? l->cfg->wtype : GGML_TYPE_F32;
-    t->init   = init;
+    t->type = t->n_dims == 2 ? l->cfg->wtype : GGML_TYPE_F32;
+    t->init = init;
 }
 
-static void add_gpt2_layer(struct tensor_list *l, int il)
-{
+static void add_gpt2_layer(struct tensor_list *l, int il) {
     const struct tiny_config *c = l->cfg;
-    const int64_t E = c->n_embd, F = c->n_ff;
-    add(l, INIT_NORM,   E, 0,     "blk.%d.attn_norm.weight", il);
-    add(l, INIT_BIAS,   E, 0,     "blk.%d.attn_norm.bias", il);
-    add(l, INIT_MATRIX, E, 3 * E, "blk.%d.attn_qkv.weight", il);   /* fused Q, K, V */
-    add(l, INIT_BIAS,   3 * E, 0, "blk.%d.attn_qkv.bias", il);
-    add(l, INIT_MATRIX, E, E,     "blk.%d.attn_output.weight", il);
-    add(l, INIT_BIAS,   E, 0,     "blk.%d.attn_output.bias", il);
-    add(l, INIT_NORM,   E, 0,     "blk.%d.ffn_norm.weight", il);
-    add(l, INIT_BIAS,   E, 0,     "blk.%d.ffn_norm.bias", il);
-    add(l, INIT_MATRIX, E, F,     "blk.%d.ffn_up.weight", il);
-    add(l, INIT_BIAS,   F, 0,     "blk.%d.ffn_up.bias", il);
-    add(l, INIT_MATRIX, F, E,     "blk.%d.ffn_down.weight", il);
-    add(l, INIT_BIAS,   E, 0,     "blk.%d.ffn_down.bias", il);
+    const int64_t             E = c->n_embd, F = c->n_ff;
+    add(l, INIT_NORM, E, 0, "blk.%d.attn_norm.weight", il);
+    add(l, INIT_BIAS, E, 0, "blk.%d.attn_norm.bias", il);
+    add(l, INIT_MATRIX, E, 3 * E, "blk.%d.attn_qkv.weight", il); /* fused Q, K, V */
+    add(l, INIT_BIAS, 3 * E, 0, "blk.%d.attn_qkv.bias", il);
+    add(l, INIT_MATRIX, E, E, "blk.%d.attn_output.weight", il);
+    add(l, INIT_BIAS, E, 0, "blk.%d.attn_output.bias", il);
+    add(l, INIT_NORM, E, 0, "blk.%d.ffn_norm.weight", il);
+    add(l, INIT_BIAS, E, 0, "blk.%d.ffn_norm.bias", il);
+    add(l, INIT_MATRIX, E, F, "blk.%d.ffn_up.weight", il);
+    add(l, INIT_BIAS, F, 0, "blk.%d.ffn_up.bias", il);
+    add(l, INIT_MATRIX, F, E, "blk.%d.ffn_down.weight", il);
+    add(l, INIT_BIAS, E, 0, "blk.%d.ffn_down.bias", il);
 }
 
-static void add_llama_layer(struct tensor_list *l, int il)
-{
+static void add_llama_layer(struct tensor_list *l, int il) {
     const struct tiny_config *c = l->cfg;
-    const int64_t E = c->n_embd, F = c->n_ff;
-    const int64_t E_kv = (int64_t)(c->n_embd / c->n_head) * c->n_head_kv;   /* GQA */
-    add(l, INIT_NORM,   E, 0,    "blk.%d.attn_norm.weight", il);
-    add(l, INIT_MATRIX, E, E,    "blk.%d.attn_q.weight", il);
+    const int64_t             E = c->n_embd, F = c->n_ff;
+    const int64_t             E_kv = (int64_t) (c->n_embd / c->n_head) * c->n_head_kv; /* GQA */
+    add(l, INIT_NORM, E, 0, "blk.%d.attn_norm.weight", il);
+    add(l, INIT_MATRIX, E, E, "blk.%d.attn_q.weight", il);
     add(l, INIT_MATRIX, E, E_kv, "blk.%d.attn_k.weight", il);
     add(l, INIT_MATRIX, E, E_kv, "blk.%d.attn_v.weight", il);
-    add(l, INIT_MATRIX, E, E,    "blk.%d.attn_output.weight", il);
-    add(l, INIT_NORM,   E, 0,    "blk.%d.ffn_norm.weight", il);
-    add(l, INIT_MATRIX, E, F,    "blk.%d.ffn_gate.weight", il);
-    add(l, INIT_MATRIX, E, F,    "blk.%d.ffn_up.weight", il);
-    add(l, INIT_MATRIX, F, E,    "blk.%d.ffn_down.weight", il);
+    add(l, INIT_MATRIX, E, E, "blk.%d.attn_output.weight", il);
+    add(l, INIT_NORM, E, 0, "blk.%d.ffn_norm.weight", il);
+    add(l, INIT_MATRIX, E, F, "blk.%d.ffn_gate.weight", il);
+    add(l, INIT_MATRIX, E, F, "blk.%d.ffn_up.weight", il);
+    add(l, INIT_MATRIX, F, E, "blk.%d.ffn_down.weight", il);
 }
 
-int tiny_model_tensors(const struct tiny_config *cfg, struct tiny_tensor *out, int max)
-{
-    struct tensor_list l = { cfg, out, 0, max };
-    const int64_t E = cfg->n_embd;
+int tiny_model_tensors(const struct tiny_config *cfg, struct tiny_tensor *out, int max) {
+    struct tensor_list l = {cfg, out, 0, max};
+    const int64_t      E = cfg->n_embd;
 
     add(&l, INIT_MATRIX, E, cfg->n_vocab, "token_embd.weight");
     if (cfg->arch == TINY_ARCH_GPT2) {
@@ -120,13 +115,11 @@ int tiny_model_tensors(const struct tiny_config *cfg, struct tiny_tensor *out, i
     return l.n <= max ? l.n : -1;
 }
 
-int tiny_model_max_tensors(const struct tiny_config *cfg)
-{
+int tiny_model_max_tensors(const struct tiny_config *cfg) {
     return 4 + 12 * cfg->n_layer;
 }
 
-int64_t tiny_model_n_params(const struct tiny_tensor *tensors, int n)
-{
+int64_t tiny_model_n_params(const struct tiny_tensor *tensors, int n) {
     int64_t sum = 0;
     for (int i = 0; i < n; i++) {
         sum += tensors[i].ne[0] * tensors[i].ne[1];
@@ -134,25 +127,26 @@ int64_t tiny_model_n_params(const struct tiny_tensor *tensors, int n)
     return sum;
 }
 
-static uint32_t file_type(enum ggml_type t)
-{
+static uint32_t file_type(enum ggml_type t) {
     switch (t) {
-    case GGML_TYPE_F16:  return FTYPE_MOSTLY_F16;
-    case GGML_TYPE_Q8_0: return FTYPE_MOSTLY_Q8_0;
-    case GGML_TYPE_Q4_K: return FTYPE_MOSTLY_Q4_K_S;
-    default:             return FTYPE_ALL_F32;
+        case GGML_TYPE_F16:
+            return FTYPE_MOSTLY_F16;
+        case GGML_TYPE_Q8_0:
+            return FTYPE_MOSTLY_Q8_0;
+        case GGML_TYPE_Q4_K:
+            return FTYPE_MOSTLY_Q4_K_S;
+        default:
+            return FTYPE_ALL_F32;
     }
 }
 
-static void set_u32(struct gguf_context *g, const char *arch, const char *key, uint32_t v)
-{
+static void set_u32(struct gguf_context *g, const char *arch, const char *key, uint32_t v) {
     char full[128];
     snprintf(full, sizeof(full), "%s.%s", arch, key);
     gguf_set_val_u32(g, full, v);
 }
 
-static void set_f32(struct gguf_context *g, const char *arch, const char *key, float v)
-{
+static void set_f32(struct gguf_context *g, const char *arch, const char *key, float v) {
     char full[128];
     snprintf(full, sizeof(full), "%s.%s", arch, key);
     gguf_set_val_f32(g, full, v);
@@ -161,27 +155,25 @@ static void set_f32(struct gguf_context *g, const char *arch, const char *key, f
 /* A record of how the file was made. Only machine-independent facts (the
  * vocab's base name, not its path) so that the bytes do not depend on where
  * the program runs. */
-static void set_description(const struct tiny_config *c, struct gguf_context *g)
-{
+static void set_description(const struct tiny_config *c, struct gguf_context *g) {
     const char *slash = strrchr(c->vocab_path, '/');
-    char llama_flags[96] = "";
+    char        llama_flags[96] = "";
     if (c->arch == TINY_ARCH_LLAMA) {
         snprintf(llama_flags, sizeof(llama_flags), " --heads-kv %d --rope-base %g", c->n_head_kv,
-                 (double)c->rope_base);
+                 (double) c->rope_base);
     }
     char desc[512];
     snprintf(desc, sizeof(desc),
              "random weights by llorch-make-tiny-model --arch %s --layers %d --embd %d --heads %d%s"
              " --ff %d --ctx %d --type %s --seed %llu --vocab %s",
              tiny_arch_name(c->arch), c->n_layer, c->n_embd, c->n_head, llama_flags, c->n_ff, c->n_ctx,
-             ggml_type_name(c->wtype), (unsigned long long)c->seed, slash ? slash + 1 : c->vocab_path);
+             ggml_type_name(c->wtype), (unsigned long long) c->seed, slash ? slash + 1 : c->vocab_path);
     gguf_set_val_str(g, "general.description", desc);
 }
 
-void tiny_model_set_metadata(const struct tiny_config *c, struct gguf_context *g)
-{
+void tiny_model_set_metadata(const struct tiny_config *c, struct gguf_context *g) {
     const char *arch = tiny_arch_name(c->arch);
-    char name[64];
+    char        name[64];
     snprintf(name, sizeof(name), "llorch-tiny-%s", arch);
 
     gguf_set_val_str(g, "general.architecture", arch);
@@ -190,18 +182,18 @@ void tiny_model_set_metadata(const struct tiny_config *c, struct gguf_context *g
     gguf_set_val_u32(g, "general.file_type", file_type(c->wtype));
     gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
 
-    set_u32(g, arch, "context_length",           (uint32_t)c->n_ctx);
-    set_u32(g, arch, "embedding_length",         (uint32_t)c->n_embd);
-    set_u32(g, arch, "block_count",              (uint32_t)c->n_layer);
-    set_u32(g, arch, "feed_forward_length",      (uint32_t)c->n_ff);
-    set_u32(g, arch, "attention.head_count",     (uint32_t)c->n_head);
-    set_u32(g, arch, "attention.head_count_kv",  (uint32_t)c->n_head_kv);
+    set_u32(g, arch, "context_length", (uint32_t) c->n_ctx);
+    set_u32(g, arch, "embedding_length", (uint32_t) c->n_embd);
+    set_u32(g, arch, "block_count", (uint32_t) c->n_layer);
+    set_u32(g, arch, "feed_forward_length", (uint32_t) c->n_ff);
+    set_u32(g, arch, "attention.head_count", (uint32_t) c->n_head);
+    set_u32(g, arch, "attention.head_count_kv", (uint32_t) c->n_head_kv);
     if (c->arch == TINY_ARCH_GPT2) {
         set_f32(g, arch, "attention.layer_norm_epsilon", 1e-5f);
     } else {
         set_f32(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f);
-        set_u32(g, arch, "rope.dimension_count", (uint32_t)(c->n_embd / c->n_head));
+        set_u32(g, arch, "rope.dimension_count", (uint32_t) (c->n_embd / c->n_head));
         set_f32(g, arch, "rope.freq_base", c->rope_base);
-        set_u32(g, arch, "vocab_size", (uint32_t)c->n_vocab);
+        set_u32(g, arch, "vocab_size", (uint32_t) c->n_vocab);
     }
 }

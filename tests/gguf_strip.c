@@ -20,9 +20,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: gguf_strip IN.gguf OUT.gguf SUFFIX\n");
         return 1;
     }
-    struct ggml_context *data = NULL;
+    struct ggml_context    *data = NULL;
     struct gguf_init_params params = {.no_alloc = false, .ctx = &data};
-    struct gguf_context *in = gguf_init_from_file(argv[1], params);
+    struct gguf_context    *in = gguf_init_from_file(argv[1], params);
     if (in == NULL) {
         fprintf(stderr, "gguf_strip: cannot read %s\n", argv[1]);
         return 1;

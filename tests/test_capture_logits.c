@@ -14,14 +14,14 @@
 #include <string.h>
 
 #define N_TOKENS 7
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fprintf(stderr, "\n");                                 \
-            exit(1);                                               \
-        }                                                          \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+            exit(1);                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 static void quiet(enum ggml_log_level level, const char *text, void *data) {
@@ -44,15 +44,15 @@ static float *run(struct llama_model *model, const char *path, llorch_capture *c
     }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     CHECK(ctx != NULL, "context for %s", path);
-    int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    int    n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     float *logits = malloc(sizeof(float) * (size_t) n_vocab * N_TOKENS);
     if (cap != NULL) {
         CHECK(llorch_capture_prepare(cap, ctx, chunk) == 0 &&
-              (N_TOKENS % chunk == 0 || llorch_capture_prepare(cap, ctx, N_TOKENS % chunk) == 0),
+                  (N_TOKENS % chunk == 0 || llorch_capture_prepare(cap, ctx, N_TOKENS % chunk) == 0),
               "prepare: %s", llorch_capture_error(cap));
     }
     for (int pos = 0; pos < N_TOKENS; pos += chunk) {
-        int n = N_TOKENS - pos < chunk ? N_TOKENS - pos : chunk;
+        int                n = N_TOKENS - pos < chunk ? N_TOKENS - pos : chunk;
         struct llama_batch b = llama_batch_init(n, 0, 1);
         for (int i = 0; i < n; i++) {
             b.token[i] = (llama_token) ((pos + i) * 37 % n_vocab + 1);
@@ -86,7 +86,7 @@ static void compare_bitwise(const float *a, const float *b, size_t n, const char
 int main(int argc, char **argv) {
     CHECK(argc == 3, "usage: test_capture_logits MODEL OUT_DIR");
     const char *path = argv[1];
-    char err[512];
+    char        err[512];
     llama_log_set(quiet, NULL);
     llama_backend_init();
     struct llama_model_params mp = llama_model_default_params();
@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
     p.writer = w;
     llorch_capture *disk = llorch_capture_create(&p, err, sizeof err);
     CHECK(disk != NULL, "%s", err);
-    float *with_disk = run(model, path, disk, 3);   /* three steps */
+    float *with_disk = run(model, path, disk, 3); /* three steps */
     CHECK(llorch_capture_finish(disk) == 0, "%s", llorch_capture_error(disk));
     CHECK(llorch_ckpt_writer_files(w) > 0, "no file written");
     float *plain3 = run(model, path, NULL, 3);
@@ -142,8 +142,8 @@ int main(int argc, char **argv) {
 
     /* a batch larger than n_ubatch is two graphs in one step: refused, not
      * silently captured once */
-    llorch_ckpt_writer *w2 = llorch_ckpt_writer_open(argv[2], &(struct llorch_ckpt_writer_options){.allow_nonempty = true},
-                                                     err, sizeof err);
+    llorch_ckpt_writer *w2 =
+        llorch_ckpt_writer_open(argv[2], &(struct llorch_ckpt_writer_options){.allow_nonempty = true}, err, sizeof err);
     CHECK(w2 != NULL, "%s", err);
     p.writer = w2;
     llorch_capture *split = llorch_capture_create(&p, err, sizeof err);

@@ -15,8 +15,7 @@ static int failures;
 
 #define CHECK(cond) check_((cond), #cond, __FILE__, __LINE__)
 
-static void check_(int ok, const char *what, const char *file, int line)
-{
+static void check_(int ok, const char *what, const char *file, int line) {
     if (!ok) {
         fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
         failures++;
@@ -24,9 +23,8 @@ static void check_(int ok, const char *what, const char *file, int line)
 }
 
 /* A .npy file: magic, version, padded header, data. */
-static size_t make_npy(unsigned char *out, size_t cap, int major, const char *dict,
-                       const void *data, size_t data_bytes)
-{
+static size_t make_npy(unsigned char *out, size_t cap, int major, const char *dict, const void *data,
+                       size_t data_bytes) {
     size_t prefix = major == 1 ? 10 : 12, len = strlen(dict);
     size_t header = len + 1;
     header += (64 - (prefix + header) % 64) % 64;
@@ -34,10 +32,10 @@ static size_t make_npy(unsigned char *out, size_t cap, int major, const char *di
         return 0;
     }
     memcpy(out, "\x93NUMPY", 6);
-    out[6] = (unsigned char)major;
+    out[6] = (unsigned char) major;
     out[7] = 0;
     for (size_t i = 0; i < prefix - 8; i++) {
-        out[8 + i] = (unsigned char)(header >> (8 * i));
+        out[8 + i] = (unsigned char) (header >> (8 * i));
     }
     memset(out + prefix, ' ', header);
     memcpy(out + prefix, dict, len);
@@ -46,19 +44,17 @@ static size_t make_npy(unsigned char *out, size_t cap, int major, const char *di
     return prefix + header + data_bytes;
 }
 
-static llorch_ckpt_array *parse(const unsigned char *buf, size_t size, char *err, size_t err_size)
-{
+static llorch_ckpt_array *parse(const unsigned char *buf, size_t size, char *err, size_t err_size) {
     return llorch_ckpt_array_parse(buf, size, "test.npy", err, err_size);
 }
 
-static void test_valid_npy(void)
-{
+static void test_valid_npy(void) {
     unsigned char buf[512];
-    char err[512];
-    float f[6] = { 1.5f, -2.0f, 0.0f, 3.25f, 1e-8f, -7.0f };
+    char          err[512];
+    float         f[6] = {1.5f, -2.0f, 0.0f, 3.25f, 1e-8f, -7.0f};
     for (int major = 1; major <= 2; major++) {
-        size_t n = make_npy(buf, sizeof buf, major, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
-                            f, sizeof f);
+        size_t n = make_npy(buf, sizeof buf, major, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f,
+                            sizeof f);
         llorch_ckpt_array *a = parse(buf, n, err, sizeof err);
         CHECK(a != NULL);
         if (!a) {
@@ -68,19 +64,20 @@ static void test_valid_npy(void)
         CHECK(llorch_ckpt_array_n_dims(a) == 2 && llorch_ckpt_array_dim(a, 0) == 2 && llorch_ckpt_array_dim(a, 1) == 3);
         CHECK(llorch_ckpt_array_count(a) == 6 && llorch_ckpt_array_dtype(a) == LLORCH_CKPT_DTYPE_F32);
         for (int i = 0; i < 6; i++) {
-            CHECK(llorch_ckpt_array_value(a, i) == (double)f[i]);
+            CHECK(llorch_ckpt_array_value(a, i) == (double) f[i]);
         }
         CHECK(isnan(llorch_ckpt_array_value(a, 6)) && isnan(llorch_ckpt_array_value(a, -1)));
         double out[3];
-        CHECK(llorch_ckpt_array_gather(a, 1, 2, 3, out) == 0 && out[2] == (double)f[5]);
+        CHECK(llorch_ckpt_array_gather(a, 1, 2, 3, out) == 0 && out[2] == (double) f[5]);
         CHECK(llorch_ckpt_array_gather(a, 1, 2, 4, out) != 0);
         CHECK(llorch_ckpt_array_gather(a, 6, 1, 1, out) != 0);
         CHECK(llorch_ckpt_array_gather(a, 0, -1, 2, out) != 0);
         llorch_ckpt_array_free(a);
     }
     /* Scalars, 1-D with a trailing comma, double quotes, no trailing comma. */
-    int32_t iv[3] = { -5, 0, 2147483647 };
-    size_t n = make_npy(buf, sizeof buf, 1, "{\"descr\":\"<i4\",\"fortran_order\":False,\"shape\":(3,)}", iv, sizeof iv);
+    int32_t iv[3] = {-5, 0, 2147483647};
+    size_t  n =
+        make_npy(buf, sizeof buf, 1, "{\"descr\":\"<i4\",\"fortran_order\":False,\"shape\":(3,)}", iv, sizeof iv);
     llorch_ckpt_array *a = parse(buf, n, err, sizeof err);
     CHECK(a && llorch_ckpt_array_value(a, 0) == -5 && llorch_ckpt_array_value(a, 2) == 2147483647.0);
     llorch_ckpt_array_free(a);
@@ -94,36 +91,46 @@ static void test_valid_npy(void)
     llorch_ckpt_array_free(a);
 }
 
-static void test_f16(void)
-{
-    static const struct { uint16_t bits; double value; } cases[] = {
-        { 0x0000, 0.0 }, { 0x3c00, 1.0 }, { 0xc000, -2.0 }, { 0x7bff, 65504.0 },
-        { 0x0001, 5.9604644775390625e-08 }, { 0x03ff, 6.097555160522461e-05 },
-        { 0x0400, 6.103515625e-05 }, { 0x3555, 0.333251953125 }, { 0x7c00, INFINITY }, { 0xfc00, -INFINITY },
+static void test_f16(void) {
+    static const struct {
+        uint16_t bits;
+        double   value;
+    } cases[] = {
+        {0x0000, 0.0},
+        {0x3c00, 1.0},
+        {0xc000, -2.0},
+        {0x7bff, 65504.0},
+        {0x0001, 5.9604644775390625e-08},
+        {0x03ff, 6.097555160522461e-05},
+        {0x0400, 6.103515625e-05},
+        {0x3555, 0.333251953125},
+        {0x7c00, INFINITY},
+        {0xfc00, -INFINITY},
     };
-    enum { N = sizeof cases / sizeof cases[0] };
-    uint16_t h[N + 1];
+    enum {
+        N = sizeof cases / sizeof cases[0]
+    };
+    uint16_t      h[N + 1];
     unsigned char buf[512];
-    char err[512], dict[128];
+    char          err[512], dict[128];
     for (size_t i = 0; i < N; i++) {
         h[i] = cases[i].bits;
     }
-    h[N] = 0x7e00;                                         /* NaN */
+    h[N] = 0x7e00; /* NaN */
     snprintf(dict, sizeof dict, "{'descr': '<f2', 'fortran_order': False, 'shape': (%d,), }", N + 1);
-    size_t n = make_npy(buf, sizeof buf, 1, dict, h, sizeof h);
+    size_t             n = make_npy(buf, sizeof buf, 1, dict, h, sizeof h);
     llorch_ckpt_array *a = parse(buf, n, err, sizeof err);
     CHECK(a != NULL);
     for (size_t i = 0; a && i < N; i++) {
-        CHECK(llorch_ckpt_array_value(a, (int64_t)i) == cases[i].value);
+        CHECK(llorch_ckpt_array_value(a, (int64_t) i) == cases[i].value);
     }
     CHECK(a && isnan(llorch_ckpt_array_value(a, N)));
     llorch_ckpt_array_free(a);
 }
 
 /* Each malformed file is refused with a message naming it. */
-static void expect_refused(const unsigned char *buf, size_t size, const char *needle)
-{
-    char err[512] = "";
+static void expect_refused(const unsigned char *buf, size_t size, const char *needle) {
+    char               err[512] = "";
     llorch_ckpt_array *a = parse(buf, size, err, sizeof err);
     CHECK(a == NULL);
     CHECK(strncmp(err, "test.npy: ", 10) == 0);
@@ -134,21 +141,19 @@ static void expect_refused(const unsigned char *buf, size_t size, const char *ne
     llorch_ckpt_array_free(a);
 }
 
-static void expect_header_refused(int major, const char *dict, size_t data_bytes, const char *needle)
-{
+static void expect_header_refused(int major, const char *dict, size_t data_bytes, const char *needle) {
     static unsigned char data[4096];
-    unsigned char buf[8192];
-    size_t n = make_npy(buf, sizeof buf, major, dict, data, data_bytes);
+    unsigned char        buf[8192];
+    size_t               n = make_npy(buf, sizeof buf, major, dict, data, data_bytes);
     expect_refused(buf, n, needle);
 }
 
-static void test_malformed_npy(void)
-{
-    float f[6] = { 0 };
+static void test_malformed_npy(void) {
+    float         f[6] = {0};
     unsigned char buf[512];
     size_t n = make_npy(buf, sizeof buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof f);
     for (size_t cut = 0; cut < n; cut++) {
-        expect_refused(buf, cut, NULL);                    /* every truncation */
+        expect_refused(buf, cut, NULL); /* every truncation */
     }
     unsigned char bad[512];
     memcpy(bad, buf, n);
@@ -167,7 +172,7 @@ static void test_malformed_npy(void)
     unsigned char v2[16] = "\x93NUMPY\x02\x00\xf0\xff\xff\xff";
     expect_refused(v2, sizeof v2, "exceeds the limit");
     const char *S = "'shape': (2, 3)";
-    char dict[256];
+    char        dict[256];
     snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, %s, }", S);
     expect_header_refused(1, dict, 48, "unsupported dtype '<f8'");
     snprintf(dict, sizeof dict, "{'descr': '>f4', 'fortran_order': False, %s, }", S);
@@ -182,8 +187,7 @@ static void test_malformed_npy(void)
                           "too large");
     expect_header_refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 24,
                           "overflows");
-    expect_header_refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1), }", 4,
-                          "more than 4");
+    expect_header_refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1), }", 4, "more than 4");
     expect_header_refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 4, "malformed");
     expect_header_refused(1, "{'descr': '<f4', 'fortran_order': False, }", 4, "missing");
     expect_header_refused(1, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 4,
@@ -199,8 +203,7 @@ static void test_malformed_npy(void)
     expect_header_refused(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,", 4, "malformed");
 }
 
-static void test_names(void)
-{
+static void test_names(void) {
     CHECK(llorch_ckpt_safe_name("checkpoint_01_attn_norm_l00_s000.npy"));
     CHECK(llorch_ckpt_safe_name("graph_attn_norm-0_s000.npy"));
     CHECK(!llorch_ckpt_safe_name(NULL));
@@ -219,9 +222,8 @@ static void test_names(void)
     CHECK(!llorch_ckpt_safe_name(longname));
 }
 
-static void test_tolerances(void)
-{
-    char err[256];
+static void test_tolerances(void) {
+    char                         err[256];
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
     struct llorch_ckpt_tolerance t = llorch_ckpt_compare_options_get(o, "attn_norm");
     CHECK(t.atol == 1e-4 && t.rtol == 1e-3 && t.nmse == 1e-6 && t.within == 1);
@@ -232,9 +234,9 @@ static void test_tolerances(void)
     t = llorch_ckpt_compare_options_get(o, "attn_norm");
     CHECK(t.atol == 1e-4 && t.nmse == 1e-3);
     CHECK(llorch_ckpt_compare_options_tolerance(o, "atol=2", err, sizeof err) == 0);
-    CHECK(llorch_ckpt_compare_options_get(o, "kq_soft_max").atol == 2);     /* later wins */
-    const char *bad[] = { "", "atol", "atol=", "atol=x", "atol=-1", "atol=inf", "within=1.5", "foo=1",
-                          "kq:atol=1,", "kq:", ":", "atol=1e-3junk" };
+    CHECK(llorch_ckpt_compare_options_get(o, "kq_soft_max").atol == 2); /* later wins */
+    const char *bad[] = {"",           "atol",  "atol=",      "atol=x", "atol=-1", "atol=inf",
+                         "within=1.5", "foo=1", "kq:atol=1,", "kq:",    ":",       "atol=1e-3junk"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         CHECK(llorch_ckpt_compare_options_tolerance(o, bad[i], err, sizeof err) != 0 && err[0]);
@@ -256,12 +258,12 @@ static const char *MANIFEST =
     "  {\"file\": \"a.npy\", \"checkpoint\": \"attn_norm\", \"layer\": 0, \"step\": 0, \"pos_start\": 0,"
     "   \"n_pos\": 2, \"shape\": [2, 3], \"dtype\": \"float32\", \"axes\": [\"token\", \"channel\"]},"
     "  {\"file\": \"s.npy\", \"checkpoint\": \"kq_soft_max\", \"layer\": 0, \"step\": 0, \"pos_start\": 0,"
-    "   \"n_pos\": 2, \"n_key\": 2, \"shape\": [1, 2, 2], \"dtype\": \"float32\", \"axes\": [\"head\", \"token\", \"key\"]}"
+    "   \"n_pos\": 2, \"n_key\": 2, \"shape\": [1, 2, 2], \"dtype\": \"float32\", \"axes\": [\"head\", \"token\", "
+    "\"key\"]}"
     "]}";
 
-static llorch_ckpt_dump *memory_dump(const float *a, const float *s, char *err, size_t err_size)
-{
-    unsigned char buf[512];
+static llorch_ckpt_dump *memory_dump(const float *a, const float *s, char *err, size_t err_size) {
+    unsigned char     buf[512];
     llorch_ckpt_dump *d = llorch_ckpt_dump_parse(MANIFEST, strlen(MANIFEST), "mem", err, err_size);
     if (!d) {
         return NULL;
@@ -273,11 +275,10 @@ static llorch_ckpt_dump *memory_dump(const float *a, const float *s, char *err, 
     return d;
 }
 
-static void test_memory_compare(void)
-{
-    char err[512];
-    float a[6] = { 1, 2, 3, 4, 5, 6 }, s[4] = { 1, 0, 0.25f, 0.75f };
-    float a2[6] = { 1, 2, 3, 4, 5.5f, 6 }, s2[4] = { 1, 0.5f, 0.25f, 0.75f };  /* masked key differs */
+static void test_memory_compare(void) {
+    char              err[512];
+    float             a[6] = {1, 2, 3, 4, 5, 6}, s[4] = {1, 0, 0.25f, 0.75f};
+    float             a2[6] = {1, 2, 3, 4, 5.5f, 6}, s2[4] = {1, 0.5f, 0.25f, 0.75f}; /* masked key differs */
     llorch_ckpt_dump *ref = memory_dump(a, s, err, sizeof err);
     llorch_ckpt_dump *cand = memory_dump(a2, s2, err, sizeof err);
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
@@ -290,12 +291,12 @@ static void test_memory_compare(void)
         CHECK(llorch_ckpt_comparison_n_rows(c) == 2);
         CHECK(an->status == LLORCH_CKPT_STATUS_FAIL && an->metrics.max_abs == 0.5);
         CHECK(an->metrics.max_abs_at[0] == 1 && an->metrics.max_abs_at[1] == 1);
-        CHECK(an->origin == LLORCH_CKPT_ORIGIN_UNKNOWN);                /* embd absent */
+        CHECK(an->origin == LLORCH_CKPT_ORIGIN_UNKNOWN); /* embd absent */
         CHECK(kq->status == LLORCH_CKPT_STATUS_PASS && kq->metrics.n == 3);
         CHECK(llorch_ckpt_comparison_first_failure(c) == 0);
         CHECK(llorch_ckpt_comparison_exit_code(c) == 1);
-        FILE *devnull = fopen("/dev/null", "w");
-        struct llorch_ckpt_report_info info = { "ref", "cand", ref, cand, o };
+        FILE                          *devnull = fopen("/dev/null", "w");
+        struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o};
         CHECK(devnull && llorch_ckpt_report_table(devnull, c, &info) == 0);
         CHECK(devnull && llorch_ckpt_report_json(devnull, c, &info) == 0);
         if (devnull) {
@@ -310,8 +311,7 @@ static void test_memory_compare(void)
 
 /* A file without elements may declare any number of rows: none of them may
  * cost memory (no bytes on disk vouch for them). */
-static void test_empty_tensor(void)
-{
+static void test_empty_tensor(void) {
     static const char *manifest =
         "{\"format\": \"llorch-checkpoint-dump\", \"format_version\": 1, \"complete\": true,"
         " \"model\": {\"architecture\": \"x\", \"n_layer\": 1, \"n_embd\": 0},"
@@ -319,9 +319,9 @@ static void test_empty_tensor(void)
         " \"pos_start\": 0, \"n_pos\": 0, \"shape\": [2000000000, 0], \"dtype\": \"float32\","
         " \"axes\": [\"key\", \"channel\"]}]}";
     unsigned char buf[256];
-    char err[512];
-    size_t n = make_npy(buf, sizeof buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2000000000, 0), }",
-                        "", 0);
+    char          err[512];
+    size_t        n =
+        make_npy(buf, sizeof buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2000000000, 0), }", "", 0);
     llorch_ckpt_dump *d = llorch_ckpt_dump_parse(manifest, strlen(manifest), "mem", err, sizeof err);
     CHECK(d != NULL);
     if (!d) {
@@ -330,7 +330,7 @@ static void test_empty_tensor(void)
     }
     llorch_ckpt_dump_add_file(d, "e.npy", buf, n, err, sizeof err);
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
-    llorch_ckpt_comparison *c = llorch_ckpt_compare(d, d, o, err, sizeof err);
+    llorch_ckpt_comparison      *c = llorch_ckpt_compare(d, d, o, err, sizeof err);
     CHECK(c != NULL && llorch_ckpt_comparison_n_rows(c) == 1);
     CHECK(c && llorch_ckpt_comparison_row(c, 0)->status == LLORCH_CKPT_STATUS_ERROR);
     llorch_ckpt_comparison_free(c);
@@ -338,11 +338,14 @@ static void test_empty_tensor(void)
     llorch_ckpt_dump_free(d);
 }
 
-static void test_manifest_errors(void)
-{
-    char err[512];
+static void test_manifest_errors(void) {
+    char        err[512];
     const char *bad[] = {
-        "", "{", "[]", "{\"format\": \"x\"}", "{\"format\": \"llorch-checkpoint-dump\", \"format_version\": 2}",
+        "",
+        "{",
+        "[]",
+        "{\"format\": \"x\"}",
+        "{\"format\": \"llorch-checkpoint-dump\", \"format_version\": 2}",
         "{\"format\": \"llorch-checkpoint-dump\", \"format_version\": 1.5}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -364,8 +367,7 @@ static void test_manifest_errors(void)
     free(copy);
 }
 
-int main(void)
-{
+int main(void) {
     test_valid_npy();
     test_f16();
     test_malformed_npy();

@@ -20,8 +20,7 @@ static int failures;
 
 #define CHECK(cond) check_((cond), #cond, __FILE__, __LINE__)
 
-static int check_(int ok, const char *what, const char *file, int line)
-{
+static int check_(int ok, const char *what, const char *file, int line) {
     if (!ok) {
         fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
         failures++;
@@ -42,20 +41,19 @@ struct file_spec {
 };
 
 struct dump_spec {
-    const char             *tokens;      /* JSON list, without brackets */
+    const char             *tokens; /* JSON list, without brackets */
     bool                    complete;
     const struct file_spec *files;
     size_t                  n_files;
 };
 
 /* A .npy file (version 1.0, <f4, C order) of the spec's shape and data. */
-static size_t make_npy(unsigned char *out, size_t cap, const struct file_spec *f)
-{
-    char dict[128], shape[64] = "";
+static size_t make_npy(unsigned char *out, size_t cap, const struct file_spec *f) {
+    char   dict[128], shape[64] = "";
     size_t count = 1, used = 0;
     for (int i = 0; i < f->n_dims; i++) {
-        used += (size_t)snprintf(shape + used, sizeof shape - used, "%d, ", f->shape[i]);
-        count *= (size_t)f->shape[i];
+        used += (size_t) snprintf(shape + used, sizeof shape - used, "%d, ", f->shape[i]);
+        count *= (size_t) f->shape[i];
     }
     snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape);
     size_t len = strlen(dict), header = len + 1;
@@ -65,8 +63,8 @@ static size_t make_npy(unsigned char *out, size_t cap, const struct file_spec *f
         return 0;
     }
     memcpy(out, "\x93NUMPY\x01\x00", 8);
-    out[8] = (unsigned char)header;
-    out[9] = (unsigned char)(header >> 8);
+    out[8] = (unsigned char) header;
+    out[9] = (unsigned char) (header >> 8);
     memset(out + 10, ' ', header);
     memcpy(out + 10, dict, len);
     out[10 + header - 1] = '\n';
@@ -74,12 +72,11 @@ static size_t make_npy(unsigned char *out, size_t cap, const struct file_spec *f
     return 10 + header + bytes;
 }
 
-static void append_entry(char *buf, size_t size, const struct file_spec *f, bool last)
-{
-    char shape[64] = "", graph[128] = "";
+static void append_entry(char *buf, size_t size, const struct file_spec *f, bool last) {
+    char   shape[64] = "", graph[128] = "";
     size_t used = 0;
     for (int i = 0; i < f->n_dims; i++) {
-        used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%d", i ? ", " : "", f->shape[i]);
+        used += (size_t) snprintf(shape + used, sizeof shape - used, "%s%d", i ? ", " : "", f->shape[i]);
     }
     if (f->graph_name) {
         snprintf(graph, sizeof graph, " \"graph_name\": \"%s\",", f->graph_name);
@@ -88,19 +85,17 @@ static void append_entry(char *buf, size_t size, const struct file_spec *f, bool
     snprintf(buf + used, size - used,
              " {\"file\": \"%s\", \"checkpoint\": \"%s\",%s \"layer\": %d, \"step\": %d, \"pos_start\": %d,"
              " \"n_pos\": %d, \"shape\": [%s], \"dtype\": \"float32\", \"axes\": [%s]}%s",
-             f->file, f->checkpoint, graph, f->layer, f->step, f->pos_start, f->n_pos, shape, f->axes,
-             last ? "" : ",");
+             f->file, f->checkpoint, graph, f->layer, f->step, f->pos_start, f->n_pos, shape, f->axes, last ? "" : ",");
 }
 
-static llorch_ckpt_dump *make_dump(const struct dump_spec *s, const char *name, char *err, size_t err_size)
-{
-    char manifest[8192];
+static llorch_ckpt_dump *make_dump(const struct dump_spec *s, const char *name, char *err, size_t err_size) {
+    char          manifest[8192];
     unsigned char npy[1024];
     snprintf(manifest, sizeof manifest,
              "{\"format\": \"llorch-checkpoint-dump\", \"format_version\": 1, \"complete\": %s,"
              " \"status\": \"%s\", \"model\": {\"architecture\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 1},"
-             " \"tokens\": [%s], \"files\": [", s->complete ? "true" : "false",
-             s->complete ? "ok" : "interrupted", s->tokens);
+             " \"tokens\": [%s], \"files\": [",
+             s->complete ? "true" : "false", s->complete ? "ok" : "interrupted", s->tokens);
     for (size_t i = 0; i < s->n_files; i++) {
         append_entry(manifest, sizeof manifest, &s->files[i], i + 1 == s->n_files);
     }
@@ -118,18 +113,16 @@ static llorch_ckpt_dump *make_dump(const struct dump_spec *s, const char *name, 
 
 /* The table report of ref against cand, as a malloc'd string (NULL when the
  * dumps cannot be compared). */
-static char *table_of(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                      const llorch_ckpt_compare_options *o)
-{
-    char err[1024], *text = NULL;
-    size_t size = 0;
+static char *table_of(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, const llorch_ckpt_compare_options *o) {
+    char                    err[1024], *text = NULL;
+    size_t                  size = 0;
     llorch_ckpt_comparison *c = llorch_ckpt_compare(ref, cand, o, err, sizeof err);
     if (!CHECK(c != NULL)) {
         fprintf(stderr, "  %s\n", err);
         return NULL;
     }
-    FILE *f = open_memstream(&text, &size);
-    struct llorch_ckpt_report_info info = { "ref", "cand", ref, cand, o };
+    FILE                          *f = open_memstream(&text, &size);
+    struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o};
     CHECK(f && llorch_ckpt_report_table(f, c, &info) == 0);
     if (f) {
         fclose(f);
@@ -138,8 +131,7 @@ static char *table_of(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
     return text;
 }
 
-static size_t count_of(const char *text, const char *needle)
-{
+static size_t count_of(const char *text, const char *needle) {
     size_t n = 0;
     for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
         n++;
@@ -149,17 +141,16 @@ static size_t count_of(const char *text, const char *needle)
 
 /* ---- bug 6: the table report prints the warnings ------------------------------- */
 
-static const float ONE_ROW[2] = { 1, 2 };
+static const float            ONE_ROW[2] = {1, 2};
 static const struct file_spec NORM_FILE[] = {
-    { "a.npy", "attn_norm", NULL, 0, 0, 0, 2, 2, { 2, 1 }, "\"token\", \"channel\"", ONE_ROW },
+    {"a.npy", "attn_norm", NULL, 0, 0, 0, 2, 2, {2, 1}, "\"token\", \"channel\"", ONE_ROW},
 };
 
-static void test_table_warnings(void)
-{
-    char err[1024];
-    struct dump_spec rs = { "1, 2", true, NORM_FILE, 1 }, cs = { "1, 3", false, NORM_FILE, 1 };
-    llorch_ckpt_dump *ref = make_dump(&rs, "ref", err, sizeof err);
-    llorch_ckpt_dump *cand = make_dump(&cs, "cand", err, sizeof err);
+static void test_table_warnings(void) {
+    char                         err[1024];
+    struct dump_spec             rs = {"1, 2", true, NORM_FILE, 1}, cs = {"1, 3", false, NORM_FILE, 1};
+    llorch_ckpt_dump            *ref = make_dump(&rs, "ref", err, sizeof err);
+    llorch_ckpt_dump            *cand = make_dump(&cs, "cand", err, sizeof err);
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
     llorch_ckpt_compare_options_allow_token_mismatch(o, true);
     char *table = ref && cand && o ? table_of(ref, cand, o) : NULL;
@@ -183,16 +174,15 @@ static void test_table_warnings(void)
 
 /* ---- bug 7: a tolerance for an unknown checkpoint ------------------------------- */
 
-static void test_unknown_checkpoint(void)
-{
-    char err[1024] = "";
+static void test_unknown_checkpoint(void) {
+    char                         err[1024] = "";
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
     CHECK(llorch_ckpt_compare_options_tolerance(o, "Qcurr:atol=1e-3", err, sizeof err) == -1);
     CHECK(strstr(err, "unknown checkpoint 'Qcurr'") != NULL);
     /* Every known name is listed, "graph" included, on one line. */
     char known[1024] = "(";
     for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
-        strcat(known, llorch_ckpt_kind_info((enum llorch_ckpt_kind)k)->name);
+        strcat(known, llorch_ckpt_kind_info((enum llorch_ckpt_kind) k)->name);
         strcat(known, k + 1 < LLORCH_CKPT_KIND_COUNT ? ", " : ")");
     }
     CHECK(strstr(known, " graph)") != NULL);
@@ -207,7 +197,8 @@ static void test_unknown_checkpoint(void)
     CHECK(llorch_ckpt_compare_options_tolerance(o, "graph:rtol=0.5", err, sizeof err) == 0);
     CHECK(llorch_ckpt_compare_options_get(o, "Qcur").atol == 1e-3);
     CHECK(llorch_ckpt_compare_options_get(o, "graph").rtol == 0.5);
-    CHECK(llorch_ckpt_compare_options_get(o, "Kcur").atol == 1e-4 && llorch_ckpt_compare_options_get(o, "Kcur").rtol == 1e-3);
+    CHECK(llorch_ckpt_compare_options_get(o, "Kcur").atol == 1e-4 &&
+          llorch_ckpt_compare_options_get(o, "Kcur").rtol == 1e-3);
     /* A small buffer gets the start of the message, still terminated. */
     char small[24];
     CHECK(llorch_ckpt_compare_options_tolerance(o, "qcur:rtol=1", small, sizeof small) == -1);
@@ -220,40 +211,38 @@ static void test_unknown_checkpoint(void)
 /* The reference: one step. The candidate: two, the later listed first, and
  * the earlier one stale (what a step 1 recomputed); by step, the stale
  * values are superseded for the token, key and element alignments alike. */
-static const float REF_KEYS[2] = { 10, 20 }, REF_GRAPH[2] = { 5, 6 };
-static const float STALE[2] = { 99, 99 };
+static const float            REF_KEYS[2] = {10, 20}, REF_GRAPH[2] = {5, 6};
+static const float            STALE[2] = {99, 99};
 static const struct file_spec REF_FILES[] = {
-    { "a.npy", "attn_norm", NULL, 0, 0, 0, 2, 2, { 2, 1 }, "\"token\", \"channel\"", ONE_ROW },
-    { "k.npy", "cache_k", NULL, 0, 0, 0, 2, 2, { 2, 1 }, "\"key\", \"channel\"", REF_KEYS },
-    { "g.npy", "graph", "g-0", -1, 0, 0, 2, 1, { 2 }, "\"channel\"", REF_GRAPH },
+    {"a.npy", "attn_norm", NULL, 0, 0, 0, 2, 2, {2, 1}, "\"token\", \"channel\"", ONE_ROW},
+    {"k.npy", "cache_k", NULL, 0, 0, 0, 2, 2, {2, 1}, "\"key\", \"channel\"", REF_KEYS},
+    {"g.npy", "graph", "g-0", -1, 0, 0, 2, 1, {2}, "\"channel\"", REF_GRAPH},
 };
 static const struct file_spec CAND_FILES[] = {
-    { "a1.npy", "attn_norm", NULL, 0, 1, 0, 2, 2, { 2, 1 }, "\"token\", \"channel\"", ONE_ROW },
-    { "k1.npy", "cache_k", NULL, 0, 1, 0, 2, 2, { 2, 1 }, "\"key\", \"channel\"", REF_KEYS },
-    { "g1.npy", "graph", "g-0", -1, 1, 0, 2, 1, { 2 }, "\"channel\"", REF_GRAPH },
-    { "a0.npy", "attn_norm", NULL, 0, 0, 0, 1, 2, { 1, 1 }, "\"token\", \"channel\"", STALE },
-    { "k0.npy", "cache_k", NULL, 0, 0, 0, 1, 2, { 1, 1 }, "\"key\", \"channel\"", STALE },
-    { "g0.npy", "graph", "g-0", -1, 0, 0, 1, 1, { 2 }, "\"channel\"", STALE },
+    {"a1.npy", "attn_norm", NULL, 0, 1, 0, 2, 2, {2, 1}, "\"token\", \"channel\"", ONE_ROW},
+    {"k1.npy", "cache_k", NULL, 0, 1, 0, 2, 2, {2, 1}, "\"key\", \"channel\"", REF_KEYS},
+    {"g1.npy", "graph", "g-0", -1, 1, 0, 2, 1, {2}, "\"channel\"", REF_GRAPH},
+    {"a0.npy", "attn_norm", NULL, 0, 0, 0, 1, 2, {1, 1}, "\"token\", \"channel\"", STALE},
+    {"k0.npy", "cache_k", NULL, 0, 0, 0, 1, 2, {1, 1}, "\"key\", \"channel\"", STALE},
+    {"g0.npy", "graph", "g-0", -1, 0, 0, 1, 1, {2}, "\"channel\"", STALE},
 };
 
-static void check_latest_rows(const llorch_ckpt_comparison *c)
-{
-    static const char *names[] = { "attn_norm", "cache_k", "graph" };
+static void check_latest_rows(const llorch_ckpt_comparison *c) {
+    static const char *names[] = {"attn_norm", "cache_k", "graph"};
     CHECK(llorch_ckpt_comparison_n_rows(c) == 3);
     for (size_t i = 0; i < 3 && i < llorch_ckpt_comparison_n_rows(c); i++) {
         const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, i);
         CHECK(strcmp(r->checkpoint, names[i]) == 0);
         if (!CHECK(r->status == LLORCH_CKPT_STATUS_PASS && r->metrics.max_abs == 0 && r->metrics.n == 2)) {
             fprintf(stderr, "  %s: %s, max_abs %g over %lld (the stale step was used)\n", r->checkpoint,
-                    llorch_ckpt_status_name(r->status), r->metrics.max_abs, (long long)r->metrics.n);
+                    llorch_ckpt_status_name(r->status), r->metrics.max_abs, (long long) r->metrics.n);
         }
     }
 }
 
-static void test_latest_by_step(void)
-{
-    char err[1024];
-    struct dump_spec rs = { "1, 2", true, REF_FILES, 3 }, cs = { "1, 2", true, CAND_FILES, 6 };
+static void test_latest_by_step(void) {
+    char              err[1024];
+    struct dump_spec  rs = {"1, 2", true, REF_FILES, 3}, cs = {"1, 2", true, CAND_FILES, 6};
     llorch_ckpt_dump *ref = make_dump(&rs, "ref", err, sizeof err);
     CHECK(ref != NULL);
     llorch_ckpt_dump *cand = make_dump(&cs, "cand", err, sizeof err);
@@ -276,8 +265,7 @@ static void test_latest_by_step(void)
     llorch_ckpt_dump_free(cand);
 }
 
-int main(void)
-{
+int main(void) {
     test_table_warnings();
     test_unknown_checkpoint();
     test_latest_by_step();

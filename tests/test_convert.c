@@ -23,7 +23,7 @@ static void check(int ok, const char *what) {
 static void test_half(void) {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float a = llorch_convert_half((uint16_t) h), b = ggml_fp16_to_fp32((ggml_fp16_t) h);
+        float    a = llorch_convert_half((uint16_t) h), b = ggml_fp16_to_fp32((ggml_fp16_t) h);
         uint32_t x, y;
         memcpy(&x, &a, 4);
         memcpy(&y, &b, 4);
@@ -41,14 +41,26 @@ static float reference(const struct ggml_tensor *t, const struct llorch_gather *
         p += i[k] * (int64_t) t->nb[g->src_axis[k]];
     }
     switch (t->type) {
-        case GGML_TYPE_F32: { float v; memcpy(&v, p, 4); return v; }
-        case GGML_TYPE_F16: { ggml_fp16_t h; memcpy(&h, p, 2); return ggml_fp16_to_fp32(h); }
-        default: { ggml_bf16_t b; memcpy(&b, p, 2); return ggml_bf16_to_fp32(b); }
+        case GGML_TYPE_F32: {
+            float v;
+            memcpy(&v, p, 4);
+            return v;
+        }
+        case GGML_TYPE_F16: {
+            ggml_fp16_t h;
+            memcpy(&h, p, 2);
+            return ggml_fp16_to_fp32(h);
+        }
+        default: {
+            ggml_bf16_t b;
+            memcpy(&b, p, 2);
+            return ggml_bf16_to_fp32(b);
+        }
     }
 }
 
 static void fill(struct ggml_tensor *t, unsigned seed) {
-    size_t n = ggml_nbytes(t);
+    size_t         n = ggml_nbytes(t);
     unsigned char *p = t->data;
     for (size_t k = 0; k < n; k++) {
         seed = seed * 1103515245u + 12345u;
@@ -60,16 +72,16 @@ static int gather_case(struct ggml_context *ctx, enum ggml_type type, const int 
                        enum llorch_ckpt_dtype dtype) {
     struct ggml_tensor *base = ggml_new_tensor_4d(ctx, type, 37, 5, 41, 2);
     fill(base, (unsigned) type * 7u + (unsigned) perm[0]);
-    struct ggml_tensor *t = ggml_permute(ctx, base, perm[0], perm[1], perm[2], perm[3]);
+    struct ggml_tensor  *t = ggml_permute(ctx, base, perm[0], perm[1], perm[2], perm[3]);
     struct llorch_gather g = llorch_gather_identity(t);
     for (int k = 0; k < 4; k++) {
         g.ne[k] = trim[k] < g.ne[k] ? trim[k] : g.ne[k];
     }
     size_t n = (size_t) (g.ne[0] * g.ne[1] * g.ne[2] * g.ne[3]);
-    char *out = malloc(n * 4);
+    char  *out = malloc(n * 4);
     llorch_convert_gather(t, t->data, &g, dtype, out);
-    int bad = 0;
-    size_t k = 0;
+    int     bad = 0;
+    size_t  k = 0;
     int64_t i[4];
     for (i[3] = 0; i[3] < g.ne[3]; i[3]++) {
         for (i[2] = 0; i[2] < g.ne[2]; i[2]++) {
@@ -94,11 +106,11 @@ static int gather_case(struct ggml_context *ctx, enum ggml_type type, const int 
 
 static void test_gathers(void) {
     struct ggml_init_params ip = {.mem_size = 64u << 20, .mem_buffer = NULL, .no_alloc = false};
-    struct ggml_context *ctx = ggml_init(ip);
-    static const int perms[][4] = {{0, 1, 2, 3}, {2, 1, 0, 3}, {1, 0, 2, 3}, {0, 2, 1, 3}, {1, 2, 0, 3}};
-    static const int64_t trims[][4] = {{99, 99, 99, 99}, {30, 4, 33, 1}, {1, 5, 7, 2}};
-    enum ggml_type types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
-    int cases = 0, bad = 0;
+    struct ggml_context    *ctx = ggml_init(ip);
+    static const int        perms[][4] = {{0, 1, 2, 3}, {2, 1, 0, 3}, {1, 0, 2, 3}, {0, 2, 1, 3}, {1, 2, 0, 3}};
+    static const int64_t    trims[][4] = {{99, 99, 99, 99}, {30, 4, 33, 1}, {1, 5, 7, 2}};
+    enum ggml_type          types[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16};
+    int                     cases = 0, bad = 0;
     for (size_t p = 0; p < sizeof perms / sizeof perms[0]; p++) {
         for (size_t r = 0; r < sizeof trims / sizeof trims[0]; r++) {
             for (size_t ty = 0; ty < 3; ty++) {

@@ -30,7 +30,7 @@
 struct entry {
     char file[128];
     char checkpoint[32];
-    char axis0[16];        /* "token", "key" or "head" */
+    char axis0[16]; /* "token", "key" or "head" */
     int  layer, step, pos_start, n_pos, n_key;
 };
 
@@ -85,8 +85,8 @@ static void read_entry(struct entry *e, const cJSON *f) {
 static int load_dump(struct dump *d, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
-    char *text = read_text(path);
-    cJSON *root = text != NULL ? cJSON_Parse(text) : NULL;
+    char        *text = read_text(path);
+    cJSON       *root = text != NULL ? cJSON_Parse(text) : NULL;
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
     free(text);
     if (!cJSON_IsArray(files)) {
@@ -139,9 +139,10 @@ static bool all_zero(const float *x, size_t n) {
 }
 
 /* (T, ...) rows of token positions. Returns mismatching rows. */
-static int compare_token_rows(const struct entry *ea, const struct npy *a, const struct entry *eb, const struct npy *b) {
+static int compare_token_rows(const struct entry *ea, const struct npy *a, const struct entry *eb,
+                              const struct npy *b) {
     size_t row = b->count / (size_t) b->shape[0];
-    int bad = 0;
+    int    bad = 0;
     for (int t = 0; t < eb->n_pos; t++) {
         int ta = eb->pos_start + t - ea->pos_start;
         bad += ta < 0 || ta >= ea->n_pos ||
@@ -161,11 +162,12 @@ static int compare_key_rows(const struct entry *ea, const struct npy *a, const s
 
 /* (n_head, T, K): the stepwise row has fewer key columns; the one-step
  * row's extra columns are masked later keys and must be exactly 0. */
-static int compare_score_rows(const struct entry *ea, const struct npy *a, const struct entry *eb, const struct npy *b) {
+static int compare_score_rows(const struct entry *ea, const struct npy *a, const struct entry *eb,
+                              const struct npy *b) {
     int bad = 0;
     for (int h = 0; h < (int) b->shape[0]; h++) {
         for (int t = 0; t < eb->n_pos; t++) {
-            int ta = eb->pos_start + t - ea->pos_start;
+            int          ta = eb->pos_start + t - ea->pos_start;
             const float *ra = (float *) a->data + ((size_t) h * ea->n_pos + ta) * ea->n_key;
             const float *rb = (float *) b->data + ((size_t) h * eb->n_pos + t) * eb->n_key;
             bad += memcmp(ra, rb, (size_t) eb->n_key * 4) != 0 ||
@@ -177,7 +179,7 @@ static int compare_score_rows(const struct entry *ea, const struct npy *a, const
 
 static int compare_by_position(const struct dump *one, const struct dump *steps, const struct entry *eb) {
     const struct entry *ea = find_one_step(one, eb);
-    struct npy a, b;
+    struct npy          a, b;
     if (ea == NULL || load_array(one, ea, &a) != 0) {
         fprintf(stderr, "%s: no one-step counterpart\n", eb->file);
         return 1;
@@ -202,7 +204,7 @@ static int check_coverage(const struct dump *one, const struct dump *steps) {
     int bad = 0;
     for (int i = 0; i < one->n; i++) {
         const struct entry *ea = &one->entries[i];
-        int covered = 0, max_key = 0;
+        int                 covered = 0, max_key = 0;
         for (int j = 0; j < steps->n; j++) {
             const struct entry *eb = &steps->entries[j];
             if (strcmp(eb->checkpoint, ea->checkpoint) == 0 && eb->layer == ea->layer) {
@@ -211,8 +213,8 @@ static int check_coverage(const struct dump *one, const struct dump *steps) {
             }
         }
         if (covered != ea->n_pos || max_key != ea->n_key) {
-            fprintf(stderr, "%s: the steps cover %d of %d positions, %d of %d keys\n",
-                    ea->file, covered, ea->n_pos, max_key, ea->n_key);
+            fprintf(stderr, "%s: the steps cover %d of %d positions, %d of %d keys\n", ea->file, covered, ea->n_pos,
+                    max_key, ea->n_key);
             bad++;
         }
     }
@@ -231,7 +233,11 @@ static int same_by_position(const struct dump *one, const struct dump *steps) {
 
 /* ---- fault ------------------------------------------------------------- */
 
-enum expectation { SAME, DIFFER, CLOSE };
+enum expectation {
+    SAME,
+    DIFFER,
+    CLOSE
+};
 
 static bool is_one_of(const char *name, const char *const *list) {
     for (; *list != NULL; list++) {
@@ -247,15 +253,17 @@ static bool is_one_of(const char *name, const char *const *list) {
  * one rotates q and k alike, so q.k, and everything after it, is unchanged
  * but for float rounding: CLOSE. */
 static enum expectation expect(const char *fault, int fault_layer, const char *name, int layer) {
-    static const char *const swap_heads_same[] = {"attn_norm", "Kcur", "Vcur", "Kcur_pre_rope", "cache_k", "cache_v", NULL};
+    static const char *const swap_heads_same[] = {"attn_norm", "Kcur",    "Vcur", "Kcur_pre_rope",
+                                                  "cache_k",   "cache_v", NULL};
     static const char *const rope_same[] = {"attn_norm", "Qcur_pre_rope", "Kcur_pre_rope", "Vcur", "cache_v", NULL};
     static const char *const rope_differ[] = {"Qcur", "Kcur", "cache_k", NULL};
-    static const char *const bias_same[] = {"attn_norm", "Qcur", "Kcur", "Vcur", "cache_k", "cache_v", "kq_soft_max", NULL};
-    bool rope = strcmp(fault, "rope-offset") == 0;
+    static const char *const bias_same[] = {"attn_norm", "Qcur",    "Kcur",        "Vcur",
+                                            "cache_k",   "cache_v", "kq_soft_max", NULL};
+    bool                     rope = strcmp(fault, "rope-offset") == 0;
     if (strcmp(name, "embd") == 0 || (layer >= 0 && layer < fault_layer)) {
         return SAME;
     }
-    if (layer != fault_layer) {  /* later layers, result_norm, logits */
+    if (layer != fault_layer) { /* later layers, result_norm, logits */
         return rope ? CLOSE : DIFFER;
     }
     if (strcmp(fault, "swap-heads") == 0) {
@@ -267,7 +275,7 @@ static enum expectation expect(const char *fault, int fault_layer, const char *n
     if (strcmp(fault, "no-attn-bias") == 0) {
         return is_one_of(name, bias_same) ? SAME : DIFFER;
     }
-    return DIFFER;  /* eps: the layer's first checkpoint, attn_norm, changes */
+    return DIFFER; /* eps: the layer's first checkpoint, attn_norm, changes */
 }
 
 /* Largest |a - b| relative to the largest |a|. */
@@ -284,8 +292,8 @@ static double relative_difference(const struct npy *a, const struct npy *b) {
 static int check_fault_entry(const struct dump *base, const struct dump *faulty, const struct entry *e,
                              const char *fault, int fault_layer) {
     static const char *const names[] = {"same", "different", "equal up to rounding"};
-    const struct entry *ef = find_same(faulty, e);
-    struct npy a, b;
+    const struct entry      *ef = find_same(faulty, e);
+    struct npy               a, b;
     if (ef == NULL || load_array(base, e, &a) != 0) {
         fprintf(stderr, "%s: missing in the faulty dump\n", e->file);
         return 1;
@@ -295,9 +303,9 @@ static int check_fault_entry(const struct dump *base, const struct dump *faulty,
         return 1;
     }
     enum expectation want = expect(fault, fault_layer, e->checkpoint, e->layer);
-    bool same = a.count == b.count && memcmp(a.data, b.data, a.count * 4) == 0;
-    double rel = a.count == b.count ? relative_difference(&a, &b) : INFINITY;
-    bool ok = want == SAME ? same : want == DIFFER ? !same && rel > 1e-4 : rel <= 1e-4;
+    bool             same = a.count == b.count && memcmp(a.data, b.data, a.count * 4) == 0;
+    double           rel = a.count == b.count ? relative_difference(&a, &b) : INFINITY;
+    bool             ok = want == SAME ? same : want == DIFFER ? !same && rel > 1e-4 : rel <= 1e-4;
     if (!ok) {
         fprintf(stderr, "%s: expected %s, relative difference %.3g\n", e->file, names[want], rel);
     }
@@ -320,8 +328,8 @@ static int check_fault(const struct dump *base, const struct dump *faulty, const
 
 int main(int argc, char **argv) {
     struct dump a = {0}, b = {0};
-    bool same_mode = argc == 4 && strcmp(argv[1], "same-by-position") == 0;
-    bool fault_mode = argc == 6 && strcmp(argv[1], "fault") == 0;
+    bool        same_mode = argc == 4 && strcmp(argv[1], "same-by-position") == 0;
+    bool        fault_mode = argc == 6 && strcmp(argv[1], "fault") == 0;
     if (!same_mode && !fault_mode) {
         fprintf(stderr, "usage: test_engine_dump same-by-position ONE_STEP STEPWISE\n"
                         "       test_engine_dump fault BASE FAULTY KIND LAYER\n");

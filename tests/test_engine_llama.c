@@ -50,10 +50,10 @@ static struct llama_context *open_context(struct llama_model *model, int n_token
 static float *llama_logits(const char *path, const int32_t *tokens, int n_tokens, int *n_vocab) {
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
-    mp.use_extra_bufts = false;   /* no repacking: AMX crashes on this host, and it changes F16 numbers */
-    struct llama_model *model = llama_model_load_from_file(path, mp);
+    mp.use_extra_bufts = false; /* no repacking: AMX crashes on this host, and it changes F16 numbers */
+    struct llama_model   *model = llama_model_load_from_file(path, mp);
     struct llama_context *ctx = model != NULL ? open_context(model, n_tokens) : NULL;
-    float *out = NULL;
+    float                *out = NULL;
     if (ctx != NULL) {
         *n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
         struct llama_batch batch = llama_batch_init(n_tokens, 0, 1);
@@ -62,7 +62,7 @@ static float *llama_logits(const char *path, const int32_t *tokens, int n_tokens
             batch.pos[i] = i;
             batch.n_seq_id[i] = 1;
             batch.seq_id[i][0] = 0;
-            batch.logits[i] = 1;  /* every token an output */
+            batch.logits[i] = 1; /* every token an output */
         }
         batch.n_tokens = n_tokens;
         if (llama_decode(ctx, batch) == 0 && (out = malloc((size_t) n_tokens * *n_vocab * sizeof *out)) != NULL) {
@@ -92,8 +92,8 @@ static double compare(const float *engine, const float *ref, int n_tokens, int n
             scale = fmax(scale, fabs((double) ref[i]));
         }
         double rel = max_err / (scale > 0.0 ? scale : 1.0);
-        printf("  token %3d: max |engine - llama.cpp| = %.3g, max |logit| = %.3g, ratio %.3g\n",
-               t, max_err, scale, rel);
+        printf("  token %3d: max |engine - llama.cpp| = %.3g, max |logit| = %.3g, ratio %.3g\n", t, max_err, scale,
+               rel);
         worst = fmax(worst, rel);
     }
     return worst;
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[4], "f16") == 0) {
         kv_type = GGML_TYPE_F16;
     }
-    char path[4096];
+    char       path[4096];
     struct npy tokens, logits;
     snprintf(path, sizeof path, "%s/tokens.npy", argv[2]);
     if (npy_read(path, &tokens) != 0) {
@@ -119,14 +119,14 @@ int main(int argc, char **argv) {
     }
     llama_log_set(quiet_log, NULL);
     llama_backend_init();
-    int n_tokens = (int) tokens.count, n_vocab = 0;
+    int    n_tokens = (int) tokens.count, n_vocab = 0;
     float *ref = llama_logits(argv[1], tokens.data, n_tokens, &n_vocab);
-    int rc = 1;
+    int    rc = 1;
     if (ref == NULL) {
         fprintf(stderr, "llama.cpp could not run %s\n", argv[1]);
     } else if (logits.n_dims != 2 || logits.shape[0] != n_tokens || logits.shape[1] != n_vocab) {
-        fprintf(stderr, "engine logits have shape (%lld, %lld), llama.cpp (%d, %d)\n",
-                (long long) logits.shape[0], (long long) logits.shape[1], n_tokens, n_vocab);
+        fprintf(stderr, "engine logits have shape (%lld, %lld), llama.cpp (%d, %d)\n", (long long) logits.shape[0],
+                (long long) logits.shape[1], n_tokens, n_vocab);
     } else {
         double tolerance = atof(argv[3]);
         double worst = compare(logits.data, ref, n_tokens, n_vocab);

@@ -14,7 +14,7 @@ static int parse_shape(const char *header, struct npy *a) {
     a->n_dims = 0;
     a->count = 1;
     while (*s != ')' && a->n_dims < 4) {
-        char *end;
+        char     *end;
         long long v = strtoll(s, &end, 10);
         if (end == s) {
             return -1;
@@ -31,7 +31,7 @@ static int parse_shape(const char *header, struct npy *a) {
 
 static int parse_header(FILE *f, struct npy *a) {
     unsigned char pre[10];
-    char header[1024];
+    char          header[1024];
     if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY\x01\x00", 8) != 0) {
         return -1;
     }

@@ -7,15 +7,15 @@
 #ifndef TEST_ENGINE_NPY_H
 #define TEST_ENGINE_NPY_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct npy {
-    char    descr[8];    /* "<f4" or "<i4" */
+    char    descr[8]; /* "<f4" or "<i4" */
     int     n_dims;
     int64_t shape[4];
-    size_t  count;       /* elements */
-    void   *data;        /* malloc'd */
+    size_t  count; /* elements */
+    void   *data;  /* malloc'd */
 };
 
 /* Returns 0, or -1 with a message on stderr. */

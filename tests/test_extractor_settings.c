@@ -24,7 +24,7 @@ static const char *string_of(const cJSON *o, const char *key) {
 }
 
 static void test_llama_cpp(const char *source) {
-    char *text = extractor_llama_cpp_json("80fb11ac73e6", source, 1, true);
+    char  *text = extractor_llama_cpp_json("80fb11ac73e6", source, 1, true);
     cJSON *o = text != NULL ? cJSON_Parse(text) : NULL;
     check(o != NULL, "llama_cpp: not valid JSON");
     const char *got = string_of(o, "source");
@@ -35,11 +35,19 @@ static void test_llama_cpp(const char *source) {
 }
 
 static void test_settings(const char *reason) {
-    struct extractor_settings s = {.threads = 2, .n_ctx = 256, .n_batch = 2048, .n_ubatch = 512, .type_k = "f16",
-                                   .type_v = "q8_0", .flash_attn = true, .flash_attn_reason = reason,
-                                   .seed = 4294967295u, .n_predict = 3, .steps = 4};
-    char *text = extractor_settings_json(&s);
-    cJSON *o = text != NULL ? cJSON_Parse(text) : NULL;
+    struct extractor_settings s = {.threads = 2,
+                                   .n_ctx = 256,
+                                   .n_batch = 2048,
+                                   .n_ubatch = 512,
+                                   .type_k = "f16",
+                                   .type_v = "q8_0",
+                                   .flash_attn = true,
+                                   .flash_attn_reason = reason,
+                                   .seed = 4294967295u,
+                                   .n_predict = 3,
+                                   .steps = 4};
+    char                     *text = extractor_settings_json(&s);
+    cJSON                    *o = text != NULL ? cJSON_Parse(text) : NULL;
     check(o != NULL, "settings: not valid JSON");
     const char *got = string_of(o, "flash_attn_reason");
     check(got != NULL && strcmp(got, reason) == 0, "settings: flash_attn_reason does not round-trip");

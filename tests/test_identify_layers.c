@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define E 32   /* n_embd */
-#define T 4    /* tokens */
+#define E   32 /* n_embd */
+#define T   4  /* tokens */
 #define CTX 16 /* cache cells */
 
 static struct ggml_tensor *named(struct ggml_tensor *t, const char *name) {
@@ -70,9 +70,9 @@ static struct ggml_cgraph *attention(struct ggml_context *ctx, const struct mode
 
 static int run(const char *k_name, const char *v_name, int n_layer, int *bad_layers, int *roles) {
     struct ggml_init_params wp = {.mem_size = 1 << 20, .mem_buffer = NULL, .no_alloc = true};
-    struct ggml_context *wctx = ggml_init(wp), *sctx = ggml_init(wp), *ctx = ggml_init(wp);
-    ggml_backend_t cpu = ggml_backend_cpu_init();
-    struct model m;
+    struct ggml_context    *wctx = ggml_init(wp), *sctx = ggml_init(wp), *ctx = ggml_init(wp);
+    ggml_backend_t          cpu = ggml_backend_cpu_init();
+    struct model            m;
     make_model(wctx, sctx, &m, k_name, v_name);
     ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors(wctx, cpu);
     ggml_backend_buffer_t sbuf = ggml_backend_alloc_ctx_tensors(sctx, cpu);
@@ -85,10 +85,10 @@ static int run(const char *k_name, const char *v_name, int n_layer, int *bad_lay
         llorch_graph_add(&g, ggml_graph_node(gf, i));
     }
     llorch_graph_finish(&g);
-    struct llorch_identify_input in = {.graph = &g, .n_tokens = T, .n_layer = n_layer, .n_embd = E, .n_vocab = 100,
-                                       .arch = "llama"};
+    struct llorch_identify_input in = {
+        .graph = &g, .n_tokens = T, .n_layer = n_layer, .n_embd = E, .n_vocab = 100, .arch = "llama"};
     struct llorch_identity id;
-    int rc = llorch_identify_graph(&in, &id);
+    int                    rc = llorch_identify_graph(&in, &id);
     *bad_layers = 0;
     for (int i = 0; rc == 0 && i < id.n_roles; i++) {
         *bad_layers += id.roles[i].layer >= n_layer;

@@ -8,8 +8,8 @@
 #define NPZ_ZIP64_MEMBERS 8u
 #include "../lib/write/write_npz.c"
 
-#include "read_container.h"
 #include "npy.h"
+#include "read_container.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -32,16 +32,16 @@ static float *member_values(int i, int64_t *n) {
 }
 
 static int write_archive(const char *path) {
-    char err[512];
+    char               err[512];
     llorch_npz_writer *z = llorch_npz_writer_create(path, err, sizeof err);
     if (z == NULL) {
         return failed(err);
     }
     for (int i = 0; i < N_MEMBERS; i++) {
-        int64_t n;
-        float *v = member_values(i, &n);
-        char header[256], name[64];
-        size_t h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_DTYPE_F32, 1, &n);
+        int64_t  n;
+        float   *v = member_values(i, &n);
+        char     header[256], name[64];
+        size_t   h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_DTYPE_F32, 1, &n);
         uint64_t at;
         snprintf(name, sizeof name, "m%02d.npy", i);
         int rc = llorch_npz_writer_add(z, name, header, h, v, (size_t) n * 4, &at, err, sizeof err);
@@ -57,8 +57,8 @@ static int write_archive(const char *path) {
 
 /* Our reader finds every member, and its bytes are the .npy we wrote. */
 static int read_archive(const char *path) {
-    char err[512];
-    int fd = open(path, O_RDONLY);
+    char              err[512];
+    int               fd = open(path, O_RDONLY);
     llorch_container *c = fd >= 0 ? llorch_container_open_fd(fd, LLORCH_CONTAINER_NPZ, path, err, sizeof err) : NULL;
     if (c == NULL || llorch_container_n_members(c) != N_MEMBERS) {
         return failed(c == NULL ? err : "member count");
@@ -67,10 +67,10 @@ static int read_archive(const char *path) {
         char name[64];
         snprintf(name, sizeof name, "m%02d.npy", i);
         const struct llorch_container_member *m = llorch_container_find(c, name);
-        unsigned char *bytes;
-        int64_t n;
-        float *v = member_values(i, &n);
-        char header[256];
+        unsigned char                        *bytes;
+        int64_t                               n;
+        float                                *v = member_values(i, &n);
+        char                                  header[256];
         size_t h = llorch_npy_header(header, sizeof header, LLORCH_CKPT_DTYPE_F32, 1, &n);
         if (m == NULL || m->size != h + (uint64_t) n * 4 || llorch_container_read(c, m, &bytes, err, sizeof err) != 0) {
             return failed(m == NULL ? "member missing" : "member size or read");

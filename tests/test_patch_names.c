@@ -27,14 +27,14 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                        \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);     \
-            fprintf(stderr, __VA_ARGS__);                                       \
-            fputc('\n', stderr);                                                \
-            failures++;                                                         \
-        }                                                                       \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                            \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fputc('\n', stderr);                                                                                       \
+            failures++;                                                                                                \
+        }                                                                                                              \
     } while (0)
 
 /* One node the scheduler asked about. */
@@ -49,21 +49,19 @@ struct seen_list {
     size_t       n, cap;
 };
 
-static void copy_name(char *dst, const struct ggml_tensor *t)
-{
+static void copy_name(char *dst, const struct ggml_tensor *t) {
     snprintf(dst, GGML_MAX_NAME, "%s", t ? ggml_get_name(t) : "");
 }
 
 /* Records in the ask phase and answers false: nothing is computed twice and
  * the data phase is never needed. */
-static bool record(struct ggml_tensor *t, bool ask, void *user_data)
-{
+static bool record(struct ggml_tensor *t, bool ask, void *user_data) {
     struct seen_list *l = user_data;
     if (!ask) {
         return true;
     }
     if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
+        size_t       cap = l->cap ? 2 * l->cap : 256;
         struct seen *items = realloc(l->items, cap * sizeof(*items));
         if (!items) {
             return false;
@@ -79,8 +77,7 @@ static bool record(struct ggml_tensor *t, bool ask, void *user_data)
     return false;
 }
 
-static const struct seen *find(const struct seen_list *l, const char *name)
-{
+static const struct seen *find(const struct seen_list *l, const char *name) {
     for (size_t i = 0; i < l->n; i++) {
         if (strcmp(l->items[i].name, name) == 0) {
             return &l->items[i];
@@ -91,8 +88,7 @@ static const struct seen *find(const struct seen_list *l, const char *name)
 
 /* The tensor called name exists; if op is given, some tensor of that name
  * has this op and a source called src (src0 or src1). */
-static void expect(const struct seen_list *l, const char *file, const char *name, enum ggml_op op, const char *src)
-{
+static void expect(const struct seen_list *l, const char *file, const char *name, enum ggml_op op, const char *src) {
     const struct seen *s = find(l, name);
     CHECK(s != NULL, "%s: no tensor named %s", file, name);
     if (!s || !src) {
@@ -101,26 +97,23 @@ static void expect(const struct seen_list *l, const char *file, const char *name
     bool match = false;
     for (size_t i = 0; i < l->n; i++) {
         const struct seen *x = &l->items[i];
-        match |= strcmp(x->name, name) == 0 && x->op == op
-              && (strcmp(x->src0, src) == 0 || strcmp(x->src1, src) == 0);
+        match |= strcmp(x->name, name) == 0 && x->op == op && (strcmp(x->src0, src) == 0 || strcmp(x->src1, src) == 0);
     }
     CHECK(match, "%s: %s is not a %s of %s (first one: %s of %s, %s)", file, name, ggml_op_name(op), src,
           ggml_op_name(s->op), s->src0, s->src1);
 }
 
-static void quiet_log(enum ggml_log_level level, const char *text, void *user_data)
-{
-    (void)user_data;
+static void quiet_log(enum ggml_log_level level, const char *text, void *user_data) {
+    (void) user_data;
     if (level == GGML_LOG_LEVEL_ERROR) {
         fputs(text, stderr);
     }
 }
 
 /* Decodes a few tokens with the recording callback installed. */
-static bool collect(const char *path, struct seen_list *seen, int *n_layer)
-{
+static bool collect(const char *path, struct seen_list *seen, int *n_layer) {
     struct llama_model_params mp = llama_model_default_params();
-    mp.use_extra_bufts = false;   /* AMX repacking crashes on this host */
+    mp.use_extra_bufts = false; /* AMX repacking crashes on this host */
     struct llama_model *m = llama_model_load_from_file(path, mp);
     CHECK(m != NULL, "cannot load %s", path);
     if (!m) {
@@ -132,7 +125,7 @@ static bool collect(const char *path, struct seen_list *seen, int *n_layer)
     cp.n_ctx = 32;
     cp.n_batch = cp.n_ubatch = 32;
     cp.n_threads = cp.n_threads_batch = 2;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;   /* the extractor's setting */
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED; /* the extractor's setting */
     cp.cb_eval = record;
     cp.cb_eval_user_data = seen;
     cp.no_perf = true;
@@ -141,7 +134,7 @@ static bool collect(const char *path, struct seen_list *seen, int *n_layer)
 
     bool ok = false;
     if (ctx) {
-        llama_token tokens[4] = { 1, 2, 3, 4 };
+        llama_token        tokens[4] = {1, 2, 3, 4};
         struct llama_batch batch = llama_batch_init(4, 0, 1);
         for (int i = 0; i < 4; i++) {
             batch.token[i] = tokens[i];
@@ -160,12 +153,11 @@ static bool collect(const char *path, struct seen_list *seen, int *n_layer)
     return ok;
 }
 
-static void check_model(const char *dir, const char *file, bool gpt2)
-{
+static void check_model(const char *dir, const char *file, bool gpt2) {
     char path[4096], name[64], src[96];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    struct seen_list seen = { 0 };
-    int n_layer = 0;
+    struct seen_list seen = {0};
+    int              n_layer = 0;
     if (collect(path, &seen, &n_layer)) {
         CHECK(n_layer == 2, "%s: %d layers", file, n_layer);
         /* The callback works at all: an unpatched name every build has. */
@@ -194,8 +186,7 @@ static void check_model(const char *dir, const char *file, bool gpt2)
     free(seen.items);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (!LLAMA_PATCHED) {
         printf("llama.cpp is built without the checkpoint-names patch: skipped\n");
         return 77;

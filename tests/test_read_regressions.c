@@ -29,14 +29,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-            fprintf(stderr, __VA_ARGS__);                          \
-            fprintf(stderr, "\n");                                 \
-            exit(1);                                               \
-        }                                                          \
+#define CHECK(cond, ...)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+            exit(1);                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 /* ---- allocation failures ------------------------------------------------- */
@@ -48,22 +48,19 @@ void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t size);
 
-static long fail_countdown;   /* > 0: the countdown-th allocation fails */
-static bool fail_injected;    /* that allocation has happened */
+static long fail_countdown; /* > 0: the countdown-th allocation fails */
+static bool fail_injected;  /* that allocation has happened */
 
-static void fail_arm(long n)
-{
+static void fail_arm(long n) {
     fail_countdown = n;
     fail_injected = false;
 }
 
-static void fail_disarm(void)
-{
+static void fail_disarm(void) {
     fail_countdown = 0;
 }
 
-static bool fail_alloc(void)
-{
+static bool fail_alloc(void) {
     if (fail_countdown > 0 && --fail_countdown == 0) {
         fail_injected = true;
         return true;
@@ -71,18 +68,15 @@ static bool fail_alloc(void)
     return false;
 }
 
-void *__wrap_malloc(size_t size)
-{
+void *__wrap_malloc(size_t size) {
     return fail_alloc() ? NULL : __real_malloc(size);
 }
 
-void *__wrap_calloc(size_t n, size_t size)
-{
+void *__wrap_calloc(size_t n, size_t size) {
     return fail_alloc() ? NULL : __real_calloc(n, size);
 }
 
-void *__wrap_realloc(void *p, size_t size)
-{
+void *__wrap_realloc(void *p, size_t size) {
     return fail_alloc() ? NULL : __real_realloc(p, size);
 }
 
@@ -92,20 +86,18 @@ void *__wrap_realloc(void *p, size_t size)
 #define N_EMBD   4
 #define N_TOKENS 3
 
-static const int32_t tokens[N_TOKENS] = { 1, 15043, 2 };
+static const int32_t tokens[N_TOKENS] = {1, 15043, 2};
 
 /* A known value per tensor and element. */
-static float value(int tensor, int i)
-{
-    return (float)(tensor * 100 + i) * 0.25f - 3.0f;
+static float value(int tensor, int i) {
+    return (float) (tensor * 100 + i) * 0.25f - 3.0f;
 }
 
 /* Writes a dump of one attn_norm per layer and the logits, in the npy form. */
-static void write_dump(const char *dir, const char *architecture)
-{
-    char err[1024];
-    struct llorch_ckpt_writer_options opt = { .form = LLORCH_CKPT_FORM_NPY };
-    llorch_ckpt_writer *w = llorch_ckpt_writer_open(dir, &opt, err, sizeof err);
+static void write_dump(const char *dir, const char *architecture) {
+    char                              err[1024];
+    struct llorch_ckpt_writer_options opt = {.form = LLORCH_CKPT_FORM_NPY};
+    llorch_ckpt_writer               *w = llorch_ckpt_writer_open(dir, &opt, err, sizeof err);
     CHECK(w != NULL, "%s", err);
     float data[N_LAYER + 1][N_TOKENS * N_EMBD];
     for (int t = 0; t <= N_LAYER; t++) {
@@ -113,16 +105,27 @@ static void write_dump(const char *dir, const char *architecture)
             data[t][i] = value(t, i);
         }
         struct llorch_ckpt_tensor x = {
-            .kind = t < N_LAYER ? LLORCH_CKPT_ATTN_NORM : LLORCH_CKPT_LOGITS, .layer = t < N_LAYER ? t : -1,
-            .n_pos = N_TOKENS, .n_dims = 2, .shape = { N_TOKENS, N_EMBD }, .dtype = LLORCH_CKPT_DTYPE_F32,
+            .kind = t < N_LAYER ? LLORCH_CKPT_ATTN_NORM : LLORCH_CKPT_LOGITS,
+            .layer = t < N_LAYER ? t : -1,
+            .n_pos = N_TOKENS,
+            .n_dims = 2,
+            .shape = {N_TOKENS, N_EMBD},
+            .dtype = LLORCH_CKPT_DTYPE_F32,
             .data = data[t],
         };
         CHECK(llorch_ckpt_writer_write(w, &x) == 0, "%s", llorch_ckpt_writer_error(w));
     }
     struct llorch_ckpt_run run = {
-        .producer = "test_read_regressions", .model_size = -1, .architecture = architecture,
-        .n_layer = N_LAYER, .n_embd = N_EMBD, .n_head = 1, .n_head_kv = 1, .n_vocab = 32000,
-        .tokens = tokens, .n_tokens = N_TOKENS,
+        .producer = "test_read_regressions",
+        .model_size = -1,
+        .architecture = architecture,
+        .n_layer = N_LAYER,
+        .n_embd = N_EMBD,
+        .n_head = 1,
+        .n_head_kv = 1,
+        .n_vocab = 32000,
+        .tokens = tokens,
+        .n_tokens = N_TOKENS,
     };
     CHECK(llorch_ckpt_writer_set_run(w, &run) == 0, "%s", llorch_ckpt_writer_error(w));
     CHECK(llorch_ckpt_writer_finish(w, true, "ok") == 0, "%s", llorch_ckpt_writer_error(w));
@@ -131,14 +134,13 @@ static void write_dump(const char *dir, const char *architecture)
 }
 
 /* Drops "tokens" from dir's manifest: the token file then provides them. */
-static void drop_manifest_tokens(const char *dir)
-{
+static void drop_manifest_tokens(const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     FILE *f = fopen(path, "rb");
     CHECK(f != NULL, "%s: cannot open", path);
     static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, f);
+    size_t      n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     CHECK(n > 0 && n < sizeof text - 1, "%s: %zu bytes", path, n);
     text[n] = '\0';
@@ -153,27 +155,25 @@ static void drop_manifest_tokens(const char *dir)
 }
 
 /* The dump holds what write_dump wrote. */
-static void check_dump_header(const llorch_ckpt_dump *d)
-{
+static void check_dump_header(const llorch_ckpt_dump *d) {
     const struct llorch_ckpt_model *m = llorch_ckpt_dump_model(d);
-    CHECK(m->n_layer == N_LAYER && m->n_embd == N_EMBD && m->n_vocab == 32000, "model %d %d %d",
-          m->n_layer, m->n_embd, m->n_vocab);
+    CHECK(m->n_layer == N_LAYER && m->n_embd == N_EMBD && m->n_vocab == 32000, "model %d %d %d", m->n_layer, m->n_embd,
+          m->n_vocab);
     CHECK(llorch_ckpt_dump_complete(d), "complete");
     CHECK(llorch_ckpt_dump_n_entries(d) == N_LAYER + 1, "%zu entries", llorch_ckpt_dump_n_entries(d));
     CHECK(llorch_ckpt_dump_has_tokens(d) && llorch_ckpt_dump_n_tokens(d) == N_TOKENS, "tokens");
     for (int i = 0; i < N_TOKENS; i++) {
-        CHECK(llorch_ckpt_dump_tokens(d)[i] == tokens[i], "token %d: %d", i, (int)llorch_ckpt_dump_tokens(d)[i]);
+        CHECK(llorch_ckpt_dump_tokens(d)[i] == tokens[i], "token %d: %d", i, (int) llorch_ckpt_dump_tokens(d)[i]);
     }
 }
 
 /* Entry i's array holds what write_dump wrote for its tensor. */
-static void check_array(const llorch_ckpt_dump *d, size_t i, const llorch_ckpt_array *a)
-{
+static void check_array(const llorch_ckpt_dump *d, size_t i, const llorch_ckpt_array *a) {
     const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
-    int t = e->layer >= 0 ? e->layer : N_LAYER;
+    int                             t = e->layer >= 0 ? e->layer : N_LAYER;
     CHECK(llorch_ckpt_array_count(a) == N_TOKENS * N_EMBD, "%s: count", e->file);
     for (int k = 0; k < N_TOKENS * N_EMBD; k++) {
-        CHECK(llorch_ckpt_array_value(a, k) == (double)value(t, k), "%s[%d]: %g", e->file, k,
+        CHECK(llorch_ckpt_array_value(a, k) == (double) value(t, k), "%s[%d]: %g", e->file, k,
               llorch_ckpt_array_value(a, k));
     }
 }
@@ -181,10 +181,9 @@ static void check_array(const llorch_ckpt_dump *d, size_t i, const llorch_ckpt_a
 /* ---- bug 1: no architecture ---------------------------------------------- */
 
 static void check_report(const llorch_ckpt_comparison *c, const char *dir, const llorch_ckpt_dump *d,
-                         const llorch_ckpt_compare_options *opt)
-{
-    struct llorch_ckpt_report_info info = { dir, dir, d, d, opt };
-    FILE *f = tmpfile();
+                         const llorch_ckpt_compare_options *opt) {
+    struct llorch_ckpt_report_info info = {dir, dir, d, d, opt};
+    FILE                          *f = tmpfile();
     CHECK(f != NULL, "tmpfile");
     CHECK(llorch_ckpt_report_table(f, c, &info) == 0, "table report");
     CHECK(llorch_ckpt_report_json(f, c, &info) == 0, "JSON report");
@@ -193,8 +192,7 @@ static void check_report(const llorch_ckpt_comparison *c, const char *dir, const
     fclose(f);
 }
 
-static void test_architecture(const char *dir)
-{
+static void test_architecture(const char *dir) {
     char err[1024] = "";
     write_dump(dir, NULL);
     llorch_ckpt_dump *d = llorch_ckpt_dump_open(dir, err, sizeof err);
@@ -225,17 +223,16 @@ static void test_architecture(const char *dir)
 
 /* One open-and-load with the n-th allocation failing; true when the
  * failure was injected (false: n is past the last allocation). */
-static bool open_and_load_failing(const char *dir, long n)
-{
+static bool open_and_load_failing(const char *dir, long n) {
     char err[1024] = "";
     fail_arm(n);
     llorch_ckpt_dump *d = llorch_ckpt_dump_open(dir, err, sizeof err);
-    bool failed = d == NULL;
+    bool              failed = d == NULL;
     for (size_t i = 0; d && i < llorch_ckpt_dump_n_entries(d) && !failed; i++) {
         llorch_ckpt_array *a = llorch_ckpt_dump_load(d, i, err, sizeof err);
         failed = a == NULL;
         if (a) {
-            check_array(d, i, a);   /* allocates nothing */
+            check_array(d, i, a); /* allocates nothing */
             llorch_ckpt_array_free(a);
         }
     }
@@ -243,8 +240,10 @@ static bool open_and_load_failing(const char *dir, long n)
     CHECK(!failed || fail_injected, "%s: failed without an injected failure: %s", dir, err);
     if (failed) {
         CHECK(err[0] != '\0', "%s: allocation %ld failed and left no error message", dir, n);
-        CHECK(strchr(err, '\n') == NULL && strstr(err, dir) != NULL, "%s: allocation %ld: message '%s' is not "
-              "one line naming the file", dir, n, err);
+        CHECK(strchr(err, '\n') == NULL && strstr(err, dir) != NULL,
+              "%s: allocation %ld: message '%s' is not "
+              "one line naming the file",
+              dir, n, err);
     } else {
         check_dump_header(d);
     }
@@ -254,9 +253,8 @@ static bool open_and_load_failing(const char *dir, long n)
 
 /* Not only allocations: asking for an entry that is not there fails with
  * a message too. */
-static void check_entry_range(const char *dir)
-{
-    char err[1024] = "";
+static void check_entry_range(const char *dir) {
+    char              err[1024] = "";
     llorch_ckpt_dump *d = llorch_ckpt_dump_open(dir, err, sizeof err);
     CHECK(d != NULL, "%s", err);
     size_t n = llorch_ckpt_dump_n_entries(d);
@@ -272,8 +270,7 @@ static void check_entry_range(const char *dir)
     llorch_ckpt_dump_free(d);
 }
 
-static void test_oom_on(const char *dir)
-{
+static void test_oom_on(const char *dir) {
     check_entry_range(dir);
     long n = 1;
     while (open_and_load_failing(dir, n)) {
@@ -284,8 +281,7 @@ static void test_oom_on(const char *dir)
     printf("ok: %s: each of %ld allocation failures leaves a message\n", dir, n - 1);
 }
 
-static void test_oom(const char *dir)
-{
+static void test_oom(const char *dir) {
     char inline_tokens[2048], token_file[2048];
     snprintf(inline_tokens, sizeof inline_tokens, "%s/inline-tokens", dir);
     snprintf(token_file, sizeof token_file, "%s/token-file", dir);
@@ -297,8 +293,7 @@ static void test_oom(const char *dir)
     test_oom_on(token_file);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     CHECK(argc == 3, "usage: test_read_regressions architecture|oom DIR");
     if (strcmp(argv[1], "architecture") == 0) {
         test_architecture(argv[2]);

@@ -19,10 +19,10 @@
 
 size_t __real_fwrite(const void *ptr, size_t size, size_t n, FILE *f);
 size_t __wrap_fwrite(const void *ptr, size_t size, size_t n, FILE *f);
-int __real_fsync(int fd);
-int __wrap_fsync(int fd);
-int __real_rename(const char *from, const char *to);
-int __wrap_rename(const char *from, const char *to);
+int    __real_fsync(int fd);
+int    __wrap_fsync(int fd);
+int    __real_rename(const char *from, const char *to);
+int    __wrap_rename(const char *from, const char *to);
 
 static bool fail_next_fwrite;
 
@@ -37,7 +37,7 @@ size_t __wrap_fwrite(const void *ptr, size_t size, size_t n, FILE *f) {
 
 /* The calls seen, in order: "sync PATH" or "rename PATH". */
 static char events[4096][1300];
-static int n_events;
+static int  n_events;
 
 static void record(const char *what, const char *path) {
     if (n_events < 4096) {
@@ -55,7 +55,7 @@ int __wrap_fsync(int fd) {
 }
 
 int __wrap_rename(const char *from, const char *to) {
-    int rc = __real_rename(from, to);
+    int  rc = __real_rename(from, to);
     char path[512];
     if (rc == 0 && realpath(to, path) != NULL) {
         record("rename", path);
@@ -75,8 +75,14 @@ static void check(bool ok, const char *what) {
 static const float values[6] = {1, 2, 3, 4, 5, 6};
 
 static struct llorch_ckpt_tensor tensor(enum llorch_ckpt_kind kind, int layer, int step) {
-    struct llorch_ckpt_tensor t = {.kind = kind, .layer = layer, .step = step, .n_pos = 2, .n_dims = 2,
-                                   .shape = {2, 3}, .dtype = LLORCH_CKPT_DTYPE_F32, .data = values};
+    struct llorch_ckpt_tensor t = {.kind = kind,
+                                   .layer = layer,
+                                   .step = step,
+                                   .n_pos = 2,
+                                   .n_dims = 2,
+                                   .shape = {2, 3},
+                                   .dtype = LLORCH_CKPT_DTYPE_F32,
+                                   .data = values};
     return t;
 }
 
@@ -90,8 +96,8 @@ static void test_stale_errno(const char *work) {
     }
     struct llorch_ckpt_tensor t = tensor(LLORCH_CKPT_ATTN_NORM, 0, 0);
     fail_next_fwrite = true;
-    errno = EACCES;     /* left over from some earlier, unrelated call */
-    int rc = llorch_ckpt_writer_write(w, &t);
+    errno = EACCES; /* left over from some earlier, unrelated call */
+    int         rc = llorch_ckpt_writer_write(w, &t);
     const char *msg = llorch_ckpt_writer_error(w);
     check(rc != 0, "a failed write was not reported");
     check(strstr(msg, strerror(EACCES)) == NULL, "the message carries an errno from before the write");
@@ -116,15 +122,15 @@ static void test_durability(const char *work, enum llorch_ckpt_form form) {
     char dir[1024], err[512], real_dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/sync-%s", work, llorch_ckpt_form_name(form));
     struct llorch_ckpt_writer_options opt = {.form = form};
-    llorch_ckpt_writer *w = llorch_ckpt_writer_open(dir, &opt, err, sizeof err);
+    llorch_ckpt_writer               *w = llorch_ckpt_writer_open(dir, &opt, err, sizeof err);
     check(w != NULL && realpath(dir, real_dir) != NULL, err);
     if (w == NULL) {
         return;
     }
     n_events = 0;
-    int32_t tokens[2] = {1, 2};
-    struct llorch_ckpt_run run = {.producer = "test", .architecture = "llama", .n_layer = 2, .tokens = tokens,
-                                  .n_tokens = 2};
+    int32_t                tokens[2] = {1, 2};
+    struct llorch_ckpt_run run = {
+        .producer = "test", .architecture = "llama", .n_layer = 2, .tokens = tokens, .n_tokens = 2};
     for (int layer = 0; layer < 2; layer++) {
         struct llorch_ckpt_tensor t = tensor(LLORCH_CKPT_FFN_OUT, layer, 0);
         check(llorch_ckpt_writer_write(w, &t) == 0, llorch_ckpt_writer_error(w));
@@ -150,7 +156,7 @@ static void test_durability(const char *work, enum llorch_ckpt_form form) {
     }
     for (int i = 0; i < 3 && data[i] != NULL; i++) {
         snprintf(path, sizeof path, "%s/%s", real_dir, data[i]);
-        int at = find_event("sync", path);
+        int  at = find_event("sync", path);
         char what[1300];
         snprintf(what, sizeof what, "%s form: %s is not synced before the manifest's rename",
                  llorch_ckpt_form_name(form), data[i]);
@@ -172,19 +178,19 @@ static void test_name_collision(const char *work) {
     if (w == NULL) {
         return;
     }
-    static const float other[6] = {-1, -2, -3, -4, -5, -6};
+    static const float        other[6] = {-1, -2, -3, -4, -5, -6};
     struct llorch_ckpt_tensor a = tensor(LLORCH_CKPT_GRAPH, -1, 0), b = a;
     a.graph_name = "a b";
     b.graph_name = "a_b";
     b.data = other;
-    int32_t tokens[2] = {1, 2};
-    struct llorch_ckpt_run run = {.producer = "test", .architecture = "llama", .n_layer = 1, .tokens = tokens,
-                                  .n_tokens = 2};
+    int32_t                tokens[2] = {1, 2};
+    struct llorch_ckpt_run run = {
+        .producer = "test", .architecture = "llama", .n_layer = 1, .tokens = tokens, .n_tokens = 2};
     check(llorch_ckpt_writer_write(w, &a) == 0 && llorch_ckpt_writer_write(w, &b) == 0 &&
               llorch_ckpt_writer_set_run(w, &run) == 0 && llorch_ckpt_writer_finish(w, true, "ok") == 0,
           llorch_ckpt_writer_error(w));
     llorch_ckpt_writer_free(w);
-    char first[1200], second[1200];
+    char        first[1200], second[1200];
     struct stat st;
     snprintf(first, sizeof first, "%s/graph_a_b_s000.npy", dir);
     snprintf(second, sizeof second, "%s/graph_a_b~2_s000.npy", dir);

@@ -3,7 +3,7 @@
  * A chunk hands out buffers by bumping an offset. Each buffer holds a
  * reference; a chunk whose references are all released is reset (the
  * current one) or kept as a spare for the next chunk needed. */
-#define _GNU_SOURCE         /* MADV_HUGEPAGE */
+#define _GNU_SOURCE /* MADV_HUGEPAGE */
 #include "buffers.h"
 
 #include <stdbool.h>
@@ -16,18 +16,18 @@
 #define ALIGN      64
 
 struct llorch_buffer_chunk {
-    char   *base;
-    size_t  size;
-    size_t  used;
-    int     refs;
-    struct llorch_buffer_chunk *next;    /* in the spare list */
+    char                       *base;
+    size_t                      size;
+    size_t                      used;
+    int                         refs;
+    struct llorch_buffer_chunk *next; /* in the spare list */
 };
 
 struct llorch_buffers {
     struct llorch_buffer_chunk *current;
     struct llorch_buffer_chunk *spares;
-    size_t spare_bytes, max_spare;
-    size_t held;
+    size_t                      spare_bytes, max_spare;
+    size_t                      held;
 };
 
 llorch_buffers *llorch_buffers_create(size_t max_spare) {
@@ -40,13 +40,13 @@ llorch_buffers *llorch_buffers_create(size_t max_spare) {
 
 static struct llorch_buffer_chunk *new_chunk(llorch_buffers *b, size_t size) {
     struct llorch_buffer_chunk *c = calloc(1, sizeof *c);
-    void *mem = NULL;
+    void                       *mem = NULL;
     if (c == NULL || posix_memalign(&mem, HUGE_PAGE, size) != 0) {
         free(c);
         return NULL;
     }
 #ifdef MADV_HUGEPAGE
-    madvise(mem, size, MADV_HUGEPAGE);     /* advice only: small pages where refused */
+    madvise(mem, size, MADV_HUGEPAGE); /* advice only: small pages where refused */
 #endif
     c->base = mem;
     c->size = size;
@@ -91,7 +91,7 @@ void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_c
     n = n > 0 ? n : ALIGN;
     struct llorch_buffer_chunk *c = b->current;
     if (c != NULL && c->refs == 0) {
-        c->used = 0;                 /* everything in it was released: start over, in warm memory */
+        c->used = 0; /* everything in it was released: start over, in warm memory */
     }
     if (c == NULL || c->size - c->used < n) {
         struct llorch_buffer_chunk *next = take_chunk(b, n);
@@ -101,7 +101,7 @@ void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_c
         if (c != NULL && c->refs == 0) {
             retire(b, c);
         }
-        b->current = c = next;       /* a chunk still referenced is retired by its last release */
+        b->current = c = next; /* a chunk still referenced is retired by its last release */
     }
     void *p = c->base + c->used;
     c->used += n;
@@ -116,7 +116,9 @@ void llorch_buffers_release(llorch_buffers *b, struct llorch_buffer_chunk *c) {
     }
 }
 
-size_t llorch_buffers_held(const llorch_buffers *b) { return b->held; }
+size_t llorch_buffers_held(const llorch_buffers *b) {
+    return b->held;
+}
 
 void llorch_buffers_free(llorch_buffers *b) {
     if (b == NULL) {
@@ -128,7 +130,7 @@ void llorch_buffers_free(llorch_buffers *b) {
         free_chunk(b, c);
     }
     if (b->current != NULL) {
-        free_chunk(b, b->current);   /* every buffer is released by now */
+        free_chunk(b, b->current); /* every buffer is released by now */
     }
     free(b);
 }

@@ -20,6 +20,6 @@ void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_c
 void  llorch_buffers_release(llorch_buffers *b, struct llorch_buffer_chunk *chunk);
 /* Bytes held in chunks (in use or spare). */
 size_t llorch_buffers_held(const llorch_buffers *b);
-void  llorch_buffers_free(llorch_buffers *b);
+void   llorch_buffers_free(llorch_buffers *b);
 
 #endif

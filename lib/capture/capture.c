@@ -43,10 +43,10 @@ size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer)
 static int consume(void *ctx, const struct llorch_queue_item *item) {
     llorch_capture *cap = ctx;
     if (cap->p.sink != LLORCH_CAPTURE_SINK_WRITE) {
-        return 0;                       /* memory sink: copied, then dropped */
+        return 0; /* memory sink: copied, then dropped */
     }
     double start = llorch_now_seconds();
-    int rc = llorch_ckpt_writer_write(cap->p.writer, &item->tensor);
+    int    rc = llorch_ckpt_writer_write(cap->p.writer, &item->tensor);
     atomic_store(&cap->write_seconds, atomic_load(&cap->write_seconds) + (llorch_now_seconds() - start));
     if (rc != 0) {
         snprintf(cap->write_error, sizeof cap->write_error, "%s", llorch_ckpt_writer_error(cap->p.writer));
@@ -106,7 +106,7 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
 
 void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cparams) {
     if (llorch_ckpt_selection_empty(cap->p.selection)) {
-        return;     /* no callback: the scheduler keeps its fast path */
+        return; /* no callback: the scheduler keeps its fast path */
     }
     cparams->cb_eval = llorch_capture_eval_callback;
     cparams->cb_eval_user_data = cap;
@@ -130,11 +130,17 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
     cap->same_pointers = true;
     llorch_graph_reset(&cap->rec);
     if (cap->n_ubatch > 0 && n_tokens > cap->n_ubatch) {
-        llorch_capture_set_error(cap, "a step of %d tokens holds more tokens than n_ubatch (%d): call llorch_capture_begin_step for each "
-                  "micro-batch (decode at most n_ubatch tokens at a time)", n_tokens, cap->n_ubatch);
+        llorch_capture_set_error(
+            cap,
+            "a step of %d tokens holds more tokens than n_ubatch (%d): call llorch_capture_begin_step for each "
+            "micro-batch (decode at most n_ubatch tokens at a time)",
+            n_tokens, cap->n_ubatch);
     } else if (cap->plan == NULL && !llorch_ckpt_selection_empty(cap->p.selection)) {
-        llorch_capture_set_error(cap, "no capture plan for a step of %d tokens: call llorch_capture_prepare(cap, ctx, %d) before the "
-                  "first llama_decode", n_tokens, n_tokens);
+        llorch_capture_set_error(
+            cap,
+            "no capture plan for a step of %d tokens: call llorch_capture_prepare(cap, ctx, %d) before the "
+            "first llama_decode",
+            n_tokens, n_tokens);
     }
 }
 
@@ -159,15 +165,17 @@ static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int la
 int llorch_capture_end_step(llorch_capture *cap) {
     llorch_capture_release_held(cap, INT32_MAX);
     if (cap->queue != NULL) {
-        llorch_queue_flush(cap->queue);     /* the step's files get written while the next one computes */
+        llorch_queue_flush(cap->queue); /* the step's files get written while the next one computes */
     }
     if (cap->plan != NULL && cap->diverged_at >= 0 && !cap->failed) {
-        char reason[256];
+        char        reason[256];
         const char *name = cap->diverged_at < cap->n_step ? cap->step_t[cap->diverged_at]->name : "";
         for (int i = cap->next_item; i < cap->plan->n_items; i++) {
             const struct llorch_plan_item *it = &cap->plan->items[i];
-            snprintf(reason, sizeof reason, "not captured in step %d: its graph differs from the prepared one at "
-                     "node %d (%s)", cap->step, cap->diverged_at, name);
+            snprintf(reason, sizeof reason,
+                     "not captured in step %d: its graph differs from the prepared one at "
+                     "node %d (%s)",
+                     cap->step, cap->diverged_at, name);
             note_missing(cap, it->kind, it->layer, reason);
         }
         /* the steps after this one likely have the new structure */
@@ -199,7 +207,7 @@ static void record_missing(llorch_capture *cap) {
     for (int k = 0; k < LLORCH_CKPT_GRAPH; k++) {
         const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
         if (info->optional && !llorch_ckpt_selection_named(cap->p.selection, (enum llorch_ckpt_kind) k)) {
-            continue;   /* extras of some architectures only: absent is no news */
+            continue; /* extras of some architectures only: absent is no news */
         }
         int first = info->per_layer ? 0 : -1, last = info->per_layer ? cap->n_layer - 1 : -1;
         for (int il = first; il <= last; il++) {

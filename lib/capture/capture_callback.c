@@ -44,13 +44,16 @@ static bool is_plan_node(const struct llorch_plan *plan, int i, const struct ggm
 static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
     int i = cap->n_step;
     if (i >= cap->plan->graph.n_nodes && cap->diverged_at < 0) {
-        llorch_capture_set_error(cap, "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
-                  "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
-                  "n_ubatch tokens at a time)", t->name);
+        llorch_capture_set_error(
+            cap,
+            "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
+            "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
+            "n_ubatch tokens at a time)",
+            t->name);
         return -1;
     }
     if (i == cap->cap_step) {
-        int n = cap->cap_step != 0 ? cap->cap_step * 2 : 1024;
+        int                        n = cap->cap_step != 0 ? cap->cap_step * 2 : 1024;
         const struct ggml_tensor **grown = realloc(cap->step_t, (size_t) n * sizeof *grown);
         if (grown == NULL) {
             llorch_capture_set_error(cap, "out of memory recording the graph");
@@ -63,7 +66,7 @@ static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
     if (cap->same_pointers && i < cap->plan->graph.n_nodes && is_plan_node(cap->plan, i, t)) {
         return i;
     }
-    if (cap->same_pointers) {       /* from here on: record, and compare by structure */
+    if (cap->same_pointers) { /* from here on: record, and compare by structure */
         cap->same_pointers = false;
         for (int k = 0; k < i; k++) {
             llorch_graph_add(&cap->rec, cap->step_t[k]);
@@ -116,6 +119,6 @@ bool llorch_capture_eval_callback(struct ggml_tensor *t, bool asking, void *user
     double start = llorch_now_seconds();
     llorch_capture_point(cap, node);
     cap->report.copy_seconds += llorch_now_seconds() - start;
-    return true;   /* never false: a false return only ends the current split; stopping is llorch_capture_abort_callback's job */
+    return true; /* never false: a false return only ends the current split; stopping is llorch_capture_abort_callback's
+                    job */
 }
-

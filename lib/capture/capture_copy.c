@@ -19,8 +19,8 @@
 /* Stats mode: one line per tensor, on the compute thread (a debug mode). */
 static void print_stats(llorch_capture *cap, const struct llorch_queue_item *item) {
     const float *v = item->data;
-    size_t n = item->bytes / sizeof(float), nan = 0, inf = 0, finite = 0;
-    double mn = INFINITY, mx = -INFINITY, sum = 0;
+    size_t       n = item->bytes / sizeof(float), nan = 0, inf = 0, finite = 0;
+    double       mn = INFINITY, mx = -INFINITY, sum = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(v[i])) {
             nan++;
@@ -34,18 +34,18 @@ static void print_stats(llorch_capture *cap, const struct llorch_queue_item *ite
         }
     }
     const struct llorch_ckpt_tensor *t = &item->tensor;
-    char shape[64];
-    int len = 0;
+    char                             shape[64];
+    int                              len = 0;
     for (int i = 0; i < t->n_dims; i++) {
         len += snprintf(shape + len, sizeof shape - (size_t) len, i ? ",%lld" : "%lld", (long long) t->shape[i]);
     }
     fprintf(cap->p.stats_out, "%-14s %5d %4d %-24s (%s) min %-12.6g max %-12.6g mean %-12.6g nan %zu inf %zu\n",
-            llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, item->graph_name, shape,
-            finite ? mn : 0.0, finite ? mx : 0.0, finite ? sum / (double) finite : 0.0, nan, inf);
+            llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, item->graph_name, shape, finite ? mn : 0.0,
+            finite ? mx : 0.0, finite ? sum / (double) finite : 0.0, nan, inf);
     cap->report.nonfinite += nan + inf;
     if ((nan || inf) && cap->p.stop_at_nan) {
         llorch_capture_set_error(cap, "%s (%s layer %d step %d) holds %zu NaN and %zu Inf values", item->graph_name,
-             llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, nan, inf);
+                                 llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, nan, inf);
     }
 }
 
@@ -70,14 +70,15 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
                                           const struct llorch_plan_item *pi, const struct llorch_layout *l,
                                           enum llorch_ckpt_dtype dtype) {
     struct llorch_queue_item *item = calloc(1, sizeof *item);
-    size_t bytes = llorch_convert_size(&l->g, dtype);
+    size_t                    bytes = llorch_convert_size(&l->g, dtype);
     if (item != NULL) {
-        item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->chunk)
-                                        : malloc(bytes > 0 ? bytes : 1);
+        item->data =
+            cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->chunk) : malloc(bytes > 0 ? bytes : 1);
     }
     if (item == NULL || item->data == NULL) {
         free(item);
-        llorch_capture_set_error(cap, "out of memory copying %s (%zu bytes); lower the model size or the selection", t->name, bytes);
+        llorch_capture_set_error(cap, "out of memory copying %s (%zu bytes); lower the model size or the selection",
+                                 t->name, bytes);
         return NULL;
     }
     item->bytes = bytes;
@@ -97,7 +98,7 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     d->n_key = l->n_key;
     d->n_dims = l->n_dims;
     for (int i = 0; i < l->n_dims; i++) {
-        d->shape[i] = l->g.ne[l->n_dims - 1 - i];     /* numpy order: ne reversed */
+        d->shape[i] = l->g.ne[l->n_dims - 1 - i]; /* numpy order: ne reversed */
     }
     d->dtype = dtype;
     d->data = item->data;
@@ -126,7 +127,7 @@ static const void *host_bytes(llorch_capture *cap, const struct ggml_tensor *t, 
 /* Drops an item that is not handed to the writer. */
 void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *item) {
     if (cap->queue != NULL) {
-        llorch_queue_recycle(cap->queue, item);     /* no thread hand-off: its buffer is reused */
+        llorch_queue_recycle(cap->queue, item); /* no thread hand-off: its buffer is reused */
     } else {
         free(item->data);
         free(item);
@@ -135,7 +136,7 @@ void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *ite
 
 static void hold(llorch_capture *cap, struct llorch_queue_item *item) {
     if (cap->n_held == cap->cap_held) {
-        int n = cap->cap_held != 0 ? cap->cap_held * 2 : 32;
+        int                        n = cap->cap_held != 0 ? cap->cap_held * 2 : 32;
         struct llorch_queue_item **grown = realloc(cap->held, (size_t) n * sizeof *grown);
         if (grown == NULL) {
             llorch_capture_drop_item(cap, item);
@@ -146,7 +147,7 @@ static void hold(llorch_capture *cap, struct llorch_queue_item *item) {
         cap->cap_held = n;
     }
     int i = cap->n_held++;
-    while (i > 0 && cap->held[i - 1]->node > item->node) {   /* keep graph order */
+    while (i > 0 && cap->held[i - 1]->node > item->node) { /* keep graph order */
         cap->held[i] = cap->held[i - 1];
         i--;
     }
@@ -166,7 +167,7 @@ void llorch_capture_release_held(llorch_capture *cap, int before) {
             print_stats(cap, item);
             llorch_capture_drop_item(cap, item);
         } else if (cap->p.sink == LLORCH_CAPTURE_SINK_MEMORY) {
-            llorch_capture_drop_item(cap, item);                        /* copied, then dropped */
+            llorch_capture_drop_item(cap, item); /* copied, then dropped */
         } else if (llorch_queue_push(cap->queue, item) != 0) {
             llorch_capture_set_error(cap, "%s", cap->write_error);
         }
@@ -179,21 +180,25 @@ void llorch_capture_release_held(llorch_capture *cap, int before) {
 
 static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
     const struct ggml_tensor *t = cap->step_t[pi->node];
-    struct llorch_layout l;
-    char why[256];
+    struct llorch_layout      l;
+    char                      why[256];
     if (llorch_convert_layout(t, pi->kind, cap->pos_start, cap->n_tokens, cap->p.raw, &l, why, sizeof why) != 0) {
-        llorch_capture_set_error(cap, "%s; decode at most n_ubatch tokens per step (llorch_capture_begin_step) and mark every token "
-                  "of the batch as an output", why);
+        llorch_capture_set_error(
+            cap,
+            "%s; decode at most n_ubatch tokens per step (llorch_capture_begin_step) and mark every token "
+            "of the batch as an output",
+            why);
         return;
     }
     if (!llorch_convert_supported(t, &l.g)) {
-        llorch_capture_set_error(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name, ggml_type_name(t->type));
+        llorch_capture_set_error(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name,
+                                 ggml_type_name(t->type));
         return;
     }
-    bool native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_SINK_STATS;
+    bool                      native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_SINK_STATS;
     struct llorch_queue_item *item = new_item(cap, t, pi, &l, llorch_convert_dtype(t->type, native));
-    void *copy;
-    const void *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
+    void                     *copy;
+    const void               *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
     if (host == NULL) {
         if (item != NULL) {
             llorch_capture_drop_item(cap, item);
@@ -226,4 +231,3 @@ void llorch_capture_point(llorch_capture *cap, int node) {
     }
     llorch_capture_release_held(cap, before);
 }
-

@@ -25,52 +25,52 @@ struct missing_note {
     char                  reason[256];
 };
 
-struct graph_name_count {      /* --graph-regex: repeats of a name in a step */
+struct graph_name_count { /* --graph-regex: repeats of a name in a step */
     char name[GGML_MAX_NAME];
     int  count;
 };
 
 struct llorch_capture {
     struct llorch_capture_params p;
-    char     arch[64];
-    int      n_layer, n_embd, n_vocab;
-    llorch_queue *queue;
+    char                         arch[64];
+    int                          n_layer, n_embd, n_vocab;
+    llorch_queue                *queue;
 
-    struct llorch_plan *plans;  /* one per prepared number of tokens */
-    int      n_plans;
+    struct llorch_plan *plans; /* one per prepared number of tokens */
+    int                 n_plans;
 
     /* the step being computed */
-    int      step;
-    int32_t  pos_start, n_tokens;
-    int32_t  n_ubatch;          /* of the context, once prepared */
-    bool     learning;          /* inside llorch_capture_prepare */
-    bool     saw_output;        /* the recording holds a graph output */
-    struct llorch_graph rec;    /* this step's nodes so far, once they differ from the plan's pointers */
-    const struct ggml_tensor **step_t;   /* the tensor of every node of this step so far */
-    int      n_step, cap_step;
-    bool     same_pointers;     /* every node so far is the plan's tensor, with the plan's inputs */
-    const struct llorch_plan *plan;
-    int      next_point;        /* index into plan->points */
-    int      next_item;         /* index into plan->items */
-    int      diverged_at;       /* first node that differs from the plan, or -1 */
-    struct llorch_queue_item **held;   /* gathered, waiting for earlier nodes */
-    int      n_held, cap_held;
-    bool    *ever;              /* [kind][layer + 1] captured in any step */
-    struct graph_name_count *graph_names;
-    int      n_graph_names;
+    int                        step;
+    int32_t                    pos_start, n_tokens;
+    int32_t                    n_ubatch;   /* of the context, once prepared */
+    bool                       learning;   /* inside llorch_capture_prepare */
+    bool                       saw_output; /* the recording holds a graph output */
+    struct llorch_graph        rec;        /* this step's nodes so far, once they differ from the plan's pointers */
+    const struct ggml_tensor **step_t;     /* the tensor of every node of this step so far */
+    int                        n_step, cap_step;
+    bool                       same_pointers; /* every node so far is the plan's tensor, with the plan's inputs */
+    const struct llorch_plan  *plan;
+    int                        next_point;  /* index into plan->points */
+    int                        next_item;   /* index into plan->items */
+    int                        diverged_at; /* first node that differs from the plan, or -1 */
+    struct llorch_queue_item **held;        /* gathered, waiting for earlier nodes */
+    int                        n_held, cap_held;
+    bool                      *ever; /* [kind][layer + 1] captured in any step */
+    struct graph_name_count   *graph_names;
+    int                        n_graph_names;
 
     struct missing_note *missing;
-    int      n_missing;
+    int                  n_missing;
 
     ggml_abort_callback prev_abort;
-    void    *prev_abort_data;
-    atomic_int stop;           /* set by a signal handler (lock-free)  */
-    atomic_int failed;         /* read by ggml's abort check           */
+    void               *prev_abort_data;
+    atomic_int          stop;   /* set by a signal handler (lock-free)  */
+    atomic_int          failed; /* read by ggml's abort check           */
 
     struct llorch_capture_report report;
-    char     error[1024];
-    char     write_error[1024];  /* set on the writer thread only; read after the queue reports failure */
-    _Atomic double write_seconds;  /* added to by the writer thread, read for reports */
+    char                         error[1024];
+    char           write_error[1024]; /* set on the writer thread only; read after the queue reports failure */
+    _Atomic double write_seconds;     /* added to by the writer thread, read for reports */
 };
 
 /* Sets the capture's error (the first one wins) and stops the computation. */
@@ -84,7 +84,7 @@ size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer)
 /* capture_plans.c */
 const struct llorch_plan *llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens);
 /* Makes (or replaces) the plan for the graph in cap->rec. */
-int  llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens);
+int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens);
 
 /* capture_callback.c */
 bool llorch_capture_eval_callback(struct ggml_tensor *t, bool ask, void *user_data);

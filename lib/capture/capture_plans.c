@@ -11,7 +11,7 @@
 
 /* --- plans ----------------------------------------------------------------- */
 
-const struct llorch_plan * llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens) {
+const struct llorch_plan *llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens) {
     for (int i = 0; i < cap->n_plans; i++) {
         if (cap->plans[i].n_tokens == n_tokens) {
             return &cap->plans[i];
@@ -25,9 +25,13 @@ int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens) {
     if (llorch_graph_finish(&cap->rec) != 0) {
         return -1;
     }
-    struct llorch_identify_input in = {.graph = &cap->rec, .n_tokens = n_tokens, .n_layer = cap->n_layer,
-                                       .n_embd = cap->n_embd, .n_vocab = cap->n_vocab, .arch = cap->arch};
-    struct llorch_plan plan;
+    struct llorch_identify_input in = {.graph = &cap->rec,
+                                       .n_tokens = n_tokens,
+                                       .n_layer = cap->n_layer,
+                                       .n_embd = cap->n_embd,
+                                       .n_vocab = cap->n_vocab,
+                                       .arch = cap->arch};
+    struct llorch_plan           plan;
     if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection, !cap->p.split_each) != 0) {
         return -1;
     }
@@ -71,13 +75,19 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
     llama_memory_t mem = llama_get_memory(ctx);
     cap->n_ubatch = (int32_t) llama_n_ubatch(ctx);
     if (n_tokens > cap->n_ubatch) {
-        llorch_capture_set_error(cap, "a step of %d tokens holds more tokens than n_ubatch (%d): decode at most n_ubatch tokens at a "
-                  "time", n_tokens, cap->n_ubatch);
+        llorch_capture_set_error(
+            cap,
+            "a step of %d tokens holds more tokens than n_ubatch (%d): decode at most n_ubatch tokens at a "
+            "time",
+            n_tokens, cap->n_ubatch);
         return -1;
     }
     if (n_tokens <= 0 || (mem != NULL && llama_memory_seq_pos_max(mem, 0) >= 0)) {
-        llorch_capture_set_error(cap, "llorch_capture_prepare needs an empty context and a positive number of tokens (got %d): "
-                  "prepare every batch size before the first llama_decode", n_tokens);
+        llorch_capture_set_error(
+            cap,
+            "llorch_capture_prepare needs an empty context and a positive number of tokens (got %d): "
+            "prepare every batch size before the first llama_decode",
+            n_tokens);
         return -1;
     }
     struct llama_batch b = llama_batch_init(n_tokens, 0, 1);
@@ -95,15 +105,16 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
     struct log_target log;
     llama_log_get(&log.callback, &log.data);
     llama_log_set(quiet_abort_log, &log);
-    int rc = llama_decode(ctx, b);     /* aborted once recorded: 2; 0 when no CPU node came after the output */
+    int rc = llama_decode(ctx, b); /* aborted once recorded: 2; 0 when no CPU node came after the output */
     llama_log_set(log.callback, log.data);
     cap->learning = false;
     llama_batch_free(b);
-    if (mem != NULL) {      /* models without memory (diffusion, encoders) have nothing to clear */
+    if (mem != NULL) { /* models without memory (diffusion, encoders) have nothing to clear */
         llama_memory_clear(mem, true);
     }
     if (rc != 0 && rc != 2) {
-        llorch_capture_set_error(cap, "llama_decode of %d tokens failed while preparing the capture (status %d)", n_tokens, rc);
+        llorch_capture_set_error(cap, "llama_decode of %d tokens failed while preparing the capture (status %d)",
+                                 n_tokens, rc);
         return -1;
     }
     if (cap->rec.n_nodes == 0 || llorch_capture_learn_plan(cap, n_tokens) != 0) {
@@ -150,4 +161,3 @@ void llorch_capture_print_plans(const llorch_capture *cap, FILE *out) {
         }
     }
 }
-

@@ -21,7 +21,7 @@ struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t) {
 
 enum llorch_ckpt_dtype llorch_convert_dtype(enum ggml_type type, bool native) {
     if (type == GGML_TYPE_I32) {
-        return LLORCH_CKPT_DTYPE_I32;     /* indices (top-k, argsort) stay integers */
+        return LLORCH_CKPT_DTYPE_I32; /* indices (top-k, argsort) stay integers */
     }
     return (native && type == GGML_TYPE_F16) ? LLORCH_CKPT_DTYPE_F16 : LLORCH_CKPT_DTYPE_F32;
 }
@@ -35,8 +35,7 @@ bool llorch_convert_supported(const struct ggml_tensor *t, const struct llorch_g
         return true;
     }
     const struct ggml_type_traits *tr = ggml_get_type_traits(t->type);
-    return tr->to_float != NULL && g->src_axis[0] == 0 && g->ne[0] == t->ne[0] &&
-           t->nb[0] == ggml_type_size(t->type);
+    return tr->to_float != NULL && g->src_axis[0] == 0 && g->ne[0] == t->ne[0] && t->nb[0] == ggml_type_size(t->type);
 }
 
 size_t llorch_convert_size(const struct llorch_gather *g, enum llorch_ckpt_dtype dtype) {
@@ -86,7 +85,7 @@ static void gather_row_f32(const struct ggml_tensor *t, const char *row, size_t 
     } else if (contiguous && t->type == GGML_TYPE_F16) {
         half_row_to_float((const uint16_t *) (const void *) row, n, out);
     } else if (!is_element_type(t->type)) {
-        ggml_get_type_traits(t->type)->to_float(row, out, n);   /* whole quantized row */
+        ggml_get_type_traits(t->type)->to_float(row, out, n); /* whole quantized row */
     } else {
         for (int64_t i = 0; i < n; i++) {
             out[i] = element(t->type, row + (size_t) i * stride0);
@@ -123,7 +122,7 @@ static int transposed_axis(const struct ggml_tensor *t, const struct llorch_gath
 static void read_tile(const char *src, size_t stride_a, size_t stride0, size_t elem, int64_t na, int64_t n0,
                       unsigned char *tile) {
     for (int64_t i0 = 0; i0 < n0; i0++) {
-        const char *s = src + i0 * (int64_t) stride0;
+        const char    *s = src + i0 * (int64_t) stride0;
         unsigned char *d = tile + (size_t) i0 * elem;
         if (elem == 2) {
             for (int64_t ia = 0; ia < na; ia++) {
@@ -142,15 +141,15 @@ static void read_tile(const char *src, size_t stride_a, size_t stride0, size_t e
  * cache line per element; each tile row then converts as a contiguous row. */
 static void gather_tiled(const struct ggml_tensor *t, const char *base, const struct llorch_gather *g,
                          const size_t stride[4], int a, enum llorch_ckpt_dtype dtype, char *out) {
-    size_t elem = ggml_type_size(t->type), osize = llorch_dtype_size(dtype);
-    size_t ostride[4] = {osize, osize * (size_t) g->ne[0], osize * (size_t) (g->ne[0] * g->ne[1]),
-                         osize * (size_t) (g->ne[0] * g->ne[1] * g->ne[2])};
-    int o = a == 1 ? 2 : 1;      /* the third axis, walked in the outer loop */
+    size_t        elem = ggml_type_size(t->type), osize = llorch_dtype_size(dtype);
+    size_t        ostride[4] = {osize, osize * (size_t) g->ne[0], osize * (size_t) (g->ne[0] * g->ne[1]),
+                                osize * (size_t) (g->ne[0] * g->ne[1] * g->ne[2])};
+    int           o = a == 1 ? 2 : 1; /* the third axis, walked in the outer loop */
     unsigned char tile[TILE * TILE * 4];
     for (int64_t i3 = 0; i3 < g->ne[3]; i3++) {
         for (int64_t io = 0; io < g->ne[o]; io++) {
             const char *src = base + i3 * stride[3] + io * stride[o];
-            char *dst = out + i3 * ostride[3] + io * ostride[o];
+            char       *dst = out + i3 * ostride[3] + io * ostride[o];
             for (int64_t ja = 0; ja < g->ne[a]; ja += TILE) {
                 int64_t na = g->ne[a] - ja < TILE ? g->ne[a] - ja : TILE;
                 for (int64_t j0 = 0; j0 < g->ne[0]; j0 += TILE) {
@@ -158,11 +157,11 @@ static void gather_tiled(const struct ggml_tensor *t, const char *base, const st
                     read_tile(src + ja * stride[a] + j0 * stride[0], stride[a], stride[0], elem, na, n0, tile);
                     for (int64_t ia = 0; ia < na; ia++) {
                         const unsigned char *row = tile + (size_t) ia * TILE * elem;
-                        char *d = dst + (ja + ia) * ostride[a] + j0 * (int64_t) osize;
+                        char                *d = dst + (ja + ia) * ostride[a] + j0 * (int64_t) osize;
                         if (dtype == LLORCH_CKPT_DTYPE_F32 && t->type != GGML_TYPE_F32) {
                             gather_row_f32(t, (const char *) row, elem, n0, (float *) (void *) d);
                         } else {
-                            memcpy(d, row, (size_t) n0 * osize);     /* same type in and out */
+                            memcpy(d, row, (size_t) n0 * osize); /* same type in and out */
                         }
                     }
                 }
@@ -174,7 +173,7 @@ static void gather_tiled(const struct ggml_tensor *t, const char *base, const st
 void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const struct llorch_gather *g,
                            enum llorch_ckpt_dtype dtype, void *dst) {
     const char *base = host;
-    size_t stride[4];
+    size_t      stride[4];
     for (int i = 0; i < 4; i++) {
         stride[i] = t->nb[g->src_axis[i]];
     }
@@ -184,7 +183,7 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
         return;
     }
     size_t row_bytes = (size_t) g->ne[0] * llorch_dtype_size(dtype);
-    char *out = dst;
+    char  *out = dst;
     for (int64_t i3 = 0; i3 < g->ne[3]; i3++) {
         for (int64_t i2 = 0; i2 < g->ne[2]; i2++) {
             for (int64_t i1 = 0; i1 < g->ne[1]; i1++) {
@@ -234,15 +233,15 @@ static int key_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, i
     return 0;
 }
 
-int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start,
-                          int32_t n_tokens, bool raw, struct llorch_layout *l, char *err, size_t err_size) {
+int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start, int32_t n_tokens,
+                          bool raw, struct llorch_layout *l, char *err, size_t err_size) {
     memset(l, 0, sizeof *l);
     bool keyed = kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX;
     /* raw only changes the tensors that are otherwise trimmed or
      * un-transposed; activations are written as llama.cpp holds them anyway */
     if ((raw && keyed) || kind == LLORCH_CKPT_GRAPH) {
         l->g = llorch_gather_identity(t);
-        l->n_dims = 4;      /* ggml_n_dims would drop an empty axis: 0 is not 1 */
+        l->n_dims = 4; /* ggml_n_dims would drop an empty axis: 0 is not 1 */
         while (l->n_dims > 1 && t->ne[l->n_dims - 1] == 1) {
             l->n_dims--;
         }
@@ -254,12 +253,12 @@ int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kin
         return key_layout(t, kind, pos_start + n_tokens, l, err, err_size);
     }
     const char *axes = llorch_ckpt_kind_info(kind)->axes;
-    bool heads = strchr(axes, ',') != strrchr(axes, ',');    /* token,head,channel */
+    bool        heads = strchr(axes, ',') != strrchr(axes, ','); /* token,head,channel */
     l->g = llorch_gather_identity(t);
     l->n_dims = heads ? 3 : 2;
     if (t->ne[l->n_dims - 1] != n_tokens || (!heads && t->ne[2] * t->ne[3] != 1) || (heads && t->ne[3] != 1)) {
-        snprintf(err, err_size, "%s has %lld rows for a step of %d tokens", t->name,
-                 (long long) t->ne[l->n_dims - 1], n_tokens);
+        snprintf(err, err_size, "%s has %lld rows for a step of %d tokens", t->name, (long long) t->ne[l->n_dims - 1],
+                 n_tokens);
         return -1;
     }
     return 0;

@@ -21,8 +21,8 @@ struct llorch_gather {
 struct llorch_layout {
     struct llorch_gather g;
     int                  n_dims;
-    int32_t              n_key;       /* valid key cells (cache, scores), else 0 */
-    const char          *axes;        /* NULL: the kind's default axes */
+    int32_t              n_key; /* valid key cells (cache, scores), else 0 */
+    const char          *axes;  /* NULL: the kind's default axes */
     bool                 raw;
 };
 
@@ -31,8 +31,8 @@ struct llorch_layout {
  * scores trimmed to the valid key cells, V un-transposed; everything as
  * llama.cpp holds it with raw. -1 with a reason in err when t does not have
  * the shape the kind needs. */
-int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start,
-                          int32_t n_tokens, bool raw, struct llorch_layout *out, char *err, size_t err_size);
+int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start, int32_t n_tokens,
+                          bool raw, struct llorch_layout *out, char *err, size_t err_size);
 
 /* The identity gather over the whole tensor. */
 struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t);

@@ -46,9 +46,9 @@ static size_t slot_of(const struct llorch_graph *g, const struct ggml_tensor *t)
 }
 
 static int map_grow(struct llorch_graph *g) {
-    size_t cap = g->map_cap != 0 ? g->map_cap * 2 : 1024;
+    size_t                    cap = g->map_cap != 0 ? g->map_cap * 2 : 1024;
     struct llorch_graph_slot *old = g->map;
-    size_t old_cap = g->map_cap;
+    size_t                    old_cap = g->map_cap;
     g->map = calloc(cap, sizeof *g->map);
     if (g->map == NULL) {
         g->map = old;
@@ -120,7 +120,7 @@ static enum llorch_leaf_kind leaf_kind(const struct ggml_tensor *t) {
 
 static llorch_gref add_leaf(struct llorch_graph *g, const struct ggml_tensor *t) {
     if (g->n_leaves == g->cap_leaves) {
-        int cap = g->cap_leaves != 0 ? g->cap_leaves * 2 : 256;
+        int                  cap = g->cap_leaves != 0 ? g->cap_leaves * 2 : 256;
         struct llorch_gleaf *grown = realloc(g->leaves, (size_t) cap * sizeof *grown);
         if (grown == NULL) {
             return LLORCH_GREF_NONE;
@@ -180,7 +180,7 @@ int llorch_graph_add(struct llorch_graph *g, const struct ggml_tensor *t) {
         return -1;
     }
     if (g->n_nodes == g->cap_nodes) {
-        int cap = g->cap_nodes != 0 ? g->cap_nodes * 2 : 1024;
+        int                  cap = g->cap_nodes != 0 ? g->cap_nodes * 2 : 1024;
         struct llorch_gnode *grown = realloc(g->nodes, (size_t) cap * sizeof *grown);
         if (grown == NULL) {
             g->oom = true;
@@ -336,7 +336,7 @@ static void print_ref(const struct llorch_graph *g, llorch_gref r, FILE *out) {
         fprintf(out, "%d", r);
     } else if (LLORCH_GREF_IS_LEAF(r)) {
         const struct llorch_gleaf *l = llorch_graph_leaf(g, r);
-        static const char *kinds[] = {"weight", "state", "input"};
+        static const char         *kinds[] = {"weight", "state", "input"};
         fprintf(out, "%s:%s", kinds[l->kind], l->name);
     } else {
         fputc('-', out);

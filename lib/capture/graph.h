@@ -12,9 +12,9 @@
 
 #include <ggml.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* An input of a node: a node index (>= 0), a leaf, or none. */
 typedef int32_t llorch_gref;
@@ -25,20 +25,20 @@ typedef int32_t llorch_gref;
 #define LLORCH_GREF_LEAF_INDEX(r) (-1 - (r))
 
 enum llorch_leaf_kind {
-    LLORCH_LEAF_WEIGHT,   /* a model parameter (its buffer is marked WEIGHTS)      */
-    LLORCH_LEAF_STATE,    /* KV cache or recurrent state: persists across steps    */
-    LLORCH_LEAF_INPUT,    /* tokens, positions, masks, scheduler copies: per step  */
+    LLORCH_LEAF_WEIGHT, /* a model parameter (its buffer is marked WEIGHTS)      */
+    LLORCH_LEAF_STATE,  /* KV cache or recurrent state: persists across steps    */
+    LLORCH_LEAF_INPUT,  /* tokens, positions, masks, scheduler copies: per step  */
 };
 
 struct llorch_gleaf {
     const struct ggml_tensor *t;
     enum llorch_leaf_kind     kind;
-    int                       layer;     /* "blk.N." weights and "..._lN" states; else -1 */
+    int                       layer; /* "blk.N." weights and "..._lN" states; else -1 */
     char                      name[GGML_MAX_NAME];
 };
 
 struct llorch_gnode {
-    const struct ggml_tensor *t;          /* valid only during the step it was recorded in */
+    const struct ggml_tensor *t; /* valid only during the step it was recorded in */
     const struct ggml_tensor *src_t[GGML_MAX_SRC];
     enum ggml_op              op;
     enum ggml_type            type;
@@ -46,12 +46,12 @@ struct llorch_gnode {
     llorch_gref               src[GGML_MAX_SRC];
     int                       n_src;
     llorch_gref               view_src;
-    bool                      output;     /* llama.cpp marked it a graph output (logits, embeddings) */
-    int                       first_consumer, n_consumers;   /* into llorch_graph.consumers */
+    bool                      output;                      /* llama.cpp marked it a graph output (logits, embeddings) */
+    int                       first_consumer, n_consumers; /* into llorch_graph.consumers */
     char                      name[GGML_MAX_NAME];
 };
 
-struct llorch_graph_slot {            /* tensor pointer -> reference */
+struct llorch_graph_slot { /* tensor pointer -> reference */
     const struct ggml_tensor *t;
     llorch_gref               ref;
 };
@@ -63,22 +63,22 @@ struct llorch_graph {
     int                       n_leaves, cap_leaves;
     struct llorch_graph_slot *map;
     size_t                    map_cap, map_used;
-    int                      *consumers;   /* after llorch_graph_finish */
+    int                      *consumers; /* after llorch_graph_finish */
     bool                      finished;
     bool                      oom;
 };
 
 void llorch_graph_init(struct llorch_graph *g);
-void llorch_graph_reset(struct llorch_graph *g);   /* empty, keeping its memory */
+void llorch_graph_reset(struct llorch_graph *g); /* empty, keeping its memory */
 void llorch_graph_free(struct llorch_graph *g);
 
 /* Records t as the next node. Returns its index, or -1 when out of memory. */
-int  llorch_graph_add(struct llorch_graph *g, const struct ggml_tensor *t);
+int llorch_graph_add(struct llorch_graph *g, const struct ggml_tensor *t);
 /* Adds the consumer lists. -1 when out of memory. */
-int  llorch_graph_finish(struct llorch_graph *g);
+int llorch_graph_finish(struct llorch_graph *g);
 
 /* A deep copy that no longer refers to the step's tensors for lookups. */
-int  llorch_graph_copy(struct llorch_graph *dst, const struct llorch_graph *src);
+int llorch_graph_copy(struct llorch_graph *dst, const struct llorch_graph *src);
 
 /* --- queries -------------------------------------------------------------- */
 
@@ -97,7 +97,7 @@ bool llorch_graph_is_view_op(enum ggml_op op);
 const struct llorch_gleaf *llorch_graph_matmul_weight(const struct llorch_graph *g, int node);
 
 /* The number of node inputs (srcs that are nodes). */
-int  llorch_graph_node_inputs(const struct llorch_graph *g, int node, int *inputs, int max);
+int llorch_graph_node_inputs(const struct llorch_graph *g, int node, int *inputs, int max);
 
 /* Marks in `mark` (n_nodes bytes) every node that `node` is computed from,
  * including itself. */

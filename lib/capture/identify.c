@@ -22,11 +22,18 @@
 static bool has_token_rows(const struct ictx *c, enum llorch_ckpt_kind kind, const struct llorch_gnode *n) {
     int64_t T = c->in->n_tokens;
     switch (kind) {
-        case LLORCH_CKPT_QCUR: case LLORCH_CKPT_KCUR: case LLORCH_CKPT_VCUR: case LLORCH_CKPT_QCUR_PRE_ROPE:
-        case LLORCH_CKPT_KCUR_PRE_ROPE: case LLORCH_CKPT_Q_NORM: case LLORCH_CKPT_K_NORM:
+        case LLORCH_CKPT_QCUR:
+        case LLORCH_CKPT_KCUR:
+        case LLORCH_CKPT_VCUR:
+        case LLORCH_CKPT_QCUR_PRE_ROPE:
+        case LLORCH_CKPT_KCUR_PRE_ROPE:
+        case LLORCH_CKPT_Q_NORM:
+        case LLORCH_CKPT_K_NORM:
         case LLORCH_CKPT_QCUR_UNSCALED:
             return n->ne[2] == T && n->ne[3] == 1;
-        case LLORCH_CKPT_CACHE_K: case LLORCH_CKPT_CACHE_V: case LLORCH_CKPT_GRAPH:
+        case LLORCH_CKPT_CACHE_K:
+        case LLORCH_CKPT_CACHE_V:
+        case LLORCH_CKPT_GRAPH:
             return true;
         case LLORCH_CKPT_KQ_SOFT_MAX:
             return n->ne[1] == T && n->ne[3] == 1;
@@ -36,22 +43,23 @@ static bool has_token_rows(const struct ictx *c, enum llorch_ckpt_kind kind, con
 }
 
 void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready) {
-    struct llorch_identity *id = c->out;
+    struct llorch_identity    *id = c->out;
     const struct llorch_gnode *n = &c->g->nodes[node];
     if (!has_token_rows(c, kind, n)) {
-        llorch_id_add_absence(c, kind, layer, "%s of layer %d (%s, %s) is %lld x %lld x %lld x %lld: not one row per "
-                              "token of the step", llorch_ckpt_kind_info(kind)->name, layer, n->name,
-                              ggml_op_name(n->op), (long long) n->ne[0], (long long) n->ne[1], (long long) n->ne[2],
-                              (long long) n->ne[3]);
+        llorch_id_add_absence(c, kind, layer,
+                              "%s of layer %d (%s, %s) is %lld x %lld x %lld x %lld: not one row per "
+                              "token of the step",
+                              llorch_ckpt_kind_info(kind)->name, layer, n->name, ggml_op_name(n->op),
+                              (long long) n->ne[0], (long long) n->ne[1], (long long) n->ne[2], (long long) n->ne[3]);
         return;
     }
     for (int i = 0; i < id->n_roles; i++) {
         if (id->roles[i].kind == kind && id->roles[i].layer == layer) {
-            return;     /* the first finding stands */
+            return; /* the first finding stands */
         }
     }
     if (id->n_roles == c->cap_roles) {
-        int cap = c->cap_roles != 0 ? c->cap_roles * 2 : 64;
+        int                 cap = c->cap_roles != 0 ? c->cap_roles * 2 : 64;
         struct llorch_role *grown = realloc(id->roles, (size_t) cap * sizeof *grown);
         if (grown == NULL) {
             c->oom = true;
@@ -60,8 +68,8 @@ void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, i
         id->roles = grown;
         c->cap_roles = cap;
     }
-    id->roles[id->n_roles++] = (struct llorch_role) {.kind = kind, .layer = layer, .node = node,
-                                                     .ready = ready > node ? ready : node};
+    id->roles[id->n_roles++] =
+        (struct llorch_role){.kind = kind, .layer = layer, .node = node, .ready = ready > node ? ready : node};
 }
 
 void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...) {
@@ -71,11 +79,11 @@ void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer
     }
     for (int i = 0; i < id->n_roles; i++) {
         if (id->roles[i].kind == kind && id->roles[i].layer == layer) {
-            return;     /* found after all */
+            return; /* found after all */
         }
     }
     if (id->n_absent == c->cap_absent) {
-        int cap = c->cap_absent != 0 ? c->cap_absent * 2 : 32;
+        int                    cap = c->cap_absent != 0 ? c->cap_absent * 2 : 32;
         struct llorch_absence *grown = realloc(id->absent, (size_t) cap * sizeof *grown);
         if (grown == NULL) {
             c->oom = true;
@@ -135,8 +143,8 @@ static bool keeps_values(const struct llorch_graph *g, int node) {
         return false;
     }
     const struct llorch_gnode *in = &g->nodes[n->src[0]];
-    bool layout = llorch_graph_is_view_op(n->op) || n->op == GGML_OP_CONT ||
-                  (n->op == GGML_OP_CPY && n->type == in->type);
+    bool                       layout =
+        llorch_graph_is_view_op(n->op) || n->op == GGML_OP_CONT || (n->op == GGML_OP_CPY && n->type == in->type);
     return layout && llorch_gnode_elements(n) == llorch_gnode_elements(in);
 }
 
@@ -178,13 +186,16 @@ int llorch_id_ancestor_layer(struct ictx *c, int node) {
  * recurrent state, masks, positions). A branch may read them freely. The
  * embedding (a weight indexed by the tokens) is neither. */
 static void mark_constants(struct ictx *c) {
-    enum { W = 1, S = 2 };
+    enum {
+        W = 1,
+        S = 2
+    };
     const struct llorch_graph *g = c->g;
-    uint8_t *from = c->anc;     /* scratch: which leaf kinds flow in */
+    uint8_t                   *from = c->anc; /* scratch: which leaf kinds flow in */
     for (int i = 0; i < g->n_nodes; i++) {
         uint8_t m = 0;
         for (int s = 0; s < g->nodes[i].n_src; s++) {
-            llorch_gref r = g->nodes[i].src[s];
+            llorch_gref                r = g->nodes[i].src[s];
             const struct llorch_gleaf *l = llorch_graph_leaf(g, r);
             m |= l != NULL ? (l->kind == LLORCH_LEAF_WEIGHT ? W : S) : (LLORCH_GREF_IS_NODE(r) ? from[r] : 0);
         }
@@ -213,8 +224,8 @@ static int setup(struct ictx *c, const struct llorch_identify_input *in, struct 
         return -1;
     }
     for (int il = 0; il < in->n_layer; il++) {
-        c->layers[il] = (struct layer_facts) {.core = -1, .mixer = -1, .attn_end = -1, .ffn_end = -1, .ffn_base = -1,
-                                               .mixer_base = -1};
+        c->layers[il] = (struct layer_facts){
+            .core = -1, .mixer = -1, .attn_end = -1, .ffn_end = -1, .ffn_base = -1, .mixer_base = -1};
     }
     return 0;
 }

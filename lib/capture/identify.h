@@ -31,17 +31,17 @@
 #include "llorch_checkpoint.h"
 
 struct llorch_identify_input {
-    const struct llorch_graph *graph;   /* finished (consumers known) */
+    const struct llorch_graph *graph; /* finished (consumers known) */
     int                        n_tokens;
     int                        n_layer, n_embd, n_vocab;
-    const char                *arch;    /* for messages */
+    const char                *arch; /* for messages */
 };
 
 struct llorch_role {
     enum llorch_ckpt_kind kind;
-    int                   layer;    /* -1 for model-level tensors */
-    int                   node;     /* the tensor whose data is the checkpoint */
-    int                   ready;    /* the node from whose completion on the data is final */
+    int                   layer; /* -1 for model-level tensors */
+    int                   node;  /* the tensor whose data is the checkpoint */
+    int                   ready; /* the node from whose completion on the data is final */
 };
 
 struct llorch_absence {
@@ -51,7 +51,7 @@ struct llorch_absence {
 };
 
 struct llorch_identity {
-    struct llorch_role    *roles;       /* sorted by node */
+    struct llorch_role    *roles; /* sorted by node */
     int                    n_roles;
     struct llorch_absence *absent;
     int                    n_absent;

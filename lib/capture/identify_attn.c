@@ -13,14 +13,14 @@
 #include <string.h>
 
 static bool is_score_op(enum ggml_op op) {
-    return op == GGML_OP_SCALE || op == GGML_OP_UNARY || op == GGML_OP_CPY || op == GGML_OP_CONT ||
-           op == GGML_OP_ADD || op == GGML_OP_MUL || llorch_graph_is_view_op(op);
+    return op == GGML_OP_SCALE || op == GGML_OP_UNARY || op == GGML_OP_CPY || op == GGML_OP_CONT || op == GGML_OP_ADD ||
+           op == GGML_OP_MUL || llorch_graph_is_view_op(op);
 }
 
 /* The activation x activation MUL_MAT that a softmax normalizes, or -1. */
 static int kq_of(const struct ictx *c, int softmax) {
     const struct llorch_graph *g = c->g;
-    llorch_gref x = g->nodes[softmax].src[0];
+    llorch_gref                x = g->nodes[softmax].src[0];
     while (LLORCH_GREF_IS_NODE(x) && is_score_op(g->nodes[x].op)) {
         x = g->nodes[x].src[0];
     }
@@ -34,12 +34,12 @@ static int kq_of(const struct ictx *c, int softmax) {
  * something that is not a weight, or -1. */
 static int kqv_of(const struct ictx *c, int softmax) {
     const struct llorch_graph *g = c->g;
-    int y = softmax;
+    int                        y = softmax;
     for (int hops = 0; hops < 8; hops++) {
         const struct llorch_gnode *n = &g->nodes[y];
-        int next = -1;
+        int                        next = -1;
         for (int k = 0; k < n->n_consumers; k++) {
-            int cons = g->consumers[n->first_consumer + k];
+            int                        cons = g->consumers[n->first_consumer + k];
             const struct llorch_gnode *cn = &g->nodes[cons];
             if (cn->op == GGML_OP_MUL_MAT && cn->src[1] == y && llorch_graph_matmul_weight(g, cons) == NULL) {
                 return cons;
@@ -62,15 +62,15 @@ static int kqv_of(const struct ictx *c, int softmax) {
  * as read from the cache of the first part: the per-token keys. */
 static int cache_leaf_of(const struct ictx *c, int node) {
     const struct llorch_graph *g = c->g;
-    llorch_gref x = node;
+    llorch_gref                x = node;
     while (LLORCH_GREF_IS_NODE(x)) {
         const struct llorch_gnode *n = &g->nodes[x];
         const struct llorch_gleaf *vs = llorch_graph_leaf(g, n->view_src);
         if (vs != NULL && vs->kind == LLORCH_LEAF_STATE) {
             return LLORCH_GREF_LEAF_INDEX(n->view_src);
         }
-        bool layout = llorch_graph_is_view_op(n->op) || n->op == GGML_OP_CONT || n->op == GGML_OP_CPY ||
-                      n->op == GGML_OP_CONCAT;
+        bool layout =
+            llorch_graph_is_view_op(n->op) || n->op == GGML_OP_CONT || n->op == GGML_OP_CPY || n->op == GGML_OP_CONCAT;
         if (!layout) {
             return -1;
         }
@@ -84,7 +84,7 @@ static int cache_leaf_of(const struct ictx *c, int node) {
  * the copy that casts it for flash attention). */
 static int cache_view_of(const struct ictx *c, int node, int leaf) {
     const struct llorch_graph *g = c->g;
-    int view = -1;
+    int                        view = -1;
     for (llorch_gref x = node; LLORCH_GREF_IS_NODE(x); x = g->nodes[x].src[0]) {
         const struct llorch_gnode *n = &g->nodes[x];
         if (n->op == GGML_OP_VIEW && n->view_src == LLORCH_GREF_LEAF(leaf)) {
@@ -121,16 +121,25 @@ void llorch_id_find_cores(struct ictx *c) {
         const struct llorch_gnode *n = &g->nodes[i];
         if (n->op == GGML_OP_FLASH_ATTN_EXT && n->n_src >= 3 && LLORCH_GREF_IS_NODE(n->src[0]) &&
             LLORCH_GREF_IS_NODE(n->src[1]) && LLORCH_GREF_IS_NODE(n->src[2])) {
-            add_core(c, (struct attn_core) {.kq = -1, .softmax = -1, .kqv = -1, .fa = i, .q_in = n->src[0],
-                                            .k_in = n->src[1], .v_in = n->src[2]});
+            add_core(c, (struct attn_core){.kq = -1,
+                                           .softmax = -1,
+                                           .kqv = -1,
+                                           .fa = i,
+                                           .q_in = n->src[0],
+                                           .k_in = n->src[1],
+                                           .v_in = n->src[2]});
         } else if (n->op == GGML_OP_SOFT_MAX) {
             int kq = kq_of(c, i);
             int kqv = kq >= 0 ? kqv_of(c, i) : -1;
             if (kqv >= 0 && LLORCH_GREF_IS_NODE(g->nodes[kq].src[0]) && LLORCH_GREF_IS_NODE(g->nodes[kq].src[1]) &&
                 LLORCH_GREF_IS_NODE(g->nodes[kqv].src[0])) {
-                add_core(c, (struct attn_core) {.kq = kq, .softmax = i, .kqv = kqv, .fa = -1,
-                                                .q_in = g->nodes[kq].src[1], .k_in = g->nodes[kq].src[0],
-                                                .v_in = g->nodes[kqv].src[0]});
+                add_core(c, (struct attn_core){.kq = kq,
+                                               .softmax = i,
+                                               .kqv = kqv,
+                                               .fa = -1,
+                                               .q_in = g->nodes[kq].src[1],
+                                               .k_in = g->nodes[kq].src[0],
+                                               .v_in = g->nodes[kqv].src[0]});
             }
         }
     }
@@ -204,13 +213,13 @@ static int head_norm_of(struct ictx *c, int x, int after) {
     llorch_graph_ancestors(g, x, c->anc);
     for (int i = x; i > after; i--) {
         enum ggml_op op = g->nodes[i].op;
-        bool norm = op == GGML_OP_RMS_NORM || op == GGML_OP_NORM || op == GGML_OP_L2_NORM;
+        bool         norm = op == GGML_OP_RMS_NORM || op == GGML_OP_NORM || op == GGML_OP_L2_NORM;
         if (!c->anc[i] || !norm || g->nodes[i].ne[2] != c->in->n_tokens || g->nodes[i].ne[1] < 1) {
             continue;
         }
         const struct llorch_gnode *n = &g->nodes[i];
         for (int k = 0; k < n->n_consumers; k++) {
-            int m = g->consumers[n->first_consumer + k];
+            int                        m = g->consumers[n->first_consumer + k];
             const struct llorch_gleaf *w = llorch_graph_leaf(g, g->nodes[m].src[1]);
             if (g->nodes[m].op == GGML_OP_MUL && g->nodes[m].src[0] == i && w != NULL && c->anc[m]) {
                 return m;
@@ -233,15 +242,15 @@ static int64_t head_dim_of(const struct ictx *c, const struct attn_core *core, i
 }
 
 static void attention_kv(struct ictx *c, const struct attn_core *core, int ready_k, int ready_v, int *kcur, int *vcur) {
-    int il = core->layer;
+    int                 il = core->layer;
     struct layer_facts *lf = &c->layers[il];
     *kcur = *vcur = -1;
     if (core->k_cache < 0) {
         lf->no_cache = true;
         *kcur = llorch_id_head_source(c, core->k_in, head_dim_of(c, core, 1));
         *vcur = llorch_id_head_source(c, core->v_in, head_dim_of(c, core, 2));
-        llorch_id_add_role(c, LLORCH_CKPT_KCUR, il, *kcur, *kcur);   /* final once computed; */
-        llorch_id_add_role(c, LLORCH_CKPT_VCUR, il, *vcur, *vcur);   /* its memory is reused later */
+        llorch_id_add_role(c, LLORCH_CKPT_KCUR, il, *kcur, *kcur); /* final once computed; */
+        llorch_id_add_role(c, LLORCH_CKPT_VCUR, il, *vcur, *vcur); /* its memory is reused later */
         const char *why = "layer %d of %s attends without a KV cache: K and V are the current tokens' Kcur/Vcur";
         llorch_id_add_absence(c, LLORCH_CKPT_CACHE_K, il, why, il, arch(c));
         llorch_id_add_absence(c, LLORCH_CKPT_CACHE_V, il, why, il, arch(c));
@@ -256,8 +265,10 @@ static void attention_kv(struct ictx *c, const struct attn_core *core, int ready
     if (kview >= 0) {
         llorch_id_add_role(c, LLORCH_CKPT_CACHE_K, il, kview, ready_k);
     } else {
-        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_K, il, "layer %d of %s reads its keys as a concatenation of several "
-                              "cache views (compressed attention), not one cache window", il, arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_K, il,
+                              "layer %d of %s reads its keys as a concatenation of several "
+                              "cache views (compressed attention), not one cache window",
+                              il, arch(c));
     }
     if (core->v_cache == core->k_cache) {
         lf->mla = true;
@@ -279,32 +290,36 @@ static void attention_kv(struct ictx *c, const struct attn_core *core, int ready
 }
 
 static void attention_rope(struct ictx *c, int il, int x, int after, enum llorch_ckpt_kind kind) {
-    bool partial = false;
-    int rope = x >= 0 ? rope_of(c, x, after, &partial) : -1;
+    bool                partial = false;
+    int                 rope = x >= 0 ? rope_of(c, x, after, &partial) : -1;
     struct layer_facts *lf = &c->layers[il];
     if (rope >= 0 && LLORCH_GREF_IS_NODE(c->g->nodes[rope].src[0])) {
         llorch_id_add_role(c, kind, il, c->g->nodes[rope].src[0], c->g->nodes[rope].src[0]);
     } else if (partial) {
         lf->partial_rope = true;
-        llorch_id_add_absence(c, kind, il, "layer %d of %s applies RoPE to part of the channels only (MLA): there is "
-                              "no single pre-RoPE tensor", il, arch(c));
+        llorch_id_add_absence(c, kind, il,
+                              "layer %d of %s applies RoPE to part of the channels only (MLA): there is "
+                              "no single pre-RoPE tensor",
+                              il, arch(c));
     } else {
         lf->no_rope = true;
-        llorch_id_add_absence(c, kind, il, "layer %d of %s applies no RoPE: Qcur/Kcur are the values entering "
-                              "attention", il, arch(c));
+        llorch_id_add_absence(c, kind, il,
+                              "layer %d of %s applies no RoPE: Qcur/Kcur are the values entering "
+                              "attention",
+                              il, arch(c));
     }
 }
 
 void llorch_id_attention(struct ictx *c, int index) {
     const struct attn_core *core = &c->cores[index];
-    int il = core->layer;
+    int                     il = core->layer;
     if (il < 0 || il >= c->in->n_layer || c->layers[il].core != index) {
-        return;     /* a second core in one layer (an indexer, a compressor) names nothing */
+        return; /* a second core in one layer (an indexer, a compressor) names nothing */
     }
     const struct llorch_graph *g = c->g;
-    int reader_k = core->fa >= 0 ? core->fa : core->kq;
-    int reader_v = core->fa >= 0 ? core->fa : core->kqv;
-    int q = llorch_id_head_source(c, core->q_in, head_dim_of(c, core, 0));
+    int                        reader_k = core->fa >= 0 ? core->fa : core->kq;
+    int                        reader_v = core->fa >= 0 ? core->fa : core->kqv;
+    int                        q = llorch_id_head_source(c, core->q_in, head_dim_of(c, core, 0));
     llorch_id_add_role(c, LLORCH_CKPT_QCUR, il, q, q);
     int kcur, vcur;
     attention_kv(c, core, reader_k, reader_v, &kcur, &vcur);
@@ -318,8 +333,10 @@ void llorch_id_attention(struct ictx *c, int index) {
     if (input >= 0) {
         llorch_id_add_role(c, LLORCH_CKPT_ATTN_NORM, il, input, input);
     } else {
-        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_NORM, il, "in layer %d of %s the query and key projections share "
-                              "no input (the keys are not computed in this layer)", il, arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_NORM, il,
+                              "in layer %d of %s the query and key projections share "
+                              "no input (the keys are not computed in this layer)",
+                              il, arch(c));
     }
     attention_rope(c, il, q, input, LLORCH_CKPT_QCUR_PRE_ROPE);
     attention_rope(c, il, kcur >= 0 ? kcur : core->k_in, input, LLORCH_CKPT_KCUR_PRE_ROPE);

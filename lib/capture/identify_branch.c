@@ -75,7 +75,7 @@ static bool is_base(const struct ictx *c, int x, const int *bases, int n_bases) 
 
 static bool joins(struct ictx *c, int node, const int *bases, int n_bases) {
     const struct llorch_gnode *n = &c->g->nodes[node];
-    bool reads_branch = false;
+    bool                       reads_branch = false;
     for (int s = 0; s < n->n_src; s++) {
         reads_branch |= LLORCH_GREF_IS_NODE(n->src[s]) && c->region[n->src[s]];
     }
@@ -84,10 +84,10 @@ static bool joins(struct ictx *c, int node, const int *bases, int n_bases) {
     }
     bool adds = n->op == GGML_OP_ADD || n->op == GGML_OP_ADD_ID || n->op == GGML_OP_SUB || n->op == GGML_OP_CONCAT;
     for (int s = 0; s < n->n_src; s++) {
-        llorch_gref x = n->src[s];
+        llorch_gref                x = n->src[s];
         const struct llorch_gleaf *leaf = llorch_graph_leaf(c->g, x);
         if (leaf != NULL && adds && leaf->kind == LLORCH_LEAF_INPUT) {
-            return false;   /* adding a per-step input: the residual fed from another backend */
+            return false; /* adding a per-step input: the residual fed from another backend */
         }
         if (!LLORCH_GREF_IS_NODE(x) || c->region[x] || c->is_const[x]) {
             continue;
@@ -120,7 +120,7 @@ static int grow_ends(struct ictx *c, const int *starts, int n_starts, const int 
     *end = -1;
     for (int i = first; i < g->n_nodes; i++) {
         const struct llorch_gnode *n = &g->nodes[i];
-        bool leaves = n->n_consumers == 0;
+        bool                       leaves = n->n_consumers == 0;
         for (int k = 0; k < n->n_consumers && !leaves; k++) {
             leaves = !c->region[g->consumers[n->first_consumer + k]];
         }
@@ -160,28 +160,29 @@ static int peel(const struct ictx *c, int node, bool *numeric) {
     *numeric = false;
     for (;;) {
         const struct llorch_gnode *n = &g->nodes[node];
-        llorch_gref a = n->src[0];
+        llorch_gref                a = n->src[0];
         const struct llorch_gleaf *b = llorch_graph_leaf(g, n->src[1]);
         if (!LLORCH_GREF_IS_NODE(a)) {
             return node;
         }
         enum ggml_op op_a = g->nodes[a].op;
-        bool norm_a = op_a == GGML_OP_NORM || op_a == GGML_OP_RMS_NORM;
+        bool         norm_a = op_a == GGML_OP_NORM || op_a == GGML_OP_RMS_NORM;
         if (n->op == GGML_OP_GET_ROWS && b != NULL && b->kind == LLORCH_LEAF_INPUT) {
-            node = a;                                   /* the last layer keeps the output rows */
+            node = a; /* the last layer keeps the output rows */
         } else if (n->op == GGML_OP_REPEAT) {
-            node = llorch_id_strip_views(c, a);         /* hyper-connections broadcast the output */
+            node = llorch_id_strip_views(c, a); /* hyper-connections broadcast the output */
         } else if (n->op == GGML_OP_SCALE) {
-            node = a;                                   /* residual multiplier */
+            node = a; /* residual multiplier */
             *numeric = true;
         } else if (n->op == GGML_OP_MUL && norm_a && b != NULL && b->kind == LLORCH_LEAF_WEIGHT &&
                    LLORCH_GREF_IS_NODE(g->nodes[a].src[0])) {
-            node = g->nodes[a].src[0];                  /* post-norm with its weight */
+            node = g->nodes[a].src[0]; /* post-norm with its weight */
             *numeric = true;
         } else if (n->op == GGML_OP_ADD && op_a == GGML_OP_MUL && b != NULL && b->kind == LLORCH_LEAF_WEIGHT &&
                    LLORCH_GREF_IS_NODE(g->nodes[a].src[0]) &&
-                   (g->nodes[g->nodes[a].src[0]].op == GGML_OP_NORM || g->nodes[g->nodes[a].src[0]].op == GGML_OP_RMS_NORM)) {
-            node = g->nodes[a].src[0];                  /* post-norm with weight and bias */
+                   (g->nodes[g->nodes[a].src[0]].op == GGML_OP_NORM ||
+                    g->nodes[g->nodes[a].src[0]].op == GGML_OP_RMS_NORM)) {
+            node = g->nodes[a].src[0]; /* post-norm with weight and bias */
             *numeric = true;
         } else if (n->op == GGML_OP_NORM || n->op == GGML_OP_RMS_NORM) {
             node = a;
@@ -192,12 +193,16 @@ static int peel(const struct ictx *c, int node, bool *numeric) {
     }
 }
 
-enum family { FAMILY_DENSE = 1, FAMILY_EXPERTS = 2, FAMILY_SHARED = 4 };
+enum family {
+    FAMILY_DENSE = 1,
+    FAMILY_EXPERTS = 2,
+    FAMILY_SHARED = 4
+};
 
 /* "blk.N.ffn_..." weights belong to the FFN; which part of it. */
 static int ffn_family(const struct llorch_gleaf *w, int il) {
     char prefix[32];
-    int n = snprintf(prefix, sizeof prefix, "blk.%d.ffn_", il);
+    int  n = snprintf(prefix, sizeof prefix, "blk.%d.ffn_", il);
     if (w == NULL || w->layer != il || strncmp(w->name, prefix, (size_t) n) != 0) {
         return 0;
     }
@@ -215,17 +220,21 @@ static int ffn_family(const struct llorch_gleaf *w, int il) {
 
 static void absent_attention(struct ictx *c, int il) {
     static const enum llorch_ckpt_kind kinds[] = {
-        LLORCH_CKPT_ATTN_NORM, LLORCH_CKPT_QCUR, LLORCH_CKPT_KCUR, LLORCH_CKPT_VCUR, LLORCH_CKPT_QCUR_PRE_ROPE,
-        LLORCH_CKPT_KCUR_PRE_ROPE, LLORCH_CKPT_CACHE_K, LLORCH_CKPT_CACHE_V, LLORCH_CKPT_KQ_SOFT_MAX,
-        LLORCH_CKPT_ATTN_OUT_PROJ};
+        LLORCH_CKPT_ATTN_NORM,     LLORCH_CKPT_QCUR,          LLORCH_CKPT_KCUR,    LLORCH_CKPT_VCUR,
+        LLORCH_CKPT_QCUR_PRE_ROPE, LLORCH_CKPT_KCUR_PRE_ROPE, LLORCH_CKPT_CACHE_K, LLORCH_CKPT_CACHE_V,
+        LLORCH_CKPT_KQ_SOFT_MAX,   LLORCH_CKPT_ATTN_OUT_PROJ};
     const struct layer_facts *lf = &c->layers[il];
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (lf->mixer_op != NULL) {
-            llorch_id_add_absence(c, kinds[k], il, "layer %d of %s has no attention: its mixer is %s (a recurrent "
-                                  "or linear-attention layer)", il, arch(c), lf->mixer_op);
+            llorch_id_add_absence(c, kinds[k], il,
+                                  "layer %d of %s has no attention: its mixer is %s (a recurrent "
+                                  "or linear-attention layer)",
+                                  il, arch(c), lf->mixer_op);
         } else {
-            llorch_id_add_absence(c, kinds[k], il, "layer %d of %s has no attention (no softmax or flash "
-                                  "attention in this layer)", il, arch(c));
+            llorch_id_add_absence(c, kinds[k], il,
+                                  "layer %d of %s has no attention (no softmax or flash "
+                                  "attention in this layer)",
+                                  il, arch(c));
         }
     }
 }
@@ -248,9 +257,9 @@ static int mixer_input(struct ictx *c, int il) {
  * covers the whole block up to its output projection. */
 static void mixer_branch(struct ictx *c, int il) {
     struct layer_facts *lf = &c->layers[il];
-    int base = mixer_input(c, il);
+    int                 base = mixer_input(c, il);
     if (base < 0) {
-        return;     /* an FFN-only layer */
+        return; /* an FFN-only layer */
     }
     int *starts = malloc((size_t) c->g->n_nodes * sizeof *starts);
     if (starts == NULL) {
@@ -283,8 +292,8 @@ static void attention_branch(struct ictx *c, int il) {
     lf->has_mixer = true;
     lf->mixer_base = -1;
     const struct attn_core *core = &c->cores[lf->core];
-    int start = core->fa >= 0 ? core->fa : core->kqv;
-    int base = -1;
+    int                     start = core->fa >= 0 ? core->fa : core->kqv;
+    int                     base = -1;
     for (int i = 0; i < c->out->n_roles; i++) {
         if (c->out->roles[i].kind == LLORCH_CKPT_ATTN_NORM && c->out->roles[i].layer == il) {
             base = c->out->roles[i].node;
@@ -294,13 +303,15 @@ static void attention_branch(struct ictx *c, int il) {
     lf->mixer_base = base;
     int n = grow(c, &start, 1, &base, base >= 0 ? 1 : 0, &end);
     if (n != 1) {
-        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_OUT_PROJ, il, "the attention of layer %d of %s has %d outputs; "
-                              "none of them is the single branch output", il, arch(c), n);
+        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_OUT_PROJ, il,
+                              "the attention of layer %d of %s has %d outputs; "
+                              "none of them is the single branch output",
+                              il, arch(c), n);
         return;
     }
     lf->attn_end = end;
     bool numeric;
-    int proj = peel(c, end, &numeric);
+    int  proj = peel(c, end, &numeric);
     llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_PROJ, il, proj, proj);
     if (numeric) {
         llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_FINAL, il, end, end);
@@ -312,7 +323,7 @@ static void attention_branch(struct ictx *c, int il) {
 /* The last node of the branch computed from one family alone. */
 static int family_output(struct ictx *c, const uint8_t *family, int want) {
     const struct llorch_graph *g = c->g;
-    int out = -1;
+    int                        out = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         const struct llorch_gnode *n = &g->nodes[i];
         if (c->region[i] && family[i] == want && n->ne[0] == c->in->n_embd && n->ne[1] == c->in->n_tokens &&
@@ -325,7 +336,7 @@ static int family_output(struct ictx *c, const uint8_t *family, int want) {
 
 static void ffn_families(struct ictx *c, int il, const int *starts, int n_starts) {
     const struct llorch_graph *g = c->g;
-    uint8_t *family = calloc((size_t) g->n_nodes, 1);
+    uint8_t                   *family = calloc((size_t) g->n_nodes, 1);
     if (family == NULL) {
         c->oom = true;
         return;
@@ -359,9 +370,9 @@ static void ffn_families(struct ictx *c, int il, const int *starts, int n_starts
 
 static void ffn_branch(struct ictx *c, int il) {
     const struct llorch_graph *g = c->g;
-    struct layer_facts *lf = &c->layers[il];
-    int *starts = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *starts);
-    int *bases = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *bases);
+    struct layer_facts        *lf = &c->layers[il];
+    int                       *starts = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *starts);
+    int                       *bases = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *bases);
     if (starts == NULL || bases == NULL) {
         free(starts);
         free(bases);
@@ -372,7 +383,7 @@ static void ffn_branch(struct ictx *c, int il) {
     for (int i = 0; i < g->n_nodes; i++) {
         if (ffn_family(llorch_graph_matmul_weight(g, i), il) != 0 && LLORCH_GREF_IS_NODE(g->nodes[i].src[1])) {
             starts[n_starts++] = i;
-            int base = llorch_id_strip_views(c, g->nodes[i].src[1]);
+            int  base = llorch_id_strip_views(c, g->nodes[i].src[1]);
             bool known = false;
             for (int b = 0; b < n_bases; b++) {
                 known |= bases[b] == base;
@@ -385,8 +396,10 @@ static void ffn_branch(struct ictx *c, int il) {
     lf->ffn_starts = n_starts;
     lf->ffn_base = n_bases > 0 ? bases[0] : -1;
     if (n_starts == 0) {
-        llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il, "layer %d of %s has no feed-forward block (no blk.%d.ffn_* "
-                              "weight is used)", il, arch(c), il);
+        llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
+                              "layer %d of %s has no feed-forward block (no blk.%d.ffn_* "
+                              "weight is used)",
+                              il, arch(c), il);
     } else {
         int end;
         lf->ffn_ends = grow_ends(c, starts, n_starts, bases, n_bases, &end, lf->ffn_ends_at);
@@ -394,13 +407,14 @@ static void ffn_branch(struct ictx *c, int il) {
         if (lf->ffn_ends == 1) {
             lf->ffn_end = end;
             bool numeric;
-            int out = peel(c, end, &numeric);
+            int  out = peel(c, end, &numeric);
             llorch_id_add_role(c, LLORCH_CKPT_FFN_OUT, il, out, out);
             if (numeric) {
                 llorch_id_add_role(c, LLORCH_CKPT_FFN_OUT_FINAL, il, end, end);
             }
         } else {
-            llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il, "layer %d of %s adds %d feed-forward branches to the "
+            llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
+                                  "layer %d of %s adds %d feed-forward branches to the "
                                   "residual separately (see ffn_dense_out, ffn_moe_out): no tensor holds their sum",
                                   il, arch(c), lf->ffn_ends);
         }

@@ -9,33 +9,33 @@
 
 /* One softmax attention (KQ -> softmax -> KQV) or one flash-attention node. */
 struct attn_core {
-    int  kq, softmax, kqv;      /* -1 where not applicable               */
-    int  fa;                    /* FLASH_ATTN_EXT node, or -1            */
-    int  q_in, k_in, v_in;      /* what the matmuls (or FA) read          */
-    int  layer;
-    int  k_cache, v_cache;      /* leaf indices of the caches read, or -1 */
+    int kq, softmax, kqv; /* -1 where not applicable               */
+    int fa;               /* FLASH_ATTN_EXT node, or -1            */
+    int q_in, k_in, v_in; /* what the matmuls (or FA) read          */
+    int layer;
+    int k_cache, v_cache; /* leaf indices of the caches read, or -1 */
 };
 
 /* What the analysis found about one layer; the reasons for absences come
  * from here. */
 struct layer_facts {
-    int         core;           /* index into cores, or -1 */
-    bool        has_mixer;      /* attention or another mixer before the FFN */
-    const char *mixer_op;       /* the non-attention mixer's op, or NULL */
-    int         mixer;          /* that node, or -1 */
-    int         attn_end;       /* end of the mixer branch (unpeeled), or -1 */
-    int         ffn_end;        /* end of the FFN branch (unpeeled), or -1 */
-    int         ffn_ends;       /* how many separate ends the FFN has */
+    int         core;      /* index into cores, or -1 */
+    bool        has_mixer; /* attention or another mixer before the FFN */
+    const char *mixer_op;  /* the non-attention mixer's op, or NULL */
+    int         mixer;     /* that node, or -1 */
+    int         attn_end;  /* end of the mixer branch (unpeeled), or -1 */
+    int         ffn_end;   /* end of the FFN branch (unpeeled), or -1 */
+    int         ffn_ends;  /* how many separate ends the FFN has */
     int         ffn_starts;
     int         ffn_base;       /* what the FFN's first products read, or -1 */
     int         ffn_ends_at[4]; /* the FFN's ends (unpeeled) */
     int         n_ffn_ends;
-    int         mixer_base;     /* what the mixer's first products read, or -1 */
-    bool        mla;            /* V read from the K cache */
-    bool        no_cache;       /* K and V are the current tokens' */
+    int         mixer_base; /* what the mixer's first products read, or -1 */
+    bool        mla;        /* V read from the K cache */
+    bool        no_cache;   /* K and V are the current tokens' */
     bool        no_rope, partial_rope;
-    bool        parallel;       /* attention and FFN added to the residual together */
-    const char *merge_op;       /* a branch leaves by this op, not by an ADD */
+    bool        parallel; /* attention and FFN added to the residual together */
+    const char *merge_op; /* a branch leaves by this op, not by an ADD */
 };
 
 struct ictx {
@@ -47,7 +47,7 @@ struct ictx {
     uint8_t                            *anc, *anc2; /* scratch: ancestor marks      */
     struct attn_core                   *cores;
     int                                 n_cores;
-    struct layer_facts                 *layers;     /* [n_layer] */
+    struct layer_facts                 *layers; /* [n_layer] */
     struct llorch_identity             *out;
     int                                 cap_roles, cap_absent;
     bool                                oom;
@@ -60,10 +60,10 @@ void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-int  llorch_id_weight_layer(const struct ictx *c, int node);  /* the layer of node's weight input, or -1 */
-int  llorch_id_strip_views(const struct ictx *c, int node);
-int  llorch_id_head_source(const struct ictx *c, int node, int64_t head_dim);
-int  llorch_id_ancestor_layer(struct ictx *c, int node);
+int llorch_id_weight_layer(const struct ictx *c, int node); /* the layer of node's weight input, or -1 */
+int llorch_id_strip_views(const struct ictx *c, int node);
+int llorch_id_head_source(const struct ictx *c, int node, int64_t head_dim);
+int llorch_id_ancestor_layer(struct ictx *c, int node);
 
 /* identify_attn.c */
 void llorch_id_find_cores(struct ictx *c);

@@ -24,7 +24,7 @@ static int merge_of(const struct ictx *c, int end, int *other) {
     if (n->n_consumers != 1) {
         return -1;
     }
-    int m = c->g->consumers[n->first_consumer];
+    int                        m = c->g->consumers[n->first_consumer];
     const struct llorch_gnode *mn = &c->g->nodes[m];
     if (mn->op == GGML_OP_ADD && mn->n_src == 2) {
         llorch_gref o = mn->src[0] == end ? mn->src[1] : mn->src[0];
@@ -35,12 +35,15 @@ static int merge_of(const struct ictx *c, int end, int *other) {
 
 static void absent_stream(struct ictx *c, int il, enum llorch_ckpt_kind kind, const struct layer_facts *lf) {
     if (lf->merge_op != NULL) {
-        llorch_id_add_absence(c, kind, il, "layer %d of %s merges its branches into the residual with %s, not an "
-                              "addition (several residual streams): there is no single residual tensor", il, arch(c),
-                              lf->merge_op);
+        llorch_id_add_absence(c, kind, il,
+                              "layer %d of %s merges its branches into the residual with %s, not an "
+                              "addition (several residual streams): there is no single residual tensor",
+                              il, arch(c), lf->merge_op);
     } else {
-        llorch_id_add_absence(c, kind, il, "the residual stream of layer %d of %s was not found: no branch end is "
-                              "added to it", il, arch(c));
+        llorch_id_add_absence(c, kind, il,
+                              "the residual stream of layer %d of %s was not found: no branch end is "
+                              "added to it",
+                              il, arch(c));
     }
 }
 
@@ -89,22 +92,23 @@ static void parallel_stream(struct ictx *c, int il, int m, int f) {
     int add_m = merge_of(c, m, &other_m), add_f = merge_of(c, f, &other_f);
     int l_out = -1;
     if (add_m >= 0 && add_m == add_f) {
-        l_out = merge_of(c, add_m, &other_m);              /* (attention + FFN) + stream */
+        l_out = merge_of(c, add_m, &other_m); /* (attention + FFN) + stream */
     } else if (add_m >= 0 && add_f >= 0) {
         l_out = descends(c, add_m, add_f) ? add_m : descends(c, add_f, add_m) ? add_f : -1;
     }
     if (l_out >= 0 && c->g->nodes[l_out].op == GGML_OP_ADD) {
         llorch_id_add_role(c, LLORCH_CKPT_L_OUT, il, l_out, l_out);
     }
-    llorch_id_add_absence(c, LLORCH_CKPT_FFN_INP, il, "layer %d of %s runs attention and FFN in parallel on the "
-                          "same input: the FFN reads the layer's input (l_out of the layer before, or embd)", il,
-                          arch(c));
+    llorch_id_add_absence(c, LLORCH_CKPT_FFN_INP, il,
+                          "layer %d of %s runs attention and FFN in parallel on the "
+                          "same input: the FFN reads the layer's input (l_out of the layer before, or embd)",
+                          il, arch(c));
 }
 
 /* l_out and ffn_inp of one layer. */
 static void layer_stream(struct ictx *c, int il) {
     struct layer_facts *lf = &c->layers[il];
-    int m = lf->attn_end, f = lf->ffn_end;
+    int                 m = lf->attn_end, f = lf->ffn_end;
     if (m >= 0 && f >= 0 && lf->ffn_base >= 0 && !descends(c, lf->ffn_base, m)) {
         lf->parallel = true;
         parallel_stream(c, il, m, f);
@@ -133,8 +137,10 @@ static void layer_stream(struct ictx *c, int il) {
         llorch_id_add_role(c, LLORCH_CKPT_L_OUT, il, add_f, add_f);
     }
     if (!lf->has_mixer || !ffn) {
-        llorch_id_add_absence(c, LLORCH_CKPT_FFN_INP, il, "layer %d of %s has %s: no residual stream between a "
-                              "mixer and an FFN", il, arch(c), !lf->has_mixer ? "no mixer before its FFN" : "no FFN");
+        llorch_id_add_absence(c, LLORCH_CKPT_FFN_INP, il,
+                              "layer %d of %s has %s: no residual stream between a "
+                              "mixer and an FFN",
+                              il, arch(c), !lf->has_mixer ? "no mixer before its FFN" : "no FFN");
     }
     absent_stream(c, il, LLORCH_CKPT_FFN_INP, lf);
     absent_stream(c, il, LLORCH_CKPT_L_OUT, lf);
@@ -152,15 +158,15 @@ static bool is_lookup(const struct ictx *c, int node, bool token) {
 
 static int embedding(const struct ictx *c) {
     const struct llorch_graph *g = c->g;
-    int e = -1;
+    int                        e = -1;
     for (int i = 0; i < g->n_nodes && e < 0; i++) {
         e = is_lookup(c, i, true) ? i : -1;
     }
     while (e >= 0 && g->nodes[e].n_consumers == 1) {
-        int next = g->consumers[g->nodes[e].first_consumer];
+        int                        next = g->consumers[g->nodes[e].first_consumer];
         const struct llorch_gnode *n = &g->nodes[next];
-        llorch_gref o = n->src[0] == e ? n->src[1] : n->src[0];
-        bool positions = n->op == GGML_OP_ADD && LLORCH_GREF_IS_NODE(o) && is_lookup(c, o, false);
+        llorch_gref                o = n->src[0] == e ? n->src[1] : n->src[0];
+        bool                       positions = n->op == GGML_OP_ADD && LLORCH_GREF_IS_NODE(o) && is_lookup(c, o, false);
         if (n->op != GGML_OP_SCALE && !positions) {
             break;
         }
@@ -183,14 +189,14 @@ void llorch_id_residual(struct ictx *c) {
 
 void llorch_id_output(struct ictx *c) {
     const struct llorch_graph *g = c->g;
-    int logits = -1, head = -1;
+    int                        logits = -1, head = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         if (g->nodes[i].output && g->nodes[i].ne[0] == c->in->n_vocab && g->nodes[i].ne[2] == 1) {
             logits = i;
         }
     }
     if (logits >= 0) {
-        llorch_graph_ancestors(g, logits, c->anc);   /* the output head: the last weight product */
+        llorch_graph_ancestors(g, logits, c->anc); /* the output head: the last weight product */
         for (int i = logits; i >= 0 && head < 0; i--) {
             head = c->anc[i] && llorch_graph_matmul_weight(g, i) != NULL ? i : -1;
         }

@@ -25,7 +25,7 @@
 
 static int add_item(struct llorch_plan *p, int *cap, struct llorch_plan_item item) {
     if (p->n_items == *cap) {
-        int grown_cap = *cap != 0 ? *cap * 2 : 64;
+        int                      grown_cap = *cap != 0 ? *cap * 2 : 64;
         struct llorch_plan_item *grown = realloc(p->items, (size_t) grown_cap * sizeof *grown);
         if (grown == NULL) {
             return -1;
@@ -40,11 +40,28 @@ static int add_item(struct llorch_plan *p, int *cap, struct llorch_plan_item ite
 /* ggml-alloc's list: ops whose node may take its last input's memory. */
 static bool can_be_inplace(enum ggml_op op) {
     switch (op) {
-        case GGML_OP_FILL: case GGML_OP_SCALE: case GGML_OP_DIAG_MASK_ZERO: case GGML_OP_DIAG_MASK_INF:
-        case GGML_OP_ADD: case GGML_OP_ADD_ID: case GGML_OP_ADD1: case GGML_OP_SUB: case GGML_OP_MUL:
-        case GGML_OP_DIV: case GGML_OP_SQR: case GGML_OP_SQRT: case GGML_OP_LOG: case GGML_OP_UNARY:
-        case GGML_OP_ROPE: case GGML_OP_ROPE_BACK: case GGML_OP_SILU_BACK: case GGML_OP_RMS_NORM:
-        case GGML_OP_RMS_NORM_BACK: case GGML_OP_CLAMP: case GGML_OP_SOFT_MAX: case GGML_OP_SOFT_MAX_BACK:
+        case GGML_OP_FILL:
+        case GGML_OP_SCALE:
+        case GGML_OP_DIAG_MASK_ZERO:
+        case GGML_OP_DIAG_MASK_INF:
+        case GGML_OP_ADD:
+        case GGML_OP_ADD_ID:
+        case GGML_OP_ADD1:
+        case GGML_OP_SUB:
+        case GGML_OP_MUL:
+        case GGML_OP_DIV:
+        case GGML_OP_SQR:
+        case GGML_OP_SQRT:
+        case GGML_OP_LOG:
+        case GGML_OP_UNARY:
+        case GGML_OP_ROPE:
+        case GGML_OP_ROPE_BACK:
+        case GGML_OP_SILU_BACK:
+        case GGML_OP_RMS_NORM:
+        case GGML_OP_RMS_NORM_BACK:
+        case GGML_OP_CLAMP:
+        case GGML_OP_SOFT_MAX:
+        case GGML_OP_SOFT_MAX_BACK:
             return true;
         default:
             return false;
@@ -75,16 +92,16 @@ static int last_intact(const struct llorch_graph *g, int node, int ready, bool *
     int last_read = -1;
     for (int i = ready + 1; i < g->n_nodes; i++) {
         const struct llorch_gnode *n = &g->nodes[i];
-        bool writes = n->view_src == root && !llorch_graph_is_view_op(n->op);
+        bool                       writes = n->view_src == root && !llorch_graph_is_view_op(n->op);
         if (writes) {
-            return i - 1;       /* SET_ROWS into a cache, an in-place op */
+            return i - 1; /* SET_ROWS into a cache, an in-place op */
         }
         if (reads(n, in_mem, g->n_nodes)) {
             last_read = i;
         }
     }
     if (LLORCH_GREF_IS_LEAF(root) || last_read < 0) {
-        return g->n_nodes - 1;  /* state outlives the graph; an unread node is never freed */
+        return g->n_nodes - 1; /* state outlives the graph; an unread node is never freed */
     }
     return can_be_inplace(g->nodes[last_read].op) ? last_read - 1 : last_read;
 }
@@ -104,11 +121,11 @@ static bool single_backend(const struct llorch_graph *g) {
  * every point gather all the items whose interval it falls in. */
 static int merge_points(struct llorch_plan *p) {
     const struct llorch_graph *g = &p->graph;
-    int n = p->n_items;
-    int *until = malloc((size_t) (n > 0 ? n : 1) * sizeof *until);
-    bool *in_mem = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *in_mem);
-    int *order = malloc((size_t) (n > 0 ? n : 1) * sizeof *order);
-    bool *done = calloc((size_t) (n > 0 ? n : 1), sizeof *done);
+    int                        n = p->n_items;
+    int                       *until = malloc((size_t) (n > 0 ? n : 1) * sizeof *until);
+    bool                      *in_mem = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *in_mem);
+    int                       *order = malloc((size_t) (n > 0 ? n : 1) * sizeof *order);
+    bool                      *done = calloc((size_t) (n > 0 ? n : 1), sizeof *done);
     if (until == NULL || in_mem == NULL || order == NULL || done == NULL) {
         free(until);
         free(in_mem);
@@ -174,8 +191,8 @@ static int collect_points(struct llorch_plan *p) {
     return 0;
 }
 
-int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph,
-                      const struct llorch_identify_input *in, const llorch_ckpt_selection *sel, bool merge) {
+int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph, const struct llorch_identify_input *in,
+                      const llorch_ckpt_selection *sel, bool merge) {
     memset(p, 0, sizeof *p);
     p->n_tokens = in->n_tokens;
     if (llorch_graph_copy(&p->graph, graph) != 0 || llorch_identify_graph(in, &p->identity) != 0) {
@@ -186,14 +203,14 @@ int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph,
     for (int i = 0; i < p->identity.n_roles; i++) {
         const struct llorch_role *r = &p->identity.roles[i];
         if (llorch_ckpt_selection_has(sel, r->kind, r->layer) &&
-            add_item(p, &cap, (struct llorch_plan_item) {r->kind, r->layer, r->node, r->ready}) != 0) {
+            add_item(p, &cap, (struct llorch_plan_item){r->kind, r->layer, r->node, r->ready}) != 0) {
             llorch_plan_free(p);
             return -1;
         }
     }
     for (int i = 0; i < graph->n_nodes; i++) {
         if (llorch_ckpt_selection_match_graph(sel, graph->nodes[i].name) &&
-            add_item(p, &cap, (struct llorch_plan_item) {LLORCH_CKPT_GRAPH, -1, i, i}) != 0) {
+            add_item(p, &cap, (struct llorch_plan_item){LLORCH_CKPT_GRAPH, -1, i, i}) != 0) {
             llorch_plan_free(p);
             return -1;
         }

@@ -16,17 +16,17 @@
 struct llorch_plan_item {
     enum llorch_ckpt_kind kind;
     int                   layer;
-    int                   node;        /* the tensor to gather */
-    int                   at;          /* the capture point: gather after this node is computed */
+    int                   node; /* the tensor to gather */
+    int                   at;   /* the capture point: gather after this node is computed */
 };
 
 struct llorch_plan {
     int                      n_tokens;
-    struct llorch_graph      graph;      /* the prepared graph's structure */
+    struct llorch_graph      graph; /* the prepared graph's structure */
     struct llorch_identity   identity;
-    struct llorch_plan_item *items;      /* sorted by capture point, then node */
+    struct llorch_plan_item *items; /* sorted by capture point, then node */
     int                      n_items;
-    int                     *points;     /* distinct capture points, ascending */
+    int                     *points; /* distinct capture points, ascending */
     int                      n_points;
 };
 

@@ -2,7 +2,7 @@
  * thread (consumer), bounded by the bytes it holds. Disk I/O therefore
  * never runs on the compute thread; the producer only waits when the
  * writer falls behind by more than the bound. */
-#define _GNU_SOURCE         /* SCHED_IDLE */
+#define _GNU_SOURCE /* SCHED_IDLE */
 #include "queue.h"
 
 #include "buffers.h"
@@ -18,21 +18,21 @@
 #define WAKE_BYTES ((size_t) 8 << 20)
 
 struct llorch_queue {
-    pthread_mutex_t lock;
-    pthread_cond_t  changed;     /* an item was pushed or consumed */
-    pthread_t       thread;
+    pthread_mutex_t           lock;
+    pthread_cond_t            changed; /* an item was pushed or consumed */
+    pthread_t                 thread;
     struct llorch_queue_item *head, *tail;
-    size_t  bytes;               /* data bytes queued or being consumed */
-    size_t  items;               /* items queued or being consumed */
-    size_t  max_bytes;
-    size_t  peak_bytes;
-    llorch_buffers *buffers;     /* the items' data */
-    size_t  unsignalled;         /* bytes pushed since the writer was last woken */
-    bool    closing;
-    int     failed;              /* the consumer's first failure */
-    double  wait_seconds;
-    llorch_queue_consume_fn consume;
-    void   *ctx;
+    size_t                    bytes; /* data bytes queued or being consumed */
+    size_t                    items; /* items queued or being consumed */
+    size_t                    max_bytes;
+    size_t                    peak_bytes;
+    llorch_buffers           *buffers;     /* the items' data */
+    size_t                    unsignalled; /* bytes pushed since the writer was last woken */
+    bool                      closing;
+    int                       failed; /* the consumer's first failure */
+    double                    wait_seconds;
+    llorch_queue_consume_fn   consume;
+    void                     *ctx;
 };
 
 /* Releases an item and its buffer. Called with the lock held. */
@@ -83,10 +83,10 @@ static void *writer_main(void *arg) {
             pthread_cond_wait(&q->changed, &q->lock);
         }
         if (q->head == NULL) {
-            break;                          /* closing and drained */
+            break; /* closing and drained */
         }
         struct llorch_queue_item *item = pop_locked(q);
-        int failed = q->failed;
+        int                       failed = q->failed;
         pthread_mutex_unlock(&q->lock);
 
         int rc = failed ? failed : q->consume(q->ctx, item);
@@ -199,8 +199,12 @@ int llorch_queue_finish(llorch_queue *q) {
     return q->failed;
 }
 
-double llorch_queue_wait_seconds(const llorch_queue *q) { return q->wait_seconds; }
-size_t llorch_queue_peak_bytes(const llorch_queue *q) { return q->peak_bytes; }
+double llorch_queue_wait_seconds(const llorch_queue *q) {
+    return q->wait_seconds;
+}
+size_t llorch_queue_peak_bytes(const llorch_queue *q) {
+    return q->peak_bytes;
+}
 
 void llorch_queue_free(llorch_queue *q) {
     if (q == NULL) {

@@ -13,14 +13,14 @@ struct llorch_buffer_chunk;
 /* One captured tensor; the queue owns it once pushed and frees it (and its
  * data) after the consumer has seen it. */
 struct llorch_queue_item {
-    struct llorch_ckpt_tensor tensor;   /* tensor.data == data */
-    void                     *data;       /* from llorch_queue_buffer */
-    struct llorch_buffer_chunk *chunk;    /* data's chunk, for its release */
-    size_t                    bytes;
-    int                       node;       /* the graph node it came from (capture keeps graph order) */
-    char                      graph_name[128];
-    char                      graph_op[32];
-    struct llorch_queue_item *next;
+    struct llorch_ckpt_tensor   tensor; /* tensor.data == data */
+    void                       *data;   /* from llorch_queue_buffer */
+    struct llorch_buffer_chunk *chunk;  /* data's chunk, for its release */
+    size_t                      bytes;
+    int                         node; /* the graph node it came from (capture keeps graph order) */
+    char                        graph_name[128];
+    char                        graph_op[32];
+    struct llorch_queue_item   *next;
 };
 
 /* Called on the writer thread for each item, in push order. A non-zero
@@ -34,22 +34,22 @@ llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn cons
  * left behind where there is some (buffers.h): reuse keeps the compute
  * thread's copy out of freshly mapped pages. *chunk goes into the item;
  * the buffer is released with the item (llorch_queue_recycle). */
-void  *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_chunk **chunk);
+void *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_chunk **chunk);
 /* Takes ownership of an item that is not to be consumed (or was never
  * pushed): it and its buffer are released as if it had been consumed. */
-void   llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item);
+void llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item);
 /* Takes ownership of item. Returns -1 when the consumer has failed. The
  * writer thread is woken once several megabytes are queued, or by
  * llorch_queue_flush. */
-int    llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
+int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
 /* Wakes the writer thread for whatever is queued. */
-void   llorch_queue_flush(llorch_queue *q);
+void llorch_queue_flush(llorch_queue *q);
 /* Waits until every item pushed so far is consumed; returns the consumer's
  * first failure (0 if none). The thread keeps running. */
-int    llorch_queue_drain(llorch_queue *q);
+int llorch_queue_drain(llorch_queue *q);
 /* Waits until every pushed item is consumed, stops the thread; returns the
  * consumer's first failure (0 if none). */
-int    llorch_queue_finish(llorch_queue *q);
+int llorch_queue_finish(llorch_queue *q);
 /* Seconds the producer spent blocked on a full queue. */
 double llorch_queue_wait_seconds(const llorch_queue *q);
 size_t llorch_queue_peak_bytes(const llorch_queue *q);

@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int llorch_atomic_create(struct llorch_atomic_file *a, const char *dir, const char *name, char *err,
-                         size_t err_size) {
+int llorch_atomic_create(struct llorch_atomic_file *a, const char *dir, const char *name, char *err, size_t err_size) {
     a->error = 0;
     snprintf(a->path, sizeof a->path, "%s/%s", dir, name);
     snprintf(a->part, sizeof a->part, "%s.part", a->path);

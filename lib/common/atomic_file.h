@@ -12,18 +12,17 @@ struct llorch_atomic_file {
     FILE *f;
     char  path[4096];
     char  part[4200];
-    int   error;      /* errno of the first failed write, or -1 for a short write */
+    int   error; /* errno of the first failed write, or -1 for a short write */
 };
 
 /* Creates dir/name.part for writing. -1 with a message naming it. */
-int  llorch_atomic_create(struct llorch_atomic_file *a, const char *dir, const char *name, char *err,
-                          size_t err_size);
+int llorch_atomic_create(struct llorch_atomic_file *a, const char *dir, const char *name, char *err, size_t err_size);
 /* Writes n bytes; a failure is remembered for llorch_atomic_commit. */
 void llorch_atomic_write(struct llorch_atomic_file *a, const void *data, size_t n);
 /* Flushes and closes the file (after an fsync when sync is set) and renames
  * it into place. On any failure, including an earlier write's, removes the
  * part and fails with a message that names the file and the cause. */
-int  llorch_atomic_commit(struct llorch_atomic_file *a, bool sync, char *err, size_t err_size);
+int llorch_atomic_commit(struct llorch_atomic_file *a, bool sync, char *err, size_t err_size);
 /* Closes and removes the part. */
 void llorch_atomic_abort(struct llorch_atomic_file *a);
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static uint64_t hash(const char *s) {
-    uint64_t h = 1469598103934665603u;       /* FNV-1a */
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
     for (; *s != '\0'; s++) {
         h = (h ^ (unsigned char) *s) * 1099511628211u;
     }

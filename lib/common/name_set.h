@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 struct llorch_name_set {
-    char  **slots;
-    size_t  n_slots, n_names;
+    char **slots;
+    size_t n_slots, n_names;
 };
 
 /* True if name is in the set. */

@@ -34,7 +34,7 @@ const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype) {
 }
 
 static const enum llorch_ckpt_dtype all_dtypes[] = {LLORCH_CKPT_DTYPE_F32, LLORCH_CKPT_DTYPE_F16,
-                                                     LLORCH_CKPT_DTYPE_I32};
+                                                    LLORCH_CKPT_DTYPE_I32};
 
 int llorch_dtype_from_name(const char *name, enum llorch_ckpt_dtype *out) {
     for (size_t i = 0; i < sizeof all_dtypes / sizeof all_dtypes[0]; i++) {
@@ -58,7 +58,8 @@ int llorch_dtype_from_descr(const char *descr, enum llorch_ckpt_dtype *out) {
 
 size_t llorch_npy_header(char *buf, size_t size, enum llorch_ckpt_dtype dtype, int n_dims, const int64_t *shape) {
     char dict[256];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", llorch_dtype_descr(dtype));
+    int  n =
+        snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", llorch_dtype_descr(dtype));
     for (int i = 0; i < n_dims && n > 0 && (size_t) n < sizeof dict; i++) {
         /* a 1-tuple needs its trailing comma: (5,) */
         n += snprintf(dict + n, sizeof dict - (size_t) n, "%lld%s", (long long) shape[i],

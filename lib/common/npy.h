@@ -33,7 +33,7 @@ static inline float llorch_half_to_float(uint16_t h) {
     uint32_t two_w = (uint32_t) h << 17; /* exponent and mantissa, sign shifted out */
     uint32_t normal_bits = (two_w >> 4) + (0xe0u << 23);
     uint32_t denormal_bits = (two_w >> 17) | (126u << 23);
-    float normal, denormal;
+    float    normal, denormal;
     memcpy(&normal, &normal_bits, sizeof normal);
     memcpy(&denormal, &denormal_bits, sizeof denormal);
     normal *= 0x1.0p-112f;
@@ -43,7 +43,7 @@ static inline float llorch_half_to_float(uint16_t h) {
     memcpy(&db, &denormal, sizeof db);
     uint32_t denormal_mask = 0u - (uint32_t) ((h & 0x7c00) == 0);
     uint32_t bits = sign | (db & denormal_mask) | (nb & ~denormal_mask);
-    float f;
+    float    f;
     memcpy(&f, &bits, sizeof f);
     return f;
 }

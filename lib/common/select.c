@@ -8,29 +8,30 @@
 #include "llorch_checkpoint.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <errno.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct layer_range { int first, last; };
+struct layer_range {
+    int first, last;
+};
 
 struct llorch_ckpt_selection {
     bool                kinds[LLORCH_CKPT_KIND_COUNT];
-    bool                named[LLORCH_CKPT_KIND_COUNT];   /* asked for by name */
-    struct layer_range *ranges;      /* NULL: all layers */
+    bool                named[LLORCH_CKPT_KIND_COUNT]; /* asked for by name */
+    struct layer_range *ranges;                        /* NULL: all layers */
     int                 n_ranges;
     regex_t            *regexes;
     int                 n_regexes;
 };
 
-
 static void select_number(llorch_ckpt_selection *sel, int number) {
     for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
         const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
-        bool pre_rope = k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE;
+        bool                                pre_rope = k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE;
         if (info->number == number && !pre_rope) {
             sel->kinds[k] = true;
         }
@@ -40,7 +41,7 @@ static void select_number(llorch_ckpt_selection *sel, int number) {
 static void select_extras(llorch_ckpt_selection *sel) {
     for (int k = 0; k < LLORCH_CKPT_KIND_COUNT; k++) {
         const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
-        bool pre_rope = k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE;
+        bool                                pre_rope = k == LLORCH_CKPT_QCUR_PRE_ROPE || k == LLORCH_CKPT_KCUR_PRE_ROPE;
         if (info->number == 0 && k != LLORCH_CKPT_GRAPH && !pre_rope) {
             sel->kinds[k] = true;
         }
@@ -101,7 +102,8 @@ static int add_checkpoint_item(llorch_ckpt_selection *sel, const char *item, cha
         select_extras(sel);
     } else if (isdigit((unsigned char) item[0])) {
         if (parse_range(item, &first, &last) != 0 || first < 1 || last > 6) {
-            llorch_set_error(err, err_size, "checkpoint number '%s' is not in 1-6; use 1-6 or a name (see --help)", item);
+            llorch_set_error(err, err_size, "checkpoint number '%s' is not in 1-6; use 1-6 or a name (see --help)",
+                             item);
             return -1;
         }
         for (int n = first; n <= last; n++) {
@@ -123,15 +125,15 @@ static int add_checkpoint_item(llorch_ckpt_selection *sel, const char *item, cha
 
 /* Calls add(sel, item) for each comma-separated item of list. */
 static int for_each_item(llorch_ckpt_selection *sel, const char *list, const char *what,
-                         int (*add)(llorch_ckpt_selection *, const char *, char *, size_t),
-                         char *err, size_t err_size) {
+                         int (*add)(llorch_ckpt_selection *, const char *, char *, size_t), char *err,
+                         size_t err_size) {
     char *copy = strdup(list);
     if (copy == NULL) {
         llorch_set_error(err, err_size, "out of memory");
         return -1;
     }
-    int rc = 0;
-    int n_items = 0;
+    int   rc = 0;
+    int   n_items = 0;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item != NULL && rc == 0; item = strtok_r(NULL, ",", &save)) {
         rc = add(sel, item, err, err_size);
@@ -161,15 +163,15 @@ static int add_layer_item(llorch_ckpt_selection *sel, const char *item, char *er
     return 0;
 }
 
-llorch_ckpt_selection *llorch_ckpt_selection_create(const char *checkpoints, const char *layers,
-                                                    char *err, size_t err_size) {
+llorch_ckpt_selection *llorch_ckpt_selection_create(const char *checkpoints, const char *layers, char *err,
+                                                    size_t err_size) {
     llorch_ckpt_selection *sel = calloc(1, sizeof *sel);
     if (sel == NULL) {
         llorch_set_error(err, err_size, "out of memory");
         return NULL;
     }
-    if (for_each_item(sel, checkpoints != NULL ? checkpoints : "default", "checkpoint",
-                      add_checkpoint_item, err, err_size) != 0 ||
+    if (for_each_item(sel, checkpoints != NULL ? checkpoints : "default", "checkpoint", add_checkpoint_item, err,
+                      err_size) != 0 ||
         (layers != NULL && strcmp(layers, "all") != 0 &&
          for_each_item(sel, layers, "layer", add_layer_item, err, err_size) != 0)) {
         llorch_ckpt_selection_free(sel);
@@ -201,7 +203,7 @@ int llorch_ckpt_selection_check(const llorch_ckpt_selection *sel, int n_layer, c
     for (int i = 0; i < sel->n_ranges; i++) {
         if (sel->ranges[i].last >= n_layer) {
             llorch_set_error(err, err_size, "layer %d is out of range: the model has %d layers (0-%d)",
-                      sel->ranges[i].last, n_layer, n_layer - 1);
+                             sel->ranges[i].last, n_layer, n_layer - 1);
             return -1;
         }
     }

@@ -15,7 +15,7 @@ double llorch_now_seconds(void) {
 
 char *llorch_strdup(const char *s) {
     size_t n = strlen(s) + 1;
-    char *p = malloc(n);
+    char  *p = malloc(n);
     if (p != NULL) {
         memcpy(p, s, n);
     }

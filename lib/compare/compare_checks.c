@@ -12,51 +12,51 @@
 
 /* A manifest may name no architecture (the writer leaves it out when the
  * run names none): it then differs from none. */
-static bool same_architecture(const struct llorch_ckpt_model *a, const struct llorch_ckpt_model *b)
-{
+static bool same_architecture(const struct llorch_ckpt_model *a, const struct llorch_ckpt_model *b) {
     return !a->architecture || !b->architecture || strcmp(a->architecture, b->architecture) == 0;
 }
 
-static const char *architecture_of(const struct llorch_ckpt_model *m)
-{
+static const char *architecture_of(const struct llorch_ckpt_model *m) {
     return m->architecture ? m->architecture : "unknown architecture";
 }
 
-int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                            const llorch_ckpt_dump *cand, char *err, size_t err_size)
-{
+int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                            char *err, size_t err_size) {
     const struct llorch_ckpt_model *a = llorch_ckpt_dump_model(ref), *b = llorch_ckpt_dump_model(cand);
     if (!same_architecture(a, b) || a->n_layer != b->n_layer || a->n_embd != b->n_embd) {
-        llorch_set_error(err, err_size, "the dumps are of different models: %s, %d layers, n_embd %d in %s; "
-                  "%s, %d layers, n_embd %d in %s", architecture_of(a), a->n_layer, a->n_embd,
-                  llorch_ckpt_dump_name(ref), architecture_of(b), b->n_layer, b->n_embd,
-                  llorch_ckpt_dump_name(cand));
+        llorch_set_error(err, err_size,
+                         "the dumps are of different models: %s, %d layers, n_embd %d in %s; "
+                         "%s, %d layers, n_embd %d in %s",
+                         architecture_of(a), a->n_layer, a->n_embd, llorch_ckpt_dump_name(ref), architecture_of(b),
+                         b->n_layer, b->n_embd, llorch_ckpt_dump_name(cand));
         return -1;
     }
     /* The shapes will tell whether these matter. */
-    const struct { const char *name; int a, b; } more[] = {
-        { "n_head", a->n_head, b->n_head },
-        { "n_head_kv", a->n_head_kv, b->n_head_kv },
-        { "n_vocab", a->n_vocab, b->n_vocab },
+    const struct {
+        const char *name;
+        int         a, b;
+    } more[] = {
+        {"n_head", a->n_head, b->n_head},
+        {"n_head_kv", a->n_head_kv, b->n_head_kv},
+        {"n_vocab", a->n_vocab, b->n_vocab},
     };
     for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
         if (more[i].a >= 0 && more[i].b >= 0 && more[i].a != more[i].b) {
-            llorch_cmp_warn(c, "the models differ in %s: %d in the reference, %d in the candidate",
-                            more[i].name, more[i].a, more[i].b);
+            llorch_cmp_warn(c, "the models differ in %s: %d in the reference, %d in the candidate", more[i].name,
+                            more[i].a, more[i].b);
         }
     }
     return 0;
 }
 
 /* Describes the first difference of two token lists into buf; 0 if equal. */
-static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, char *buf, size_t size)
-{
-    size_t n = llorch_ckpt_dump_n_tokens(ref), m = llorch_ckpt_dump_n_tokens(cand);
+static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, char *buf, size_t size) {
+    size_t         n = llorch_ckpt_dump_n_tokens(ref), m = llorch_ckpt_dump_n_tokens(cand);
     const int32_t *a = llorch_ckpt_dump_tokens(ref), *b = llorch_ckpt_dump_tokens(cand);
     for (size_t i = 0; i < n && i < m; i++) {
         if (a[i] != b[i]) {
-            snprintf(buf, size, "token ids differ at position %zu: %d in the reference, %d in the candidate",
-                     i, (int)a[i], (int)b[i]);
+            snprintf(buf, size, "token ids differ at position %zu: %d in the reference, %d in the candidate", i,
+                     (int) a[i], (int) b[i]);
             return 1;
         }
     }
@@ -67,13 +67,12 @@ static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump 
     return 0;
 }
 
-int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                            const llorch_ckpt_dump *cand, bool allow, char *err, size_t err_size)
-{
+int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                            bool allow, char *err, size_t err_size) {
     char msg[256];
     if (!llorch_ckpt_dump_has_tokens(ref) || !llorch_ckpt_dump_has_tokens(cand)) {
-        llorch_cmp_warn(c, "token ids not checked: %s has none", llorch_ckpt_dump_name(
-                        llorch_ckpt_dump_has_tokens(ref) ? cand : ref));
+        llorch_cmp_warn(c, "token ids not checked: %s has none",
+                        llorch_ckpt_dump_name(llorch_ckpt_dump_has_tokens(ref) ? cand : ref));
         return 0;
     }
     if (!token_difference(ref, cand, msg, sizeof msg)) {
@@ -87,19 +86,17 @@ int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_
     return 0;
 }
 
-void llorch_cmp_note_incomplete(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *d, const char *role)
-{
+void llorch_cmp_note_incomplete(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *d, const char *role) {
     if (!llorch_ckpt_dump_complete(d)) {
         const char *status = llorch_ckpt_dump_status(d);
-        llorch_cmp_warn(c, "the %s %s is incomplete (\"complete\": false, status: %s): comparing what it holds",
-                        role, llorch_ckpt_dump_name(d), status ? status : "none");
+        llorch_cmp_warn(c, "the %s %s is incomplete (\"complete\": false, status: %s): comparing what it holds", role,
+                        llorch_ckpt_dump_name(d), status ? status : "none");
     }
 }
 
 /* One warning for all rows: which and how many, and the first of them. */
-void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c)
-{
-    size_t n = 0;
+void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c) {
+    size_t                        n = 0;
     const struct llorch_ckpt_row *first = NULL;
     for (size_t i = 0; i < c->n_rows; i++) {
         if (c->rows[i].ref_dtype != c->rows[i].cand_dtype) {
@@ -108,8 +105,10 @@ void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c)
         }
     }
     if (first) {
-        llorch_cmp_warn(c, "%zu checkpoint(s) differ in dtype, first %s (%s in the reference, %s in the "
-                        "candidate); values are compared as doubles (see --preset f16)", n, first->checkpoint,
-                        llorch_ckpt_dtype_name(first->ref_dtype), llorch_ckpt_dtype_name(first->cand_dtype));
+        llorch_cmp_warn(c,
+                        "%zu checkpoint(s) differ in dtype, first %s (%s in the reference, %s in the "
+                        "candidate); values are compared as doubles (see --preset f16)",
+                        n, first->checkpoint, llorch_ckpt_dtype_name(first->ref_dtype),
+                        llorch_ckpt_dtype_name(first->cand_dtype));
     }
 }

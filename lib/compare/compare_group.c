@@ -14,14 +14,12 @@
 
 /* Graph tensors are told apart by their llama.cpp name; the others by
  * checkpoint and layer only (graph_name differs between implementations). */
-static const char *group_name(const struct llorch_cmp_keyed *k)
-{
+static const char *group_name(const struct llorch_cmp_keyed *k) {
     return k->kind == LLORCH_CKPT_GRAPH && k->e->graph_name ? k->e->graph_name : "";
 }
 
 /* By name, not kind: a dump may hold names that are no kind. */
-static int key_compare(const struct llorch_cmp_keyed *a, const struct llorch_cmp_keyed *b)
-{
+static int key_compare(const struct llorch_cmp_keyed *a, const struct llorch_cmp_keyed *b) {
     int c = strcmp(a->e->checkpoint, b->e->checkpoint);
     if (c == 0) {
         c = strcmp(group_name(a), group_name(b));
@@ -32,19 +30,17 @@ static int key_compare(const struct llorch_cmp_keyed *a, const struct llorch_cmp
     return c;
 }
 
-static int keyed_compare(const void *pa, const void *pb)
-{
+static int keyed_compare(const void *pa, const void *pb) {
     const struct llorch_cmp_keyed *a = pa, *b = pb;
-    int c = key_compare(a, b);
+    int                            c = key_compare(a, b);
     if (c == 0) {
         c = (a->e->step > b->e->step) - (a->e->step < b->e->step);
     }
     return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d)
-{
-    size_t n = llorch_ckpt_dump_n_entries(d);
+static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d) {
+    size_t                   n = llorch_ckpt_dump_n_entries(d);
     struct llorch_cmp_keyed *k = malloc((n ? n : 1) * sizeof *k);
     if (!k) {
         return NULL;
@@ -59,9 +55,8 @@ static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d)
 }
 
 /* The run of equal keys that starts at k[i]. */
-static struct llorch_cmp_run run_at(const struct llorch_cmp_keyed *k, size_t i, size_t n)
-{
-    struct llorch_cmp_run r = { &k[i], 1, k[i].idx };
+static struct llorch_cmp_run run_at(const struct llorch_cmp_keyed *k, size_t i, size_t n) {
+    struct llorch_cmp_run r = {&k[i], 1, k[i].idx};
     while (i + r.n < n && key_compare(&k[i], &k[i + r.n]) == 0) {
         r.first = k[i + r.n].idx < r.first ? k[i + r.n].idx : r.first;
         r.n++;
@@ -69,21 +64,18 @@ static struct llorch_cmp_run run_at(const struct llorch_cmp_keyed *k, size_t i, 
     return r;
 }
 
-static int run_first_compare(const void *pa, const void *pb)
-{
+static int run_first_compare(const void *pa, const void *pb) {
     const struct llorch_cmp_run *a = pa, *b = pb;
     return (a->first > b->first) - (a->first < b->first);
 }
 
-static int group_first_compare(const void *pa, const void *pb)
-{
-    return run_first_compare(&((const struct llorch_cmp_group *)pa)->ref,
-                             &((const struct llorch_cmp_group *)pb)->ref);
+static int group_first_compare(const void *pa, const void *pb) {
+    return run_first_compare(&((const struct llorch_cmp_group *) pa)->ref,
+                             &((const struct llorch_cmp_group *) pb)->ref);
 }
 
 /* Merges the two sorted lists into groups in both, and runs in one. */
-static void merge_runs(struct llorch_cmp_grouping *g, size_t nr, size_t nc)
-{
+static void merge_runs(struct llorch_cmp_grouping *g, size_t nr, size_t nc) {
     size_t i = 0, j = 0;
     while (i < nr || j < nc) {
         int c = i == nr ? 1 : j == nc ? -1 : key_compare(&g->ref[i], &g->cand[j]);
@@ -103,8 +95,7 @@ static void merge_runs(struct llorch_cmp_grouping *g, size_t nr, size_t nc)
     }
 }
 
-void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g)
-{
+void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g) {
     free(g->ref);
     free(g->cand);
     free(g->groups);
@@ -112,9 +103,7 @@ void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g)
     free(g->only[1]);
 }
 
-int llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref,
-                            const llorch_ckpt_dump *cand)
-{
+int llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand) {
     size_t nr = llorch_ckpt_dump_n_entries(ref), nc = llorch_ckpt_dump_n_entries(cand);
     memset(g, 0, sizeof *g);
     g->ref = sorted_entries(ref);

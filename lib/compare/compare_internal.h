@@ -27,13 +27,13 @@
 
 struct llorch_ckpt_comparison {
     struct llorch_ckpt_row *rows;
-    int                    *kinds;       /* per row: enum llorch_ckpt_kind or NO_KIND */
+    int                    *kinds; /* per row: enum llorch_ckpt_kind or NO_KIND */
     size_t                  n_rows;
-    struct llorch_ckpt_key *only[2];     /* [1]: only in the reference */
+    struct llorch_ckpt_key *only[2]; /* [1]: only in the reference */
     size_t                  n_only[2];
     char                  **warnings;
     size_t                  n_warnings;
-    char                  **strings;     /* copies that rows and keys point to */
+    char                  **strings; /* copies that rows and keys point to */
     size_t                  n_strings;
     bool                    out_of_memory;
 };
@@ -51,17 +51,17 @@ void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...);
 /* The tolerance of a checkpoint kind (NO_KIND: only the settings that name
  * no checkpoint apply). */
 struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_options *o, int kind);
-bool llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o);
+bool                         llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o);
 
 /* ---- whole-dump checks (compare_checks.c) -------------------------------------- */
 
 /* Different architectures, layer counts or widths fail (message in err);
  * other model differences only warn. */
-int  llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                             const llorch_ckpt_dump *cand, char *err, size_t err_size);
+int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                            char *err, size_t err_size);
 /* Different token ids fail unless allowed (then they warn). */
-int  llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                             const llorch_ckpt_dump *cand, bool allow, char *err, size_t err_size);
+int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                            bool allow, char *err, size_t err_size);
 void llorch_cmp_note_incomplete(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *d, const char *role);
 /* After the rows: a warning when dtypes differ. */
 void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c);
@@ -71,8 +71,8 @@ void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c);
 /* A manifest entry and what grouping derives from it once. */
 struct llorch_cmp_keyed {
     const struct llorch_ckpt_entry *e;
-    size_t                          idx;    /* in the manifest's files     */
-    int                             kind;   /* from e->checkpoint, or NO_KIND */
+    size_t                          idx;  /* in the manifest's files     */
+    int                             kind; /* from e->checkpoint, or NO_KIND */
 };
 
 /* The files of one (checkpoint, layer) in one dump, in step order, then
@@ -80,7 +80,7 @@ struct llorch_cmp_keyed {
 struct llorch_cmp_run {
     const struct llorch_cmp_keyed *k;
     size_t                         n;
-    size_t                         first;   /* smallest manifest index */
+    size_t                         first; /* smallest manifest index */
 };
 
 /* One row: the same (checkpoint, layer) in both dumps. */
@@ -89,15 +89,14 @@ struct llorch_cmp_group {
 };
 
 struct llorch_cmp_grouping {
-    struct llorch_cmp_keyed *ref, *cand;      /* sorted by key, then step */
-    struct llorch_cmp_group *groups;          /* by first appearance in the reference */
+    struct llorch_cmp_keyed *ref, *cand; /* sorted by key, then step */
+    struct llorch_cmp_group *groups;     /* by first appearance in the reference */
     size_t                   n_groups;
-    struct llorch_cmp_run   *only[2];         /* [1]: only in the reference */
+    struct llorch_cmp_run   *only[2]; /* [1]: only in the reference */
     size_t                   n_only[2];
 };
 
-int  llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref,
-                             const llorch_ckpt_dump *cand);
+int  llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand);
 void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g);
 
 /* ---- alignment (compare_align.c) ------------------------------------------------ */
@@ -118,18 +117,18 @@ struct llorch_cmp_ksum {
 /* The running metrics of one row. */
 struct llorch_cmp_accum {
     struct llorch_ckpt_tolerance tol;
-    int64_t     n, n_within, n_nonfinite, n_finite;
-    double      max_abs, max_rel;           /* max_abs starts at -1: no pair yet */
-    int64_t     max_abs_at[LLORCH_CKPT_MAX_DIMS];
-    struct llorch_cmp_ksum abs, sq, dot, rr, cc;
-    double      mean, m2;                   /* Welford's running variance of ref */
+    int64_t                      n, n_within, n_nonfinite, n_finite;
+    double                       max_abs, max_rel; /* max_abs starts at -1: no pair yet */
+    int64_t                      max_abs_at[LLORCH_CKPT_MAX_DIMS];
+    struct llorch_cmp_ksum       abs, sq, dot, rr, cc;
+    double                       mean, m2; /* Welford's running variance of ref */
 };
 
 /* The elements of one position: a box in both files, walked in C order. */
 struct llorch_cmp_block {
     int     n_axes;
     int64_t extent[LLORCH_CKPT_MAX_DIMS];
-    int64_t coord0[LLORCH_CKPT_MAX_DIMS];   /* absolute coordinate of index 0 */
+    int64_t coord0[LLORCH_CKPT_MAX_DIMS]; /* absolute coordinate of index 0 */
     int64_t ref_stride[LLORCH_CKPT_MAX_DIMS], cand_stride[LLORCH_CKPT_MAX_DIMS];
     int64_t ref_base, cand_base;
 };
@@ -137,8 +136,8 @@ struct llorch_cmp_block {
 /* C-order strides of an array, in elements. */
 void llorch_cmp_strides(const llorch_ckpt_array *a, int64_t *stride);
 /* Adds every pair of the block to acc; -1 if an index falls outside a file. */
-int  llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt_array *ra,
-                              const llorch_ckpt_array *ca, struct llorch_cmp_accum *acc);
+int llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt_array *ra, const llorch_ckpt_array *ca,
+                             struct llorch_cmp_accum *acc);
 void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_ckpt_metrics *m);
 bool llorch_cmp_metrics_pass(const struct llorch_ckpt_metrics *m, const struct llorch_ckpt_tolerance *t);
 

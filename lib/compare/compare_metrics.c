@@ -12,27 +12,23 @@
 /* Values gathered from a file at a time: one run of the last axis. */
 #define GATHER_CHUNK 1024
 
-static void ksum_add(struct llorch_cmp_ksum *k, double x)
-{
+static void ksum_add(struct llorch_cmp_ksum *k, double x) {
     double t = k->s + x;
     k->c += fabs(k->s) >= fabs(x) ? (k->s - t) + x : (x - t) + k->s;
     k->s = t;
 }
 
-static double ksum_get(const struct llorch_cmp_ksum *k)
-{
+static double ksum_get(const struct llorch_cmp_ksum *k) {
     return k->s + k->c;
 }
 
-static bool same_nonfinite(double r, double c)
-{
+static bool same_nonfinite(double r, double c) {
     return (isnan(r) && isnan(c)) || (isinf(r) && r == c);
 }
 
 /* Adds one pair; returns true when it is the new largest error (the caller
  * then records where it is). */
-static bool accumulate(struct llorch_cmp_accum *a, double r, double c)
-{
+static bool accumulate(struct llorch_cmp_accum *a, double r, double c) {
     a->n++;
     if (!isfinite(r) || !isfinite(c)) {
         if (same_nonfinite(r, c)) {
@@ -56,7 +52,7 @@ static bool accumulate(struct llorch_cmp_accum *a, double r, double c)
     ksum_add(&a->rr, r * r);
     ksum_add(&a->cc, c * c);
     double delta = r - a->mean;
-    a->mean += delta / (double)a->n_finite;
+    a->mean += delta / (double) a->n_finite;
     a->m2 += delta * (r - a->mean);
     if (ad > a->max_abs) {
         a->max_abs = ad;
@@ -67,8 +63,7 @@ static bool accumulate(struct llorch_cmp_accum *a, double r, double c)
 
 /* NMSE is MSE over the reference's variance; a constant reference (softmax
  * over one key) has none, so its mean square stands in. */
-static double nmse_of(double mse, double variance, double power)
-{
+static double nmse_of(double mse, double variance, double power) {
     double scale = variance > 0 ? variance : power;
     if (scale > 0) {
         return mse / scale;
@@ -76,9 +71,8 @@ static double nmse_of(double mse, double variance, double power)
     return mse > 0 ? INFINITY : 0;
 }
 
-void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_ckpt_metrics *m)
-{
-    double nf = a->n_finite ? (double)a->n_finite : 1;
+void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_ckpt_metrics *m) {
+    double nf = a->n_finite ? (double) a->n_finite : 1;
     double rr = ksum_get(&a->rr), cc = ksum_get(&a->cc);
     double mse = ksum_get(&a->sq) / nf;
     memset(m, 0, sizeof *m);
@@ -94,36 +88,33 @@ void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_c
     if (rr > 0 && cc > 0) {
         m->cosine = ksum_get(&a->dot) / (sqrt(rr) * sqrt(cc));
     } else {
-        m->cosine = rr == cc ? 1 : 0;   /* both zero: identical */
+        m->cosine = rr == cc ? 1 : 0; /* both zero: identical */
     }
-    m->within = a->n ? (double)a->n_within / (double)a->n : 0;
+    m->within = a->n ? (double) a->n_within / (double) a->n : 0;
 }
 
-bool llorch_cmp_metrics_pass(const struct llorch_ckpt_metrics *m, const struct llorch_ckpt_tolerance *t)
-{
+bool llorch_cmp_metrics_pass(const struct llorch_ckpt_metrics *m, const struct llorch_ckpt_tolerance *t) {
     return m->n > 0 && m->n_nonfinite == 0 && m->within >= t->within && m->nmse <= t->nmse;
 }
 
-void llorch_cmp_strides(const llorch_ckpt_array *a, int64_t *stride)
-{
-    int n = llorch_ckpt_array_n_dims(a);
+void llorch_cmp_strides(const llorch_ckpt_array *a, int64_t *stride) {
+    int     n = llorch_ckpt_array_n_dims(a);
     int64_t s = 1;
     for (int i = n - 1; i >= 0; i--) {
         stride[i] = s;
         s *= llorch_ckpt_array_dim(a, i);
     }
     if (n == 0) {
-        stride[0] = 1;          /* a scalar: one element */
+        stride[0] = 1; /* a scalar: one element */
     }
 }
 
 /* The last axis of the block at index idx (offsets ro, co in the files),
  * gathered a chunk at a time. */
 static int compare_line(const struct llorch_cmp_block *b, const int64_t *idx, int64_t ro, int64_t co,
-                        const llorch_ckpt_array *ra, const llorch_ckpt_array *ca, struct llorch_cmp_accum *acc)
-{
+                        const llorch_ckpt_array *ra, const llorch_ckpt_array *ca, struct llorch_cmp_accum *acc) {
     double rv[GATHER_CHUNK], cv[GATHER_CHUNK];
-    int last = b->n_axes - 1;
+    int    last = b->n_axes - 1;
     for (int64_t j0 = 0; j0 < b->extent[last]; j0 += GATHER_CHUNK) {
         int64_t n = b->extent[last] - j0 < GATHER_CHUNK ? b->extent[last] - j0 : GATHER_CHUNK;
         if (llorch_ckpt_array_gather(ra, ro + j0 * b->ref_stride[last], b->ref_stride[last], n, rv) != 0 ||
@@ -143,8 +134,7 @@ static int compare_line(const struct llorch_cmp_block *b, const int64_t *idx, in
 }
 
 /* Odometer over every axis but the last; false when done. */
-static bool next_index(int64_t *idx, const int64_t *extent, int last)
-{
+static bool next_index(int64_t *idx, const int64_t *extent, int last) {
     for (int i = last - 1; i >= 0; i--) {
         if (++idx[i] < extent[i]) {
             return true;
@@ -154,11 +144,10 @@ static bool next_index(int64_t *idx, const int64_t *extent, int last)
     return false;
 }
 
-int llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt_array *ra,
-                             const llorch_ckpt_array *ca, struct llorch_cmp_accum *acc)
-{
-    int64_t idx[LLORCH_CKPT_MAX_DIMS] = { 0 };
-    int last = b->n_axes - 1;
+int llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt_array *ra, const llorch_ckpt_array *ca,
+                             struct llorch_cmp_accum *acc) {
+    int64_t idx[LLORCH_CKPT_MAX_DIMS] = {0};
+    int     last = b->n_axes - 1;
     for (int i = 0; i < b->n_axes; i++) {
         if (b->extent[i] <= 0) {
             return 0;

@@ -13,7 +13,10 @@
 
 struct input_set {
     int n;
-    struct { enum llorch_ckpt_kind kind; int layer; } in[LLORCH_CKPT_MAX_INPUTS];
+    struct {
+        enum llorch_ckpt_kind kind;
+        int                   layer;
+    } in[LLORCH_CKPT_MAX_INPUTS];
 };
 
 /* The inputs of a checkpoint, as alternatives in order of preference. */
@@ -23,16 +26,14 @@ struct rule {
     struct input_set alts[MAX_ALTS];
 };
 
-static void add_one(struct rule *r, enum llorch_ckpt_kind a, int la)
-{
+static void add_one(struct rule *r, enum llorch_ckpt_kind a, int la) {
     struct input_set *s = &r->alts[r->n_alts++];
     s->n = 1;
     s->in[0].kind = a;
     s->in[0].layer = la;
 }
 
-static void add_two(struct rule *r, enum llorch_ckpt_kind a, int la, enum llorch_ckpt_kind b, int lb)
-{
+static void add_two(struct rule *r, enum llorch_ckpt_kind a, int la, enum llorch_ckpt_kind b, int lb) {
     add_one(r, a, la);
     struct input_set *s = &r->alts[r->n_alts - 1];
     s->n = 2;
@@ -42,8 +43,7 @@ static void add_two(struct rule *r, enum llorch_ckpt_kind a, int la, enum llorch
 
 /* The residual stream after layer L: l_out, or its two summands; before
  * the first layer, the embeddings. */
-static void add_residual(struct rule *r, int layer)
-{
+static void add_residual(struct rule *r, int layer) {
     if (layer < 0) {
         add_one(r, LLORCH_CKPT_EMBD, -1);
         return;
@@ -52,86 +52,82 @@ static void add_residual(struct rule *r, int layer)
     add_two(r, LLORCH_CKPT_FFN_OUT, layer, LLORCH_CKPT_ATTN_OUT_PROJ, layer);
 }
 
-static struct rule attention_rule(enum llorch_ckpt_kind kind, int l)
-{
-    struct rule r = { true, 0, { { 0 } } };
+static struct rule attention_rule(enum llorch_ckpt_kind kind, int l) {
+    struct rule r = {true, 0, {{0}}};
     switch (kind) {
-    case LLORCH_CKPT_QCUR_PRE_ROPE:
-    case LLORCH_CKPT_KCUR_PRE_ROPE:
-    case LLORCH_CKPT_VCUR:
-        add_one(&r, LLORCH_CKPT_ATTN_NORM, l);
-        break;
-    case LLORCH_CKPT_QCUR:
-    case LLORCH_CKPT_KCUR:
-        add_one(&r, kind == LLORCH_CKPT_QCUR ? LLORCH_CKPT_QCUR_PRE_ROPE : LLORCH_CKPT_KCUR_PRE_ROPE, l);
-        add_one(&r, LLORCH_CKPT_ATTN_NORM, l);
-        break;
-    case LLORCH_CKPT_CACHE_K:
-    case LLORCH_CKPT_CACHE_V:
-        add_one(&r, kind == LLORCH_CKPT_CACHE_K ? LLORCH_CKPT_KCUR : LLORCH_CKPT_VCUR, l);
-        break;
-    case LLORCH_CKPT_KQ_SOFT_MAX:
-        add_two(&r, LLORCH_CKPT_QCUR, l, LLORCH_CKPT_CACHE_K, l);
-        add_two(&r, LLORCH_CKPT_QCUR, l, LLORCH_CKPT_KCUR, l);
-        break;
-    case LLORCH_CKPT_ATTN_OUT_PROJ:
-        add_two(&r, LLORCH_CKPT_KQ_SOFT_MAX, l, LLORCH_CKPT_CACHE_V, l);
-        add_two(&r, LLORCH_CKPT_KQ_SOFT_MAX, l, LLORCH_CKPT_VCUR, l);
-        break;
-    default:
-        r.known = false;        /* the extras: no rule yet */
-        break;
+        case LLORCH_CKPT_QCUR_PRE_ROPE:
+        case LLORCH_CKPT_KCUR_PRE_ROPE:
+        case LLORCH_CKPT_VCUR:
+            add_one(&r, LLORCH_CKPT_ATTN_NORM, l);
+            break;
+        case LLORCH_CKPT_QCUR:
+        case LLORCH_CKPT_KCUR:
+            add_one(&r, kind == LLORCH_CKPT_QCUR ? LLORCH_CKPT_QCUR_PRE_ROPE : LLORCH_CKPT_KCUR_PRE_ROPE, l);
+            add_one(&r, LLORCH_CKPT_ATTN_NORM, l);
+            break;
+        case LLORCH_CKPT_CACHE_K:
+        case LLORCH_CKPT_CACHE_V:
+            add_one(&r, kind == LLORCH_CKPT_CACHE_K ? LLORCH_CKPT_KCUR : LLORCH_CKPT_VCUR, l);
+            break;
+        case LLORCH_CKPT_KQ_SOFT_MAX:
+            add_two(&r, LLORCH_CKPT_QCUR, l, LLORCH_CKPT_CACHE_K, l);
+            add_two(&r, LLORCH_CKPT_QCUR, l, LLORCH_CKPT_KCUR, l);
+            break;
+        case LLORCH_CKPT_ATTN_OUT_PROJ:
+            add_two(&r, LLORCH_CKPT_KQ_SOFT_MAX, l, LLORCH_CKPT_CACHE_V, l);
+            add_two(&r, LLORCH_CKPT_KQ_SOFT_MAX, l, LLORCH_CKPT_VCUR, l);
+            break;
+        default:
+            r.known = false; /* the extras: no rule yet */
+            break;
     }
     return r;
 }
 
-static struct rule dataflow_rule(enum llorch_ckpt_kind kind, int l, int last_layer)
-{
-    struct rule r = { true, 0, { { 0 } } };
+static struct rule dataflow_rule(enum llorch_ckpt_kind kind, int l, int last_layer) {
+    struct rule r = {true, 0, {{0}}};
     switch (kind) {
-    case LLORCH_CKPT_EMBD:
-        break;                  /* the first tensor: no inputs */
-    case LLORCH_CKPT_ATTN_NORM:
-        add_residual(&r, l - 1);
-        break;
-    case LLORCH_CKPT_FFN_INP:
-        add_one(&r, LLORCH_CKPT_ATTN_OUT_PROJ, l);
-        break;
-    case LLORCH_CKPT_FFN_OUT:
-        add_one(&r, LLORCH_CKPT_FFN_INP, l);
-        add_one(&r, LLORCH_CKPT_ATTN_OUT_PROJ, l);
-        break;
-    case LLORCH_CKPT_L_OUT:
-        add_one(&r, LLORCH_CKPT_FFN_OUT, l);
-        break;
-    case LLORCH_CKPT_RESULT_NORM:
-        add_residual(&r, last_layer);
-        break;
-    case LLORCH_CKPT_LOGITS:
-        add_one(&r, LLORCH_CKPT_RESULT_NORM, -1);
-        break;
-    default:
-        r = attention_rule(kind, l);
-        break;
+        case LLORCH_CKPT_EMBD:
+            break; /* the first tensor: no inputs */
+        case LLORCH_CKPT_ATTN_NORM:
+            add_residual(&r, l - 1);
+            break;
+        case LLORCH_CKPT_FFN_INP:
+            add_one(&r, LLORCH_CKPT_ATTN_OUT_PROJ, l);
+            break;
+        case LLORCH_CKPT_FFN_OUT:
+            add_one(&r, LLORCH_CKPT_FFN_INP, l);
+            add_one(&r, LLORCH_CKPT_ATTN_OUT_PROJ, l);
+            break;
+        case LLORCH_CKPT_L_OUT:
+            add_one(&r, LLORCH_CKPT_FFN_OUT, l);
+            break;
+        case LLORCH_CKPT_RESULT_NORM:
+            add_residual(&r, last_layer);
+            break;
+        case LLORCH_CKPT_LOGITS:
+            add_one(&r, LLORCH_CKPT_RESULT_NORM, -1);
+            break;
+        default:
+            r = attention_rule(kind, l);
+            break;
     }
     return r;
 }
 
 /* Rules never name "graph" or a name that is no kind: those rows are not
  * found, whatever their graph_name. */
-static const struct llorch_ckpt_row *find_row(const struct llorch_ckpt_comparison *c,
-                                              enum llorch_ckpt_kind kind, int layer)
-{
+static const struct llorch_ckpt_row *find_row(const struct llorch_ckpt_comparison *c, enum llorch_ckpt_kind kind,
+                                              int layer) {
     for (size_t i = 0; i < c->n_rows; i++) {
-        if (c->kinds[i] == (int)kind && c->rows[i].layer == layer) {
+        if (c->kinds[i] == (int) kind && c->rows[i].layer == layer) {
             return &c->rows[i];
         }
     }
     return NULL;
 }
 
-static int count_present(const struct llorch_ckpt_comparison *c, const struct input_set *s)
-{
+static int count_present(const struct llorch_ckpt_comparison *c, const struct input_set *s) {
     int n = 0;
     for (int i = 0; i < s->n; i++) {
         n += find_row(c, s->in[i].kind, s->in[i].layer) != NULL;
@@ -141,10 +137,9 @@ static int count_present(const struct llorch_ckpt_comparison *c, const struct in
 
 /* The first alternative whose inputs are all present, else the one with
  * the most present. */
-static const struct input_set *choose_inputs(const struct llorch_ckpt_comparison *c, const struct rule *r)
-{
+static const struct input_set *choose_inputs(const struct llorch_ckpt_comparison *c, const struct rule *r) {
     const struct input_set *best = NULL;
-    int best_present = -1;
+    int                     best_present = -1;
     for (int a = 0; a < r->n_alts; a++) {
         int present = count_present(c, &r->alts[a]);
         if (present == r->alts[a].n) {
@@ -158,31 +153,31 @@ static const struct input_set *choose_inputs(const struct llorch_ckpt_comparison
     return best;
 }
 
-void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int last_layer)
-{
+void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int last_layer) {
     struct llorch_ckpt_row *row = &c->rows[i];
-    int kind = c->kinds[i];
+    int                     kind = c->kinds[i];
     row->origin = LLORCH_CKPT_ORIGIN_NONE;
     if (row->status == LLORCH_CKPT_STATUS_PASS) {
         return;
     }
-    struct rule r = row->graph_name || kind == LLORCH_CMP_NO_KIND
-                  ? (struct rule){ false, 0, { { 0 } } }
-                  : dataflow_rule((enum llorch_ckpt_kind)kind, row->layer, last_layer);
+    struct rule             r = row->graph_name || kind == LLORCH_CMP_NO_KIND
+                                    ? (struct rule){false, 0, {{0}}}
+                                    : dataflow_rule((enum llorch_ckpt_kind) kind, row->layer, last_layer);
     const struct input_set *s = r.known ? choose_inputs(c, &r) : NULL;
-    bool failed = false, absent = false;
+    bool                    failed = false, absent = false;
     for (int j = 0; s && j < s->n; j++) {
         const struct llorch_ckpt_row *in = find_row(c, s->in[j].kind, s->in[j].layer);
-        struct llorch_ckpt_input *out = &row->inputs[row->n_inputs++];
+        struct llorch_ckpt_input     *out = &row->inputs[row->n_inputs++];
         out->checkpoint = llorch_ckpt_kind_info(s->in[j].kind)->name;
         out->layer = s->in[j].layer;
-        out->state = !in ? LLORCH_CKPT_INPUT_ABSENT
-                   : in->status == LLORCH_CKPT_STATUS_PASS ? LLORCH_CKPT_INPUT_PASSED : LLORCH_CKPT_INPUT_FAILED;
+        out->state = !in                                     ? LLORCH_CKPT_INPUT_ABSENT
+                     : in->status == LLORCH_CKPT_STATUS_PASS ? LLORCH_CKPT_INPUT_PASSED
+                                                             : LLORCH_CKPT_INPUT_FAILED;
         failed |= out->state == LLORCH_CKPT_INPUT_FAILED;
         absent |= out->state == LLORCH_CKPT_INPUT_ABSENT;
     }
     row->origin = !r.known ? LLORCH_CKPT_ORIGIN_UNKNOWN
-                : failed   ? LLORCH_CKPT_ORIGIN_INHERITED
-                : absent   ? LLORCH_CKPT_ORIGIN_UNKNOWN
-                :            LLORCH_CKPT_ORIGIN_INTRODUCED;
+                  : failed ? LLORCH_CKPT_ORIGIN_INHERITED
+                  : absent ? LLORCH_CKPT_ORIGIN_UNKNOWN
+                           : LLORCH_CKPT_ORIGIN_INTRODUCED;
 }

@@ -16,8 +16,7 @@
 
 /* Appends copy (malloc'd, may be NULL) to a list owned by c; NULL and a
  * flag when out of memory. */
-static char *own(struct llorch_ckpt_comparison *c, char ***list, size_t *n, char *copy)
-{
+static char *own(struct llorch_ckpt_comparison *c, char ***list, size_t *n, char *copy) {
     char **grown = copy ? realloc(*list, (*n + 1) * sizeof *grown) : NULL;
     if (!grown) {
         free(copy);
@@ -29,8 +28,7 @@ static char *own(struct llorch_ckpt_comparison *c, char ***list, size_t *n, char
     return copy;
 }
 
-const char *llorch_cmp_keep(struct llorch_ckpt_comparison *c, const char *s)
-{
+const char *llorch_cmp_keep(struct llorch_ckpt_comparison *c, const char *s) {
     if (!s) {
         return NULL;
     }
@@ -38,9 +36,8 @@ const char *llorch_cmp_keep(struct llorch_ckpt_comparison *c, const char *s)
     return copy ? copy : "";
 }
 
-void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...)
-{
-    char msg[1024];
+void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...) {
+    char    msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -50,8 +47,7 @@ void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...)
 
 /* ---- the comparison --------------------------------------------------------------- */
 
-static void record_only(struct llorch_ckpt_comparison *c, const struct llorch_cmp_grouping *g)
-{
+static void record_only(struct llorch_ckpt_comparison *c, const struct llorch_cmp_grouping *g) {
     for (int side = 0; side < 2; side++) {
         c->only[side] = calloc(g->n_only[side] + 1, sizeof *c->only[side]);
         if (!c->only[side]) {
@@ -60,7 +56,7 @@ static void record_only(struct llorch_ckpt_comparison *c, const struct llorch_cm
         }
         for (size_t i = 0; i < g->n_only[side]; i++) {
             const struct llorch_cmp_keyed *first = &g->only[side][i].k[0];
-            struct llorch_ckpt_key *k = &c->only[side][c->n_only[side]++];
+            struct llorch_ckpt_key        *k = &c->only[side][c->n_only[side]++];
             k->checkpoint = llorch_cmp_keep(c, first->e->checkpoint);
             k->graph_name = first->kind == LLORCH_CKPT_GRAPH ? llorch_cmp_keep(c, first->e->graph_name) : NULL;
             k->layer = first->e->layer;
@@ -71,8 +67,7 @@ static void record_only(struct llorch_ckpt_comparison *c, const struct llorch_cm
 /* Every row first: a row's origin depends on the status of the others. */
 static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_cmp_grouping *g,
                           const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                          const llorch_ckpt_compare_options *opt)
-{
+                          const llorch_ckpt_compare_options *opt) {
     c->rows = calloc(g->n_groups + 1, sizeof *c->rows);
     c->kinds = calloc(g->n_groups + 1, sizeof *c->kinds);
     if (!c->rows || !c->kinds) {
@@ -89,10 +84,8 @@ static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_
     return 0;
 }
 
-static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                          const llorch_ckpt_dump *cand, const llorch_ckpt_compare_options *opt,
-                          char *err, size_t err_size)
-{
+static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                          const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
     struct llorch_cmp_grouping g;
     if (llorch_cmp_check_models(c, ref, cand, err, err_size) != 0 ||
         llorch_cmp_check_tokens(c, ref, cand, llorch_cmp_allow_token_mismatch(opt), err, err_size) != 0) {
@@ -107,8 +100,8 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
     int rc = 0;
     if (g.n_groups == 0) {
         llorch_set_error(err, err_size, "the dumps have no checkpoint in common (%s has %zu files, %s has %zu)",
-                  llorch_ckpt_dump_name(ref), llorch_ckpt_dump_n_entries(ref),
-                  llorch_ckpt_dump_name(cand), llorch_ckpt_dump_n_entries(cand));
+                         llorch_ckpt_dump_name(ref), llorch_ckpt_dump_n_entries(ref), llorch_ckpt_dump_name(cand),
+                         llorch_ckpt_dump_n_entries(cand));
         rc = -1;
     } else if (compare_groups(c, &g, ref, cand, opt) != 0) {
         c->out_of_memory = true;
@@ -124,9 +117,7 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
 }
 
 llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                                            const llorch_ckpt_compare_options *opt,
-                                            char *err, size_t err_size)
-{
+                                            const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
     llorch_ckpt_comparison *c = calloc(1, sizeof *c);
     if (!c) {
         llorch_set_error(err, err_size, "out of memory");
@@ -141,44 +132,42 @@ llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const l
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
-size_t llorch_ckpt_comparison_n_rows(const llorch_ckpt_comparison *c) { return c->n_rows; }
+size_t llorch_ckpt_comparison_n_rows(const llorch_ckpt_comparison *c) {
+    return c->n_rows;
+}
 
-const struct llorch_ckpt_row *llorch_ckpt_comparison_row(const llorch_ckpt_comparison *c, size_t i)
-{
+const struct llorch_ckpt_row *llorch_ckpt_comparison_row(const llorch_ckpt_comparison *c, size_t i) {
     return i < c->n_rows ? &c->rows[i] : NULL;
 }
 
-long llorch_ckpt_comparison_first_failure(const llorch_ckpt_comparison *c)
-{
+long llorch_ckpt_comparison_first_failure(const llorch_ckpt_comparison *c) {
     for (size_t i = 0; i < c->n_rows; i++) {
         if (c->rows[i].status != LLORCH_CKPT_STATUS_PASS) {
-            return (long)i;
+            return (long) i;
         }
     }
     return -1;
 }
 
-size_t llorch_ckpt_comparison_n_only(const llorch_ckpt_comparison *c, bool in_reference)
-{
+size_t llorch_ckpt_comparison_n_only(const llorch_ckpt_comparison *c, bool in_reference) {
     return c->n_only[in_reference];
 }
 
-const struct llorch_ckpt_key *llorch_ckpt_comparison_only(const llorch_ckpt_comparison *c,
-                                                          bool in_reference, size_t i)
-{
+const struct llorch_ckpt_key *llorch_ckpt_comparison_only(const llorch_ckpt_comparison *c, bool in_reference,
+                                                          size_t i) {
     return i < c->n_only[in_reference] ? &c->only[in_reference][i] : NULL;
 }
 
-size_t llorch_ckpt_comparison_n_warnings(const llorch_ckpt_comparison *c) { return c->n_warnings; }
+size_t llorch_ckpt_comparison_n_warnings(const llorch_ckpt_comparison *c) {
+    return c->n_warnings;
+}
 
-const char *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size_t i)
-{
+const char *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size_t i) {
     return i < c->n_warnings ? c->warnings[i] : NULL;
 }
 
 /* An ERROR outweighs a FAIL: the verdict is incomplete. */
-int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c)
-{
+int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c) {
     int code = 0;
     for (size_t i = 0; i < c->n_rows; i++) {
         if (c->rows[i].status == LLORCH_CKPT_STATUS_ERROR) {
@@ -191,8 +180,7 @@ int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c)
     return code;
 }
 
-void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c)
-{
+void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c) {
     if (!c) {
         return;
     }
@@ -211,23 +199,28 @@ void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c)
     free(c);
 }
 
-const char *llorch_ckpt_status_name(enum llorch_ckpt_status s)
-{
+const char *llorch_ckpt_status_name(enum llorch_ckpt_status s) {
     switch (s) {
-    case LLORCH_CKPT_STATUS_PASS:  return "PASS";
-    case LLORCH_CKPT_STATUS_FAIL:  return "FAIL";
-    case LLORCH_CKPT_STATUS_ERROR: return "ERROR";
+        case LLORCH_CKPT_STATUS_PASS:
+            return "PASS";
+        case LLORCH_CKPT_STATUS_FAIL:
+            return "FAIL";
+        case LLORCH_CKPT_STATUS_ERROR:
+            return "ERROR";
     }
     return "?";
 }
 
-const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o)
-{
+const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o) {
     switch (o) {
-    case LLORCH_CKPT_ORIGIN_NONE: return "none";
-    case LLORCH_CKPT_ORIGIN_INTRODUCED:  return "introduced";
-    case LLORCH_CKPT_ORIGIN_INHERITED:   return "inherited";
-    case LLORCH_CKPT_ORIGIN_UNKNOWN:     return "unknown";
+        case LLORCH_CKPT_ORIGIN_NONE:
+            return "none";
+        case LLORCH_CKPT_ORIGIN_INTRODUCED:
+            return "introduced";
+        case LLORCH_CKPT_ORIGIN_INHERITED:
+            return "inherited";
+        case LLORCH_CKPT_ORIGIN_UNKNOWN:
+            return "unknown";
     }
     return "?";
 }

@@ -13,11 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SET_ATOL = 1, SET_RTOL = 2, SET_NMSE = 4, SET_WITHIN = 8 };
+enum {
+    SET_ATOL = 1,
+    SET_RTOL = 2,
+    SET_NMSE = 4,
+    SET_WITHIN = 8
+};
 
 /* One --tol/--atol/...: applied in order, so later settings win. */
 struct tol_setting {
-    int                          kind;   /* LLORCH_CMP_NO_KIND: every checkpoint */
+    int                          kind; /* LLORCH_CMP_NO_KIND: every checkpoint */
     unsigned                     set;
     struct llorch_ckpt_tolerance tol;
 };
@@ -43,13 +48,12 @@ static const struct preset {
     const char                  *name;
     struct llorch_ckpt_tolerance tol;
 } presets[] = {
-    { "f32",   { 1e-4, 1e-3, 1e-6, 1.0 } },
-    { "f16",   { 1e-2, 1e-2, 1e-4, 1.0 } },
-    { "exact", { 0.0,  0.0,  0.0,  1.0 } },
+    {"f32", {1e-4, 1e-3, 1e-6, 1.0}},
+    {"f16", {1e-2, 1e-2, 1e-4, 1.0}},
+    {"exact", {0.0, 0.0, 0.0, 1.0}},
 };
 
-llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void)
-{
+llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void) {
     llorch_ckpt_compare_options *o = calloc(1, sizeof *o);
     if (o) {
         o->preset = presets[0].name;
@@ -58,14 +62,12 @@ llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void)
     return o;
 }
 
-int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset,
-                                       char *err, size_t err_size)
-{
+int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset, char *err, size_t err_size) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         if (strcmp(preset, presets[i].name) == 0) {
             o->preset = presets[i].name;
             o->base = presets[i].tol;
-            free(o->settings);      /* a preset replaces what came before */
+            free(o->settings); /* a preset replaces what came before */
             o->settings = NULL;
             o->n_settings = 0;
             return 0;
@@ -75,13 +77,17 @@ int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const cha
     return -1;
 }
 
-static int parse_tol_value(const char *key, const char *value, struct tol_setting *s,
-                           char *err, size_t err_size)
-{
-    static const struct { const char *key; unsigned bit; } keys[] = {
-        { "atol", SET_ATOL }, { "rtol", SET_RTOL }, { "nmse", SET_NMSE }, { "within", SET_WITHIN },
+static int parse_tol_value(const char *key, const char *value, struct tol_setting *s, char *err, size_t err_size) {
+    static const struct {
+        const char *key;
+        unsigned    bit;
+    } keys[] = {
+        {"atol", SET_ATOL},
+        {"rtol", SET_RTOL},
+        {"nmse", SET_NMSE},
+        {"within", SET_WITHIN},
     };
-    char *end;
+    char  *end;
     double v = strtod(value, &end);
     if (end == value || *end || !isfinite(v) || v < 0) {
         llorch_set_error(err, err_size, "tolerance %s=%s: not a non-negative number", key, value);
@@ -95,7 +101,7 @@ static int parse_tol_value(const char *key, const char *value, struct tol_settin
             llorch_set_error(err, err_size, "tolerance within=%s: a fraction in [0, 1]", value);
             return -1;
         }
-        double *field[] = { &s->tol.atol, &s->tol.rtol, &s->tol.nmse, &s->tol.within };
+        double *field[] = {&s->tol.atol, &s->tol.rtol, &s->tol.nmse, &s->tol.within};
         *field[i] = v;
         s->set |= keys[i].bit;
         return 0;
@@ -105,9 +111,8 @@ static int parse_tol_value(const char *key, const char *value, struct tol_settin
 }
 
 /* "key=value,key=value" into s. */
-static int parse_tol_list(char *list, struct tol_setting *s, char *err, size_t err_size)
-{
-    for (char *item = list; item; ) {
+static int parse_tol_list(char *list, struct tol_setting *s, char *err, size_t err_size) {
+    for (char *item = list; item;) {
         char *next = strchr(item, ',');
         if (next) {
             *next++ = '\0';
@@ -128,24 +133,22 @@ static int parse_tol_list(char *list, struct tol_setting *s, char *err, size_t e
 
 /* The kind a setting names; every name a dump can hold ("graph" too) is
  * listed when the name is none of them. */
-static int parse_checkpoint(const char *name, int *kind, char *err, size_t err_size)
-{
+static int parse_checkpoint(const char *name, int *kind, char *err, size_t err_size) {
     char known[1024] = "";
     *kind = llorch_ckpt_kind_from_name(name);
     if (*kind >= 0) {
         return 0;
     }
-    for (int k = 0, used = 0; k < LLORCH_CKPT_KIND_COUNT && used < (int)sizeof known; k++) {
-        used += snprintf(known + used, sizeof known - (size_t)used, "%s%s", k ? ", " : "",
-                         llorch_ckpt_kind_info((enum llorch_ckpt_kind)k)->name);
+    for (int k = 0, used = 0; k < LLORCH_CKPT_KIND_COUNT && used < (int) sizeof known; k++) {
+        used += snprintf(known + used, sizeof known - (size_t) used, "%s%s", k ? ", " : "",
+                         llorch_ckpt_kind_info((enum llorch_ckpt_kind) k)->name);
     }
     llorch_set_error(err, err_size, "unknown checkpoint '%s' (%s)", name, known);
     return -1;
 }
 
 /* "[CHECKPOINT:]list" into s; text is modified. */
-static int parse_spec(char *text, struct tol_setting *s, char *err, size_t err_size)
-{
+static int parse_spec(char *text, struct tol_setting *s, char *err, size_t err_size) {
     char *list = text, *colon = strchr(text, ':'), *eq = strchr(text, '=');
     s->kind = LLORCH_CMP_NO_KIND;
     if (colon && (!eq || colon < eq)) {
@@ -158,11 +161,10 @@ static int parse_spec(char *text, struct tol_setting *s, char *err, size_t err_s
     return parse_tol_list(list, s, err, err_size);
 }
 
-int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec,
-                                          char *err, size_t err_size)
-{
-    struct tol_setting s = { 0 };
-    char *text = llorch_strdup(spec);
+int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec, char *err,
+                                          size_t err_size) {
+    struct tol_setting  s = {0};
+    char               *text = llorch_strdup(spec);
     struct tol_setting *grown = realloc(o->settings, (o->n_settings + 1) * sizeof *grown);
     if (grown) {
         o->settings = grown;
@@ -180,33 +182,33 @@ int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const 
     return rc;
 }
 
-void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow)
-{
+void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow) {
     o->allow_token_mismatch = allow;
 }
 
-bool llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o)
-{
+bool llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o) {
     return o->allow_token_mismatch;
 }
 
-const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o)
-{
+const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o) {
     return o->preset;
 }
 
-struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_options *o, int kind)
-{
+struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_options *o, int kind) {
     struct llorch_ckpt_tolerance t = o->base;
     for (size_t i = 0; i < o->n_settings; i++) {
         const struct tol_setting *s = &o->settings[i];
         if (s->kind != LLORCH_CMP_NO_KIND && s->kind != kind) {
             continue;
         }
-        if (s->set & SET_ATOL)   t.atol = s->tol.atol;
-        if (s->set & SET_RTOL)   t.rtol = s->tol.rtol;
-        if (s->set & SET_NMSE)   t.nmse = s->tol.nmse;
-        if (s->set & SET_WITHIN) t.within = s->tol.within;
+        if (s->set & SET_ATOL)
+            t.atol = s->tol.atol;
+        if (s->set & SET_RTOL)
+            t.rtol = s->tol.rtol;
+        if (s->set & SET_NMSE)
+            t.nmse = s->tol.nmse;
+        if (s->set & SET_WITHIN)
+            t.within = s->tol.within;
     }
     return t;
 }
@@ -214,13 +216,11 @@ struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_opti
 /* A name that is no kind gets what applies to every checkpoint: no setting
  * can name it. */
 struct llorch_ckpt_tolerance llorch_ckpt_compare_options_get(const llorch_ckpt_compare_options *o,
-                                                             const char *checkpoint)
-{
+                                                             const char                        *checkpoint) {
     return llorch_cmp_tolerance(o, checkpoint ? llorch_ckpt_kind_from_name(checkpoint) : LLORCH_CMP_NO_KIND);
 }
 
-void llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o)
-{
+void llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o) {
     if (o) {
         free(o->settings);
         free(o);

@@ -17,8 +17,7 @@
 /* ---- names and sentences -------------------------------------------------------- */
 
 /* "attn_norm, layer 2", "result_norm", "graph attn_norm-0" */
-static const char *row_title(char *buf, size_t size, const struct llorch_ckpt_row *r)
-{
+static const char *row_title(char *buf, size_t size, const struct llorch_ckpt_row *r) {
     if (r->graph_name) {
         snprintf(buf, size, "graph %s", r->graph_name);
     } else if (r->layer >= 0) {
@@ -31,9 +30,7 @@ static const char *row_title(char *buf, size_t size, const struct llorch_ckpt_ro
 
 /* Appends the inputs in `state` as "A", "A and B", "A, B and C"; returns
  * how many there were. */
-static int append_inputs(char *buf, size_t size, const struct llorch_ckpt_row *r,
-                         enum llorch_ckpt_input_state state)
-{
+static int append_inputs(char *buf, size_t size, const struct llorch_ckpt_row *r, enum llorch_ckpt_input_state state) {
     int total = 0, done = 0;
     for (int i = 0; i < r->n_inputs; i++) {
         total += r->inputs[i].state == state;
@@ -43,7 +40,7 @@ static int append_inputs(char *buf, size_t size, const struct llorch_ckpt_row *r
         if (in->state != state) {
             continue;
         }
-        size_t used = strlen(buf);
+        size_t      used = strlen(buf);
         const char *sep = done == 0 ? "" : done == total - 1 ? " and " : ", ";
         if (in->layer >= 0) {
             snprintf(buf + used, size - used, "%s%s layer %d", sep, in->checkpoint, in->layer);
@@ -56,11 +53,10 @@ static int append_inputs(char *buf, size_t size, const struct llorch_ckpt_row *r
 }
 
 /* "its input l_out layer 1 passed" and the like, after a prefix. */
-static void append_clause(char *buf, size_t size, const struct llorch_ckpt_row *r,
-                          enum llorch_ckpt_input_state state, const char *verb, bool *first)
-{
+static void append_clause(char *buf, size_t size, const struct llorch_ckpt_row *r, enum llorch_ckpt_input_state state,
+                          const char *verb, bool *first) {
     char list[512] = "";
-    int n = append_inputs(list, sizeof list, r, state);
+    int  n = append_inputs(list, sizeof list, r, state);
     if (n == 0) {
         return;
     }
@@ -69,15 +65,15 @@ static void append_clause(char *buf, size_t size, const struct llorch_ckpt_row *
     *first = false;
 }
 
-static const char *origin_text(char *buf, size_t size, const struct llorch_ckpt_row *r)
-{
-    static const char *lead[] = { "", "introduced here: ", "inherited: ", "origin unknown: " };
-    bool first = true;
+static const char *origin_text(char *buf, size_t size, const struct llorch_ckpt_row *r) {
+    static const char *lead[] = {"", "introduced here: ", "inherited: ", "origin unknown: "};
+    bool               first = true;
     snprintf(buf, size, "%s", lead[r->origin]);
     if (r->n_inputs == 0) {
         size_t used = strlen(buf);
-        snprintf(buf + used, size - used, "%s", r->origin == LLORCH_CKPT_ORIGIN_INTRODUCED
-                 ? "the model's first tensor" : "no dataflow rule for this tensor");
+        snprintf(buf + used, size - used, "%s",
+                 r->origin == LLORCH_CKPT_ORIGIN_INTRODUCED ? "the model's first tensor"
+                                                            : "no dataflow rule for this tensor");
         return buf;
     }
     append_clause(buf, size, r, LLORCH_CKPT_INPUT_FAILED, "failed", &first);
@@ -86,15 +82,14 @@ static const char *origin_text(char *buf, size_t size, const struct llorch_ckpt_
     return buf;
 }
 
-static const char *verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c)
-{
+static const char *verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
     long first = llorch_ckpt_comparison_first_failure(c);
     char title[256], why[1024];
     if (first < 0) {
         snprintf(buf, size, "all %zu checkpoints match within tolerance", llorch_ckpt_comparison_n_rows(c));
         return buf;
     }
-    const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t)first);
+    const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t) first);
     if (r->status == LLORCH_CKPT_STATUS_ERROR) {
         snprintf(why, sizeof why, "not comparable: %s", r->message ? r->message : "?");
     } else {
@@ -104,51 +99,45 @@ static const char *verdict_text(char *buf, size_t size, const llorch_ckpt_compar
     return buf;
 }
 
-int llorch_ckpt_report_verdict(FILE *f, const llorch_ckpt_comparison *c)
-{
+int llorch_ckpt_report_verdict(FILE *f, const llorch_ckpt_comparison *c) {
     char line[2048];
     return fprintf(f, "%s\n", verdict_text(line, sizeof line, c)) < 0 ? -1 : 0;
 }
 
 /* ---- the table ---------------------------------------------------------------------- */
 
-static const char *location(char *buf, size_t size, const struct llorch_ckpt_row *r)
-{
+static const char *location(char *buf, size_t size, const struct llorch_ckpt_row *r) {
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < r->n_axes && used < size; i++) {
-        used += (size_t)snprintf(buf + used, size - used, "%s%s=%lld", i ? " " : "",
-                                 r->axes[i], (long long)r->metrics.max_abs_at[i]);
+        used += (size_t) snprintf(buf + used, size - used, "%s%s=%lld", i ? " " : "", r->axes[i],
+                                  (long long) r->metrics.max_abs_at[i]);
     }
     return buf;
 }
 
-static void print_header_line(FILE *f, const char *role, const char *name, const llorch_ckpt_dump *d)
-{
+static void print_header_line(FILE *f, const char *role, const char *name, const llorch_ckpt_dump *d) {
     const struct llorch_ckpt_model *m = llorch_ckpt_dump_model(d);
-    const char *producer = llorch_ckpt_dump_producer(d);
-    const char *architecture = m->architecture ? m->architecture : "unknown architecture";
+    const char                     *producer = llorch_ckpt_dump_producer(d);
+    const char                     *architecture = m->architecture ? m->architecture : "unknown architecture";
     fprintf(f, "%-10s %s (%s; %s, %d layers, n_embd %d; %zu tokens%s)\n", role, name,
-            producer ? producer : "unknown producer", architecture, m->n_layer, m->n_embd,
-            llorch_ckpt_dump_n_tokens(d), llorch_ckpt_dump_complete(d) ? "" : "; INCOMPLETE");
+            producer ? producer : "unknown producer", architecture, m->n_layer, m->n_embd, llorch_ckpt_dump_n_tokens(d),
+            llorch_ckpt_dump_complete(d) ? "" : "; INCOMPLETE");
 }
 
-static void print_tolerance(FILE *f, const char *what, const struct llorch_ckpt_tolerance *t)
-{
-    fprintf(f, "%-10s %s: atol %.3g, rtol %.3g, nmse %.3g, within %.6g%%\n", "tolerance", what,
-            t->atol, t->rtol, t->nmse, t->within * 100);
+static void print_tolerance(FILE *f, const char *what, const struct llorch_ckpt_tolerance *t) {
+    fprintf(f, "%-10s %s: atol %.3g, rtol %.3g, nmse %.3g, within %.6g%%\n", "tolerance", what, t->atol, t->rtol,
+            t->nmse, t->within * 100);
 }
 
-static bool same_tolerance(const struct llorch_ckpt_tolerance *a, const struct llorch_ckpt_tolerance *b)
-{
+static bool same_tolerance(const struct llorch_ckpt_tolerance *a, const struct llorch_ckpt_tolerance *b) {
     return a->atol == b->atol && a->rtol == b->rtol && a->nmse == b->nmse && a->within == b->within;
 }
 
 /* The global tolerance, then each checkpoint whose tolerance differs. */
-static void print_tolerances(FILE *f, const llorch_ckpt_comparison *c, const llorch_ckpt_compare_options *o)
-{
+static void print_tolerances(FILE *f, const llorch_ckpt_comparison *c, const llorch_ckpt_compare_options *o) {
     struct llorch_ckpt_tolerance global = llorch_ckpt_compare_options_get(o, NULL);
-    char what[128];
+    char                         what[128];
     snprintf(what, sizeof what, "preset %s", llorch_ckpt_compare_options_preset_name(o));
     print_tolerance(f, what, &global);
     size_t n = llorch_ckpt_comparison_n_rows(c);
@@ -167,25 +156,24 @@ static void print_tolerances(FILE *f, const llorch_ckpt_comparison *c, const llo
     }
 }
 
-static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first)
-{
-    char layer[16], at[128];
+static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first) {
+    char                              layer[16], at[128];
     const struct llorch_ckpt_metrics *m = &r->metrics;
-    const char *name = r->graph_name ? r->graph_name : r->checkpoint;
+    const char                       *name = r->graph_name ? r->graph_name : r->checkpoint;
     snprintf(layer, sizeof layer, r->layer >= 0 ? "%d" : "-", r->layer);
     if (r->status == LLORCH_CKPT_STATUS_ERROR) {
-        fprintf(f, "%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", first ? FIRST_MARK : "",
-                name, layer, "-", "-", "-", "-", "-", "-", "ERROR");
+        fprintf(f, "%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", first ? FIRST_MARK : "", name, layer, "-",
+                "-", "-", "-", "-", "-", "ERROR");
         fprintf(f, "   %s\n", r->message ? r->message : "");
         return;
     }
-    fprintf(f, "%-2s %-16s %5s %10lld %12.3e  %-28s %12.3e %12.9f %10.3e  %s", first ? FIRST_MARK : "",
-            name, layer, (long long)m->n, m->max_abs, m->max_abs > 0 ? location(at, sizeof at, r) : "-",
-            m->max_rel, m->cosine, m->nmse, llorch_ckpt_status_name(r->status));
+    fprintf(f, "%-2s %-16s %5s %10lld %12.3e  %-28s %12.3e %12.9f %10.3e  %s", first ? FIRST_MARK : "", name, layer,
+            (long long) m->n, m->max_abs, m->max_abs > 0 ? location(at, sizeof at, r) : "-", m->max_rel, m->cosine,
+            m->nmse, llorch_ckpt_status_name(r->status));
     if (r->status == LLORCH_CKPT_STATUS_FAIL) {
         fprintf(f, "  %s", llorch_ckpt_origin_name(r->origin));
         if (m->n_nonfinite) {
-            fprintf(f, " (%lld NaN/inf differ)", (long long)m->n_nonfinite);
+            fprintf(f, " (%lld NaN/inf differ)", (long long) m->n_nonfinite);
         } else if (m->within < r->tolerance.within) {
             fprintf(f, " (%.4g%% within)", m->within * 100);
         } else if (m->nmse > r->tolerance.nmse) {
@@ -196,13 +184,12 @@ static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first)
 }
 
 /* "Qcur_pre_rope layers 0-3, 5" for every checkpoint of a list of keys. */
-static void print_only(FILE *f, const llorch_ckpt_comparison *c, bool in_reference)
-{
+static void print_only(FILE *f, const llorch_ckpt_comparison *c, bool in_reference) {
     size_t n = llorch_ckpt_comparison_n_only(c, in_reference);
     for (size_t i = 0; i < n; i++) {
         const struct llorch_ckpt_key *k = llorch_ckpt_comparison_only(c, in_reference, i);
-        const char *name = k->graph_name ? k->graph_name : k->checkpoint;
-        bool seen = false;
+        const char                   *name = k->graph_name ? k->graph_name : k->checkpoint;
+        bool                          seen = false;
         for (size_t j = 0; j < i && !seen; j++) {
             const struct llorch_ckpt_key *p = llorch_ckpt_comparison_only(c, in_reference, j);
             seen = strcmp(p->graph_name ? p->graph_name : p->checkpoint, name) == 0;
@@ -223,9 +210,8 @@ static void print_only(FILE *f, const llorch_ckpt_comparison *c, bool in_referen
     }
 }
 
-static void print_coverage(FILE *f, const llorch_ckpt_comparison *c)
-{
-    size_t n = llorch_ckpt_comparison_n_rows(c), count = 0;
+static void print_coverage(FILE *f, const llorch_ckpt_comparison *c) {
+    size_t                        n = llorch_ckpt_comparison_n_rows(c), count = 0;
     const struct llorch_ckpt_row *first = NULL;
     for (size_t i = 0; i < n; i++) {
         const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, i);
@@ -236,42 +222,39 @@ static void print_coverage(FILE *f, const llorch_ckpt_comparison *c)
     }
     if (first) {
         char title[256];
-        fprintf(f, "note: %zu checkpoint(s) hold positions that only one dump has, first %s: "
+        fprintf(f,
+                "note: %zu checkpoint(s) hold positions that only one dump has, first %s: "
                 "%lld only in the reference, %lld only in the candidate (not compared)\n",
-                count, row_title(title, sizeof title, first),
-                (long long)first->n_ref_only, (long long)first->n_cand_only);
+                count, row_title(title, sizeof title, first), (long long) first->n_ref_only,
+                (long long) first->n_cand_only);
     }
 }
 
-static void print_warnings(FILE *f, const llorch_ckpt_comparison *c)
-{
+static void print_warnings(FILE *f, const llorch_ckpt_comparison *c) {
     for (size_t i = 0; i < llorch_ckpt_comparison_n_warnings(c); i++) {
         fprintf(f, "warning: %s\n", llorch_ckpt_comparison_warning(c, i));
     }
 }
 
-static void print_summary(FILE *f, const llorch_ckpt_comparison *c)
-{
-    size_t n = llorch_ckpt_comparison_n_rows(c), counts[3] = { 0, 0, 0 };
+static void print_summary(FILE *f, const llorch_ckpt_comparison *c) {
+    size_t n = llorch_ckpt_comparison_n_rows(c), counts[3] = {0, 0, 0};
     for (size_t i = 0; i < n; i++) {
         counts[llorch_ckpt_comparison_row(c, i)->status]++;
     }
-    fprintf(f, "%zu checkpoints: %zu passed, %zu failed, %zu could not be compared\n",
-            n, counts[LLORCH_CKPT_STATUS_PASS], counts[LLORCH_CKPT_STATUS_FAIL], counts[LLORCH_CKPT_STATUS_ERROR]);
+    fprintf(f, "%zu checkpoints: %zu passed, %zu failed, %zu could not be compared\n", n,
+            counts[LLORCH_CKPT_STATUS_PASS], counts[LLORCH_CKPT_STATUS_FAIL], counts[LLORCH_CKPT_STATUS_ERROR]);
 }
 
-int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
-                             const struct llorch_ckpt_report_info *info)
-{
-    long first = llorch_ckpt_comparison_first_failure(c);
+int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
+    long   first = llorch_ckpt_comparison_first_failure(c);
     size_t n = llorch_ckpt_comparison_n_rows(c);
     print_header_line(f, "reference", info->ref_name, info->ref);
     print_header_line(f, "candidate", info->cand_name, info->cand);
     print_tolerances(f, c, info->options);
-    fprintf(f, "\n%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", "", "checkpoint", "layer",
-            "n", "max_abs_err", "at", "max_rel_err", "cosine", "nmse", "result");
+    fprintf(f, "\n%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", "", "checkpoint", "layer", "n", "max_abs_err",
+            "at", "max_rel_err", "cosine", "nmse", "result");
     for (size_t i = 0; i < n; i++) {
-        print_row(f, llorch_ckpt_comparison_row(c, i), (long)i == first);
+        print_row(f, llorch_ckpt_comparison_row(c, i), (long) i == first);
     }
     fputc('\n', f);
     print_only(f, c, true);
@@ -285,8 +268,7 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c,
 /* ---- JSON ------------------------------------------------------------------------- */
 
 /* JSON has no NaN or infinity: null stands for them. */
-static void add_number(cJSON *obj, const char *key, double v)
-{
+static void add_number(cJSON *obj, const char *key, double v) {
     if (isfinite(v)) {
         cJSON_AddNumberToObject(obj, key, v);
     } else {
@@ -294,8 +276,7 @@ static void add_number(cJSON *obj, const char *key, double v)
     }
 }
 
-static cJSON *tolerance_json(const struct llorch_ckpt_tolerance *t)
-{
+static cJSON *tolerance_json(const struct llorch_ckpt_tolerance *t) {
     cJSON *o = cJSON_CreateObject();
     add_number(o, "atol", t->atol);
     add_number(o, "rtol", t->rtol);
@@ -304,11 +285,10 @@ static cJSON *tolerance_json(const struct llorch_ckpt_tolerance *t)
     return o;
 }
 
-static cJSON *dump_json(const char *name, const llorch_ckpt_dump *d)
-{
+static cJSON *dump_json(const char *name, const llorch_ckpt_dump *d) {
     const struct llorch_ckpt_model *m = llorch_ckpt_dump_model(d);
-    const char *producer = llorch_ckpt_dump_producer(d), *status = llorch_ckpt_dump_status(d);
-    cJSON *o = cJSON_CreateObject();
+    const char                     *producer = llorch_ckpt_dump_producer(d), *status = llorch_ckpt_dump_status(d);
+    cJSON                          *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "path", name);
     if (producer) {
         cJSON_AddStringToObject(o, "producer", producer);
@@ -320,16 +300,15 @@ static cJSON *dump_json(const char *name, const llorch_ckpt_dump *d)
     if (m->architecture) {
         cJSON_AddStringToObject(o, "architecture", m->architecture);
     } else {
-        cJSON_AddNullToObject(o, "architecture");      /* optional in a manifest */
+        cJSON_AddNullToObject(o, "architecture"); /* optional in a manifest */
     }
     cJSON_AddNumberToObject(o, "n_layer", m->n_layer);
     cJSON_AddNumberToObject(o, "n_embd", m->n_embd);
-    cJSON_AddNumberToObject(o, "n_tokens", (double)llorch_ckpt_dump_n_tokens(d));
+    cJSON_AddNumberToObject(o, "n_tokens", (double) llorch_ckpt_dump_n_tokens(d));
     return o;
 }
 
-static void add_layer(cJSON *o, int layer)
-{
+static void add_layer(cJSON *o, int layer) {
     if (layer >= 0) {
         cJSON_AddNumberToObject(o, "layer", layer);
     } else {
@@ -337,10 +316,9 @@ static void add_layer(cJSON *o, int layer)
     }
 }
 
-static cJSON *inputs_json(const struct llorch_ckpt_row *r)
-{
-    static const char *states[] = { "passed", "failed", "absent" };
-    cJSON *a = cJSON_CreateArray();
+static cJSON *inputs_json(const struct llorch_ckpt_row *r) {
+    static const char *states[] = {"passed", "failed", "absent"};
+    cJSON             *a = cJSON_CreateArray();
     for (int i = 0; i < r->n_inputs; i++) {
         cJSON *in = cJSON_CreateObject();
         cJSON_AddStringToObject(in, "checkpoint", r->inputs[i].checkpoint);
@@ -351,16 +329,15 @@ static cJSON *inputs_json(const struct llorch_ckpt_row *r)
     return a;
 }
 
-static void add_metrics(cJSON *o, const struct llorch_ckpt_row *r)
-{
+static void add_metrics(cJSON *o, const struct llorch_ckpt_row *r) {
     const struct llorch_ckpt_metrics *m = &r->metrics;
-    cJSON *at = m->max_abs > 0 ? cJSON_CreateObject() : cJSON_CreateNull();  /* no error: nowhere */
+    cJSON *at = m->max_abs > 0 ? cJSON_CreateObject() : cJSON_CreateNull(); /* no error: nowhere */
     for (int i = 0; m->max_abs > 0 && i < r->n_axes; i++) {
-        cJSON_AddNumberToObject(at, r->axes[i], (double)m->max_abs_at[i]);
+        cJSON_AddNumberToObject(at, r->axes[i], (double) m->max_abs_at[i]);
     }
-    cJSON_AddNumberToObject(o, "n", (double)m->n);
-    cJSON_AddNumberToObject(o, "n_within", (double)m->n_within);
-    cJSON_AddNumberToObject(o, "n_nonfinite", (double)m->n_nonfinite);
+    cJSON_AddNumberToObject(o, "n", (double) m->n);
+    cJSON_AddNumberToObject(o, "n_within", (double) m->n_within);
+    cJSON_AddNumberToObject(o, "n_nonfinite", (double) m->n_nonfinite);
     add_number(o, "max_abs_err", m->max_abs);
     cJSON_AddItemToObject(o, "max_abs_at", at);
     add_number(o, "max_rel_err", m->max_rel);
@@ -371,8 +348,7 @@ static void add_metrics(cJSON *o, const struct llorch_ckpt_row *r)
     add_number(o, "within", m->within);
 }
 
-static cJSON *row_json(const struct llorch_ckpt_row *r)
-{
+static cJSON *row_json(const struct llorch_ckpt_row *r) {
     cJSON *o = cJSON_CreateObject(), *axes = cJSON_CreateArray();
     cJSON_AddStringToObject(o, "checkpoint", r->checkpoint);
     add_layer(o, r->layer);
@@ -393,8 +369,8 @@ static cJSON *row_json(const struct llorch_ckpt_row *r)
         add_metrics(o, r);
     }
     cJSON_AddItemToObject(o, "tolerance", tolerance_json(&r->tolerance));
-    cJSON_AddNumberToObject(o, "ref_only", (double)r->n_ref_only);
-    cJSON_AddNumberToObject(o, "cand_only", (double)r->n_cand_only);
+    cJSON_AddNumberToObject(o, "ref_only", (double) r->n_ref_only);
+    cJSON_AddNumberToObject(o, "cand_only", (double) r->n_cand_only);
     if (r->status != LLORCH_CKPT_STATUS_PASS) {
         char why[1024];
         cJSON_AddStringToObject(o, "origin", llorch_ckpt_origin_name(r->origin));
@@ -404,12 +380,11 @@ static cJSON *row_json(const struct llorch_ckpt_row *r)
     return o;
 }
 
-static cJSON *only_json(const llorch_ckpt_comparison *c, bool in_reference)
-{
+static cJSON *only_json(const llorch_ckpt_comparison *c, bool in_reference) {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < llorch_ckpt_comparison_n_only(c, in_reference); i++) {
         const struct llorch_ckpt_key *k = llorch_ckpt_comparison_only(c, in_reference, i);
-        cJSON *o = cJSON_CreateObject();
+        cJSON                        *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "checkpoint", k->checkpoint);
         add_layer(o, k->layer);
         if (k->graph_name) {
@@ -420,15 +395,14 @@ static cJSON *only_json(const llorch_ckpt_comparison *c, bool in_reference)
     return a;
 }
 
-static cJSON *first_json(const llorch_ckpt_comparison *c)
-{
+static cJSON *first_json(const llorch_ckpt_comparison *c) {
     long first = llorch_ckpt_comparison_first_failure(c);
     if (first < 0) {
         return cJSON_CreateNull();
     }
-    const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t)first);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "row", (double)first);
+    const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t) first);
+    cJSON                        *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "row", (double) first);
     cJSON_AddStringToObject(o, "checkpoint", r->checkpoint);
     add_layer(o, r->layer);
     if (r->graph_name) {
@@ -439,26 +413,22 @@ static cJSON *first_json(const llorch_ckpt_comparison *c)
     return o;
 }
 
-static const char *verdict_word(int exit_code)
-{
+static const char *verdict_word(int exit_code) {
     return exit_code == 0 ? "pass" : exit_code == 1 ? "fail" : "error";
 }
 
-static int print_json(FILE *f, cJSON *root)
-{
+static int print_json(FILE *f, cJSON *root) {
     char *text = root ? cJSON_Print(root) : NULL;
-    int rc = text && fprintf(f, "%s\n", text) >= 0 ? 0 : -1;
+    int   rc = text && fprintf(f, "%s\n", text) >= 0 ? 0 : -1;
     cJSON_free(text);
     cJSON_Delete(root);
     return rc;
 }
 
-int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c,
-                            const struct llorch_ckpt_report_info *info)
-{
+int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
     struct llorch_ckpt_tolerance global = llorch_ckpt_compare_options_get(info->options, NULL);
-    int code = llorch_ckpt_comparison_exit_code(c);
-    char sentence[2048];
+    int                          code = llorch_ckpt_comparison_exit_code(c);
+    char                         sentence[2048];
     cJSON *root = cJSON_CreateObject(), *rows = cJSON_CreateArray(), *warnings = cJSON_CreateArray();
     cJSON *tol = tolerance_json(&global);
     cJSON_AddStringToObject(tol, "preset", llorch_ckpt_compare_options_preset_name(info->options));
@@ -482,8 +452,7 @@ int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c,
     return print_json(f, root);
 }
 
-int llorch_ckpt_report_json_error(FILE *f, const char *message)
-{
+int llorch_ckpt_report_json_error(FILE *f, const char *message) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "verdict", "error");
     cJSON_AddNumberToObject(root, "exit_code", 2);

@@ -21,23 +21,29 @@
 #define ZIP64_EOCD_SIZE     56
 #define CENTRAL_HEADER_SIZE 46
 #define LOCAL_HEADER_SIZE   30
-#define ST_MAX_HEADER       100000000u    /* the reference reader's limit */
+#define ST_MAX_HEADER       100000000u /* the reference reader's limit */
 
 struct llorch_container {
-    int                  fd;       /* -1 for memory */
-    const unsigned char *mem;
-    uint64_t             size;
-    char                *name;
-    struct llorch_container_member *members;   /* sorted by name */
-    size_t               n_members;
-    char                *names;    /* the members' names, back to back */
+    int                             fd; /* -1 for memory */
+    const unsigned char            *mem;
+    uint64_t                        size;
+    char                           *name;
+    struct llorch_container_member *members; /* sorted by name */
+    size_t                          n_members;
+    char                           *names; /* the members' names, back to back */
 };
 
 /* ---- bytes ------------------------------------------------------------- */
 
-static uint32_t get16(const unsigned char *p) { return (uint32_t) p[0] | (uint32_t) p[1] << 8; }
-static uint32_t get32(const unsigned char *p) { return get16(p) | get16(p + 2) << 16; }
-static uint64_t get64(const unsigned char *p) { return (uint64_t) get32(p) | (uint64_t) get32(p + 4) << 32; }
+static uint32_t get16(const unsigned char *p) {
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8;
+}
+static uint32_t get32(const unsigned char *p) {
+    return get16(p) | get16(p + 2) << 16;
+}
+static uint64_t get64(const unsigned char *p) {
+    return (uint64_t) get32(p) | (uint64_t) get32(p + 4) << 32;
+}
 
 /* Reads n bytes at off; fails if they are not all inside the container. */
 static int read_at(const llorch_container *c, uint64_t off, void *buf, size_t n) {
@@ -149,7 +155,7 @@ static int read_zip64_end(const llorch_container *c, uint64_t eocd_at, struct zi
 
 static int read_zip_end(const llorch_container *c, struct zip_end *end, uint64_t *cd_limit) {
     unsigned char eocd[EOCD_SIZE];
-    uint64_t at;
+    uint64_t      at;
     if (find_eocd(c, &at, eocd) != 0 || get16(eocd + 4) != 0 || get16(eocd + 6) != 0 ||
         get16(eocd + 8) != get16(eocd + 10)) {
         return -1;
@@ -162,7 +168,7 @@ static int read_zip_end(const llorch_container *c, struct zip_end *end, uint64_t
         if (read_zip64_end(c, at, end) != 0) {
             return -1;
         }
-        *cd_limit = at - ZIP64_LOCATOR_SIZE;    /* the zip64 record sits between; bounded below */
+        *cd_limit = at - ZIP64_LOCATOR_SIZE; /* the zip64 record sits between; bounded below */
     }
     /* each entry needs at least its fixed part: this bounds what n may allocate */
     if (end->cd_offset > *cd_limit || end->cd_size > *cd_limit - end->cd_offset ||
@@ -182,12 +188,12 @@ static int zip64_extra(const unsigned char *extra, size_t len, bool want_size, b
         }
         if (id == 0x0001) {
             const unsigned char *p = extra + i + 4;
-            size_t need = (want_size ? 16 : 0) + (want_offset ? 8 : 0);
+            size_t               need = (want_size ? 16 : 0) + (want_offset ? 8 : 0);
             if (n < need) {
                 return -1;
             }
             if (want_size) {
-                *size = get64(p);           /* uncompressed; compressed (equal when stored) follows */
+                *size = get64(p); /* uncompressed; compressed (equal when stored) follows */
                 if (get64(p + 8) != *size) {
                     return -1;
                 }
@@ -208,7 +214,7 @@ static int zip64_extra(const unsigned char *extra, size_t len, bool want_size, b
 static int member_start(const llorch_container *c, uint64_t header_at, const char *name, size_t name_len,
                         uint64_t *start) {
     unsigned char h[LOCAL_HEADER_SIZE];
-    char local_name[0x10000];
+    char          local_name[0x10000];
     if (read_at(c, header_at, h, sizeof h) != 0 || get32(h) != 0x04034b50 || get16(h + 26) != name_len ||
         read_at(c, header_at + LOCAL_HEADER_SIZE, local_name, name_len) != 0 ||
         memcmp(local_name, name, name_len) != 0) {
@@ -234,7 +240,7 @@ static const char *parse_central_entry(llorch_container *c, const unsigned char 
         return "a member is encrypted or compressed (only stored members are read)";
     }
     uint64_t csize = get32(h + 20), size = get32(h + 24), offset = get32(h + 42);
-    bool big_size = size == 0xffffffffu || csize == 0xffffffffu, big_offset = offset == 0xffffffffu;
+    bool     big_size = size == 0xffffffffu || csize == 0xffffffffu, big_offset = offset == 0xffffffffu;
     if (zip64_extra(h + CENTRAL_HEADER_SIZE + name_len, extra_len, big_size, big_offset, &size, &offset) != 0 ||
         (!big_size && csize != size)) {
         return "malformed zip64 field";
@@ -256,18 +262,18 @@ static const char *parse_central_entry(llorch_container *c, const unsigned char 
 
 static int index_npz(llorch_container *c, char *err, size_t err_size) {
     struct zip_end end;
-    uint64_t cd_limit;
+    uint64_t       cd_limit;
     if (read_zip_end(c, &end, &cd_limit) != 0) {
         return bad(c, err, err_size, "not a zip archive (no valid end of central directory); not an .npz");
     }
     unsigned char *cd = read_new(c, end.cd_offset, end.cd_size);
     c->members = calloc(end.n ? end.n : 1, sizeof *c->members);
-    c->names = malloc(end.cd_size + 1);     /* names are copied from cd: it bounds them */
+    c->names = malloc(end.cd_size + 1); /* names are copied from cd: it bounds them */
     if (cd == NULL || c->members == NULL || c->names == NULL) {
         free(cd);
         return bad(c, err, err_size, "cannot read the central directory");
     }
-    char *names = c->names;
+    char    *names = c->names;
     uint64_t pos = 0;
     for (uint64_t i = 0; i < end.n; i++) {
         const char *why = parse_central_entry(c, cd, end.cd_size, &pos, end.cd_offset, &c->members[i], &names);
@@ -293,9 +299,18 @@ static bool json_u64(const cJSON *v, uint64_t *out) {
 }
 
 static int st_dtype(const char *s, enum llorch_ckpt_dtype *out) {
-    if (strcmp(s, "F32") == 0) { *out = LLORCH_CKPT_DTYPE_F32; return 4; }
-    if (strcmp(s, "F16") == 0) { *out = LLORCH_CKPT_DTYPE_F16; return 2; }
-    if (strcmp(s, "I32") == 0) { *out = LLORCH_CKPT_DTYPE_I32; return 4; }
+    if (strcmp(s, "F32") == 0) {
+        *out = LLORCH_CKPT_DTYPE_F32;
+        return 4;
+    }
+    if (strcmp(s, "F16") == 0) {
+        *out = LLORCH_CKPT_DTYPE_F16;
+        return 2;
+    }
+    if (strcmp(s, "I32") == 0) {
+        *out = LLORCH_CKPT_DTYPE_I32;
+        return 4;
+    }
     return 0;
 }
 
@@ -305,7 +320,7 @@ static const char *parse_st_tensor(const cJSON *t, uint64_t data_start, uint64_t
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    uint64_t begin, end, count = 1, dim;
+    uint64_t     begin, end, count = 1, dim;
     if (!cJSON_IsObject(t) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape) || cJSON_GetArraySize(offsets) != 2 ||
         !json_u64(cJSON_GetArrayItem(offsets, 0), &begin) || !json_u64(cJSON_GetArrayItem(offsets, 1), &end) ||
         begin > end || end > data_size) {
@@ -333,9 +348,8 @@ static const char *parse_st_tensor(const cJSON *t, uint64_t data_start, uint64_t
     return NULL;
 }
 
-static int index_st_header(llorch_container *c, const cJSON *root, uint64_t data_start, char *err,
-                           size_t err_size) {
-    size_t n = 0, names_size = 1;
+static int index_st_header(llorch_container *c, const cJSON *root, uint64_t data_start, char *err, size_t err_size) {
+    size_t       n = 0, names_size = 1;
     const cJSON *t;
     cJSON_ArrayForEach(t, root) {
         n++;
@@ -352,7 +366,7 @@ static int index_st_header(llorch_container *c, const cJSON *root, uint64_t data
             continue;
         }
         struct llorch_container_member *m = &c->members[c->n_members];
-        const char *why = parse_st_tensor(t, data_start, c->size - data_start, m);
+        const char                     *why = parse_st_tensor(t, data_start, c->size - data_start, m);
         if (why != NULL) {
             llorch_set_error(err, err_size, "%s: tensor '%.200s': %s", c->name, t->string, why);
             return -1;
@@ -369,9 +383,9 @@ static int index_safetensors(llorch_container *c, char *err, size_t err_size) {
     if (read_at(c, 0, len, sizeof len) != 0 || get64(len) > ST_MAX_HEADER || get64(len) > c->size - 8) {
         return bad(c, err, err_size, "not a safetensors file (header length missing or out of range)");
     }
-    uint64_t n = get64(len);
+    uint64_t       n = get64(len);
     unsigned char *text = read_new(c, 8, n);
-    cJSON *root = text != NULL ? cJSON_ParseWithLength((const char *) text, (size_t) n) : NULL;
+    cJSON         *root = text != NULL ? cJSON_ParseWithLength((const char *) text, (size_t) n) : NULL;
     free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -399,9 +413,9 @@ static llorch_container *open_container(llorch_container *c, enum llorch_contain
     return c;
 }
 
-llorch_container *llorch_container_open_fd(int fd, enum llorch_container_form form, const char *name,
-                                           char *err, size_t err_size) {
-    struct stat st;
+llorch_container *llorch_container_open_fd(int fd, enum llorch_container_form form, const char *name, char *err,
+                                           size_t err_size) {
+    struct stat       st;
     llorch_container *c = calloc(1, sizeof *c);
     if (c == NULL || fstat(fd, &st) != 0 || st.st_size < 0) {
         free(c);
@@ -431,7 +445,9 @@ const struct llorch_container_member *llorch_container_find(const llorch_contain
     return c->n_members == 0 ? NULL : bsearch(&key, c->members, c->n_members, sizeof key, member_compare);
 }
 
-size_t llorch_container_n_members(const llorch_container *c) { return c->n_members; }
+size_t llorch_container_n_members(const llorch_container *c) {
+    return c->n_members;
+}
 
 const struct llorch_container_member *llorch_container_member(const llorch_container *c, size_t i) {
     return i < c->n_members ? &c->members[i] : NULL;

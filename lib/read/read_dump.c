@@ -5,9 +5,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "read_internal.h"
 #include "error.h"
 #include "npy.h"
+#include "read_internal.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -16,18 +16,17 @@
 #include <unistd.h>
 
 /* A manifest of 100k files is ~40 MB; a 1 GiB one is not a manifest. */
-#define MANIFEST_MAX_BYTES ((size_t)1 << 30)
+#define MANIFEST_MAX_BYTES ((size_t) 1 << 30)
 #define MANIFEST_NAME      "manifest.json"
 
 /* ---- opening ------------------------------------------------------------- */
 
-static int tokens_equal(const llorch_ckpt_dump *d, const llorch_ckpt_array *a)
-{
-    if ((size_t)a->count != d->n_tokens) {
+static int tokens_equal(const llorch_ckpt_dump *d, const llorch_ckpt_array *a) {
+    if ((size_t) a->count != d->n_tokens) {
         return 0;
     }
     for (size_t i = 0; i < d->n_tokens; i++) {
-        if (llorch_ckpt_array_value(a, (int64_t)i) != d->tokens[i]) {
+        if (llorch_ckpt_array_value(a, (int64_t) i) != d->tokens[i]) {
             return 0;
         }
     }
@@ -35,27 +34,24 @@ static int tokens_equal(const llorch_ckpt_dump *d, const llorch_ckpt_array *a)
 }
 
 /* Without "tokens" in the manifest, the token file (path) provides them. */
-static int take_tokens(llorch_ckpt_dump *d, const llorch_ckpt_array *a, const char *path,
-                       char *err, size_t err_size)
-{
-    d->tokens = malloc((size_t)(a->count ? a->count : 1) * sizeof *d->tokens);
+static int take_tokens(llorch_ckpt_dump *d, const llorch_ckpt_array *a, const char *path, char *err, size_t err_size) {
+    d->tokens = malloc((size_t) (a->count ? a->count : 1) * sizeof *d->tokens);
     if (!d->tokens) {
         llorch_set_error(err, err_size, "%s: out of memory", path);
         return -1;
     }
     for (int64_t i = 0; i < a->count; i++) {
-        d->tokens[i] = (int32_t)llorch_ckpt_array_value(a, i);
+        d->tokens[i] = (int32_t) llorch_ckpt_array_value(a, i);
     }
-    d->n_tokens = (size_t)a->count;
+    d->n_tokens = (size_t) a->count;
     d->has_tokens = true;
     return 0;
 }
 
 /* The token file must hold the manifest's tokens; without "tokens" in the
  * manifest, it provides them. */
-static int read_tokens_file(llorch_ckpt_dump *d, char *err, size_t err_size)
-{
-    char path[4096];
+static int read_tokens_file(llorch_ckpt_dump *d, char *err, size_t err_size) {
+    char               path[4096];
     llorch_ckpt_array *a = llorch_ckpt_array_read(d->dir, d->tokens_file, err, err_size);
     if (!a) {
         return -1;
@@ -76,9 +72,8 @@ static int read_tokens_file(llorch_ckpt_dump *d, char *err, size_t err_size)
 }
 
 /* Indexes the container: its members are read on demand. */
-static int open_container_file(llorch_ckpt_dump *d, char *err, size_t err_size)
-{
-    char path[4096];
+static int open_container_file(llorch_ckpt_dump *d, char *err, size_t err_size) {
+    char        path[4096];
     struct stat st;
     llorch_read_join_path(path, sizeof path, d->dir, d->container_file);
     d->container_fd = llorch_read_open_in_dir(d->dir, d->container_file, &st, err, err_size);
@@ -89,16 +84,15 @@ static int open_container_file(llorch_ckpt_dump *d, char *err, size_t err_size)
     return d->container ? 0 : -1;
 }
 
-llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_size)
-{
+llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_size) {
     unsigned char *text;
-    size_t size;
-    char manifest_name[4096];
+    size_t         size;
+    char           manifest_name[4096];
     llorch_read_join_path(manifest_name, sizeof manifest_name, dir, MANIFEST_NAME);
     if (llorch_read_file_in_dir(dir, MANIFEST_NAME, MANIFEST_MAX_BYTES, &text, &size, err, err_size) != 0) {
         return NULL;
     }
-    llorch_ckpt_dump *d = llorch_read_dump_from_text((const char *)text, size, dir, manifest_name, err, err_size);
+    llorch_ckpt_dump *d = llorch_read_dump_from_text((const char *) text, size, dir, manifest_name, err, err_size);
     free(text);
     if (!d) {
         return NULL;
@@ -119,9 +113,8 @@ llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_s
 
 /* ---- files from memory --------------------------------------------------- */
 
-int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void *buf, size_t size,
-                              char *err, size_t err_size)
-{
+int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void *buf, size_t size, char *err,
+                              size_t err_size) {
     struct mem_file *files = realloc(d->files, (d->n_files + 1) * sizeof *files);
     if (!files) {
         llorch_set_error(err, err_size, "%s: out of memory", d->name);
@@ -151,26 +144,42 @@ int llorch_ckpt_dump_add_file(llorch_ckpt_dump *d, const char *file, const void 
 
 /* ---- accessors ----------------------------------------------------------- */
 
-const char *llorch_ckpt_dump_name(const llorch_ckpt_dump *d) { return d->name; }
-bool        llorch_ckpt_dump_complete(const llorch_ckpt_dump *d) { return d->complete; }
-const char *llorch_ckpt_dump_status(const llorch_ckpt_dump *d) { return d->status; }
-const char *llorch_ckpt_dump_producer(const llorch_ckpt_dump *d) { return d->producer; }
-const struct llorch_ckpt_model *llorch_ckpt_dump_model(const llorch_ckpt_dump *d) { return &d->model; }
-bool           llorch_ckpt_dump_has_tokens(const llorch_ckpt_dump *d) { return d->has_tokens; }
-size_t         llorch_ckpt_dump_n_tokens(const llorch_ckpt_dump *d) { return d->n_tokens; }
-const int32_t *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d) { return d->tokens; }
-size_t llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d) { return d->n_entries; }
+const char *llorch_ckpt_dump_name(const llorch_ckpt_dump *d) {
+    return d->name;
+}
+bool llorch_ckpt_dump_complete(const llorch_ckpt_dump *d) {
+    return d->complete;
+}
+const char *llorch_ckpt_dump_status(const llorch_ckpt_dump *d) {
+    return d->status;
+}
+const char *llorch_ckpt_dump_producer(const llorch_ckpt_dump *d) {
+    return d->producer;
+}
+const struct llorch_ckpt_model *llorch_ckpt_dump_model(const llorch_ckpt_dump *d) {
+    return &d->model;
+}
+bool llorch_ckpt_dump_has_tokens(const llorch_ckpt_dump *d) {
+    return d->has_tokens;
+}
+size_t llorch_ckpt_dump_n_tokens(const llorch_ckpt_dump *d) {
+    return d->n_tokens;
+}
+const int32_t *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d) {
+    return d->tokens;
+}
+size_t llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d) {
+    return d->n_entries;
+}
 
-const struct llorch_ckpt_entry *llorch_ckpt_dump_entry(const llorch_ckpt_dump *d, size_t i)
-{
+const struct llorch_ckpt_entry *llorch_ckpt_dump_entry(const llorch_ckpt_dump *d, size_t i) {
     return i < d->n_entries ? &d->entries[i] : NULL;
 }
 
 /* ---- the file of an entry ------------------------------------------------ */
 
 /* Entry i, or NULL with a message. */
-static const struct llorch_ckpt_entry *find_entry(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size)
-{
+static const struct llorch_ckpt_entry *find_entry(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size) {
     const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
     if (!e) {
         llorch_set_error(err, err_size, "%s: no file entry %zu", d->manifest_name, i);
@@ -178,8 +187,7 @@ static const struct llorch_ckpt_entry *find_entry(const llorch_ckpt_dump *d, siz
     return e;
 }
 
-static const struct mem_file *find_mem_file(const llorch_ckpt_dump *d, const char *file)
-{
+static const struct mem_file *find_mem_file(const llorch_ckpt_dump *d, const char *file) {
     for (size_t i = 0; i < d->n_files; i++) {
         if (strcmp(d->files[i].name, file) == 0) {
             return &d->files[i];
@@ -189,26 +197,23 @@ static const struct mem_file *find_mem_file(const llorch_ckpt_dump *d, const cha
 }
 
 /* The container member of entry e. */
-static const struct llorch_container_member *entry_member(const llorch_ckpt_dump *d,
-                                                          const struct llorch_ckpt_entry *e,
-                                                          char *err, size_t err_size)
-{
+static const struct llorch_container_member *entry_member(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
+                                                          char *err, size_t err_size) {
     const struct llorch_container_member *m = d->container ? llorch_container_find(d->container, e->file) : NULL;
     if (!d->container) {
         llorch_set_error(err, err_size, "%s: container %s was not supplied", d->name, d->container_file);
     } else if (!m) {
         llorch_set_error(err, err_size, "%s/%s: no member '%s'", d->name, d->container_file, e->file);
     } else if (m->typed && !m->dtype_known) {
-        llorch_set_error(err, err_size, "%s/%s: tensor '%s' has a dtype or rank this reader does not know",
-                         d->name, d->container_file, e->file);
+        llorch_set_error(err, err_size, "%s/%s: tensor '%s' has a dtype or rank this reader does not know", d->name,
+                         d->container_file, e->file);
         m = NULL;
     }
     return m;
 }
 
-static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
-                           uint64_t *size, char *err, size_t err_size)
-{
+static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e, uint64_t *size, char *err,
+                           size_t err_size) {
     if (d->container_file) {
         const struct llorch_container_member *m = entry_member(d, e, err, err_size);
         *size = m ? m->size : 0;
@@ -216,12 +221,12 @@ static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_e
     }
     if (d->dir) {
         struct stat st;
-        int fd = llorch_read_open_in_dir(d->dir, e->file, &st, err, err_size);
+        int         fd = llorch_read_open_in_dir(d->dir, e->file, &st, err, err_size);
         if (fd < 0) {
             return -1;
         }
         close(fd);
-        *size = (uint64_t)st.st_size;
+        *size = (uint64_t) st.st_size;
         return 0;
     }
     const struct mem_file *f = find_mem_file(d, e->file);
@@ -235,22 +240,22 @@ static int entry_file_size(const llorch_ckpt_dump *d, const struct llorch_ckpt_e
     return 0;
 }
 
-int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size)
-{
+int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size) {
     const struct llorch_ckpt_entry *e = find_entry(d, i, err, err_size);
-    int64_t count = 0, bytes = 0;
-    uint64_t size;
-    char path[4096];
+    int64_t                         count = 0, bytes = 0;
+    uint64_t                        size;
+    char                            path[4096];
     if (!e || entry_file_size(d, e, &size, err, err_size) != 0) {
         return -1;
     }
-    llorch_read_shape_bytes(e->n_dims, e->shape, e->dtype, &count, &bytes);  /* checked when parsed */
+    llorch_read_shape_bytes(e->n_dims, e->shape, e->dtype, &count, &bytes); /* checked when parsed */
     /* a safetensors member is the data alone; every other one is a .npy file */
     uint64_t prefix = d->container_form == LLORCH_CONTAINER_SAFETENSORS ? 0 : NPY_PREFIX_V1;
-    if (size < prefix || size - prefix < (uint64_t)bytes) {
+    if (size < prefix || size - prefix < (uint64_t) bytes) {
         llorch_read_join_path(path, sizeof path, d->dir ? d->dir : d->name, e->file);
-        llorch_set_error(err, err_size, "%s: truncated: %llu bytes cannot hold the %lld data bytes the manifest declares",
-                  path, (unsigned long long)size, (long long)bytes);
+        llorch_set_error(err, err_size,
+                         "%s: truncated: %llu bytes cannot hold the %lld data bytes the manifest declares", path,
+                         (unsigned long long) size, (long long) bytes);
         return -1;
     }
     return 0;
@@ -259,10 +264,9 @@ int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, 
 /* A safetensors tensor, given the .npy header of its dtype and shape so
  * that it is parsed and checked as every other array. */
 static llorch_ckpt_array *array_from_tensor(const struct llorch_container_member *m, const unsigned char *data,
-                                            const char *path, char *err, size_t err_size)
-{
-    char header[512];
-    size_t header_size = llorch_npy_header(header, sizeof header, m->dtype, m->n_dims, m->shape);
+                                            const char *path, char *err, size_t err_size) {
+    char           header[512];
+    size_t         header_size = llorch_npy_header(header, sizeof header, m->dtype, m->n_dims, m->shape);
     unsigned char *file = header_size ? malloc(header_size + m->size + 1) : NULL;
     if (!file) {
         llorch_set_error(err, err_size, "%s: out of memory", path);
@@ -275,11 +279,10 @@ static llorch_ckpt_array *array_from_tensor(const struct llorch_container_member
     return a;
 }
 
-static llorch_ckpt_array *load_member(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
-                                      const char *path, char *err, size_t err_size)
-{
+static llorch_ckpt_array *load_member(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e, const char *path,
+                                      char *err, size_t err_size) {
     const struct llorch_container_member *m = entry_member(d, e, err, err_size);
-    unsigned char *bytes;
+    unsigned char                        *bytes;
     if (!m || llorch_container_read(d->container, m, &bytes, err, err_size) != 0) {
         return NULL;
     }
@@ -290,8 +293,7 @@ static llorch_ckpt_array *load_member(const llorch_ckpt_dump *d, const struct ll
 }
 
 static llorch_ckpt_array *load_entry_array(const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e,
-                                           const char *path, char *err, size_t err_size)
-{
+                                           const char *path, char *err, size_t err_size) {
     if (d->container_file) {
         return load_member(d, e, path, err, err_size);
     }
@@ -306,15 +308,14 @@ static llorch_ckpt_array *load_entry_array(const llorch_ckpt_dump *d, const stru
     return llorch_ckpt_array_parse(f->buf, f->size, path, err, err_size);
 }
 
-static int check_against_entry(const llorch_ckpt_array *a, const struct llorch_ckpt_entry *e,
-                               const char *path, char *err, size_t err_size)
-{
+static int check_against_entry(const llorch_ckpt_array *a, const struct llorch_ckpt_entry *e, const char *path,
+                               char *err, size_t err_size) {
     char have[128], want[128];
     llorch_format_shape(have, sizeof have, a->n_dims, a->shape);
     llorch_format_shape(want, sizeof want, e->n_dims, e->shape);
     if (a->dtype != e->dtype) {
         llorch_set_error(err, err_size, "%s: dtype %s differs from the manifest's %s", path,
-                  llorch_ckpt_dtype_name(a->dtype), llorch_ckpt_dtype_name(e->dtype));
+                         llorch_ckpt_dtype_name(a->dtype), llorch_ckpt_dtype_name(e->dtype));
         return -1;
     }
     if (strcmp(have, want) != 0) {
@@ -324,18 +325,17 @@ static int check_against_entry(const llorch_ckpt_array *a, const struct llorch_c
     if (e->has_crc32) {
         uint32_t crc = llorch_ckpt_array_crc32(a);
         if (crc != e->crc32) {
-            llorch_set_error(err, err_size, "%s: crc32 %lu does not match the manifest's %lu (corrupted data)",
-                      path, (unsigned long)crc, (unsigned long)e->crc32);
+            llorch_set_error(err, err_size, "%s: crc32 %lu does not match the manifest's %lu (corrupted data)", path,
+                             (unsigned long) crc, (unsigned long) e->crc32);
             return -1;
         }
     }
     return 0;
 }
 
-llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size)
-{
+llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size) {
     const struct llorch_ckpt_entry *e = find_entry(d, i, err, err_size);
-    char path[4096];
+    char                            path[4096];
     if (!e) {
         return NULL;
     }
@@ -354,8 +354,7 @@ llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, ch
 
 /* ---- freeing ------------------------------------------------------------- */
 
-void llorch_ckpt_dump_free(llorch_ckpt_dump *d)
-{
+void llorch_ckpt_dump_free(llorch_ckpt_dump *d) {
     if (!d) {
         return;
     }

@@ -31,16 +31,16 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define NPY_PREFIX_V1      10              /* magic, version, uint16 length */
-#define NAME_MAX_BYTES     255
+#define NPY_PREFIX_V1  10 /* magic, version, uint16 length */
+#define NAME_MAX_BYTES 255
 
 struct llorch_ckpt_array {
     enum llorch_ckpt_dtype dtype;
     int                    n_dims;
     int64_t                shape[LLORCH_CKPT_MAX_DIMS];
     int64_t                count;
-    unsigned char         *buf;    /* owned: the whole file */
-    const unsigned char   *data;   /* into buf, after the header */
+    unsigned char         *buf;  /* owned: the whole file */
+    const unsigned char   *data; /* into buf, after the header */
     size_t                 data_bytes;
 };
 
@@ -52,26 +52,26 @@ struct mem_file {
 };
 
 struct llorch_ckpt_dump {
-    char                     *dir;            /* NULL for a parsed manifest */
-    char                     *name;           /* dir, or the name given     */
-    char                     *manifest_name;  /* for messages               */
-    cJSON                    *root;           /* entries' strings live here */
-    bool                      complete;
-    const char               *status;
-    const char               *producer;
-    const char               *tokens_file;
-    const char               *container_file;  /* NULL for the npy form */
+    char                      *dir;           /* NULL for a parsed manifest */
+    char                      *name;          /* dir, or the name given     */
+    char                      *manifest_name; /* for messages               */
+    cJSON                     *root;          /* entries' strings live here */
+    bool                       complete;
+    const char                *status;
+    const char                *producer;
+    const char                *tokens_file;
+    const char                *container_file; /* NULL for the npy form */
     enum llorch_container_form container_form;
-    llorch_container         *container;       /* its index, once opened */
-    int                       container_fd;    /* -1 when none or in memory */
-    struct llorch_ckpt_model  model;
-    bool                      has_tokens;
-    int32_t                  *tokens;
-    size_t                    n_tokens;
-    struct llorch_ckpt_entry *entries;
-    size_t                    n_entries;
-    struct mem_file          *files;
-    size_t                    n_files;
+    llorch_container          *container;    /* its index, once opened */
+    int                        container_fd; /* -1 when none or in memory */
+    struct llorch_ckpt_model   model;
+    bool                       has_tokens;
+    int32_t                   *tokens;
+    size_t                     n_tokens;
+    struct llorch_ckpt_entry  *entries;
+    size_t                     n_entries;
+    struct mem_file           *files;
+    size_t                     n_files;
 };
 
 /* ---- read_file.c --------------------------------------------------------- */
@@ -83,24 +83,24 @@ const char *llorch_read_printable(const char *s, char *buf, size_t size);
 void llorch_read_join_path(char *buf, size_t size, const char *dir, const char *file);
 /* Opens dir/file for reading: a plain name, a regular file, no symlink.
  * Returns the descriptor, or -1 with a message. */
-int  llorch_read_open_in_dir(const char *dir, const char *file, struct stat *st, char *err, size_t err_size);
+int llorch_read_open_in_dir(const char *dir, const char *file, struct stat *st, char *err, size_t err_size);
 /* Reads the whole of dir/file (at most max bytes) into a new buffer with a
  * terminating NUL that is not counted in *size. */
-int  llorch_read_file_in_dir(const char *dir, const char *file, size_t max,
-                             unsigned char **out, size_t *size, char *err, size_t err_size);
+int llorch_read_file_in_dir(const char *dir, const char *file, size_t max, unsigned char **out, size_t *size, char *err,
+                            size_t err_size);
 
 /* ---- read_npy.c ---------------------------------------------------------- */
 
 /* count = product of shape, bytes = count * item size; -1 on overflow. */
-int llorch_read_shape_bytes(int n_dims, const int64_t *shape, enum llorch_ckpt_dtype dtype,
-                            int64_t *count, int64_t *bytes);
+int llorch_read_shape_bytes(int n_dims, const int64_t *shape, enum llorch_ckpt_dtype dtype, int64_t *count,
+                            int64_t *bytes);
 
 /* ---- read_manifest.c ----------------------------------------------------- */
 
 /* The dump a manifest describes, without its files. text must be
  * NUL-terminated at text[size]; name is the dump's name, manifest_name
  * the one messages give. */
-llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, const char *name,
-                                             const char *manifest_name, char *err, size_t err_size);
+llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, const char *name, const char *manifest_name,
+                                             char *err, size_t err_size);
 
 #endif

@@ -6,9 +6,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "read_internal.h"
 #include "error.h"
 #include "npy.h"
+#include "read_internal.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -17,8 +17,8 @@
 #include <string.h>
 
 /* JSON numbers are doubles: integers are exact up to 2^53. */
-#define JSON_MAX_INT       ((int64_t)1 << 53)
-#define AXIS_MAX_BYTES     32
+#define JSON_MAX_INT   ((int64_t) 1 << 53)
+#define AXIS_MAX_BYTES 32
 
 /* ---- fields -------------------------------------------------------------- */
 
@@ -30,9 +30,8 @@ struct ctx {
     size_t      err_size;
 };
 
-static int bad(struct ctx *c, const char *fmt, ...)
-{
-    char msg[512];
+static int bad(struct ctx *c, const char *fmt, ...) {
+    char    msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -41,52 +40,48 @@ static int bad(struct ctx *c, const char *fmt, ...)
     return -1;
 }
 
-static bool json_integer(const cJSON *item, int64_t lo, int64_t hi, int64_t *out)
-{
+static bool json_integer(const cJSON *item, int64_t lo, int64_t hi, int64_t *out) {
     if (!cJSON_IsNumber(item)) {
         return false;
     }
     double v = item->valuedouble;
     /* The range check comes first: converting an out-of-range double to an
      * integer is undefined behaviour. lo and hi are within +-2^53. */
-    if (!(v >= (double)lo && v <= (double)hi)) {
+    if (!(v >= (double) lo && v <= (double) hi)) {
         return false;
     }
-    int64_t i = (int64_t)v;
-    if ((double)i != v) {
+    int64_t i = (int64_t) v;
+    if ((double) i != v) {
         return false;
     }
     *out = i;
     return true;
 }
 
-static int get_int(struct ctx *c, const cJSON *obj, const char *key, int64_t lo, int64_t hi,
-                   bool required, int64_t fallback, int64_t *out)
-{
+static int get_int(struct ctx *c, const cJSON *obj, const char *key, int64_t lo, int64_t hi, bool required,
+                   int64_t fallback, int64_t *out) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!item) {
         *out = fallback;
         return required ? bad(c, "missing field '%s'", key) : 0;
     }
     if (!json_integer(item, lo, hi, out)) {
-        return bad(c, "field '%s' must be an integer in [%lld, %lld]", key, (long long)lo, (long long)hi);
+        return bad(c, "field '%s' must be an integer in [%lld, %lld]", key, (long long) lo, (long long) hi);
     }
     return 0;
 }
 
-static int get_int32(struct ctx *c, const cJSON *obj, const char *key, int64_t lo,
-                     bool required, int fallback, int *out)
-{
+static int get_int32(struct ctx *c, const cJSON *obj, const char *key, int64_t lo, bool required, int fallback,
+                     int *out) {
     int64_t v = fallback;
     if (get_int(c, obj, key, lo, INT32_MAX, required, fallback, &v) != 0) {
         return -1;
     }
-    *out = (int)v;
+    *out = (int) v;
     return 0;
 }
 
-static int get_string(struct ctx *c, const cJSON *obj, const char *key, bool required, const char **out)
-{
+static int get_string(struct ctx *c, const cJSON *obj, const char *key, bool required, const char **out) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
     *out = NULL;
     if (!item || cJSON_IsNull(item)) {
@@ -99,8 +94,7 @@ static int get_string(struct ctx *c, const cJSON *obj, const char *key, bool req
     return 0;
 }
 
-static int get_bool(struct ctx *c, const cJSON *obj, const char *key, bool required, bool *out)
-{
+static int get_bool(struct ctx *c, const cJSON *obj, const char *key, bool required, bool *out) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!item) {
         *out = false;
@@ -116,10 +110,9 @@ static int get_bool(struct ctx *c, const cJSON *obj, const char *key, bool requi
 /* ---- the parts of a manifest --------------------------------------------- */
 
 /* A container form (format_version 2) names its single file. */
-static int parse_container(struct ctx *c, const cJSON *root, int64_t version, llorch_ckpt_dump *d)
-{
+static int parse_container(struct ctx *c, const cJSON *root, int64_t version, llorch_ckpt_dump *d) {
     const cJSON *container = cJSON_GetObjectItemCaseSensitive(root, "container");
-    const char *form;
+    const char  *form;
     if (version == LLORCH_CKPT_FORMAT_VERSION) {
         return container ? bad(c, "field 'container' needs format_version %d", LLORCH_CKPT_FORMAT_VERSION_CONTAINER)
                          : 0;
@@ -146,10 +139,9 @@ static int parse_container(struct ctx *c, const cJSON *root, int64_t version, ll
     return 0;
 }
 
-static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
-{
+static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
     const char *format;
-    int64_t version;
+    int64_t     version;
     if (!cJSON_IsObject(root)) {
         return bad(c, "not a JSON object");
     }
@@ -163,38 +155,39 @@ static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dum
         return -1;
     }
     if (version != LLORCH_CKPT_FORMAT_VERSION && version != LLORCH_CKPT_FORMAT_VERSION_CONTAINER) {
-        return bad(c, "format_version %lld is not supported (this reader knows %d and %d)",
-                   (long long)version, LLORCH_CKPT_FORMAT_VERSION, LLORCH_CKPT_FORMAT_VERSION_CONTAINER);
+        return bad(c, "format_version %lld is not supported (this reader knows %d and %d)", (long long) version,
+                   LLORCH_CKPT_FORMAT_VERSION, LLORCH_CKPT_FORMAT_VERSION_CONTAINER);
     }
     if (parse_container(c, root, version, d) != 0) {
         return -1;
     }
-    return get_bool(c, root, "complete", true, &d->complete) ||
-           get_string(c, root, "status", false, &d->status) ||
-           get_string(c, root, "producer", false, &d->producer) ? -1 : 0;
+    return get_bool(c, root, "complete", true, &d->complete) || get_string(c, root, "status", false, &d->status) ||
+                   get_string(c, root, "producer", false, &d->producer)
+               ? -1
+               : 0;
 }
 
 /* "architecture" is optional: the writer leaves it out when the run names
  * none (struct llorch_ckpt_run), and such a dump must still be readable. */
-static int parse_model(struct ctx *c, const cJSON *root, struct llorch_ckpt_model *m)
-{
+static int parse_model(struct ctx *c, const cJSON *root, struct llorch_ckpt_model *m) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) {
         return bad(c, "field 'model' is missing or not an object");
     }
     snprintf(c->where, sizeof c->where, "model");
     int rc = get_string(c, model, "architecture", false, &m->architecture) ||
-             get_int32(c, model, "n_layer", 0, true, -1, &m->n_layer) ||
-             get_int32(c, model, "n_embd", 0, true, -1, &m->n_embd) ||
-             get_int32(c, model, "n_head", 0, false, -1, &m->n_head) ||
-             get_int32(c, model, "n_head_kv", 0, false, -1, &m->n_head_kv) ||
-             get_int32(c, model, "n_vocab", 0, false, -1, &m->n_vocab) ? -1 : 0;
+                     get_int32(c, model, "n_layer", 0, true, -1, &m->n_layer) ||
+                     get_int32(c, model, "n_embd", 0, true, -1, &m->n_embd) ||
+                     get_int32(c, model, "n_head", 0, false, -1, &m->n_head) ||
+                     get_int32(c, model, "n_head_kv", 0, false, -1, &m->n_head_kv) ||
+                     get_int32(c, model, "n_vocab", 0, false, -1, &m->n_vocab)
+                 ? -1
+                 : 0;
     c->where[0] = '\0';
     return rc;
 }
 
-static int parse_tokens(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
-{
+static int parse_tokens(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
     const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(root, "tokens");
     if (get_string(c, root, "tokens_file", false, &d->tokens_file) != 0) {
         return -1;
@@ -208,7 +201,7 @@ static int parse_tokens(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
     if (!cJSON_IsArray(tokens)) {
         return bad(c, "field 'tokens' must be an array");
     }
-    size_t n = 0;
+    size_t       n = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, tokens) {
         n++;
@@ -223,15 +216,14 @@ static int parse_tokens(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
         if (!json_integer(item, INT32_MIN, INT32_MAX, &v)) {
             return bad(c, "tokens[%zu] is not a 32-bit integer", n);
         }
-        d->tokens[n++] = (int32_t)v;
+        d->tokens[n++] = (int32_t) v;
     }
     d->n_tokens = n;
     d->has_tokens = true;
     return 0;
 }
 
-static int parse_shape_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e)
-{
+static int parse_shape_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e) {
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(obj, "shape");
     const cJSON *item;
     if (!cJSON_IsArray(shape)) {
@@ -249,11 +241,10 @@ static int parse_shape_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt
     return 0;
 }
 
-static int parse_axes_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e)
-{
+static int parse_axes_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e) {
     const cJSON *axes = cJSON_GetObjectItemCaseSensitive(obj, "axes");
     const cJSON *item;
-    int n = 0;
+    int          n = 0;
     if (!cJSON_IsArray(axes)) {
         return bad(c, "field 'axes' is missing or not an array");
     }
@@ -278,8 +269,7 @@ static int parse_axes_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_
     return 0;
 }
 
-static int axis_index(const struct llorch_ckpt_entry *e, const char *name)
-{
+static int axis_index(const struct llorch_ckpt_entry *e, const char *name) {
     for (int i = 0; i < e->n_dims; i++) {
         if (strcmp(e->axes[i], name) == 0) {
             return i;
@@ -290,19 +280,17 @@ static int axis_index(const struct llorch_ckpt_entry *e, const char *name)
 
 /* The token axis has n_pos rows and the key axis n_key (FORMAT.md); a raw
  * tensor keeps llama.cpp's layout and has neither. */
-static int check_entry_axes(struct ctx *c, struct llorch_ckpt_entry *e)
-{
+static int check_entry_axes(struct ctx *c, struct llorch_ckpt_entry *e) {
     int token = axis_index(e, "token"), key = axis_index(e, "key");
     if (e->raw) {
         return 0;
     }
     if (token >= 0 && e->shape[token] != e->n_pos) {
-        return bad(c, "the token axis has %lld rows but n_pos is %lld",
-                   (long long)e->shape[token], (long long)e->n_pos);
+        return bad(c, "the token axis has %lld rows but n_pos is %lld", (long long) e->shape[token],
+                   (long long) e->n_pos);
     }
     if (key >= 0 && e->n_key >= 0 && e->shape[key] != e->n_key) {
-        return bad(c, "the key axis has %lld rows but n_key is %lld",
-                   (long long)e->shape[key], (long long)e->n_key);
+        return bad(c, "the key axis has %lld rows but n_key is %lld", (long long) e->shape[key], (long long) e->n_key);
     }
     if (key >= 0) {
         e->n_key = e->shape[key];
@@ -310,24 +298,20 @@ static int check_entry_axes(struct ctx *c, struct llorch_ckpt_entry *e)
     return 0;
 }
 
-static int check_entry_size(struct ctx *c, const struct llorch_ckpt_entry *e)
-{
+static int check_entry_size(struct ctx *c, const struct llorch_ckpt_entry *e) {
     int64_t count, bytes;
     if (llorch_read_shape_bytes(e->n_dims, e->shape, e->dtype, &count, &bytes) != 0 || bytes > JSON_MAX_INT) {
         return bad(c, "field 'shape' is too large");
     }
     if (e->bytes >= 0 && e->bytes != bytes) {
-        return bad(c, "field 'bytes' is %lld but the shape needs %lld",
-                   (long long)e->bytes, (long long)bytes);
+        return bad(c, "field 'bytes' is %lld but the shape needs %lld", (long long) e->bytes, (long long) bytes);
     }
     return 0;
 }
 
-static int parse_entry_numbers(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e)
-{
+static int parse_entry_numbers(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e) {
     int64_t crc;
-    if (get_int32(c, obj, "number", 0, false, 0, &e->number) ||
-        get_int32(c, obj, "layer", -1, true, 0, &e->layer) ||
+    if (get_int32(c, obj, "number", 0, false, 0, &e->number) || get_int32(c, obj, "layer", -1, true, 0, &e->layer) ||
         get_int32(c, obj, "step", 0, true, 0, &e->step) ||
         get_int(c, obj, "pos_start", 0, INT32_MAX, true, 0, &e->pos_start) ||
         get_int(c, obj, "n_pos", 0, INT32_MAX, true, 0, &e->n_pos) ||
@@ -337,14 +321,13 @@ static int parse_entry_numbers(struct ctx *c, const cJSON *obj, struct llorch_ck
         return -1;
     }
     e->has_crc32 = crc >= 0;
-    e->crc32 = e->has_crc32 ? (uint32_t)crc : 0;
+    e->crc32 = e->has_crc32 ? (uint32_t) crc : 0;
     return 0;
 }
 
-static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llorch_ckpt_entry *e)
-{
+static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llorch_ckpt_entry *e) {
     const char *dtype;
-    char safe[NAME_MAX_BYTES + 1];
+    char        safe[NAME_MAX_BYTES + 1];
     snprintf(c->where, sizeof c->where, "files[%zu]", index);
     if (!cJSON_IsObject(obj)) {
         return bad(c, "not an object");
@@ -358,11 +341,8 @@ static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llo
     }
     snprintf(c->where, sizeof c->where, "files[%zu] (%s)", index, e->file);
     if (get_string(c, obj, "checkpoint", true, &e->checkpoint) ||
-        get_string(c, obj, "graph_name", false, &e->graph_name) ||
-        get_string(c, obj, "dtype", true, &dtype) ||
-        get_bool(c, obj, "raw", false, &e->raw) ||
-        parse_entry_numbers(c, obj, e) ||
-        parse_shape_field(c, obj, e) ||
+        get_string(c, obj, "graph_name", false, &e->graph_name) || get_string(c, obj, "dtype", true, &dtype) ||
+        get_bool(c, obj, "raw", false, &e->raw) || parse_entry_numbers(c, obj, e) || parse_shape_field(c, obj, e) ||
         parse_axes_field(c, obj, e)) {
         return -1;
     }
@@ -375,15 +355,13 @@ static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llo
     return check_entry_axes(c, e) || check_entry_size(c, e) ? -1 : 0;
 }
 
-static int name_compare(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+static int name_compare(const void *a, const void *b) {
+    return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
 /* Each file is listed once: what the entries declare then adds up to at
  * most the size of the dump, which bounds what comparing them allocates. */
-static int check_unique_files(struct ctx *c, const llorch_ckpt_dump *d)
-{
+static int check_unique_files(struct ctx *c, const llorch_ckpt_dump *d) {
     const char **names = malloc((d->n_entries ? d->n_entries : 1) * sizeof *names);
     if (!names) {
         return bad(c, "out of memory");
@@ -404,20 +382,18 @@ static int check_unique_files(struct ctx *c, const llorch_ckpt_dump *d)
 
 /* docs/FORMAT.md: files are listed in the order they were produced, steps
  * in order; what is read as "the latest" of a checkpoint relies on it. */
-static int check_step_order(struct ctx *c, const struct llorch_ckpt_entry *entries, size_t i)
-{
+static int check_step_order(struct ctx *c, const struct llorch_ckpt_entry *entries, size_t i) {
     if (i > 0 && entries[i].step < entries[i - 1].step) {
-        return bad(c, "step %d is listed after step %d: a manifest lists its files in step order",
-                   entries[i].step, entries[i - 1].step);
+        return bad(c, "step %d is listed after step %d: a manifest lists its files in step order", entries[i].step,
+                   entries[i - 1].step);
     }
     return 0;
 }
 
-static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
-{
+static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
     const cJSON *item;
-    size_t n = 0;
+    size_t       n = 0;
     if (!cJSON_IsArray(files)) {
         return bad(c, "field 'files' is missing or not an array");
     }
@@ -439,12 +415,11 @@ static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d)
     return check_unique_files(c, d);
 }
 
-static int parse_json(struct ctx *c, const char *text, size_t size, cJSON **out)
-{
+static int parse_json(struct ctx *c, const char *text, size_t size, cJSON **out) {
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, size, &end, false);
+    cJSON      *root = cJSON_ParseWithLengthOpts(text, size, &end, false);
     if (!root) {
-        size_t at = end && end >= text && end <= text + size ? (size_t)(end - text) : 0;
+        size_t at = end && end >= text && end <= text + size ? (size_t) (end - text) : 0;
         size_t line = 1;
         for (size_t i = 0; i < at; i++) {
             line += text[i] == '\n';
@@ -463,11 +438,10 @@ static int parse_json(struct ctx *c, const char *text, size_t size, cJSON **out)
 /* ---- the dump ------------------------------------------------------------ */
 
 /* text must be NUL-terminated at text[size]. */
-llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, const char *name,
-                                             const char *manifest_name, char *err, size_t err_size)
-{
+llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, const char *name, const char *manifest_name,
+                                             char *err, size_t err_size) {
     llorch_ckpt_dump *d = calloc(1, sizeof *d);
-    struct ctx c = { manifest_name, "", err, err_size };
+    struct ctx        c = {manifest_name, "", err, err_size};
     if (d) {
         d->container_fd = -1;
     }
@@ -476,10 +450,8 @@ llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, cons
         llorch_ckpt_dump_free(d);
         return NULL;
     }
-    if (parse_json(&c, text, size, &d->root) != 0 ||
-        parse_header_fields(&c, d->root, d) != 0 ||
-        parse_model(&c, d->root, &d->model) != 0 ||
-        parse_tokens(&c, d->root, d) != 0 ||
+    if (parse_json(&c, text, size, &d->root) != 0 || parse_header_fields(&c, d->root, d) != 0 ||
+        parse_model(&c, d->root, &d->model) != 0 || parse_tokens(&c, d->root, d) != 0 ||
         parse_entries(&c, d->root, d) != 0) {
         llorch_ckpt_dump_free(d);
         return NULL;
@@ -487,9 +459,7 @@ llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, cons
     return d;
 }
 
-llorch_ckpt_dump *llorch_ckpt_dump_parse(const char *json, size_t size, const char *name,
-                                         char *err, size_t err_size)
-{
+llorch_ckpt_dump *llorch_ckpt_dump_parse(const char *json, size_t size, const char *name, char *err, size_t err_size) {
     /* cJSON wants a NUL after the text; the caller's buffer need not have one. */
     char *text = malloc(size + 1);
     if (!text) {

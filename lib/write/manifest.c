@@ -14,7 +14,7 @@
 
 static cJSON *axes_array(const char *axes) {
     cJSON *arr = cJSON_CreateArray();
-    char buf[128];
+    char   buf[128];
     snprintf(buf, sizeof buf, "%s", axes != NULL ? axes : "");
     char *save = NULL;
     for (char *a = strtok_r(buf, ",", &save); a != NULL; a = strtok_r(NULL, ",", &save)) {
@@ -26,7 +26,7 @@ static cJSON *axes_array(const char *axes) {
 cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char *file, const char *text_file,
                                   uint32_t crc, size_t bytes) {
     const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info(t->kind);
-    cJSON *e = cJSON_CreateObject();
+    cJSON                              *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "file", file);
     if (text_file != NULL) {
         cJSON_AddStringToObject(e, "text_file", text_file);
@@ -148,7 +148,7 @@ int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files,
         return -1;
     }
     struct llorch_atomic_file f;
-    int rc = llorch_atomic_create(&f, dir, "manifest.json", err, err_size);
+    int                       rc = llorch_atomic_create(&f, dir, "manifest.json", err, err_size);
     if (rc == 0) {
         llorch_atomic_write(&f, text, strlen(text));
         llorch_atomic_write(&f, "\n", 1);

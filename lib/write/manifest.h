@@ -17,8 +17,8 @@ cJSON *llorch_manifest_missing_entry(enum llorch_ckpt_kind kind, int layer, cons
 cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t err_size);
 /* The container of a dump in a container form. */
 struct llorch_manifest_container {
-    const char *form;   /* "npz", "safetensors" */
-    const char *file;   /* its file name in the dump directory */
+    const char *form; /* "npz", "safetensors" */
+    const char *file; /* its file name in the dump directory */
 };
 
 /* Assembles the manifest and writes dir/manifest.json atomically (synced

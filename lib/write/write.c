@@ -21,22 +21,22 @@
 #include <string.h>
 
 struct llorch_ckpt_writer {
-    char  *dir;
-    bool   text;
-    bool   sync;                    /* fsync before the manifest */
-    enum llorch_ckpt_form form;
-    char   container[64];           /* its file name, in a container form */
-    char   container_part[4200];    /* its path while being written */
-    llorch_npz_writer *npz;
-    llorch_st_writer  *st;
-    struct llorch_name_set names;   /* the file (or member) names used so far */
-    cJSON *run;        /* from llorch_ckpt_writer_set_run */
-    cJSON *files;      /* manifest entries, in write order */
-    cJSON *missing;
-    int    last_step;  /* of the last tensor written: steps come in order */
-    size_t bytes;      /* data bytes written (headers not counted) */
-    size_t n_files;
-    char   error[1024];
+    char                  *dir;
+    bool                   text;
+    bool                   sync; /* fsync before the manifest */
+    enum llorch_ckpt_form  form;
+    char                   container[64];        /* its file name, in a container form */
+    char                   container_part[4200]; /* its path while being written */
+    llorch_npz_writer     *npz;
+    llorch_st_writer      *st;
+    struct llorch_name_set names; /* the file (or member) names used so far */
+    cJSON                 *run;   /* from llorch_ckpt_writer_set_run */
+    cJSON                 *files; /* manifest entries, in write order */
+    cJSON                 *missing;
+    int                    last_step; /* of the last tensor written: steps come in order */
+    size_t                 bytes;     /* data bytes written (headers not counted) */
+    size_t                 n_files;
+    char                   error[1024];
 };
 
 /* Sets the writer's error message; returns -1. */
@@ -86,8 +86,7 @@ static int open_container(llorch_ckpt_writer *w, char *err, size_t err_size) {
     return w->st != NULL ? 0 : -1;
 }
 
-static int check_options(const char *dir, const struct llorch_ckpt_writer_options *opt, char *err,
-                         size_t err_size) {
+static int check_options(const char *dir, const struct llorch_ckpt_writer_options *opt, char *err, size_t err_size) {
     if (dir == NULL || dir[0] == '\0') {
         snprintf(err, err_size, "no output directory given");
         return -1;
@@ -103,8 +102,8 @@ static int check_options(const char *dir, const struct llorch_ckpt_writer_option
     return 0;
 }
 
-llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch_ckpt_writer_options *opt,
-                                            char *err, size_t err_size) {
+llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch_ckpt_writer_options *opt, char *err,
+                                            size_t err_size) {
     struct llorch_ckpt_writer_options none = {0};
     opt = opt != NULL ? opt : &none;
     if (check_options(dir, opt, err, err_size) != 0 ||
@@ -167,12 +166,11 @@ static int unique_name(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t
         return writer_error(w, "file name too long for tensor %s", t->graph_name != NULL ? t->graph_name : "?");
     }
     if (llorch_name_set_has(&w->names, name) && t->kind != LLORCH_CKPT_GRAPH) {
-        return writer_error(w, "%s: this checkpoint of layer %d, step %d was already written", name, t->layer,
-                            t->step);
+        return writer_error(w, "%s: this checkpoint of layer %d, step %d was already written", name, t->layer, t->step);
     }
     char base[256];
     snprintf(base, sizeof base, "%s", name);
-    const char *step = strrchr(base, '_');     /* "_sSSS.npy" */
+    const char *step = strrchr(base, '_'); /* "_sSSS.npy" */
     for (int k = 2; llorch_name_set_has(&w->names, name); k++) {
         /* '~' is never in a sanitised name: a tagged name cannot meet another */
         snprintf(name, size, "%.*s~%d%s", (int) (step - base), base, k, step);
@@ -189,7 +187,7 @@ static int unique_name(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t
 static int write_member(llorch_ckpt_writer *w, const char *name, const struct llorch_ckpt_tensor *t, size_t bytes,
                         uint64_t *offset) {
     if (w->npz != NULL) {
-        char header[512];
+        char   header[512];
         size_t header_size = llorch_npy_header(header, sizeof header, t->dtype, t->n_dims, t->shape);
         if (header_size == 0) {
             return writer_error(w, "cannot format the .npy header of %s", name);
@@ -197,7 +195,7 @@ static int write_member(llorch_ckpt_writer *w, const char *name, const struct ll
         return llorch_npz_writer_add(w->npz, name, header, header_size, t->data, bytes, offset, w->error,
                                      sizeof w->error);
     }
-    char key[256];
+    char   key[256];
     size_t index;
     snprintf(key, sizeof key, "%.*s", (int) strlen(name) - 4, name); /* without ".npy" */
     int rc = llorch_st_writer_add(w->st, key, t->dtype, t->n_dims, t->shape, t->data, bytes, &index, w->error,
@@ -208,8 +206,8 @@ static int write_member(llorch_ckpt_writer *w, const char *name, const struct ll
 
 /* The manifest entry's file is the member's name: the zip member
  * "X.npy" (np.load's key "X"), or the safetensors tensor "X". */
-static cJSON *member_entry(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t, const char *name,
-                           uint32_t crc, size_t bytes, uint64_t offset) {
+static cJSON *member_entry(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t, const char *name, uint32_t crc,
+                           size_t bytes, uint64_t offset) {
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int) strlen(name) - 4, name);
     cJSON *e = llorch_manifest_file_entry(t, w->npz != NULL ? name : key, NULL, crc, bytes);
@@ -219,8 +217,8 @@ static cJSON *member_entry(llorch_ckpt_writer *w, const struct llorch_ckpt_tenso
 }
 
 /* The npy form: the .npy file and, with text, its .txt twin. */
-static cJSON *write_files(llorch_ckpt_writer *w, const char *name, const struct llorch_ckpt_tensor *t,
-                          uint32_t crc, size_t bytes) {
+static cJSON *write_files(llorch_ckpt_writer *w, const char *name, const struct llorch_ckpt_tensor *t, uint32_t crc,
+                          size_t bytes) {
     char text_name[256];
     snprintf(text_name, sizeof text_name, "%.*s.txt", (int) strlen(name) - 4, name);
     if (llorch_write_npy_file(w->dir, name, t, false, w->error, sizeof w->error) != 0 ||
@@ -233,16 +231,18 @@ static cJSON *write_files(llorch_ckpt_writer *w, const char *name, const struct 
 int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t) {
     char name[256];
     if (t->step < w->last_step) {
-        return writer_error(w, "step %d written after step %d: write the steps in order (the manifest lists "
-                               "them in order, docs/FORMAT.md)", t->step, w->last_step);
+        return writer_error(w,
+                            "step %d written after step %d: write the steps in order (the manifest lists "
+                            "them in order, docs/FORMAT.md)",
+                            t->step, w->last_step);
     }
     if (check_tensor(w, t) != 0 || unique_name(w, t, name, sizeof name) != 0) {
         return -1;
     }
     w->last_step = t->step;
-    size_t bytes = llorch_write_elements(t) * llorch_dtype_size(t->dtype);
+    size_t   bytes = llorch_write_elements(t) * llorch_dtype_size(t->dtype);
     uint32_t crc = llorch_crc32(t->data, bytes);
-    cJSON *entry = NULL;
+    cJSON   *entry = NULL;
     if (w->form == LLORCH_CKPT_FORM_NPY) {
         entry = write_files(w, name, t, crc, bytes);
     } else {
@@ -263,7 +263,7 @@ int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_ten
 /* --- the run and the manifest ----------------------------------------------- */
 
 static int write_tokens(llorch_ckpt_writer *w, const int32_t *tokens, int n_tokens) {
-    int32_t none = 0;
+    int32_t                   none = 0;
     struct llorch_ckpt_tensor t = {
         .kind = LLORCH_CKPT_GRAPH,
         .n_dims = 1,
@@ -284,8 +284,7 @@ int llorch_ckpt_writer_set_run(llorch_ckpt_writer *w, const struct llorch_ckpt_r
     return write_tokens(w, run->tokens, run->n_tokens);
 }
 
-int llorch_ckpt_writer_note_missing(llorch_ckpt_writer *w, enum llorch_ckpt_kind kind, int layer,
-                                    const char *reason) {
+int llorch_ckpt_writer_note_missing(llorch_ckpt_writer *w, enum llorch_ckpt_kind kind, int layer, const char *reason) {
     if (llorch_ckpt_kind_info(kind) == NULL) {
         return writer_error(w, "invalid checkpoint kind %d", (int) kind);
     }
@@ -325,7 +324,7 @@ static int finish_container(llorch_ckpt_writer *w) {
  * form's files one by one (a container was synced as it was closed), the
  * token ids, then the directory that names them. */
 static int sync_files(llorch_ckpt_writer *w) {
-    char path[4200];
+    char         path[4200];
     const cJSON *e;
     const cJSON *files = w->form == LLORCH_CKPT_FORM_NPY ? w->files : NULL;
     cJSON_ArrayForEach(e, files) {

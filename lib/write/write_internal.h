@@ -12,8 +12,8 @@ size_t llorch_write_elements(const struct llorch_ckpt_tensor *t);
 
 /* Writes dir/name (a .npy file, or with text one %.9g value per line) as
  * name.part renamed when whole. -1 with a message in err. */
-int llorch_write_npy_file(const char *dir, const char *name, const struct llorch_ckpt_tensor *t, bool text,
-                          char *err, size_t err_size);
+int llorch_write_npy_file(const char *dir, const char *name, const struct llorch_ckpt_tensor *t, bool text, char *err,
+                          size_t err_size);
 
 /* Creates the output directory if needed and checks that it is usable:
  * a directory, empty unless allowed, writable. -1 with a message. */

@@ -39,8 +39,8 @@ static int format_value(char *buf, size_t size, enum llorch_ckpt_dtype dtype, co
     return 0;
 }
 
-int llorch_write_npy_file(const char *dir, const char *name, const struct llorch_ckpt_tensor *t, bool text,
-                          char *err, size_t err_size) {
+int llorch_write_npy_file(const char *dir, const char *name, const struct llorch_ckpt_tensor *t, bool text, char *err,
+                          size_t err_size) {
     struct llorch_atomic_file f;
     if (llorch_atomic_create(&f, dir, name, err, err_size) != 0) {
         return -1;
@@ -49,11 +49,11 @@ int llorch_write_npy_file(const char *dir, const char *name, const struct llorch
     if (text) {
         for (size_t i = 0; i < n; i++) {
             char line[64];
-            int len = format_value(line, sizeof line, t->dtype, t->data, i);
+            int  len = format_value(line, sizeof line, t->dtype, t->data, i);
             llorch_atomic_write(&f, line, len > 0 ? (size_t) len : 0);
         }
     } else {
-        char header[512];
+        char   header[512];
         size_t header_size = llorch_npy_header(header, sizeof header, t->dtype, t->n_dims, t->shape);
         if (header_size == 0) {
             llorch_atomic_abort(&f);

@@ -23,34 +23,34 @@
 #define EOCD_SIZE           22
 #define ZIP64_EOCD_SIZE     56
 #define ZIP64_LOCATOR_SIZE  20
-#define ZIP_VERSION         20      /* 2.0: stored members */
-#define ZIP64_VERSION       45      /* 4.5: zip64 */
-#define DOS_DATE_1980       0x0021  /* 1980-01-01: a fixed time keeps dumps reproducible */
-#define PAD_EXTRA_ID        0xd935  /* alignment padding, as Android's zipalign writes it */
+#define ZIP_VERSION         20     /* 2.0: stored members */
+#define ZIP64_VERSION       45     /* 4.5: zip64 */
+#define DOS_DATE_1980       0x0021 /* 1980-01-01: a fixed time keeps dumps reproducible */
+#define PAD_EXTRA_ID        0xd935 /* alignment padding, as Android's zipalign writes it */
 #define DATA_ALIGN          64
-#define U32_LIMIT           0xffffffffu     /* the value a zip64 field leaves in the 32-bit slot */
+#define U32_LIMIT           0xffffffffu /* the value a zip64 field leaves in the 32-bit slot */
 #define U16_LIMIT           0xffffu
 /* Where zip64 takes over; a test lowers them to reach zip64 with small files. */
 #ifndef NPZ_ZIP64_BYTES
-#define NPZ_ZIP64_BYTES     U32_LIMIT
+#define NPZ_ZIP64_BYTES U32_LIMIT
 #endif
 #ifndef NPZ_ZIP64_MEMBERS
-#define NPZ_ZIP64_MEMBERS   U16_LIMIT
+#define NPZ_ZIP64_MEMBERS U16_LIMIT
 #endif
-#define STREAM_BUFFER       ((size_t) 1 << 20)
+#define STREAM_BUFFER ((size_t) 1 << 20)
 
 struct member {
     char     name[256];
     uint32_t crc;
     uint64_t size;
-    uint64_t offset;   /* of the local header */
+    uint64_t offset; /* of the local header */
 };
 
 struct llorch_npz_writer {
     FILE          *f;
     char          *path;
-    char          *buffer;     /* stdio's: small members leave in large writes */
-    uint64_t       offset;     /* bytes written so far */
+    char          *buffer; /* stdio's: small members leave in large writes */
+    uint64_t       offset; /* bytes written so far */
     struct member *members;
     size_t         n_members, cap_members;
     bool           finished;
@@ -100,7 +100,7 @@ llorch_npz_writer *llorch_npz_writer_create(const char *path, char *err, size_t 
 
 static struct member *new_member(llorch_npz_writer *z) {
     if (z->n_members == z->cap_members) {
-        size_t n = z->cap_members != 0 ? z->cap_members * 2 : 256;
+        size_t         n = z->cap_members != 0 ? z->cap_members * 2 : 256;
         struct member *grown = realloc(z->members, n * sizeof *grown);
         if (grown == NULL) {
             return NULL;
@@ -114,16 +114,16 @@ static struct member *new_member(llorch_npz_writer *z) {
 /* The local header with its extra fields: zip64 sizes when the member
  * needs them, then padding up to the alignment of the .npy data. */
 static size_t local_header(unsigned char *h, const struct member *m, size_t name_len, size_t npy_header_size) {
-    bool zip64 = m->size >= NPZ_ZIP64_BYTES;
-    size_t z64 = zip64 ? 20 : 0;
+    bool     zip64 = m->size >= NPZ_ZIP64_BYTES;
+    size_t   z64 = zip64 ? 20 : 0;
     uint64_t data_at = m->offset + LOCAL_HEADER_SIZE + name_len + z64 + 4 + npy_header_size;
-    size_t pad = (size_t) ((DATA_ALIGN - data_at % DATA_ALIGN) % DATA_ALIGN);
-    size_t extra = z64 + 4 + pad;
+    size_t   pad = (size_t) ((DATA_ALIGN - data_at % DATA_ALIGN) % DATA_ALIGN);
+    size_t   extra = z64 + 4 + pad;
     put32(h, 0x04034b50);
     put16(h + 4, zip64 ? ZIP64_VERSION : ZIP_VERSION);
-    put16(h + 6, 0);                    /* flags */
-    put16(h + 8, 0);                    /* stored */
-    put16(h + 10, 0);                   /* time */
+    put16(h + 6, 0);  /* flags */
+    put16(h + 8, 0);  /* stored */
+    put16(h + 10, 0); /* time */
     put16(h + 12, DOS_DATE_1980);
     put32(h + 14, m->crc);
     put32(h + 18, zip64 ? U32_LIMIT : (uint32_t) m->size);
@@ -163,7 +163,7 @@ int llorch_npz_writer_add(llorch_npz_writer *z, const char *name, const void *np
     m->size = header_size + data_size;
     m->offset = z->offset;
     unsigned char h[LOCAL_HEADER_SIZE + 256 + 20 + 4 + DATA_ALIGN];
-    size_t h_size = local_header(h, m, name_len, header_size);
+    size_t        h_size = local_header(h, m, name_len, header_size);
     if (write_bytes(z, h, h_size, err, err_size) != 0 || write_bytes(z, npy_header, header_size, err, err_size) != 0) {
         return -1;
     }
@@ -175,11 +175,11 @@ int llorch_npz_writer_add(llorch_npz_writer *z, const char *name, const void *np
  * fields whose 32-bit slot is saturated. */
 static size_t central_header(unsigned char *h, const struct member *m) {
     size_t name_len = strlen(m->name);
-    bool big_size = m->size >= NPZ_ZIP64_BYTES, big_offset = m->offset >= NPZ_ZIP64_BYTES;
+    bool   big_size = m->size >= NPZ_ZIP64_BYTES, big_offset = m->offset >= NPZ_ZIP64_BYTES;
     size_t z64 = (big_size ? 16 : 0) + (big_offset ? 8 : 0);
     size_t extra = z64 > 0 ? 4 + z64 : 0;
     put32(h, 0x02014b50);
-    put16(h + 4, z64 > 0 ? ZIP64_VERSION : ZIP_VERSION);  /* made by (MS-DOS attributes) */
+    put16(h + 4, z64 > 0 ? ZIP64_VERSION : ZIP_VERSION); /* made by (MS-DOS attributes) */
     put16(h + 6, z64 > 0 ? ZIP64_VERSION : ZIP_VERSION);
     put16(h + 8, 0);
     put16(h + 10, 0);
@@ -190,10 +190,10 @@ static size_t central_header(unsigned char *h, const struct member *m) {
     put32(h + 24, big_size ? U32_LIMIT : (uint32_t) m->size);
     put16(h + 28, (uint32_t) name_len);
     put16(h + 30, (uint32_t) extra);
-    put16(h + 32, 0);                   /* comment */
-    put16(h + 34, 0);                   /* disk */
-    put16(h + 36, 0);                   /* internal attributes */
-    put32(h + 38, 0);                   /* external attributes */
+    put16(h + 32, 0); /* comment */
+    put16(h + 34, 0); /* disk */
+    put16(h + 36, 0); /* internal attributes */
+    put32(h + 38, 0); /* external attributes */
     put32(h + 42, big_offset ? U32_LIMIT : (uint32_t) m->offset);
     unsigned char *e = h + CENTRAL_HEADER_SIZE;
     memcpy(e, m->name, name_len);
@@ -214,12 +214,11 @@ static size_t central_header(unsigned char *h, const struct member *m) {
     return CENTRAL_HEADER_SIZE + name_len + extra;
 }
 
-static int write_end_records(llorch_npz_writer *z, uint64_t cd_offset, uint64_t cd_size, char *err,
-                             size_t err_size) {
-    uint64_t n = z->n_members;
-    bool many = n >= NPZ_ZIP64_MEMBERS, far = cd_offset >= NPZ_ZIP64_BYTES, big = cd_size >= NPZ_ZIP64_BYTES;
-    bool zip64 = many || far || big;
-    unsigned char r[ZIP64_EOCD_SIZE + ZIP64_LOCATOR_SIZE + EOCD_SIZE];
+static int write_end_records(llorch_npz_writer *z, uint64_t cd_offset, uint64_t cd_size, char *err, size_t err_size) {
+    uint64_t       n = z->n_members;
+    bool           many = n >= NPZ_ZIP64_MEMBERS, far = cd_offset >= NPZ_ZIP64_BYTES, big = cd_size >= NPZ_ZIP64_BYTES;
+    bool           zip64 = many || far || big;
+    unsigned char  r[ZIP64_EOCD_SIZE + ZIP64_LOCATOR_SIZE + EOCD_SIZE];
     unsigned char *p = r;
     if (zip64) {
         uint64_t eocd64_at = z->offset;

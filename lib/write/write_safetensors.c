@@ -11,7 +11,7 @@
  * aligned to its element size for readers that map the file. The tensors
  * therefore stream into two data files, and finish writes PATH as header
  * plus both (copy_file_range: a reflink or an in-kernel copy). */
-#define _GNU_SOURCE         /* copy_file_range */
+#define _GNU_SOURCE /* copy_file_range */
 #include "write_containers.h"
 
 #include "npy.h"
@@ -29,19 +29,19 @@
 
 /* A data file: one per element size. */
 struct stream {
-    char     *path;
-    FILE     *f;
-    char     *buffer;
-    uint64_t  size;
+    char    *path;
+    FILE    *f;
+    char    *buffer;
+    uint64_t size;
 };
 
 struct tensor {
-    char     name[256];
+    char                   name[256];
     enum llorch_ckpt_dtype dtype;
-    int      n_dims;
-    int64_t  shape[4];
-    int      stream;       /* 0: 4-byte elements, 1: 2-byte elements */
-    uint64_t begin, end;   /* within its stream */
+    int                    n_dims;
+    int64_t                shape[4];
+    int                    stream;     /* 0: 4-byte elements, 1: 2-byte elements */
+    uint64_t               begin, end; /* within its stream */
 };
 
 struct llorch_st_writer {
@@ -49,15 +49,18 @@ struct llorch_st_writer {
     struct stream  streams[2];
     struct tensor *tensors;
     size_t         n_tensors, cap_tensors;
-    uint64_t       data_start;   /* set by finish */
+    uint64_t       data_start; /* set by finish */
     bool           finished;
 };
 
 static const char *st_dtype(enum llorch_ckpt_dtype dtype) {
     switch (dtype) {
-        case LLORCH_CKPT_DTYPE_F32: return "F32";
-        case LLORCH_CKPT_DTYPE_F16: return "F16";
-        case LLORCH_CKPT_DTYPE_I32: return "I32";
+        case LLORCH_CKPT_DTYPE_F32:
+            return "F32";
+        case LLORCH_CKPT_DTYPE_F16:
+            return "F16";
+        case LLORCH_CKPT_DTYPE_I32:
+            return "I32";
     }
     return NULL;
 }
@@ -101,7 +104,7 @@ llorch_st_writer *llorch_st_writer_create(const char *path, char *err, size_t er
 
 static struct tensor *new_tensor(llorch_st_writer *s) {
     if (s->n_tensors == s->cap_tensors) {
-        size_t n = s->cap_tensors != 0 ? s->cap_tensors * 2 : 256;
+        size_t         n = s->cap_tensors != 0 ? s->cap_tensors * 2 : 256;
         struct tensor *grown = realloc(s->tensors, n * sizeof *grown);
         if (grown == NULL) {
             return NULL;
@@ -113,8 +116,8 @@ static struct tensor *new_tensor(llorch_st_writer *s) {
 }
 
 int llorch_st_writer_add(llorch_st_writer *s, const char *name, enum llorch_ckpt_dtype dtype, int n_dims,
-                         const int64_t *shape, const void *data, size_t data_size, size_t *index,
-                         char *err, size_t err_size) {
+                         const int64_t *shape, const void *data, size_t data_size, size_t *index, char *err,
+                         size_t err_size) {
     /* names are unique: they are the writer's file names */
     if (strlen(name) >= sizeof s->tensors[0].name || strcmp(name, "__metadata__") == 0 || n_dims > 4 ||
         st_dtype(dtype) == NULL) {
@@ -154,7 +157,7 @@ static char *header_bytes(const llorch_st_writer *s, size_t *size) {
     cJSON_AddStringToObject(meta, "format_version", "2");
     for (size_t i = 0; i < s->n_tensors; i++) {
         const struct tensor *t = &s->tensors[i];
-        cJSON *e = cJSON_AddObjectToObject(h, t->name);
+        cJSON               *e = cJSON_AddObjectToObject(h, t->name);
         cJSON_AddStringToObject(e, "dtype", st_dtype(t->dtype));
         cJSON *dims = cJSON_AddArrayToObject(e, "shape");
         for (int d = 0; d < t->n_dims; d++) {
@@ -171,7 +174,7 @@ static char *header_bytes(const llorch_st_writer *s, size_t *size) {
     }
     size_t n = strlen(json);
     size_t padded = (8 + n + HEADER_ALIGN - 1) / HEADER_ALIGN * HEADER_ALIGN - 8;
-    char *bytes = malloc(8 + padded);
+    char  *bytes = malloc(8 + padded);
     if (bytes != NULL) {
         for (int i = 0; i < 8; i++) {
             bytes[i] = (char) ((uint64_t) padded >> (8 * i));
@@ -194,7 +197,7 @@ static int append_file(const char *path, int out, uint64_t size) {
     while (done < size) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t) (size - done), 0);
         if (n < 0 && done == 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
-            break;     /* no in-kernel copy here: read and write */
+            break; /* no in-kernel copy here: read and write */
         }
         if (n <= 0) {
             close(in);
@@ -231,12 +234,12 @@ int llorch_st_writer_finish(llorch_st_writer *s, bool sync, char *err, size_t er
         return -1;
     }
     size_t h_size = 0;
-    char *h = header_bytes(s, &h_size);
+    char  *h = header_bytes(s, &h_size);
     if (h == NULL) {
         snprintf(err, err_size, "out of memory formatting the safetensors header");
         return -1;
     }
-    int out = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int  out = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     bool ok = out >= 0 && write(out, h, h_size) == (ssize_t) h_size &&
               append_file(s->streams[0].path, out, s->streams[0].size) == 0 &&
               append_file(s->streams[1].path, out, s->streams[1].size) == 0 && (!sync || fsync(out) == 0);
