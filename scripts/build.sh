@@ -2,7 +2,8 @@
 # The two set-up commands of README.md:
 #
 #   bash scripts/build.sh demo   build everything, make a tiny model, extract its checkpoints
-#   bash scripts/build.sh test   build everything, run the tests (normal build, then ASan+UBSan)
+#   bash scripts/build.sh test   check the formatting, build everything, run the tests (normal
+#                                build, the fuzz targets, then ASan+UBSan)
 #
 # On Debian, as root, it installs the system packages it needs first.
 # Environment: LLAMA_CPP_DIR (your llama.cpp checkout), LLORCH_CACHE_DIR,
@@ -27,6 +28,7 @@ requirements=(
   "test -f /usr/include/cjson/cJSON.h|libcjson-dev"
   "test -f /usr/include/libdeflate.h|libdeflate-dev"
   "command -v clang|clang"
+  "command -v clang-format|clang-format"
   "ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a|libclang-rt-dev"
 )
 
@@ -80,7 +82,20 @@ print(f"numpy loaded {len(m['files'])} files of {d}; e.g. attn_norm layer 0:",
 PY
 }
 
+# Every C file as .clang-format says; a difference fails the tests.
+check_format() {
+  say "formatting (clang-format --dry-run --Werror)"
+  local files
+  files="$(git ls-files '*.c' '*.h' 2>/dev/null || find lib programs engine tests fuzz include -name '*.[ch]')"
+  # shellcheck disable=SC2086
+  clang-format --dry-run --Werror $files || {
+    echo "format: the files above differ from .clang-format; run: clang-format -i \$(git ls-files '*.c' '*.h')" >&2
+    exit 1
+  }
+}
+
 run_tests() {
+  check_format
   build build
   say "tests (normal build)"
   ctest --test-dir build --output-on-failure -j "$jobs"
