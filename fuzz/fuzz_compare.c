@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FILE *out;
     struct part  parts[MAX_PARTS];
     char         err[1024];
-    if (!out && !(out = fopen("/dev/null", "w"))) {
+    out = out != NULL ? out : fopen("/dev/null", "w");
+    if (!out) {
         return 0;
     }
     int n = split(data, size, parts);

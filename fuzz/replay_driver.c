@@ -24,8 +24,11 @@ static int replay_file(const char *path) {
     }
     size_t   cap = 4096, size = 0;
     uint8_t *data = malloc(cap);
-    size_t   n;
-    while (data != NULL && (n = fread(data + size, 1, cap - size, f)) > 0) {
+    for (;;) {
+        size_t n = data != NULL ? fread(data + size, 1, cap - size, f) : 0;
+        if (n == 0) {
+            break;
+        }
         size += n;
         if (size == cap) {
             uint8_t *grown = realloc(data, cap * 2);

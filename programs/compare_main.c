@@ -223,9 +223,10 @@ static int run(const struct cli *cli) {
     llorch_ckpt_dump       *ref = NULL, *cand = NULL;
     llorch_ckpt_comparison *c = NULL;
     int                     status;
-    if (!(ref = llorch_ckpt_dump_open(cli->ref_dir, err, sizeof err)) ||
-        !(cand = llorch_ckpt_dump_open(cli->cand_dir, err, sizeof err)) ||
-        !(c = llorch_ckpt_compare(ref, cand, cli->options, err, sizeof err))) {
+    ref = llorch_ckpt_dump_open(cli->ref_dir, err, sizeof err);
+    cand = ref != NULL ? llorch_ckpt_dump_open(cli->cand_dir, err, sizeof err) : NULL;
+    c = cand != NULL ? llorch_ckpt_compare(ref, cand, cli->options, err, sizeof err) : NULL;
+    if (c == NULL) {
         status = fail_input(cli, err);
     } else {
         status = report(cli, c, ref, cand);

@@ -114,19 +114,13 @@ int main(int argc, char **argv) {
     llama_log_set(log_filter, NULL);
     llama_backend_init();
 
-    rc = load_model(&r);
-    if (rc == 0)
-        rc = get_tokens(&r);
-    if (rc == 0)
-        rc = make_selection(&r);
-    if (rc == 0)
-        rc = choose_flash_attn(&r);
-    if (rc == 0)
-        rc = open_output(&r);
-    if (rc == 0)
-        rc = create_capture(&r);
-    if (rc == 0)
-        rc = create_context(&r);
+    /* each stage runs only if the ones before it succeeded */
+    int (*const stages[])(struct run *) = {load_model,  get_tokens,     make_selection, choose_flash_attn,
+                                           open_output, create_capture, create_context};
+    rc = 0;
+    for (size_t k = 0; k < sizeof stages / sizeof stages[0] && rc == 0; k++) {
+        rc = stages[k](&r);
+    }
     if (rc == 0) {
         if (r.fa_notice) {
             fprintf(stderr, PROG ": flash attention turned off: kq_soft_max is requested\n");

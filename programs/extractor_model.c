@@ -120,8 +120,11 @@ static char *read_file(const char *path) {
     }
     size_t cap = 4096, n = 0;
     char  *buf = malloc(cap);
-    size_t got;
-    while (buf != NULL && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    for (;;) {
+        size_t got = buf != NULL ? fread(buf + n, 1, cap - n - 1, f) : 0;
+        if (got == 0) {
+            break;
+        }
         n += got;
         if (n + 1 == cap) {
             char *grown = realloc(buf, cap *= 2);

@@ -65,7 +65,8 @@ static float *llama_logits(const char *path, const int32_t *tokens, int n_tokens
             batch.logits[i] = 1; /* every token an output */
         }
         batch.n_tokens = n_tokens;
-        if (llama_decode(ctx, batch) == 0 && (out = malloc((size_t) n_tokens * *n_vocab * sizeof *out)) != NULL) {
+        out = llama_decode(ctx, batch) == 0 ? malloc((size_t) n_tokens * *n_vocab * sizeof *out) : NULL;
+        if (out != NULL) {
             for (int i = 0; i < n_tokens; i++) {
                 memcpy(&out[(size_t) i * *n_vocab], llama_get_logits_ith(ctx, i), (size_t) *n_vocab * sizeof *out);
             }

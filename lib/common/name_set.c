@@ -51,7 +51,8 @@ int llorch_name_set_add(struct llorch_name_set *s, const char *name) {
     }
     size_t i = find(s->slots, s->n_slots, name);
     if (s->slots[i] == NULL) {
-        if ((s->slots[i] = llorch_strdup(name)) == NULL) {
+        s->slots[i] = llorch_strdup(name);
+        if (s->slots[i] == NULL) {
             return -1;
         }
         s->n_names++;

@@ -201,14 +201,10 @@ struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_opti
         if (s->kind != LLORCH_CMP_NO_KIND && s->kind != kind) {
             continue;
         }
-        if (s->set & SET_ATOL)
-            t.atol = s->tol.atol;
-        if (s->set & SET_RTOL)
-            t.rtol = s->tol.rtol;
-        if (s->set & SET_NMSE)
-            t.nmse = s->tol.nmse;
-        if (s->set & SET_WITHIN)
-            t.within = s->tol.within;
+        t.atol = (s->set & SET_ATOL) ? s->tol.atol : t.atol;
+        t.rtol = (s->set & SET_RTOL) ? s->tol.rtol : t.rtol;
+        t.nmse = (s->set & SET_NMSE) ? s->tol.nmse : t.nmse;
+        t.within = (s->set & SET_WITHIN) ? s->tol.within : t.within;
     }
     return t;
 }

@@ -400,7 +400,8 @@ static int index_safetensors(llorch_container *c, char *err, size_t err_size) {
 
 static llorch_container *open_container(llorch_container *c, enum llorch_container_form form, const char *name,
                                         char *err, size_t err_size) {
-    if ((c->name = strdup(name)) == NULL) {
+    c->name = strdup(name);
+    if (c->name == NULL) {
         llorch_set_error(err, err_size, "%s: out of memory", name);
         llorch_container_free(c);
         return NULL;

@@ -444,8 +444,10 @@ llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, cons
     struct ctx        c = {manifest_name, "", err, err_size};
     if (d) {
         d->container_fd = -1;
+        d->name = llorch_strdup(name);
+        d->manifest_name = llorch_strdup(manifest_name);
     }
-    if (!d || !(d->name = llorch_strdup(name)) || !(d->manifest_name = llorch_strdup(manifest_name))) {
+    if (!d || !d->name || !d->manifest_name) {
         llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
         llorch_ckpt_dump_free(d);
         return NULL;

@@ -111,7 +111,10 @@ llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch
         return NULL;
     }
     llorch_ckpt_writer *w = calloc(1, sizeof *w);
-    if (w == NULL || (w->dir = strdup(dir)) == NULL) {
+    if (w != NULL) {
+        w->dir = strdup(dir);
+    }
+    if (w == NULL || w->dir == NULL) {
         free(w);
         snprintf(err, err_size, "out of memory");
         return NULL;

@@ -83,7 +83,11 @@ static int write_bytes(llorch_npz_writer *z, const void *buf, size_t n, char *er
 
 llorch_npz_writer *llorch_npz_writer_create(const char *path, char *err, size_t err_size) {
     llorch_npz_writer *z = calloc(1, sizeof *z);
-    if (z == NULL || (z->path = strdup(path)) == NULL || (z->buffer = malloc(STREAM_BUFFER)) == NULL) {
+    if (z != NULL) {
+        z->path = strdup(path);
+        z->buffer = malloc(STREAM_BUFFER);
+    }
+    if (z == NULL || z->path == NULL || z->buffer == NULL) {
         snprintf(err, err_size, "out of memory");
         llorch_npz_writer_free(z);
         return NULL;

@@ -73,7 +73,9 @@ static int write_failed(const char *path, char *err, size_t err_size) {
 
 static int open_stream(struct stream *st, const char *path, const char *suffix, char *err, size_t err_size) {
     size_t n = strlen(path) + strlen(suffix) + 1;
-    if ((st->path = malloc(n)) == NULL || (st->buffer = malloc(STREAM_BUFFER)) == NULL) {
+    st->path = malloc(n);
+    st->buffer = malloc(STREAM_BUFFER);
+    if (st->path == NULL || st->buffer == NULL) {
         snprintf(err, err_size, "out of memory");
         return -1;
     }
@@ -89,7 +91,10 @@ static int open_stream(struct stream *st, const char *path, const char *suffix, 
 
 llorch_st_writer *llorch_st_writer_create(const char *path, char *err, size_t err_size) {
     llorch_st_writer *s = calloc(1, sizeof *s);
-    if (s == NULL || (s->path = strdup(path)) == NULL) {
+    if (s != NULL) {
+        s->path = strdup(path);
+    }
+    if (s == NULL || s->path == NULL) {
         snprintf(err, err_size, "out of memory");
         llorch_st_writer_free(s);
         return NULL;
