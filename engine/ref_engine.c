@@ -101,21 +101,10 @@ enum option_id {
     OPT_FAULT,
 };
 
-static const struct cli_option cli_options[] = {
-    {NULL, "--text", CLI_SWITCH, OPT_TEXT},
-    {"-m", "--model", CLI_VALUE, OPT_MODEL},
-    {NULL, "--tokens", CLI_VALUE, OPT_TOKENS},
-    {NULL, "--tokens-file", CLI_VALUE, OPT_TOKENS_FILE},
-    {"-o", "--output", CLI_VALUE, OPT_OUT},
-    {NULL, "--checkpoints", CLI_VALUE, OPT_CHECKPOINTS},
-    {NULL, "--layers", CLI_VALUE, OPT_LAYERS},
-    {"-n", "--n-predict", CLI_VALUE, OPT_N_PREDICT},
-    {"-ub", "--ubatch-size", CLI_VALUE, OPT_UBATCH},
-    {NULL, "--kv-type", CLI_VALUE, OPT_KV_TYPE},
-    {NULL, "--gelu", CLI_VALUE, OPT_GELU},
-    {NULL, "--fault", CLI_VALUE, OPT_FAULT},
-    {NULL, NULL, CLI_SWITCH, 0},
-};
+static const char *const cli_options[] = {
+    "--text",    "-m|--model=",     "--tokens=",          "--tokens-file=", "-o|--output=", "--checkpoints=",
+    "--layers=", "-n|--n-predict=", "-ub|--ubatch-size=", "--kv-type=",     "--gelu=",      "--fault=",
+    NULL};
 
 static int parse_count(const char *flag, const char *value, long min, int *out) {
     long v;
@@ -127,10 +116,14 @@ static int parse_count(const char *flag, const char *value, long min, int *out) 
 }
 
 /* One option with its value. Returns 0 or an exit status. */
-static int apply_option(struct cli *cli, int id, const char *flag, const char *value) {
+static int apply_option(void *ctx, int id, const char *flag, const char *value) {
+    struct cli  *cli = ctx;
     const char **strings[] = {NULL,          &cli->model,       NULL,        &cli->tokens_file,
                               &cli->out_dir, &cli->checkpoints, &cli->layers};
     char         err[512];
+    if (id == CLI_POSITIONAL) {
+        return cli_usage_error(PROGRAM, "unexpected argument '%s'; see --help", value);
+    }
     switch (id) {
         case OPT_TEXT:
             cli->text = true;
@@ -166,33 +159,17 @@ static int apply_option(struct cli *cli, int id, const char *flag, const char *v
 /* Returns 0, or an exit status (EXIT_SUCCESS for --help). */
 static int parse_args(struct cli *cli, int argc, char **argv) {
     *cli = (struct cli){.checkpoints = "all", .layers = "all", .options = {.fault = {REF_FAULT_NONE, -1}}};
-    int i = 1;
-    for (;;) {
-        const char *value;
-        char        flag[64]; /* the option as given, without "=VALUE", for messages */
-        snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
-        int id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
-        if (id == CLI_END) {
-            break;
-        }
-        if (id == CLI_HELP) {
+    int rc = cli_parse(PROGRAM, cli_options, argc, argv, apply_option, cli);
+    if (rc == CLI_HELP || rc == CLI_VERSION) {
+        if (rc == CLI_HELP) {
             usage(stdout);
-            return -1;
-        }
-        if (id == CLI_VERSION) {
+        } else {
             printf("%s\n", PRODUCER);
-            return -1;
         }
-        if (id == CLI_POSITIONAL) {
-            return cli_usage_error(PROGRAM, "unexpected argument '%s'; see --help", value);
-        }
-        if (id == CLI_ERROR) {
-            return EXIT_BAD_INPUT;
-        }
-        int rc = apply_option(cli, id, flag, value);
-        if (rc != 0) {
-            return rc;
-        }
+        return -1;
+    }
+    if (rc != 0) {
+        return rc;
     }
     if (cli->model == NULL || cli->out_dir == NULL) {
         return bad_input("-m MODEL.gguf and -o DUMP_DIR are required; see --help");

@@ -78,7 +78,6 @@ struct llorch_ckpt_kind_info {
     int                   number;    /* 1-6, or 0 for extras                          */
     bool                  per_layer; /* false for embd, result_norm, logits, graph    */
     const char           *axes;      /* numpy axis names, comma separated             */
-    const char           *what;      /* one line for --help and the docs              */
     bool                  optional;  /* exists only in some architectures: listed as
                                         missing only when asked for by name        */
 };

@@ -19,11 +19,26 @@ int cli_usage_error(const char *prog, const char *fmt, ...) {
     return CLI_EXIT_USAGE;
 }
 
+/* One entry of an options list, taken apart. */
+struct option {
+    char short_name[16], long_name[64];
+    bool takes_value;
+};
+
+static void split(const char *entry, struct option *o) {
+    const char *bar = strchr(entry, '|');
+    const char *name = bar != NULL ? bar + 1 : entry;
+    size_t      n = strlen(name);
+    o->takes_value = n > 0 && name[n - 1] == '=';
+    snprintf(o->short_name, sizeof o->short_name, "%.*s", bar != NULL ? (int) (bar - entry) : 0, entry);
+    snprintf(o->long_name, sizeof o->long_name, "%.*s", (int) (o->takes_value ? n - 1 : n), name);
+}
+
 /* arg is the option (exactly, or as "--long=..."); *inline_value gets the
  * part after '=' for the long form. */
-static bool matches(const struct cli_option *o, const char *arg, const char **inline_value) {
+static bool matches(const struct option *o, const char *arg, const char **inline_value) {
     *inline_value = NULL;
-    if ((o->short_name != NULL && strcmp(arg, o->short_name) == 0) || strcmp(arg, o->long_name) == 0) {
+    if ((o->short_name[0] != '\0' && strcmp(arg, o->short_name) == 0) || strcmp(arg, o->long_name) == 0) {
         return true;
     }
     size_t n = strlen(o->long_name);
@@ -34,24 +49,24 @@ static bool matches(const struct cli_option *o, const char *arg, const char **in
     return false;
 }
 
-static int option_value(const char *prog, const struct cli_option *o, const char *arg, const char *inline_value,
+static int option_value(const char *prog, const struct option *o, int id, const char *arg, const char *inline_value,
                         int argc, char **argv, int *i, const char **value) {
-    if (o->kind == CLI_SWITCH) {
+    if (!o->takes_value) {
         if (inline_value != NULL) {
             cli_usage_error(prog, "%s takes no value; see --help", o->long_name);
             return CLI_ERROR;
         }
-        return o->id;
+        return id;
     }
     if (inline_value == NULL && *i >= argc) {
         cli_usage_error(prog, "%s needs a value; see --help", arg);
         return CLI_ERROR;
     }
     *value = inline_value != NULL ? inline_value : argv[(*i)++];
-    return o->id;
+    return id;
 }
 
-int cli_next(const char *prog, const struct cli_option *options, int argc, char **argv, int *i, const char **value) {
+int cli_next(const char *prog, const char *const *options, int argc, char **argv, int *i, const char **value) {
     *value = NULL;
     if (*i >= argc) {
         return CLI_END;
@@ -67,14 +82,39 @@ int cli_next(const char *prog, const struct cli_option *options, int argc, char 
         *value = arg;
         return CLI_POSITIONAL;
     }
-    for (const struct cli_option *o = options; o->long_name != NULL; o++) {
-        const char *inline_value;
-        if (matches(o, arg, &inline_value)) {
-            return option_value(prog, o, arg, inline_value, argc, argv, i, value);
+    for (int id = 0; options[id] != NULL; id++) {
+        struct option o;
+        const char   *inline_value;
+        split(options[id], &o);
+        if (matches(&o, arg, &inline_value)) {
+            return option_value(prog, &o, id, arg, inline_value, argc, argv, i, value);
         }
     }
     cli_usage_error(prog, "unknown option '%s'; see --help", arg);
     return CLI_ERROR;
+}
+
+int cli_parse(const char *prog, const char *const *options, int argc, char **argv, cli_apply_fn apply, void *ctx) {
+    int i = 1;
+    for (;;) {
+        const char *value;
+        char        flag[64]; /* the option as given, without "=VALUE", for messages */
+        snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
+        int id = cli_next(prog, options, argc, argv, &i, &value);
+        if (id == CLI_END) {
+            return 0;
+        }
+        if (id == CLI_HELP || id == CLI_VERSION) {
+            return id;
+        }
+        if (id == CLI_ERROR) {
+            return CLI_EXIT_USAGE;
+        }
+        int rc = apply(ctx, id, flag, value);
+        if (rc != 0) {
+            return rc;
+        }
+    }
 }
 
 /* Decimal digits with an optional leading '-'. */

@@ -13,11 +13,6 @@
 
 #define CLI_EXIT_USAGE 2
 
-enum cli_kind {
-    CLI_SWITCH,
-    CLI_VALUE,
-};
-
 /* What cli_next found, besides an option's id (>= 0). */
 enum cli_result {
     CLI_END = -1,        /* no arguments left */
@@ -27,16 +22,24 @@ enum cli_result {
     CLI_ERROR = -5, /* already reported on stderr */
 };
 
-struct cli_option {
-    const char   *short_name; /* "-m", or NULL */
-    const char   *long_name;  /* "--model" */
-    enum cli_kind kind;
-    int           id; /* the program's own code, >= 0 */
-};
-
 /* The next argument of argv (from *i, which it advances): an option's id,
- * with *value set for CLI_VALUE options, or one of enum cli_result. */
-int cli_next(const char *prog, const struct cli_option *options, int argc, char **argv, int *i, const char **value);
+ * with *value set for an option that takes one, or one of enum cli_result.
+ * options lists the program's options, NULL-terminated; an option's id is
+ * its index in the list. Each is its long name, with its short name before
+ * a '|' when it has one, and '=' at the end when it takes a value:
+ * "--raw", "-m|--model=". */
+int cli_next(const char *prog, const char *const *options, int argc, char **argv, int *i, const char **value);
+
+/* What a program does with one of its options (id >= 0; value NULL for a
+ * switch; flag as given, without "=VALUE") or with a positional argument
+ * (id CLI_POSITIONAL, value the argument). Returns 0, or an exit status. */
+typedef int (*cli_apply_fn)(void *ctx, int id, const char *flag, const char *value);
+
+/* Parses argv[1..] with cli_next and calls apply for each option and
+ * positional argument, in order. Returns 0 when all are taken, CLI_HELP or
+ * CLI_VERSION when asked for (the caller prints them), or an exit status:
+ * CLI_EXIT_USAGE for a usage error (reported), or apply's. */
+int cli_parse(const char *prog, const char *const *options, int argc, char **argv, cli_apply_fn apply, void *ctx);
 
 /* Parses an integer in [min, max] into *out. Returns 0, or reports one
  * line and returns CLI_EXIT_USAGE. *out is written only on success. */

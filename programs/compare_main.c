@@ -65,18 +65,9 @@ enum option_id {
     OPT_WITHIN
 };
 
-static const struct cli_option cli_options[] = {
-    {NULL, "--json", CLI_SWITCH, OPT_JSON},
-    {"-q", "--quiet", CLI_SWITCH, OPT_QUIET},
-    {NULL, "--allow-token-mismatch", CLI_SWITCH, OPT_ALLOW_TOKENS},
-    {NULL, "--preset", CLI_VALUE, OPT_PRESET},
-    {NULL, "--tol", CLI_VALUE, OPT_TOL},
-    {NULL, "--atol", CLI_VALUE, OPT_ATOL},
-    {NULL, "--rtol", CLI_VALUE, OPT_RTOL},
-    {NULL, "--nmse", CLI_VALUE, OPT_NMSE},
-    {NULL, "--within", CLI_VALUE, OPT_WITHIN},
-    {NULL, NULL, CLI_SWITCH, 0},
-};
+static const char *const cli_options[] = {
+    "--json",    "-q|--quiet", "--allow-token-mismatch", "--preset=", "--tol=", "--atol=", "--rtol=", "--nmse=",
+    "--within=", NULL};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, int id, const char *value) {
@@ -93,15 +84,41 @@ static int apply_tolerance(struct cli *cli, int id, const char *value) {
     return 0;
 }
 
-static int apply_option(struct cli *cli, int id, const char *value, bool presets) {
-    char err[256];
-    if (id == OPT_PRESET) {
-        if (presets && llorch_ckpt_compare_options_preset(cli->options, value, err, sizeof err) != 0) {
-            return cli_usage_error(PROGRAM, "%s", err);
-        }
-        return 0;
+static int positional(struct cli *cli, const char *arg) {
+    if (!cli->ref_dir) {
+        cli->ref_dir = arg;
+    } else if (!cli->cand_dir) {
+        cli->cand_dir = arg;
+    } else {
+        return cli_usage_error(PROGRAM, "unexpected argument '%s' (two dumps are compared)", arg);
     }
-    if (presets) {
+    return 0;
+}
+
+/* One pass over the arguments takes the presets only, the next everything
+ * else: the preset is applied first, then the other options in order. */
+struct pass {
+    struct cli *cli;
+    bool        presets;
+};
+
+static int apply_option(void *ctx, int id, const char *flag, const char *value) {
+    struct pass *p = ctx;
+    struct cli  *cli = p->cli;
+    char         err[256];
+    (void) flag;
+    if (id == CLI_POSITIONAL || id == OPT_PRESET) {
+        if (p->presets != (id == OPT_PRESET)) {
+            return 0; /* taken in the other pass */
+        }
+        if (id == CLI_POSITIONAL) {
+            return positional(cli, value);
+        }
+        return llorch_ckpt_compare_options_preset(cli->options, value, err, sizeof err) == 0
+                   ? 0
+                   : cli_usage_error(PROGRAM, "%s", err);
+    }
+    if (p->presets) {
         return 0;
     }
     switch (id) {
@@ -119,57 +136,29 @@ static int apply_option(struct cli *cli, int id, const char *value, bool presets
     }
 }
 
-static int positional(struct cli *cli, const char *arg) {
-    if (!cli->ref_dir) {
-        cli->ref_dir = arg;
-    } else if (!cli->cand_dir) {
-        cli->cand_dir = arg;
-    } else {
-        return cli_usage_error(PROGRAM, "unexpected argument '%s' (two dumps are compared)", arg);
-    }
-    return 0;
-}
-
-/* One pass over the arguments: presets only, or everything else. Returns
- * -1 to go on, or the exit status. */
-static int parse_pass(struct cli *cli, int argc, char **argv, bool presets) {
-    int i = 1;
-    for (;;) {
-        const char *value;
-        int         id = cli_next(PROGRAM, cli_options, argc, argv, &i, &value);
-        if (id == CLI_END) {
-            return -1;
-        }
-        if (id == CLI_ERROR) {
-            return EXIT_BAD_INPUT;
-        }
-        if (id == CLI_HELP || id == CLI_VERSION) {
-            if (id == CLI_HELP) {
-                usage(stdout);
-            } else {
-                printf(PROGRAM " %s\n", LLORCH_CKPT_VERSION);
-            }
-            return EXIT_PASS;
-        }
-        int rc = id == CLI_POSITIONAL ? (presets ? 0 : positional(cli, value)) : apply_option(cli, id, value, presets);
-        if (rc != 0) {
-            return EXIT_BAD_INPUT;
-        }
-    }
-}
-
-/* The preset is applied first, then the other options in order. Returns
- * -1 to go on, or the exit status. */
+/* Returns -1 to go on, or the exit status. */
 static int parse_cli(struct cli *cli, int argc, char **argv) {
-    int rc = parse_pass(cli, argc, argv, true);
-    if (rc < 0) {
-        rc = parse_pass(cli, argc, argv, false);
+    struct pass presets = {cli, true}, rest = {cli, false};
+    int         rc = cli_parse(PROGRAM, cli_options, argc, argv, apply_option, &presets);
+    if (rc == 0) {
+        rc = cli_parse(PROGRAM, cli_options, argc, argv, apply_option, &rest);
     }
-    if (rc < 0 && !cli->cand_dir) {
+    if (rc == CLI_HELP || rc == CLI_VERSION) {
+        if (rc == CLI_HELP) {
+            usage(stdout);
+        } else {
+            printf(PROGRAM " %s\n", LLORCH_CKPT_VERSION);
+        }
+        return EXIT_PASS;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (!cli->cand_dir) {
         usage(stderr);
         return EXIT_BAD_INPUT;
     }
-    return rc;
+    return -1;
 }
 
 /* Warnings once each: the table prints them itself; the verdict alone has

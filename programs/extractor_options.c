@@ -155,44 +155,42 @@ enum option_id {
     OPT_FORMAT,
 };
 
-static const struct cli_option options[] = {
-    {NULL, "--raw", CLI_SWITCH, OPT_RAW},
-    {NULL, "--text", CLI_SWITCH, OPT_TEXT},
-    {NULL, "--no-sync", CLI_SWITCH, OPT_NO_SYNC},
-    {NULL, "--stats", CLI_SWITCH, OPT_STATS},
-    {NULL, "--stop-at-nan", CLI_SWITCH, OPT_STOP_AT_NAN},
-    {NULL, "--split-each", CLI_SWITCH, OPT_SPLIT_EACH},
-    {NULL, "--no-repack", CLI_SWITCH, OPT_NO_REPACK},
-    {NULL, "--repack", CLI_SWITCH, OPT_REPACK},
-    {"-v", "--verbose", CLI_SWITCH, OPT_VERBOSE},
-    {NULL, "--progress", CLI_SWITCH, OPT_PROGRESS},
-    {"-m", "--model", CLI_VALUE, OPT_MODEL},
-    {"-p", "--prompt", CLI_VALUE, OPT_PROMPT},
-    {"-f", "--file", CLI_VALUE, OPT_FILE},
-    {NULL, "--tokens", CLI_VALUE, OPT_TOKENS},
-    {"-o", "--output", CLI_VALUE, OPT_OUTPUT},
-    {NULL, "--checkpoints", CLI_VALUE, OPT_CHECKPOINTS},
-    {NULL, "--layers", CLI_VALUE, OPT_LAYERS},
-    {"-ctk", "--cache-type-k", CLI_VALUE, OPT_CACHE_K},
-    {"-ctv", "--cache-type-v", CLI_VALUE, OPT_CACHE_V},
-    {NULL, "--rpc", CLI_VALUE, OPT_RPC},
-    {NULL, "--dump-graph", CLI_VALUE, OPT_DUMP_GRAPH},
-    {NULL, "--graph-regex", CLI_VALUE, OPT_GRAPH_REGEX},
-    {"-n", "--n-predict", CLI_VALUE, OPT_N_PREDICT},
-    {"-t", "--threads", CLI_VALUE, OPT_THREADS},
-    {"-c", "--ctx-size", CLI_VALUE, OPT_CTX},
-    {"-b", "--batch-size", CLI_VALUE, OPT_BATCH},
-    {"-ub", "--ubatch-size", CLI_VALUE, OPT_UBATCH},
-    {"-ngl", "--n-gpu-layers", CLI_VALUE, OPT_NGL},
-    {NULL, "--seed", CLI_VALUE, OPT_SEED},
-    {NULL, "--queue-mb", CLI_VALUE, OPT_QUEUE_MB},
-    {"-fa", "--flash-attn", CLI_VALUE, OPT_FLASH_ATTN},
-    {NULL, "--dtype", CLI_VALUE, OPT_DTYPE},
-    {NULL, "--identify", CLI_VALUE, OPT_IDENTIFY},
-    {NULL, "--capture-to", CLI_VALUE, OPT_CAPTURE_TO},
-    {NULL, "--format", CLI_VALUE, OPT_FORMAT},
-    {NULL, NULL, CLI_SWITCH, 0},
-};
+static const char *const options[] = {"--raw",
+                                      "--text",
+                                      "--no-sync",
+                                      "--stats",
+                                      "--stop-at-nan",
+                                      "--split-each",
+                                      "--no-repack",
+                                      "--repack",
+                                      "-v|--verbose",
+                                      "--progress",
+                                      "-m|--model=",
+                                      "-p|--prompt=",
+                                      "-f|--file=",
+                                      "--tokens=",
+                                      "-o|--output=",
+                                      "--checkpoints=",
+                                      "--layers=",
+                                      "-ctk|--cache-type-k=",
+                                      "-ctv|--cache-type-v=",
+                                      "--rpc=",
+                                      "--dump-graph=",
+                                      "--graph-regex=",
+                                      "-n|--n-predict=",
+                                      "-t|--threads=",
+                                      "-c|--ctx-size=",
+                                      "-b|--batch-size=",
+                                      "-ub|--ubatch-size=",
+                                      "-ngl|--n-gpu-layers=",
+                                      "--seed=",
+                                      "--queue-mb=",
+                                      "-fa|--flash-attn=",
+                                      "--dtype=",
+                                      "--identify=",
+                                      "--capture-to=",
+                                      "--format=",
+                                      NULL};
 
 static void apply_switch(int id, struct extractor_options *opt) {
     switch (id) {
@@ -380,36 +378,40 @@ static int check_required(const struct extractor_options *opt) {
     return 0;
 }
 
+/* The arguments as they are parsed: the options, and the positional ones. */
+struct parse {
+    struct extractor_options *opt;
+    char                     *pos[8];
+    int                       n_pos;
+};
+
+static int apply_argument(void *ctx, int id, const char *flag, const char *value) {
+    struct parse *p = ctx;
+    if (id == CLI_POSITIONAL) {
+        if (p->n_pos < (int) (sizeof p->pos / sizeof p->pos[0])) {
+            p->pos[p->n_pos] = (char *) value;
+        }
+        p->n_pos++;
+        return 0;
+    }
+    if (value == NULL) {
+        apply_switch(id, p->opt);
+        return 0;
+    }
+    return apply_value(id, flag, value, p->opt);
+}
+
 int extractor_parse_options(int argc, char **argv, struct extractor_options *opt) {
     set_defaults(opt);
-    char *pos[8];
-    int   n_pos = 0;
-    int   i = 1;
-    for (;;) {
-        const char *value;
-        char        flag[64]; /* the option as given, without "=VALUE", for messages */
-        snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
-        int id = cli_next(PROG, options, argc, argv, &i, &value);
-        if (id == CLI_END) {
-            break;
-        }
-        if (id == CLI_HELP || id == CLI_VERSION || id == CLI_ERROR) {
-            if (id == CLI_HELP) {
-                print_help();
-            }
-            return id == CLI_HELP ? 1 : id == CLI_VERSION ? 3 : 2; /* the caller prints the version */
-        }
-        if (id == CLI_POSITIONAL) {
-            if (n_pos < (int) (sizeof pos / sizeof pos[0])) {
-                pos[n_pos] = (char *) value;
-            }
-            n_pos++;
-        } else if (value == NULL) {
-            apply_switch(id, opt);
-        } else if (apply_value(id, flag, value, opt) != 0) {
-            return 2;
-        }
+    struct parse p = {.opt = opt};
+    int          rc = cli_parse(PROG, options, argc, argv, apply_argument, &p);
+    if (rc == CLI_HELP) {
+        print_help();
+        return 1;
     }
-    int rc = apply_positionals(pos, n_pos, opt);
+    if (rc != 0) {
+        return rc == CLI_VERSION ? 3 : 2; /* the caller prints the version */
+    }
+    rc = apply_positionals(p.pos, p.n_pos, opt);
     return rc != 0 ? rc : check_required(opt);
 }

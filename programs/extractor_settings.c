@@ -3,6 +3,8 @@
  * untruncated JSON. */
 #include "extractor_settings.h"
 
+#include "json_fields.h"
+
 #include <cjson/cJSON.h>
 
 static char *print_and_delete(cJSON *o) {
@@ -11,24 +13,22 @@ static char *print_and_delete(cJSON *o) {
     return text;
 }
 
+static const char numerics_repacked[] =
+    "cpu-specific: weights repacked for this CPU's kernels; other CPUs give other results";
+static const char numerics_portable[] = "portable: no weight repacking (ggml's standard CPU kernels)";
+
 char *extractor_settings_json(const struct extractor_settings *s) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "threads", s->threads);
-    cJSON_AddNumberToObject(o, "n_ctx", s->n_ctx);
-    cJSON_AddNumberToObject(o, "n_batch", s->n_batch);
-    cJSON_AddNumberToObject(o, "n_ubatch", s->n_ubatch);
+    cJSON                   *o = cJSON_CreateObject();
+    static const char *const sizes[] = {"threads", "n_ctx", "n_batch", "n_ubatch"};
+    llorch_json_add_numbers(o, sizes, (const double[]){s->threads, s->n_ctx, s->n_batch, s->n_ubatch}, 4);
     cJSON_AddStringToObject(o, "type_k", s->type_k);
     cJSON_AddStringToObject(o, "type_v", s->type_v);
     cJSON_AddBoolToObject(o, "flash_attn", s->flash_attn);
     cJSON_AddStringToObject(o, "flash_attn_reason", s->flash_attn_reason);
     cJSON_AddBoolToObject(o, "repack", s->repack);
-    cJSON_AddStringToObject(o, "numerics",
-                            s->repack ? "cpu-specific: weights repacked for this CPU's kernels; other CPUs give "
-                                        "other results"
-                                      : "portable: no weight repacking (ggml's standard CPU kernels)");
-    cJSON_AddNumberToObject(o, "n_gpu_layers", s->n_gpu_layers);
-    cJSON_AddNumberToObject(o, "seed", s->seed);
-    cJSON_AddNumberToObject(o, "n_predict", s->n_predict);
+    cJSON_AddStringToObject(o, "numerics", s->repack ? numerics_repacked : numerics_portable);
+    static const char *const run[] = {"n_gpu_layers", "seed", "n_predict"};
+    llorch_json_add_numbers(o, run, (const double[]){s->n_gpu_layers, s->seed, s->n_predict}, 3);
     cJSON_AddBoolToObject(o, "raw", s->raw);
     cJSON_AddStringToObject(o, "dtype", s->native_dtype ? "native" : "f32");
     cJSON_AddStringToObject(o, "identify", s->identify_structure ? "structure" : "auto");

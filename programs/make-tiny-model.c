@@ -177,34 +177,29 @@ enum option_id {
     OPT_OUT
 };
 
-static const struct cli_option cli_options[] = {
-    {NULL, "--layers", CLI_VALUE, OPT_LAYERS},
-    {NULL, "--embd", CLI_VALUE, OPT_EMBD},
-    {NULL, "--heads", CLI_VALUE, OPT_HEADS},
-    {NULL, "--heads-kv", CLI_VALUE, OPT_HEADS_KV},
-    {NULL, "--ff", CLI_VALUE, OPT_FF},
-    {NULL, "--ctx", CLI_VALUE, OPT_CTX},
-    {NULL, "--arch", CLI_VALUE, OPT_ARCH},
-    {NULL, "--type", CLI_VALUE, OPT_TYPE},
-    {NULL, "--seed", CLI_VALUE, OPT_SEED},
-    {NULL, "--rope-base", CLI_VALUE, OPT_ROPE_BASE},
-    {NULL, "--vocab", CLI_VALUE, OPT_VOCAB},
-    {"-o", "--output", CLI_VALUE, OPT_OUT},
-    {NULL, NULL, CLI_SWITCH, 0},
-};
+static const char *const cli_options[] = {
+    "--layers=", "--embd=", "--heads=",     "--heads-kv=", "--ff=",        "--ctx=", "--arch=",
+    "--type=",   "--seed=", "--rope-base=", "--vocab=",    "-o|--output=", NULL};
 
 /* Whole-number options: all at least 1, each with its own upper bound. */
 static void apply_size(struct options *o, int id, const char *v) {
     struct tiny_config *c = &o->cfg;
     int                *dst[] = {&c->n_layer, &c->n_embd, &c->n_head, &c->n_head_kv, &c->n_ff, &c->n_ctx};
     static const long   max[] = {MAX_LAYERS, MAX_EMBD, MAX_EMBD, MAX_EMBD, MAX_FF, MAX_CTX};
-    *dst[id] = (int) parse_int(cli_options[id].long_name, v, 1, max[id]);
+    char                flag[32];
+    snprintf(flag, sizeof flag, "%.*s", (int) strcspn(cli_options[id], "="), cli_options[id]);
+    *dst[id] = (int) parse_int(flag, v, 1, max[id]);
     o->heads_kv_set = o->heads_kv_set || id == OPT_HEADS_KV;
     o->ff_set = o->ff_set || id == OPT_FF;
 }
 
-static void apply_option(struct options *o, int id, const char *v) {
+static int apply_option(void *ctx, int id, const char *flag, const char *v) {
+    struct options     *o = ctx;
     struct tiny_config *c = &o->cfg;
+    (void) flag;
+    if (id == CLI_POSITIONAL) {
+        refuse("unexpected argument '%s'; see --help", v);
+    }
     switch (id) {
         case OPT_ARCH:
             c->arch = parse_arch(v);
@@ -230,6 +225,7 @@ static void apply_option(struct options *o, int id, const char *v) {
             apply_size(o, id, v);
             break;
     }
+    return 0;
 }
 
 static void parse_args(struct options *o, int argc, char **argv) {
@@ -243,28 +239,17 @@ static void parse_args(struct options *o, int argc, char **argv) {
     c->seed = 1;
     c->rope_base = 10000.0f;
 
-    int i = 1;
-    for (;;) {
-        const char *v;
-        int         id = cli_next(PROG, cli_options, argc, argv, &i, &v);
-        if (id == CLI_END) {
-            break;
-        }
-        if (id == CLI_HELP) {
-            usage(stdout);
-            exit(0);
-        }
-        if (id == CLI_VERSION) {
-            printf("%s %s\n", PROG, LLORCH_CKPT_VERSION);
-            exit(0);
-        }
-        if (id == CLI_POSITIONAL) {
-            refuse("unexpected argument '%s'; see --help", v);
-        }
-        if (id == CLI_ERROR) {
-            exit(2);
-        }
-        apply_option(o, id, v);
+    int rc = cli_parse(PROG, cli_options, argc, argv, apply_option, o);
+    if (rc == CLI_HELP) {
+        usage(stdout);
+        exit(0);
+    }
+    if (rc == CLI_VERSION) {
+        printf("%s %s\n", PROG, LLORCH_CKPT_VERSION);
+        exit(0);
+    }
+    if (rc != 0) {
+        exit(2);
     }
 }
 

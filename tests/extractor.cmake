@@ -87,8 +87,8 @@ endforeach()
 # The manifest's settings JSON of the extractor, whatever its values.
 add_executable(test_extractor_settings ${CMAKE_CURRENT_LIST_DIR}/test_extractor_settings.c
                ${PROJECT_SOURCE_DIR}/programs/extractor_settings.c)
-target_include_directories(test_extractor_settings PRIVATE ${PROJECT_SOURCE_DIR}/programs ${CJSON_INCLUDE_DIR})
-target_link_libraries(test_extractor_settings PRIVATE ${CJSON_LIBRARY})
+target_include_directories(test_extractor_settings PRIVATE ${PROJECT_SOURCE_DIR}/programs)
+target_link_libraries(test_extractor_settings PRIVATE llorch_common ${CJSON_LIBRARY} ${LIBDEFLATE_LIBRARY})
 llorch_target(test_extractor_settings)
 add_test(NAME extractor_settings_json COMMAND test_extractor_settings)
 

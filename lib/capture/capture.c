@@ -233,8 +233,7 @@ int llorch_capture_finish(llorch_capture *cap) {
         if (llorch_queue_finish(cap->queue) != 0) {
             llorch_capture_set_error(cap, "%s", cap->write_error);
         }
-        cap->report.wait_seconds = llorch_queue_wait_seconds(cap->queue);
-        cap->report.queue_peak_bytes = llorch_queue_peak_bytes(cap->queue);
+        llorch_queue_stats(cap->queue, &cap->report.wait_seconds, &cap->report.queue_peak_bytes);
     }
     if (cap->step > 0 || cap->n_plans > 0) {
         record_missing(cap);
@@ -271,12 +270,7 @@ void llorch_capture_free(llorch_capture *cap) {
     for (int i = 0; i < cap->n_plans; i++) {
         llorch_plan_free(&cap->plans[i]);
     }
-    free(cap->held);
-    free(cap->plans);
     llorch_graph_free(&cap->rec);
-    free(cap->step_t);
-    free(cap->ever);
-    free(cap->graph_names);
-    free(cap->missing);
-    free(cap);
+    void *const owned[] = {cap->held, cap->plans, cap->step_t, cap->ever, cap->graph_names, cap->missing, cap};
+    llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

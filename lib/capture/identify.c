@@ -11,6 +11,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "identify_internal.h"
 
+#include "util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,15 +60,9 @@ void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, i
             return; /* the first finding stands */
         }
     }
-    if (id->n_roles == c->cap_roles) {
-        int                 cap = c->cap_roles != 0 ? c->cap_roles * 2 : 64;
-        struct llorch_role *grown = realloc(id->roles, (size_t) cap * sizeof *grown);
-        if (grown == NULL) {
-            c->oom = true;
-            return;
-        }
-        id->roles = grown;
-        c->cap_roles = cap;
+    if (llorch_grow(&id->roles, &c->cap_roles, (size_t) id->n_roles + 1, sizeof *id->roles, 64) != 0) {
+        c->oom = true;
+        return;
     }
     id->roles[id->n_roles++] =
         (struct llorch_role){.kind = kind, .layer = layer, .node = node, .ready = ready > node ? ready : node};
@@ -82,15 +78,9 @@ void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer
             return; /* found after all */
         }
     }
-    if (id->n_absent == c->cap_absent) {
-        int                    cap = c->cap_absent != 0 ? c->cap_absent * 2 : 32;
-        struct llorch_absence *grown = realloc(id->absent, (size_t) cap * sizeof *grown);
-        if (grown == NULL) {
-            c->oom = true;
-            return;
-        }
-        id->absent = grown;
-        c->cap_absent = cap;
+    if (llorch_grow(&id->absent, &c->cap_absent, (size_t) id->n_absent + 1, sizeof *id->absent, 32) != 0) {
+        c->oom = true;
+        return;
     }
     struct llorch_absence *a = &id->absent[id->n_absent++];
     a->kind = kind;
@@ -231,13 +221,8 @@ static int setup(struct ictx *c, const struct llorch_identify_input *in, struct 
 }
 
 static void teardown(struct ictx *c) {
-    free(c->is_const);
-    free(c->is_mixer);
-    free(c->region);
-    free(c->anc);
-    free(c->anc2);
-    free(c->cores);
-    free(c->layers);
+    void *const owned[] = {c->is_const, c->is_mixer, c->region, c->anc, c->anc2, c->cores, c->layers};
+    llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }
 
 /* A model without RoPE in any layer says so once, not per layer. */

@@ -49,7 +49,7 @@ struct ictx {
     int                                 n_cores;
     struct layer_facts                 *layers; /* [n_layer] */
     struct llorch_identity             *out;
-    int                                 cap_roles, cap_absent;
+    size_t                              cap_roles, cap_absent;
     bool                                oom;
 };
 

@@ -199,11 +199,9 @@ int llorch_queue_finish(llorch_queue *q) {
     return q->failed;
 }
 
-double llorch_queue_wait_seconds(const llorch_queue *q) {
-    return q->wait_seconds;
-}
-size_t llorch_queue_peak_bytes(const llorch_queue *q) {
-    return q->peak_bytes;
+void llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes) {
+    *wait_seconds = q->wait_seconds;
+    *peak_bytes = q->peak_bytes;
 }
 
 void llorch_queue_free(llorch_queue *q) {

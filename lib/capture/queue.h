@@ -50,9 +50,9 @@ int llorch_queue_drain(llorch_queue *q);
 /* Waits until every pushed item is consumed, stops the thread; returns the
  * consumer's first failure (0 if none). */
 int llorch_queue_finish(llorch_queue *q);
-/* Seconds the producer spent blocked on a full queue. */
-double llorch_queue_wait_seconds(const llorch_queue *q);
-size_t llorch_queue_peak_bytes(const llorch_queue *q);
+/* Seconds the producer spent blocked on a full queue, and the most bytes
+ * the queue held at once. */
+void   llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes);
 void   llorch_queue_free(llorch_queue *q);
 
 #endif

@@ -2,6 +2,8 @@
  * reference: numpy/lib/format.py). Little-endian, C order. */
 #include "npy.h"
 
+#include "util.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -9,51 +11,33 @@ size_t llorch_dtype_size(enum llorch_ckpt_dtype dtype) {
     return dtype == LLORCH_CKPT_DTYPE_F16 ? 2 : 4;
 }
 
+/* Indexed by enum llorch_ckpt_dtype. */
+static const char *const descrs[] = {"<f4", "<f2", "<i4"};
+static const char *const names[] = {"float32", "float16", "int32"};
+#define N_DTYPES (sizeof names / sizeof names[0])
+
 const char *llorch_dtype_descr(enum llorch_ckpt_dtype dtype) {
-    switch (dtype) {
-        case LLORCH_CKPT_DTYPE_F32:
-            return "<f4";
-        case LLORCH_CKPT_DTYPE_F16:
-            return "<f2";
-        case LLORCH_CKPT_DTYPE_I32:
-            return "<i4";
-    }
-    return NULL;
+    return llorch_enum_name(descrs, N_DTYPES, (int) dtype, NULL);
 }
 
 const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype) {
-    switch (dtype) {
-        case LLORCH_CKPT_DTYPE_F32:
-            return "float32";
-        case LLORCH_CKPT_DTYPE_F16:
-            return "float16";
-        case LLORCH_CKPT_DTYPE_I32:
-            return "int32";
-    }
-    return NULL;
+    return llorch_enum_name(names, N_DTYPES, (int) dtype, NULL);
 }
 
-static const enum llorch_ckpt_dtype all_dtypes[] = {LLORCH_CKPT_DTYPE_F32, LLORCH_CKPT_DTYPE_F16,
-                                                    LLORCH_CKPT_DTYPE_I32};
+static int dtype_of(int value, enum llorch_ckpt_dtype *out) {
+    if (value < 0) {
+        return -1;
+    }
+    *out = (enum llorch_ckpt_dtype) value;
+    return 0;
+}
 
 int llorch_dtype_from_name(const char *name, enum llorch_ckpt_dtype *out) {
-    for (size_t i = 0; i < sizeof all_dtypes / sizeof all_dtypes[0]; i++) {
-        if (strcmp(name, llorch_ckpt_dtype_name(all_dtypes[i])) == 0) {
-            *out = all_dtypes[i];
-            return 0;
-        }
-    }
-    return -1;
+    return dtype_of(llorch_enum_value(names, N_DTYPES, name), out);
 }
 
 int llorch_dtype_from_descr(const char *descr, enum llorch_ckpt_dtype *out) {
-    for (size_t i = 0; i < sizeof all_dtypes / sizeof all_dtypes[0]; i++) {
-        if (strcmp(descr, llorch_dtype_descr(all_dtypes[i])) == 0) {
-            *out = all_dtypes[i];
-            return 0;
-        }
-    }
-    return -1;
+    return dtype_of(llorch_enum_value(descrs, N_DTYPES, descr), out);
 }
 
 size_t llorch_npy_header(char *buf, size_t size, enum llorch_ckpt_dtype dtype, int n_dims, const int64_t *shape) {

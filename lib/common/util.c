@@ -31,3 +31,40 @@ void llorch_format_shape(char *buf, size_t size, int n_dims, const int64_t *shap
         snprintf(buf + used, size - used, n_dims == 1 ? ",)" : ")");
     }
 }
+
+void llorch_free_all(void *const *ptrs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(ptrs[i]);
+    }
+}
+
+int llorch_grow(void *items, size_t *cap, size_t need, size_t elem_size, size_t first) {
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t n = *cap > 0 ? *cap : first;
+    while (n < need) {
+        n *= 2;
+    }
+    void **array = items;
+    void  *grown = realloc(*array, n * elem_size);
+    if (grown == NULL) {
+        return -1;
+    }
+    *array = grown;
+    *cap = n;
+    return 0;
+}
+
+const char *llorch_enum_name(const char *const *names, size_t n, int value, const char *unknown) {
+    return value >= 0 && (size_t) value < n ? names[value] : unknown;
+}
+
+int llorch_enum_value(const char *const *names, size_t n, const char *name) {
+    for (size_t i = 0; name != NULL && i < n; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return (int) i;
+        }
+    }
+    return -1;
+}

@@ -12,4 +12,15 @@ char *llorch_strdup(const char *s);
 /* A shape as numpy prints it: "(2, 3)", "(5,)", "()". */
 void llorch_format_shape(char *buf, size_t size, int n_dims, const int64_t *shape);
 
+/* names[value] for an enum whose values are 0 .. n-1, else unknown. */
+const char *llorch_enum_name(const char *const *names, size_t n, int value, const char *unknown);
+/* The value whose name is name, or -1. */
+int llorch_enum_value(const char *const *names, size_t n, const char *name);
+/* free() of each of n pointers. */
+void llorch_free_all(void *const *ptrs, size_t n);
+/* Makes room for at least need elements of elem_size bytes in *items (of
+ * capacity *cap), doubling from first. 0, or -1 when out of memory (the
+ * array is then unchanged). */
+int llorch_grow(void *items, size_t *cap, size_t need, size_t elem_size, size_t first);
+
 #endif

@@ -199,28 +199,14 @@ void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c) {
     free(c);
 }
 
+/* Indexed by enum llorch_ckpt_status and enum llorch_ckpt_origin. */
+static const char *const status_names[] = {"PASS", "FAIL", "ERROR"};
+static const char *const origin_names[] = {"none", "introduced", "inherited", "unknown"};
+
 const char *llorch_ckpt_status_name(enum llorch_ckpt_status s) {
-    switch (s) {
-        case LLORCH_CKPT_STATUS_PASS:
-            return "PASS";
-        case LLORCH_CKPT_STATUS_FAIL:
-            return "FAIL";
-        case LLORCH_CKPT_STATUS_ERROR:
-            return "ERROR";
-    }
-    return "?";
+    return llorch_enum_name(status_names, 3, (int) s, "?");
 }
 
 const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o) {
-    switch (o) {
-        case LLORCH_CKPT_ORIGIN_NONE:
-            return "none";
-        case LLORCH_CKPT_ORIGIN_INTRODUCED:
-            return "introduced";
-        case LLORCH_CKPT_ORIGIN_INHERITED:
-            return "inherited";
-        case LLORCH_CKPT_ORIGIN_UNKNOWN:
-            return "unknown";
-    }
-    return "?";
+    return llorch_enum_name(origin_names, 4, (int) o, "?");
 }

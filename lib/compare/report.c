@@ -6,6 +6,8 @@
  */
 #include "llorch_compare.h"
 
+#include "json_fields.h"
+
 #include <cjson/cJSON.h>
 
 #include <math.h>
@@ -335,17 +337,16 @@ static void add_metrics(cJSON *o, const struct llorch_ckpt_row *r) {
     for (int i = 0; m->max_abs > 0 && i < r->n_axes; i++) {
         cJSON_AddNumberToObject(at, r->axes[i], (double) m->max_abs_at[i]);
     }
-    cJSON_AddNumberToObject(o, "n", (double) m->n);
-    cJSON_AddNumberToObject(o, "n_within", (double) m->n_within);
-    cJSON_AddNumberToObject(o, "n_nonfinite", (double) m->n_nonfinite);
+    static const char *const counts[] = {"n", "n_within", "n_nonfinite"};
+    llorch_json_add_numbers(o, counts, (const double[]){(double) m->n, (double) m->n_within, (double) m->n_nonfinite},
+                            3);
     add_number(o, "max_abs_err", m->max_abs);
     cJSON_AddItemToObject(o, "max_abs_at", at);
-    add_number(o, "max_rel_err", m->max_rel);
-    add_number(o, "mean_abs_err", m->mean_abs);
-    add_number(o, "rmse", m->rmse);
-    add_number(o, "nmse", m->nmse);
-    add_number(o, "cosine", m->cosine);
-    add_number(o, "within", m->within);
+    static const char *const errors[] = {"max_rel_err", "mean_abs_err", "rmse", "nmse", "cosine", "within"};
+    const double             values[] = {m->max_rel, m->mean_abs, m->rmse, m->nmse, m->cosine, m->within};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        add_number(o, errors[i], values[i]);
+    }
 }
 
 static cJSON *row_json(const struct llorch_ckpt_row *r) {

@@ -367,11 +367,7 @@ void llorch_ckpt_dump_free(llorch_ckpt_dump *d) {
     if (d->container_fd >= 0) {
         close(d->container_fd);
     }
-    free(d->entries);
-    free(d->tokens);
     cJSON_Delete(d->root);
-    free(d->dir);
-    free(d->name);
-    free(d->manifest_name);
-    free(d);
+    void *const owned[] = {d->entries, d->tokens, d->dir, d->name, d->manifest_name, d};
+    llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

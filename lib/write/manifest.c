@@ -5,6 +5,7 @@
 #include "manifest.h"
 
 #include "atomic_file.h"
+#include "json_fields.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -32,12 +33,9 @@ cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char
         cJSON_AddStringToObject(e, "text_file", text_file);
     }
     cJSON_AddStringToObject(e, "checkpoint", info->name);
-    cJSON_AddNumberToObject(e, "number", info->number);
-    cJSON_AddNumberToObject(e, "layer", t->layer);
-    cJSON_AddNumberToObject(e, "step", t->step);
-    cJSON_AddNumberToObject(e, "pos_start", t->pos_start);
-    cJSON_AddNumberToObject(e, "n_pos", t->n_pos);
-    cJSON_AddNumberToObject(e, "n_key", t->n_key);
+    static const char *const where[] = {"number", "layer", "step", "pos_start", "n_pos", "n_key"};
+    llorch_json_add_numbers(e, where,
+                            (const double[]){info->number, t->layer, t->step, t->pos_start, t->n_pos, t->n_key}, 6);
     cJSON *shape = cJSON_AddArrayToObject(e, "shape");
     for (int i = 0; i < t->n_dims; i++) {
         cJSON_AddItemToArray(shape, cJSON_CreateNumber((double) t->shape[i]));
@@ -78,11 +76,9 @@ static cJSON *model_object(const struct llorch_ckpt_run *run) {
     if (run->architecture != NULL) {
         cJSON_AddStringToObject(m, "architecture", run->architecture);
     }
-    cJSON_AddNumberToObject(m, "n_layer", run->n_layer);
-    cJSON_AddNumberToObject(m, "n_embd", run->n_embd);
-    cJSON_AddNumberToObject(m, "n_head", run->n_head);
-    cJSON_AddNumberToObject(m, "n_head_kv", run->n_head_kv);
-    cJSON_AddNumberToObject(m, "n_vocab", run->n_vocab);
+    static const char *const sizes[] = {"n_layer", "n_embd", "n_head", "n_head_kv", "n_vocab"};
+    llorch_json_add_numbers(m, sizes,
+                            (const double[]){run->n_layer, run->n_embd, run->n_head, run->n_head_kv, run->n_vocab}, 5);
     return m;
 }
 

@@ -11,6 +11,7 @@
 #include "manifest.h"
 #include "name_set.h"
 #include "npy.h"
+#include "util.h"
 #include "write_containers.h"
 #include "write_internal.h"
 
@@ -48,25 +49,15 @@ static int writer_error(llorch_ckpt_writer *w, const char *fmt, ...) {
     return -1;
 }
 
+/* Indexed by enum llorch_ckpt_form. */
+static const char *const form_names[] = {"npy", "npz", "safetensors"};
+
 const char *llorch_ckpt_form_name(enum llorch_ckpt_form form) {
-    switch (form) {
-        case LLORCH_CKPT_FORM_NPY:
-            return "npy";
-        case LLORCH_CKPT_FORM_NPZ:
-            return "npz";
-        case LLORCH_CKPT_FORM_SAFETENSORS:
-            return "safetensors";
-    }
-    return NULL;
+    return llorch_enum_name(form_names, 3, (int) form, NULL);
 }
 
 int llorch_ckpt_form_from_name(const char *name) {
-    for (int f = LLORCH_CKPT_FORM_NPY; f <= LLORCH_CKPT_FORM_SAFETENSORS; f++) {
-        if (name != NULL && strcmp(name, llorch_ckpt_form_name((enum llorch_ckpt_form) f)) == 0) {
-            return f;
-        }
-    }
-    return -1;
+    return llorch_enum_value(form_names, 3, name);
 }
 
 /* --- opening ---------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include "write_containers.h"
 
 #include "checksum.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -103,14 +104,8 @@ llorch_npz_writer *llorch_npz_writer_create(const char *path, char *err, size_t 
 }
 
 static struct member *new_member(llorch_npz_writer *z) {
-    if (z->n_members == z->cap_members) {
-        size_t         n = z->cap_members != 0 ? z->cap_members * 2 : 256;
-        struct member *grown = realloc(z->members, n * sizeof *grown);
-        if (grown == NULL) {
-            return NULL;
-        }
-        z->members = grown;
-        z->cap_members = n;
+    if (llorch_grow(&z->members, &z->cap_members, z->n_members + 1, sizeof *z->members, 256) != 0) {
+        return NULL;
     }
     return &z->members[z->n_members++];
 }

@@ -15,6 +15,7 @@
 #include "write_containers.h"
 
 #include "npy.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -108,14 +109,8 @@ llorch_st_writer *llorch_st_writer_create(const char *path, char *err, size_t er
 }
 
 static struct tensor *new_tensor(llorch_st_writer *s) {
-    if (s->n_tensors == s->cap_tensors) {
-        size_t         n = s->cap_tensors != 0 ? s->cap_tensors * 2 : 256;
-        struct tensor *grown = realloc(s->tensors, n * sizeof *grown);
-        if (grown == NULL) {
-            return NULL;
-        }
-        s->tensors = grown;
-        s->cap_tensors = n;
+    if (llorch_grow(&s->tensors, &s->cap_tensors, s->n_tensors + 1, sizeof *s->tensors, 256) != 0) {
+        return NULL;
     }
     return &s->tensors[s->n_tensors++];
 }
