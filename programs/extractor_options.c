@@ -193,40 +193,10 @@ static const char *const options[] = {"--raw",
                                       NULL};
 
 static void apply_switch(int id, struct extractor_options *opt) {
-    switch (id) {
-        case OPT_RAW:
-            opt->raw = true;
-            break;
-        case OPT_TEXT:
-            opt->text = true;
-            break;
-        case OPT_NO_SYNC:
-            opt->no_sync = true;
-            break;
-        case OPT_STATS:
-            opt->stats = true;
-            break;
-        case OPT_STOP_AT_NAN:
-            opt->stop_at_nan = true;
-            break;
-        case OPT_SPLIT_EACH:
-            opt->split_each = true;
-            break;
-        case OPT_NO_REPACK:
-            opt->repack = false;
-            break;
-        case OPT_REPACK:
-            opt->repack = true;
-            break;
-        case OPT_VERBOSE:
-            opt->verbose = true;
-            break;
-        case OPT_PROGRESS:
-            opt->progress = true;
-            break;
-        default:
-            break;
-    }
+    /* in the order of the switches in options[]; --no-repack clears repack */
+    bool *const flags[] = {&opt->raw,        &opt->text,   &opt->no_sync, &opt->stats,   &opt->stop_at_nan,
+                           &opt->split_each, &opt->repack, &opt->repack,  &opt->verbose, &opt->progress};
+    *flags[id] = id != OPT_NO_REPACK;
 }
 
 /* The index of v in names (NULL-terminated), or -1. */
@@ -284,31 +254,14 @@ static int apply_number(int id, const char *flag, const char *v, struct extracto
     if (rc != 0) {
         return rc;
     }
-    switch (id) {
-        case OPT_N_PREDICT:
-            opt->n_predict = (int) n;
-            break;
-        case OPT_THREADS:
-            opt->threads = (int) n;
-            break;
-        case OPT_CTX:
-            opt->n_ctx = (int) n;
-            break;
-        case OPT_BATCH:
-            opt->n_batch = (int) n;
-            break;
-        case OPT_UBATCH:
-            opt->n_ubatch = (int) n;
-            break;
-        case OPT_NGL:
-            opt->n_gpu_layers = (int) n;
-            break;
-        case OPT_SEED:
-            opt->seed = (unsigned) n;
-            break;
-        default:
-            opt->queue_mb = (size_t) n;
-            break;
+    int *const ints[] = {&opt->n_predict, &opt->threads,  &opt->n_ctx,
+                         &opt->n_batch,   &opt->n_ubatch, &opt->n_gpu_layers};
+    if (id == OPT_SEED) {
+        opt->seed = (unsigned) n;
+    } else if (id == OPT_QUEUE_MB) {
+        opt->queue_mb = (size_t) n;
+    } else {
+        *ints[id - OPT_N_PREDICT] = (int) n;
     }
     return 0;
 }

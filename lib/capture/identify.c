@@ -68,7 +68,7 @@ void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, i
         (struct llorch_role){.kind = kind, .layer = layer, .node = node, .ready = ready > node ? ready : node};
 }
 
-void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...) {
+static void add_absence_va(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, va_list ap) {
     struct llorch_identity *id = c->out;
     if (llorch_identity_absent_reason(id, kind, layer) != NULL) {
         return;
@@ -85,9 +85,25 @@ void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer
     struct llorch_absence *a = &id->absent[id->n_absent++];
     a->kind = kind;
     a->layer = layer;
+    vsnprintf(a->reason, sizeof a->reason, fmt, ap);
+}
+
+void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(a->reason, sizeof a->reason, fmt, ap);
+    add_absence_va(c, kind, layer, fmt, ap);
+    va_end(ap);
+}
+
+void llorch_id_role_or_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready,
+                               const char *fmt, ...) {
+    if (node >= 0) {
+        llorch_id_add_role(c, kind, layer, node, ready);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    add_absence_va(c, kind, layer, fmt, ap);
     va_end(ap);
 }
 

@@ -262,14 +262,10 @@ static void attention_kv(struct ictx *c, const struct attn_core *core, int ready
         llorch_id_add_role(c, LLORCH_CKPT_KCUR, il, *kcur, *kcur);
     }
     int kview = cache_view_of(c, core->k_in, core->k_cache);
-    if (kview >= 0) {
-        llorch_id_add_role(c, LLORCH_CKPT_CACHE_K, il, kview, ready_k);
-    } else {
-        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_K, il,
-                              "layer %d of %s reads its keys as a concatenation of several "
-                              "cache views (compressed attention), not one cache window",
+    llorch_id_role_or_absence(c, LLORCH_CKPT_CACHE_K, il, kview, ready_k,
+                              "layer %d of %s reads its keys as a concatenation of several cache views (compressed "
+                              "attention), not one cache window",
                               il, arch(c));
-    }
     if (core->v_cache == core->k_cache) {
         lf->mla = true;
         const char *why = "layer %d of %s reads V from the K cache (MLA: the first channels of the latent cache_k); "
@@ -330,14 +326,10 @@ void llorch_id_attention(struct ictx *c, int index) {
                               "flash attention computes the scores inside one fused node (use -fa off)");
     }
     int input = attention_input(c, q, kcur >= 0 ? kcur : core->k_in, vcur >= 0 ? vcur : core->v_in, il);
-    if (input >= 0) {
-        llorch_id_add_role(c, LLORCH_CKPT_ATTN_NORM, il, input, input);
-    } else {
-        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_NORM, il,
-                              "in layer %d of %s the query and key projections share "
-                              "no input (the keys are not computed in this layer)",
+    llorch_id_role_or_absence(c, LLORCH_CKPT_ATTN_NORM, il, input, input,
+                              "in layer %d of %s the query and key projections share no input (the keys are not "
+                              "computed in this layer)",
                               il, arch(c));
-    }
     attention_rope(c, il, q, input, LLORCH_CKPT_QCUR_PRE_ROPE);
     attention_rope(c, il, kcur >= 0 ? kcur : core->k_in, input, LLORCH_CKPT_KCUR_PRE_ROPE);
     int qn = head_norm_of(c, q, input), kn = kcur >= 0 ? head_norm_of(c, kcur, input) : -1;

@@ -193,6 +193,17 @@ static int peel(const struct ictx *c, int node, bool *numeric) {
     }
 }
 
+/* A branch ends at `end`: its checkpoint is the output before any final
+ * scaling (peeled off), and the scaled one, where there is one, the final. */
+static void add_branch_end(struct ictx *c, int il, int end, enum llorch_ckpt_kind output, enum llorch_ckpt_kind final) {
+    bool numeric;
+    int  out = peel(c, end, &numeric);
+    llorch_id_add_role(c, output, il, out, out);
+    if (numeric) {
+        llorch_id_add_role(c, final, il, end, end);
+    }
+}
+
 enum family {
     FAMILY_DENSE = 1,
     FAMILY_EXPERTS = 2,
@@ -310,12 +321,7 @@ static void attention_branch(struct ictx *c, int il) {
         return;
     }
     lf->attn_end = end;
-    bool numeric;
-    int  proj = peel(c, end, &numeric);
-    llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_PROJ, il, proj, proj);
-    if (numeric) {
-        llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_FINAL, il, end, end);
-    }
+    add_branch_end(c, il, end, LLORCH_CKPT_ATTN_OUT_PROJ, LLORCH_CKPT_ATTN_OUT_FINAL);
 }
 
 /* --- the FFN branch -------------------------------------------------------- */
@@ -406,12 +412,7 @@ static void ffn_branch(struct ictx *c, int il) {
         lf->n_ffn_ends = lf->ffn_ends < 4 ? lf->ffn_ends : 4;
         if (lf->ffn_ends == 1) {
             lf->ffn_end = end;
-            bool numeric;
-            int  out = peel(c, end, &numeric);
-            llorch_id_add_role(c, LLORCH_CKPT_FFN_OUT, il, out, out);
-            if (numeric) {
-                llorch_id_add_role(c, LLORCH_CKPT_FFN_OUT_FINAL, il, end, end);
-            }
+            add_branch_end(c, il, end, LLORCH_CKPT_FFN_OUT, LLORCH_CKPT_FFN_OUT_FINAL);
         } else {
             llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
                                   "layer %d of %s adds %d feed-forward branches to the "

@@ -60,6 +60,13 @@ void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* The role when node >= 0, else the absence with its reason. */
+void llorch_id_role_or_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready,
+                               const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
 int llorch_id_weight_layer(const struct ictx *c, int node); /* the layer of node's weight input, or -1 */
 int llorch_id_strip_views(const struct ictx *c, int node);
 int llorch_id_head_source(const struct ictx *c, int node, int64_t head_dim);

@@ -52,7 +52,7 @@ int llorch_queue_drain(llorch_queue *q);
 int llorch_queue_finish(llorch_queue *q);
 /* Seconds the producer spent blocked on a full queue, and the most bytes
  * the queue held at once. */
-void   llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes);
-void   llorch_queue_free(llorch_queue *q);
+void llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes);
+void llorch_queue_free(llorch_queue *q);
 
 #endif

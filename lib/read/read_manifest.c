@@ -241,12 +241,22 @@ static int parse_shape_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt
     return 0;
 }
 
+/* obj's array `key`, or NULL with the error set. */
+static const cJSON *get_array(struct ctx *c, const cJSON *obj, const char *key) {
+    const cJSON *array = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsArray(array)) {
+        bad(c, "field '%s' is missing or not an array", key);
+        return NULL;
+    }
+    return array;
+}
+
 static int parse_axes_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e) {
-    const cJSON *axes = cJSON_GetObjectItemCaseSensitive(obj, "axes");
+    const cJSON *axes = get_array(c, obj, "axes");
     const cJSON *item;
     int          n = 0;
-    if (!cJSON_IsArray(axes)) {
-        return bad(c, "field 'axes' is missing or not an array");
+    if (!axes) {
+        return -1;
     }
     cJSON_ArrayForEach(item, axes) {
         if (n == e->n_dims) {
@@ -391,15 +401,12 @@ static int check_step_order(struct ctx *c, const struct llorch_ckpt_entry *entri
 }
 
 static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
+    const cJSON *files = get_array(c, root, "files");
     const cJSON *item;
-    size_t       n = 0;
-    if (!cJSON_IsArray(files)) {
-        return bad(c, "field 'files' is missing or not an array");
+    if (!files) {
+        return -1;
     }
-    cJSON_ArrayForEach(item, files) {
-        n++;
-    }
+    size_t n = (size_t) cJSON_GetArraySize(files);
     d->entries = calloc(n ? n : 1, sizeof *d->entries);
     if (!d->entries) {
         return bad(c, "out of memory");

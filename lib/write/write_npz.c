@@ -57,19 +57,16 @@ struct llorch_npz_writer {
     bool           finished;
 };
 
-static void put16(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char) v;
-    p[1] = (unsigned char) (v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v) {
-    put16(p, v & 0xffff);
-    put16(p + 2, v >> 16);
-}
-
-static void put64(unsigned char *p, uint64_t v) {
-    put32(p, (uint32_t) v);
-    put32(p + 4, (uint32_t) (v >> 32));
+/* Little-endian fields: widths[i] (2, 4 or 8) bytes of values[i], in
+ * order (the layout of every zip record). Returns the bytes written. */
+static size_t pack(unsigned char *p, const uint64_t *values, const char *widths) {
+    size_t n = 0;
+    for (size_t i = 0; widths[i] != '\0'; i++) {
+        for (int b = 0; b < widths[i] - '0'; b++) {
+            p[n++] = (unsigned char) (values[i] >> (8 * b));
+        }
+    }
+    return n;
 }
 
 static int write_bytes(llorch_npz_writer *z, const void *buf, size_t n, char *err, size_t err_size) {
@@ -103,11 +100,18 @@ llorch_npz_writer *llorch_npz_writer_create(const char *path, char *err, size_t 
     return z;
 }
 
-static struct member *new_member(llorch_npz_writer *z) {
-    if (llorch_grow(&z->members, &z->cap_members, z->n_members + 1, sizeof *z->members, 256) != 0) {
+/* A new member named name; NULL with a message when the name does not fit
+ * or memory runs out. */
+static struct member *new_member(llorch_npz_writer *z, const char *name, char *err, size_t err_size) {
+    size_t name_len = strlen(name);
+    if (name_len == 0 || name_len >= sizeof z->members[0].name ||
+        llorch_grow(&z->members, &z->cap_members, z->n_members + 1, sizeof *z->members, 256) != 0) {
+        snprintf(err, err_size, "cannot add member '%s': empty, too long, or out of memory", name);
         return NULL;
     }
-    return &z->members[z->n_members++];
+    struct member *m = &z->members[z->n_members++];
+    memcpy(m->name, name, name_len + 1);
+    return m;
 }
 
 /* The local header with its extra fields: zip64 sizes when the member
@@ -117,47 +121,29 @@ static size_t local_header(unsigned char *h, const struct member *m, size_t name
     size_t   z64 = zip64 ? 20 : 0;
     uint64_t data_at = m->offset + LOCAL_HEADER_SIZE + name_len + z64 + 4 + npy_header_size;
     size_t   pad = (size_t) ((DATA_ALIGN - data_at % DATA_ALIGN) % DATA_ALIGN);
-    size_t   extra = z64 + 4 + pad;
-    put32(h, 0x04034b50);
-    put16(h + 4, zip64 ? ZIP64_VERSION : ZIP_VERSION);
-    put16(h + 6, 0);  /* flags */
-    put16(h + 8, 0);  /* stored */
-    put16(h + 10, 0); /* time */
-    put16(h + 12, DOS_DATE_1980);
-    put32(h + 14, m->crc);
-    put32(h + 18, zip64 ? U32_LIMIT : (uint32_t) m->size);
-    put32(h + 22, zip64 ? U32_LIMIT : (uint32_t) m->size);
-    put16(h + 26, (uint32_t) name_len);
-    put16(h + 28, (uint32_t) extra);
-    unsigned char *e = h + LOCAL_HEADER_SIZE;
-    memcpy(e, m->name, name_len);
-    e += name_len;
+    uint64_t size32 = zip64 ? U32_LIMIT : m->size;
+    /* signature, version, flags, method (stored), time, date, crc, sizes, name and extra lengths */
+    const uint64_t fields[] = {
+        0x04034b50,   zip64 ? ZIP64_VERSION : ZIP_VERSION, 0, 0, 0, DOS_DATE_1980, m->crc, size32, size32, name_len,
+        z64 + 4 + pad};
+    size_t n = pack(h, fields, "42222244422");
+    memcpy(h + n, m->name, name_len);
+    n += name_len;
     if (zip64) {
-        put16(e, 0x0001);
-        put16(e + 2, 16);
-        put64(e + 4, m->size);
-        put64(e + 12, m->size);
-        e += 20;
+        n += pack(h + n, (const uint64_t[]){0x0001, 16, m->size, m->size}, "2288");
     }
-    put16(e, PAD_EXTRA_ID);
-    put16(e + 2, (uint32_t) pad);
-    memset(e + 4, 0, pad);
-    return LOCAL_HEADER_SIZE + name_len + extra;
+    n += pack(h + n, (const uint64_t[]){PAD_EXTRA_ID, pad}, "22");
+    memset(h + n, 0, pad);
+    return n + pad;
 }
 
 int llorch_npz_writer_add(llorch_npz_writer *z, const char *name, const void *npy_header, size_t header_size,
                           const void *data, size_t data_size, uint64_t *data_offset, char *err, size_t err_size) {
-    size_t name_len = strlen(name);
-    if (name_len == 0 || name_len >= sizeof z->members[0].name) {
-        snprintf(err, err_size, "member name '%s' is empty or too long", name);
-        return -1;
-    }
-    struct member *m = new_member(z);
+    struct member *m = new_member(z, name, err, err_size);
     if (m == NULL) {
-        snprintf(err, err_size, "out of memory");
         return -1;
     }
-    memcpy(m->name, name, name_len + 1);
+    size_t name_len = strlen(name);
     m->crc = llorch_crc32_update(llorch_crc32(npy_header, header_size), data, data_size);
     m->size = header_size + data_size;
     m->offset = z->offset;
@@ -173,80 +159,57 @@ int llorch_npz_writer_add(llorch_npz_writer *z, const char *name, const void *np
 /* A central directory entry; its zip64 extra holds, in this order, the
  * fields whose 32-bit slot is saturated. */
 static size_t central_header(unsigned char *h, const struct member *m) {
-    size_t name_len = strlen(m->name);
-    bool   big_size = m->size >= NPZ_ZIP64_BYTES, big_offset = m->offset >= NPZ_ZIP64_BYTES;
-    size_t z64 = (big_size ? 16 : 0) + (big_offset ? 8 : 0);
-    size_t extra = z64 > 0 ? 4 + z64 : 0;
-    put32(h, 0x02014b50);
-    put16(h + 4, z64 > 0 ? ZIP64_VERSION : ZIP_VERSION); /* made by (MS-DOS attributes) */
-    put16(h + 6, z64 > 0 ? ZIP64_VERSION : ZIP_VERSION);
-    put16(h + 8, 0);
-    put16(h + 10, 0);
-    put16(h + 12, 0);
-    put16(h + 14, DOS_DATE_1980);
-    put32(h + 16, m->crc);
-    put32(h + 20, big_size ? U32_LIMIT : (uint32_t) m->size);
-    put32(h + 24, big_size ? U32_LIMIT : (uint32_t) m->size);
-    put16(h + 28, (uint32_t) name_len);
-    put16(h + 30, (uint32_t) extra);
-    put16(h + 32, 0); /* comment */
-    put16(h + 34, 0); /* disk */
-    put16(h + 36, 0); /* internal attributes */
-    put32(h + 38, 0); /* external attributes */
-    put32(h + 42, big_offset ? U32_LIMIT : (uint32_t) m->offset);
-    unsigned char *e = h + CENTRAL_HEADER_SIZE;
-    memcpy(e, m->name, name_len);
-    e += name_len;
+    size_t   name_len = strlen(m->name);
+    bool     big_size = m->size >= NPZ_ZIP64_BYTES, big_offset = m->offset >= NPZ_ZIP64_BYTES;
+    size_t   z64 = (big_size ? 16 : 0) + (big_offset ? 8 : 0);
+    uint64_t version = z64 > 0 ? ZIP64_VERSION : ZIP_VERSION, size32 = big_size ? U32_LIMIT : m->size;
+    /* signature, made by (MS-DOS attributes), needed, flags, method, time, date, crc, sizes, name, extra and
+     * comment lengths, disk, internal and external attributes, local header offset */
+    const uint64_t fields[] = {0x02014b50,
+                               version,
+                               version,
+                               0,
+                               0,
+                               0,
+                               DOS_DATE_1980,
+                               m->crc,
+                               size32,
+                               size32,
+                               name_len,
+                               z64 > 0 ? 4 + z64 : 0,
+                               0,
+                               0,
+                               0,
+                               0,
+                               big_offset ? U32_LIMIT : m->offset};
+    size_t         n = pack(h, fields, "42222224442222244");
+    memcpy(h + n, m->name, name_len);
+    n += name_len;
     if (z64 > 0) {
-        put16(e, 0x0001);
-        put16(e + 2, (uint32_t) z64);
-        e += 4;
-        if (big_size) {
-            put64(e, m->size);
-            put64(e + 8, m->size);
-            e += 16;
-        }
-        if (big_offset) {
-            put64(e, m->offset);
-        }
+        n += pack(h + n, (const uint64_t[]){0x0001, z64}, "22");
+        n += big_size ? pack(h + n, (const uint64_t[]){m->size, m->size}, "88") : 0;
+        n += big_offset ? pack(h + n, (const uint64_t[]){m->offset}, "8") : 0;
     }
-    return CENTRAL_HEADER_SIZE + name_len + extra;
+    return n;
 }
 
+/* The end records: zip64's end of central directory and its locator when
+ * a count, size or offset outgrows the classic record, then that record. */
 static int write_end_records(llorch_npz_writer *z, uint64_t cd_offset, uint64_t cd_size, char *err, size_t err_size) {
-    uint64_t       n = z->n_members;
-    bool           many = n >= NPZ_ZIP64_MEMBERS, far = cd_offset >= NPZ_ZIP64_BYTES, big = cd_size >= NPZ_ZIP64_BYTES;
-    bool           zip64 = many || far || big;
-    unsigned char  r[ZIP64_EOCD_SIZE + ZIP64_LOCATOR_SIZE + EOCD_SIZE];
-    unsigned char *p = r;
-    if (zip64) {
-        uint64_t eocd64_at = z->offset;
-        put32(p, 0x06064b50);
-        put64(p + 4, ZIP64_EOCD_SIZE - 12);
-        put16(p + 12, ZIP64_VERSION);
-        put16(p + 14, ZIP64_VERSION);
-        put32(p + 16, 0);
-        put32(p + 20, 0);
-        put64(p + 24, n);
-        put64(p + 32, n);
-        put64(p + 40, cd_size);
-        put64(p + 48, cd_offset);
-        p += ZIP64_EOCD_SIZE;
-        put32(p, 0x07064b50);
-        put32(p + 4, 0);
-        put64(p + 8, eocd64_at);
-        put32(p + 16, 1);
-        p += ZIP64_LOCATOR_SIZE;
+    uint64_t      n = z->n_members;
+    bool          many = n >= NPZ_ZIP64_MEMBERS, far = cd_offset >= NPZ_ZIP64_BYTES, big = cd_size >= NPZ_ZIP64_BYTES;
+    unsigned char r[ZIP64_EOCD_SIZE + ZIP64_LOCATOR_SIZE + EOCD_SIZE];
+    size_t        used = 0;
+    if (many || far || big) {
+        const uint64_t eocd64[] = {0x06064b50, ZIP64_EOCD_SIZE - 12, ZIP64_VERSION, ZIP64_VERSION, 0, 0, n, n, cd_size,
+                                   cd_offset};
+        used += pack(r, eocd64, "4822448888");
+        used += pack(r + used, (const uint64_t[]){0x07064b50, 0, z->offset, 1}, "4484");
     }
-    put32(p, 0x06054b50);
-    put16(p + 4, 0);
-    put16(p + 6, 0);
-    put16(p + 8, many ? U16_LIMIT : (uint32_t) n);
-    put16(p + 10, many ? U16_LIMIT : (uint32_t) n);
-    put32(p + 12, big ? U32_LIMIT : (uint32_t) cd_size);
-    put32(p + 16, far ? U32_LIMIT : (uint32_t) cd_offset);
-    put16(p + 20, 0);
-    return write_bytes(z, r, (size_t) (p + EOCD_SIZE - r), err, err_size);
+    uint64_t       n16 = many ? U16_LIMIT : n;
+    const uint64_t eocd[] = {0x06054b50, 0, 0, n16, n16, big ? U32_LIMIT : cd_size, far ? U32_LIMIT : cd_offset, 0};
+    used += pack(r + used, eocd, "42222442");
+    return write_bytes(z, r, used, err, err_size);
 }
 
 int llorch_npz_writer_finish(llorch_npz_writer *z, bool sync, char *err, size_t err_size) {

@@ -119,14 +119,10 @@ int llorch_st_writer_add(llorch_st_writer *s, const char *name, enum llorch_ckpt
                          const int64_t *shape, const void *data, size_t data_size, size_t *index, char *err,
                          size_t err_size) {
     /* names are unique: they are the writer's file names */
-    if (strlen(name) >= sizeof s->tensors[0].name || strcmp(name, "__metadata__") == 0 || n_dims > 4 ||
-        st_dtype(dtype) == NULL) {
-        snprintf(err, err_size, "tensor '%s' cannot be stored in safetensors", name);
-        return -1;
-    }
-    struct tensor *t = new_tensor(s);
+    bool           fits = strlen(name) < sizeof s->tensors[0].name && n_dims <= 4 && st_dtype(dtype) != NULL;
+    struct tensor *t = fits && strcmp(name, "__metadata__") != 0 ? new_tensor(s) : NULL;
     if (t == NULL) {
-        snprintf(err, err_size, "out of memory");
+        snprintf(err, err_size, "tensor '%s' cannot be stored in safetensors (name, rank, type, or memory)", name);
         return -1;
     }
     struct stream *st = &s->streams[t->stream = llorch_dtype_size(dtype) == 2];
