@@ -4,7 +4,7 @@
  *   llorch_ckpt_selection *sel = llorch_ckpt_selection_create("1-6", "all", err, sizeof err);
  *   llorch_ckpt_writer    *w   = llorch_ckpt_writer_open("dump", NULL, err, sizeof err);
  *   struct llorch_capture_params p = llorch_capture_default_params();
- *   p.selection = sel; p.writer = w; p.model = model; p.model_path = path;
+ *   p.selection = sel; p.writer = w; p.model = model;
  *   llorch_capture *cap = llorch_capture_create(&p, err, sizeof err);
  *
  *   struct llama_context_params cp = llama_context_default_params();
@@ -34,9 +34,11 @@
  * cache, so that cache cell i holds position i; the cache and score files
  * are trimmed to cells 0 .. pos_start + n_tokens - 1 on that basis.
  *
- * Each captured tensor ends a graph split. On a CPU build without OpenMP,
- * attach a ggml threadpool to the context (llama_attach_threadpool, with
- * poll = 0): otherwise ggml starts its worker threads anew for every split.
+ * Each capture point ends a graph split; the plan gathers several tensors
+ * at one point wherever ggml-alloc's liveness proves that no later node has
+ * overwritten them (split_each turns that off). On a CPU build without
+ * OpenMP, attach a ggml threadpool to the context (llama_attach_threadpool):
+ * otherwise ggml starts its worker threads anew for every split.
  */
 #ifndef LLORCH_CAPTURE_H
 #define LLORCH_CAPTURE_H

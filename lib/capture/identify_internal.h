@@ -1,5 +1,6 @@
-/* identify_internal.h - shared by identify.c, identify_attn.c and
- * identify_branch.c: the analysis context and its helpers. */
+/* identify_internal.h - shared by identify.c, identify_attn.c,
+ * identify_branch.c and identify_stream.c: the analysis context and its
+ * helpers. */
 #ifndef LLORCH_IDENTIFY_INTERNAL_H
 #define LLORCH_IDENTIFY_INTERNAL_H
 
