@@ -111,6 +111,17 @@ bool llorch_ckpt_selection_has(const llorch_ckpt_selection *sel, enum llorch_ckp
 bool llorch_ckpt_selection_empty(const llorch_ckpt_selection *sel);
 /* True when kind was asked for by its name (not through "all" or "extras"). */
 bool llorch_ckpt_selection_named(const llorch_ckpt_selection *sel, enum llorch_ckpt_kind kind);
+/* Keeps only the token rows at some absolute positions of a run of
+ * n_tokens tokens (--positions): "last", "last:16", "0-15,2040-2055".
+ * Per-token checkpoints keep those rows and kq_soft_max those query rows;
+ * key axes (the cache, the scores' keys) stay whole; a step that holds
+ * none of them is not captured. -1 with a message on a bad list. */
+int llorch_ckpt_selection_set_positions(llorch_ckpt_selection *sel, const char *spec, int32_t n_tokens, char *err,
+                                        size_t err_size);
+/* Whether pos is kept: true for every position without set_positions. */
+bool llorch_ckpt_selection_position(const llorch_ckpt_selection *sel, int32_t pos);
+/* True when set_positions restricted the rows. */
+bool llorch_ckpt_selection_has_positions(const llorch_ckpt_selection *sel);
 /* True when a --graph-regex matches this llama.cpp tensor name. */
 bool llorch_ckpt_selection_match_graph(const llorch_ckpt_selection *sel, const char *name);
 void llorch_ckpt_selection_free(llorch_ckpt_selection *sel);
@@ -143,7 +154,8 @@ struct llorch_ckpt_run {
 };
 
 /* One tensor to write, C order, shape in numpy order. Rows along the "token"
- * axis are the absolute token positions pos_start .. pos_start+n_pos-1; the
+ * axis are the absolute token positions pos_start .. pos_start+n_pos-1, or
+ * positions[0 .. n_pos-1] when only some rows of the step were kept; the
  * "key" axis (cache, scores) covers key positions 0 .. n_key-1. */
 struct llorch_ckpt_tensor {
     enum llorch_ckpt_kind  kind;
@@ -160,6 +172,7 @@ struct llorch_ckpt_tensor {
     const char            *graph_op;   /* llama.cpp op name, or NULL */
     const char            *axes;       /* NULL: the kind's default axes */
     bool                   raw;        /* written as llama.cpp holds it (--raw) */
+    const int32_t         *positions;  /* n_pos ascending positions, or NULL: consecutive */
 };
 
 /* How the tensors of a dump are stored (docs/FORMAT.md). */

@@ -90,6 +90,7 @@ struct llorch_ckpt_entry {
     int                    layer;      /* -1 for model-level tensors                */
     int                    step;
     int64_t                pos_start, n_pos, n_key;
+    const int64_t         *positions; /* the token rows' positions when not pos_start.. in a row (--positions) */
     int                    n_dims;
     int64_t                shape[LLORCH_CKPT_MAX_DIMS];
     const char            *axes[LLORCH_CKPT_MAX_DIMS];

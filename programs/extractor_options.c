@@ -51,6 +51,9 @@ static void print_help(void) {
            "  -o, --output DIR        new or empty directory for the dump\n"
            "      --checkpoints LIST  names and numbers, e.g. 1-6, attn_norm,4, all (default 1-6)\n"
            "      --layers RANGES     e.g. 0-3,11 (default all)\n"
+           "      --positions LIST    only these token rows: last, last:16, 0-15,2040-2055 (of the\n"
+           "                          run's tokens, prompt and generated); the cache and the scores'\n"
+           "                          keys stay whole; steps without them are not captured\n"
            "      --graph-regex RE    also any llama.cpp tensor whose name matches RE (repeatable)\n"
            "      --dtype f32|native  f32 (default) or keep f16 tensors as f16\n"
            "      --format FORM       auto (default), npy, npz or safetensors: npy writes a file\n"
@@ -139,6 +142,7 @@ enum option_id {
     OPT_CACHE_V,
     OPT_RPC,
     OPT_DUMP_GRAPH,
+    OPT_POSITIONS,
     OPT_GRAPH_REGEX,
     OPT_N_PREDICT,
     OPT_THREADS,
@@ -176,6 +180,7 @@ static const char *const options[] = {"--raw",
                                       "-ctv|--cache-type-v=",
                                       "--rpc=",
                                       "--dump-graph=",
+                                      "--positions=",
                                       "--graph-regex=",
                                       "-n|--n-predict=",
                                       "-t|--threads=",
@@ -276,7 +281,7 @@ static int apply_value(int id, const char *flag, const char *v, struct extractor
     }
     const char **strings[] = {&opt->model,        &opt->prompt,      &opt->prompt_file, &opt->tokens,
                               &opt->output,       &opt->checkpoints, &opt->layers,      &opt->cache_type_k,
-                              &opt->cache_type_v, &opt->rpc,         &opt->dump_graph};
+                              &opt->cache_type_v, &opt->rpc,         &opt->dump_graph,  &opt->positions};
     if (id != OPT_GRAPH_REGEX) {
         *strings[id - OPT_MODEL] = v;
         return 0;

@@ -33,6 +33,11 @@ int make_selection(struct run *r) {
     if (llorch_ckpt_selection_check(r->selection, llama_model_n_layer(r->model), err, sizeof err) != 0) {
         return exit_bad_input("--layers: %s", err);
     }
+    if (r->opt.positions != NULL &&
+        llorch_ckpt_selection_set_positions(r->selection, r->opt.positions, r->n_prompt + r->opt.n_predict, err,
+                                            sizeof err) != 0) {
+        return exit_bad_input("%s", err);
+    }
     return 0;
 }
 

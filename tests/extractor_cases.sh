@@ -210,6 +210,42 @@ PY
       checks same "merged-$fa" "each-$fa"
     done
     ;;
+  positions)     # --positions keeps some token rows: the same bits as the full dump's rows, compared on them
+    ids="$(seq 1 40 | awk '{printf "%s%d", (NR > 1 ? "," : ""), $1 * 37 + 100}')"
+    "$x" -m "$model" --tokens "$ids" -ctk f32 -ctv f32 --checkpoints all -o full 2>/dev/null || fail full
+    "$x" -m "$model" --tokens "$ids" -ctk f32 -ctv f32 --checkpoints all --positions last:4 -o last4 2>/dev/null \
+      || fail "--positions last:4"
+    "$COMPARE" full last4 --preset exact >cmp.txt 2>&1 || { cat cmp.txt; fail "last:4 against the full dump"; }
+    grep -q "36 only in the reference, 0 only in the candidate (not compared)" cmp.txt \
+      || { cat cmp.txt; fail "the report does not say that 36 rows were not compared"; }
+    "$PY" - <<'PY' || exit 1
+import json, numpy as np
+full, part = (json.load(open(f"{d}/manifest.json")) for d in ("full", "last4"))
+by_key = {(f["checkpoint"], f["layer"], f["step"]): f for f in full["files"]}
+n = 0
+for f in part["files"]:
+    g = by_key[(f["checkpoint"], f["layer"], f["step"])]
+    a, b = np.load("last4/" + f["file"]), np.load("full/" + g["file"])
+    if "token" in f["axes"] and not f.get("raw"):
+        t = f["axes"].index("token")
+        assert f["positions"] == [36, 37, 38, 39], f["positions"]
+        b = np.take(b, f["positions"], axis=t)
+    else:
+        assert "positions" not in f, f["file"]      # key axes and the cache stay whole
+    assert a.shape == b.shape and a.tobytes() == b.tobytes(), f["file"]
+    n += 1
+print(f"ok: {n} tensors of --positions last:4 hold the full dump's rows 36-39 bit for bit; caches whole")
+PY
+    # generation: only the steps that hold a kept position are captured
+    "$x" -m "$model" -p "Once upon a time" -n 3 --positions last --format npy -o gen 2>/dev/null || fail "gen"
+    steps="$("$PY" -c "import json; print(sorted({f['step'] for f in json.load(open('gen/manifest.json'))['files']}))")"
+    [ "$steps" = "[3]" ] || fail "--positions last with -n 3 captured steps $steps, expected [3]"
+    echo "ok: --positions last with -n 3 captures step 3 only"
+    expect_error 2 "overlap" -m "$model" --tokens "$ids" --positions 0-5,4-8 -o p1
+    expect_error 2 "outside the run's 40 tokens" -m "$model" --tokens "$ids" --positions 40 -o p2
+    expect_error 2 "is not a position" -m "$model" --tokens "$ids" --positions "" -o p3
+    expect_error 2 "only 40 tokens" -m "$model" --tokens "$ids" --positions last:41 -o p4
+    ;;
   interrupt)     # Ctrl-C leaves whole files and a manifest that says incomplete, in each form
     for form in npy npz safetensors; do
       "$x" -m "$model" -p "Once" -n 4000 -c 4096 --checkpoints 1 --layers 0 --format "$form" --progress \

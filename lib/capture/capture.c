@@ -118,11 +118,30 @@ void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cpa
 
 /* --- steps ----------------------------------------------------------------- */
 
+/* The step's rows whose positions are kept (all without --positions). */
+static int keep_rows(llorch_capture *cap) {
+    int32_t *rows = realloc(cap->rows, (size_t) (cap->n_tokens > 0 ? cap->n_tokens : 1) * sizeof *rows);
+    if (rows == NULL) {
+        return -1;
+    }
+    cap->rows = rows;
+    cap->n_rows = 0;
+    for (int32_t r = 0; r < cap->n_tokens; r++) {
+        if (llorch_ckpt_selection_position(cap->p.selection, cap->pos_start + r)) {
+            rows[cap->n_rows++] = r;
+        }
+    }
+    return 0;
+}
+
 void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
     cap->pos_start = pos_start;
     cap->n_tokens = n_tokens;
     cap->n_graph_names = 0;
     cap->plan = llorch_capture_plan_for(cap, n_tokens);
+    if (keep_rows(cap) != 0) {
+        llorch_capture_set_error(cap, "out of memory");
+    }
     cap->next_point = 0;
     cap->next_item = 0;
     cap->diverged_at = -1;
@@ -135,6 +154,8 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
             "a step of %d tokens holds more tokens than n_ubatch (%d): call llorch_capture_begin_step for each "
             "micro-batch (decode at most n_ubatch tokens at a time)",
             n_tokens, cap->n_ubatch);
+    } else if (cap->n_rows == 0) {
+        cap->plan = NULL; /* --positions keeps no row of this step: it is not captured */
     } else if (cap->plan == NULL && !llorch_ckpt_selection_empty(cap->p.selection)) {
         llorch_capture_set_error(
             cap,
@@ -271,6 +292,7 @@ void llorch_capture_free(llorch_capture *cap) {
         llorch_plan_free(&cap->plans[i]);
     }
     llorch_graph_free(&cap->rec);
-    void *const owned[] = {cap->held, cap->plans, cap->step_t, cap->ever, cap->graph_names, cap->missing, cap};
+    void *const owned[] = {cap->held,        cap->plans,   cap->step_t, cap->ever,
+                           cap->graph_names, cap->missing, cap->rows,   cap};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

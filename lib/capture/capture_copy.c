@@ -66,14 +66,28 @@ static void unique_graph_name(llorch_capture *cap, const char *name, char *out, 
     snprintf(out, size, "%s", name);
 }
 
+/* The positions of the kept rows, stored after the data in the item's
+ * buffer (4-byte aligned, as every dtype's size is a multiple of 2), or
+ * NULL when the rows are the whole step. */
+static const int32_t *kept_positions(llorch_capture *cap, const struct llorch_layout *l, void *data, size_t bytes) {
+    if (l->token_axis < 0 || cap->n_rows == cap->n_tokens) {
+        return NULL;
+    }
+    int32_t *positions = (int32_t *) (void *) ((char *) data + (bytes + 3) / 4 * 4);
+    for (int32_t i = 0; i < cap->n_rows; i++) {
+        positions[i] = cap->pos_start + cap->rows[i];
+    }
+    return positions;
+}
+
 static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml_tensor *t,
                                           const struct llorch_plan_item *pi, const struct llorch_layout *l,
                                           enum llorch_ckpt_dtype dtype) {
     struct llorch_queue_item *item = calloc(1, sizeof *item);
     size_t                    bytes = llorch_convert_size(&l->g, dtype);
+    size_t                    room = (bytes + 3) / 4 * 4 + (size_t) cap->n_rows * sizeof(int32_t);
     if (item != NULL) {
-        item->data =
-            cap->queue != NULL ? llorch_queue_buffer(cap->queue, bytes, &item->chunk) : malloc(bytes > 0 ? bytes : 1);
+        item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, room, &item->chunk) : malloc(room);
     }
     if (item == NULL || item->data == NULL) {
         free(item);
@@ -94,7 +108,8 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     d->layer = pi->layer;
     d->step = cap->step;
     d->pos_start = cap->pos_start;
-    d->n_pos = cap->n_tokens;
+    d->positions = kept_positions(cap, l, item->data, bytes);
+    d->n_pos = d->positions != NULL ? cap->n_rows : cap->n_tokens;
     d->n_key = l->n_key;
     d->n_dims = l->n_dims;
     for (int i = 0; i < l->n_dims; i++) {
@@ -189,6 +204,11 @@ static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi)
             "of the batch as an output",
             why);
         return;
+    }
+    if (l.token_axis >= 0 && cap->n_rows < cap->n_tokens) { /* --positions: gather the kept rows only */
+        l.g.rows = cap->rows;
+        l.g.rows_axis = l.token_axis;
+        l.g.ne[l.token_axis] = cap->n_rows;
     }
     if (!llorch_convert_supported(t, &l.g)) {
         llorch_capture_set_error(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name,

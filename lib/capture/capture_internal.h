@@ -42,6 +42,8 @@ struct llorch_capture {
     /* the step being computed */
     int                        step;
     int32_t                    pos_start, n_tokens;
+    int32_t                   *rows; /* the kept token rows of the step (--positions) */
+    int32_t                    n_rows;
     int32_t                    n_ubatch;   /* of the context, once prepared */
     bool                       learning;   /* inside llorch_capture_prepare */
     bool                       saw_output; /* the recording holds a graph output */

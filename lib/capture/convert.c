@@ -16,6 +16,8 @@ struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t) {
         g.src_axis[i] = i;
         g.ne[i] = t->ne[i];
     }
+    g.rows = NULL;
+    g.rows_axis = 0;
     return g;
 }
 
@@ -177,17 +179,21 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
     for (int i = 0; i < 4; i++) {
         stride[i] = t->nb[g->src_axis[i]];
     }
-    int a = transposed_axis(t, g, stride);
+    int a = g->rows == NULL ? transposed_axis(t, g, stride) : 0;
     if (a != 0 && (dtype == LLORCH_CKPT_DTYPE_F32 || ggml_type_size(t->type) == llorch_dtype_size(dtype))) {
         gather_tiled(t, base, g, stride, a, dtype, dst);
         return;
     }
-    size_t row_bytes = (size_t) g->ne[0] * llorch_dtype_size(dtype);
-    char  *out = dst;
-    for (int64_t i3 = 0; i3 < g->ne[3]; i3++) {
-        for (int64_t i2 = 0; i2 < g->ne[2]; i2++) {
-            for (int64_t i1 = 0; i1 < g->ne[1]; i1++) {
-                const char *row = base + i1 * stride[1] + i2 * stride[2] + i3 * stride[3];
+    size_t  row_bytes = (size_t) g->ne[0] * llorch_dtype_size(dtype);
+    char   *out = dst;
+    int64_t i[4];
+    for (i[3] = 0; i[3] < g->ne[3]; i[3]++) {
+        for (i[2] = 0; i[2] < g->ne[2]; i[2]++) {
+            for (i[1] = 0; i[1] < g->ne[1]; i[1]++) {
+                const char *row = base;
+                for (int k = 1; k < 4; k++) {
+                    row += (g->rows != NULL && k == g->rows_axis ? g->rows[i[k]] : i[k]) * (int64_t) stride[k];
+                }
                 if (dtype == LLORCH_CKPT_DTYPE_F16 || dtype == LLORCH_CKPT_DTYPE_I32) {
                     gather_row_same(row, stride[0], llorch_dtype_size(dtype), g->ne[0], out);
                 } else {
@@ -236,6 +242,7 @@ static int key_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, i
 int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start, int32_t n_tokens,
                           bool raw, struct llorch_layout *l, char *err, size_t err_size) {
     memset(l, 0, sizeof *l);
+    l->token_axis = -1;
     bool keyed = kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX;
     /* raw only changes the tensors that are otherwise trimmed or
      * un-transposed; activations are written as llama.cpp holds them anyway */
@@ -250,12 +257,14 @@ int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kin
         return 0;
     }
     if (keyed) {
+        l->token_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 1 : -1; /* [head, token, key] */
         return key_layout(t, kind, pos_start + n_tokens, l, err, err_size);
     }
     const char *axes = llorch_ckpt_kind_info(kind)->axes;
     bool        heads = strchr(axes, ',') != strrchr(axes, ','); /* token,head,channel */
     l->g = llorch_gather_identity(t);
     l->n_dims = heads ? 3 : 2;
+    l->token_axis = l->n_dims - 1;
     if (t->ne[l->n_dims - 1] != n_tokens || (!heads && t->ne[2] * t->ne[3] != 1) || (heads && t->ne[3] != 1)) {
         snprintf(err, err_size, "%s has %lld rows for a step of %d tokens", t->name, (long long) t->ne[l->n_dims - 1],
                  n_tokens);

@@ -11,10 +11,14 @@
 #include <stdint.h>
 
 /* Output axis i (ggml order, i = 0 fastest) reads source axis src_axis[i],
- * indices 0 .. ne[i]-1. Identity with ne = t->ne is a plain copy. */
+ * indices 0 .. ne[i]-1; along output axis rows_axis (1..3), when rows is
+ * set, index j reads source index rows[j] instead (kept token rows).
+ * Identity with ne = t->ne is a plain copy. */
 struct llorch_gather {
-    int     src_axis[4];
-    int64_t ne[4];
+    int            src_axis[4];
+    int64_t        ne[4];
+    const int32_t *rows;
+    int            rows_axis;
 };
 
 /* Which part of a tensor a checkpoint is, in which layout. */
@@ -24,6 +28,7 @@ struct llorch_layout {
     int32_t              n_key; /* valid key cells (cache, scores), else 0 */
     const char          *axes;  /* NULL: the kind's default axes */
     bool                 raw;
+    int                  token_axis; /* the gather axis of the token rows, or -1 */
 };
 
 /* The layout of checkpoint `kind` read from t in a step of n_tokens tokens

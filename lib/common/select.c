@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "error.h"
 #include "llorch_checkpoint.h"
+#include "positions.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,12 +21,14 @@ struct layer_range {
 };
 
 struct llorch_ckpt_selection {
-    bool                kinds[LLORCH_CKPT_KIND_COUNT];
-    bool                named[LLORCH_CKPT_KIND_COUNT]; /* asked for by name */
-    struct layer_range *ranges;                        /* NULL: all layers */
-    int                 n_ranges;
-    regex_t            *regexes;
-    int                 n_regexes;
+    bool                          kinds[LLORCH_CKPT_KIND_COUNT];
+    bool                          named[LLORCH_CKPT_KIND_COUNT]; /* asked for by name */
+    struct layer_range           *ranges;                        /* NULL: all layers */
+    int                           n_ranges;
+    regex_t                      *regexes;
+    int                           n_regexes;
+    struct llorch_position_range *positions; /* NULL: every position */
+    int                           n_positions;
 };
 
 static void select_number(llorch_ckpt_selection *sel, int number) {
@@ -252,10 +255,32 @@ bool llorch_ckpt_selection_match_graph(const llorch_ckpt_selection *sel, const c
     return false;
 }
 
+int llorch_ckpt_selection_set_positions(llorch_ckpt_selection *sel, const char *spec, int32_t n_tokens, char *err,
+                                        size_t err_size) {
+    struct llorch_position_range *ranges;
+    int                           n;
+    if (llorch_positions_parse(spec, n_tokens, &ranges, &n, err, err_size) != 0) {
+        return -1;
+    }
+    free(sel->positions);
+    sel->positions = ranges;
+    sel->n_positions = n;
+    return 0;
+}
+
+bool llorch_ckpt_selection_position(const llorch_ckpt_selection *sel, int32_t pos) {
+    return sel->positions == NULL || llorch_positions_has(sel->positions, sel->n_positions, pos);
+}
+
+bool llorch_ckpt_selection_has_positions(const llorch_ckpt_selection *sel) {
+    return sel->positions != NULL;
+}
+
 void llorch_ckpt_selection_free(llorch_ckpt_selection *sel) {
     if (sel == NULL) {
         return;
     }
+    free(sel->positions);
     for (int i = 0; i < sel->n_regexes; i++) {
         regfree(&sel->regexes[i]);
     }

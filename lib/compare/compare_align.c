@@ -212,8 +212,9 @@ static int build_slots(const struct alignment *al, struct side *s) {
     for (size_t f = 0; f < s->run.n; f++) {
         const struct llorch_ckpt_entry *e = s->run.k[f].e;
         int64_t                         base = al->mode == ALIGN_KEY ? 0 : e->pos_start;
+        const int64_t                  *listed = al->mode == ALIGN_KEY ? NULL : e->positions;
         for (int64_t r = 0; r < rows_of(e, al->axis); r++) {
-            s->slots[n++] = (struct slot){base + r, r, f};
+            s->slots[n++] = (struct slot){listed ? listed[r] : base + r, r, f};
         }
     }
     keep_latest_slots(s, n);

@@ -368,6 +368,9 @@ void llorch_ckpt_dump_free(llorch_ckpt_dump *d) {
         close(d->container_fd);
     }
     cJSON_Delete(d->root);
+    for (size_t i = 0; d->entries && i < d->n_entries; i++) {
+        free((void *) d->entries[i].positions);
+    }
     void *const owned[] = {d->entries, d->tokens, d->dir, d->name, d->manifest_name, d};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

@@ -335,6 +335,36 @@ static int parse_entry_numbers(struct ctx *c, const cJSON *obj, struct llorch_ck
     return 0;
 }
 
+/* "positions" (optional): the absolute position of each token row, n_pos
+ * of them, ascending from pos_start. Bounded by n_pos, which the file's
+ * size vouches for once the data is read. */
+static int parse_positions_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "positions");
+    if (list == NULL) {
+        return 0;
+    }
+    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) != e->n_pos) {
+        return bad(c, "field 'positions' must list n_pos (%lld) positions", (long long) e->n_pos);
+    }
+    int64_t *positions = malloc((size_t) (e->n_pos > 0 ? e->n_pos : 1) * sizeof *positions);
+    if (!positions) {
+        return bad(c, "out of memory");
+    }
+    e->positions = positions;
+    const cJSON *item;
+    int64_t      n = 0;
+    cJSON_ArrayForEach(item, list) {
+        int64_t lo = n > 0 ? positions[n - 1] + 1 : e->pos_start;
+        if (!cJSON_IsNumber(item) || item->valuedouble < (double) lo || item->valuedouble > (double) INT32_MAX ||
+            item->valuedouble != (double) (int64_t) item->valuedouble) {
+            return bad(c, "field 'positions' must ascend from pos_start (%lld) in whole numbers",
+                       (long long) e->pos_start);
+        }
+        positions[n++] = (int64_t) item->valuedouble;
+    }
+    return 0;
+}
+
 static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llorch_ckpt_entry *e) {
     const char *dtype;
     char        safe[NAME_MAX_BYTES + 1];
@@ -353,7 +383,7 @@ static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llo
     if (get_string(c, obj, "checkpoint", true, &e->checkpoint) ||
         get_string(c, obj, "graph_name", false, &e->graph_name) || get_string(c, obj, "dtype", true, &dtype) ||
         get_bool(c, obj, "raw", false, &e->raw) || parse_entry_numbers(c, obj, e) || parse_shape_field(c, obj, e) ||
-        parse_axes_field(c, obj, e)) {
+        parse_axes_field(c, obj, e) || parse_positions_field(c, obj, e)) {
         return -1;
     }
     if (!e->checkpoint[0]) {
@@ -414,6 +444,8 @@ static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) 
     cJSON_ArrayForEach(item, files) {
         if (parse_entry(c, item, d->n_entries, &d->entries[d->n_entries]) != 0 ||
             check_step_order(c, d->entries, d->n_entries) != 0) {
+            free((void *) d->entries[d->n_entries].positions); /* not yet counted: the dump would not free it */
+            d->entries[d->n_entries].positions = NULL;
             return -1;
         }
         d->n_entries++;

@@ -143,6 +143,12 @@ static int check_tensor(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *
         return writer_error(w, "tensor %s: %d axis names ('%s') for %d dimensions; give one name per dimension",
                             llorch_ckpt_kind_info(t->kind)->name, count_axes(axes), axes, t->n_dims);
     }
+    for (int i = 1; t->positions != NULL && i < t->n_pos; i++) {
+        if (t->positions[i] <= t->positions[i - 1] || t->positions[0] < t->pos_start) {
+            return writer_error(w, "tensor %s: positions must ascend from pos_start",
+                                llorch_ckpt_kind_info(t->kind)->name);
+        }
+    }
     for (int i = 0; i < t->n_dims; i++) {
         if (t->shape[i] < 0) {
             return writer_error(w, "invalid tensor shape: dimension %d is %lld", i, (long long) t->shape[i]);
