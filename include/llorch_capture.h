@@ -12,7 +12,7 @@
  *   ctx = llama_init_from_model(model, cp);
  *   llorch_capture_prepare(cap, ctx, n);      // for every batch size n you will decode
  *
- *   for each batch of at most n_ubatch tokens, every token marked as output:
+ *   for each batch (of any size up to n_batch), every token marked as output:
  *       llorch_capture_begin_step(cap, pos_start, n_tokens);
  *       llama_decode(ctx, batch);
  *       llorch_capture_end_step(cap);
@@ -117,8 +117,13 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
  * node was identified as, then the absences and their reasons. */
 void llorch_capture_print_plans(const llorch_capture *cap, FILE *out);
 
-/* Call before each llama_decode: the batch's first position and size. The
- * batch must not exceed n_ubatch (one graph per decode). */
+/* Call before each llama_decode: the batch's first position and size.
+ * A batch larger than n_ubatch is computed by llama.cpp as micro-batches
+ * of n_ubatch consecutive tokens (the last one shorter), one graph each:
+ * the capture writes one step per micro-batch, at its positions. It knows
+ * where a graph ends because a graph of n tokens computes exactly the
+ * nodes of the plan for n tokens (after a structural divergence, by the
+ * plan's first node: the embedding lookup). Prepare both sizes. */
 void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens);
 
 /* Call after each llama_decode. Records, after the first step, requested

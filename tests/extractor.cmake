@@ -6,7 +6,7 @@ llorch_target(test_capture_logits)
 
 foreach(model tiny-gpt2-f32 tiny-llama-f32 tiny-llama-q8_0)
   add_test(NAME capture_logits_bitwise_${model}
-           COMMAND bash -c "rm -rf '${LLORCH_TEST_DATA}/logits-${model}' && '$<TARGET_FILE:test_capture_logits>' '${LLORCH_TEST_DATA}/${model}.gguf' '${LLORCH_TEST_DATA}/logits-${model}'")
+           COMMAND bash -c "rm -rf '${LLORCH_TEST_DATA}/logits-${model}' '${LLORCH_TEST_DATA}/logits-split-${model}' && '$<TARGET_FILE:test_capture_logits>' '${LLORCH_TEST_DATA}/${model}.gguf' '${LLORCH_TEST_DATA}/logits-${model}' '${LLORCH_TEST_DATA}/logits-split-${model}' && '${LLORCH_PYTHON}' '${CMAKE_CURRENT_LIST_DIR}/dump_checks.py' same '${LLORCH_TEST_DATA}/logits-${model}' '${LLORCH_TEST_DATA}/logits-split-${model}'")
   set_tests_properties(capture_logits_bitwise_${model} PROPERTIES FIXTURES_REQUIRED tiny_models)
 endforeach()
 
@@ -102,3 +102,13 @@ target_link_libraries(test_identify_layers PRIVATE llorch-capture)
 target_include_directories(test_identify_layers PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
 llorch_target(test_identify_layers)
 add_test(NAME capture_identify_layers COMMAND test_identify_layers)
+
+# One llama_decode larger than n_ubatch, split by the library: the same
+# checkpoints, position by position, as the extractor's one-batch run.
+add_executable(test_capture_ubatch ${CMAKE_CURRENT_LIST_DIR}/test_capture_ubatch.c)
+target_link_libraries(test_capture_ubatch PRIVATE llorch-capture)
+llorch_target(test_capture_ubatch)
+set(_ub ${LLORCH_TEST_DATA}/capture-ubatch)
+add_test(NAME capture_ubatch_split
+         COMMAND bash -c "rm -rf '${_ub}' && mkdir -p '${_ub}' && '$<TARGET_FILE:test_capture_ubatch>' '${LLORCH_TEST_DATA}/tiny-llama-f32.gguf' '${_ub}/split' 100 16 && ids=$('${LLORCH_PYTHON}' -c \"import json; print(','.join(map(str, json.load(open('${_ub}/split/manifest.json'))['tokens'])))\") && steps=$('${LLORCH_PYTHON}' -c \"import json; print(len({f['step'] for f in json.load(open('${_ub}/split/manifest.json'))['files']}))\") && [ \"$steps\" = 7 ] && '$<TARGET_FILE:llorch-checkpoint-extractor>' -m '${LLORCH_TEST_DATA}/tiny-llama-f32.gguf' --tokens \"$ids\" -ctk f32 -ctv f32 -fa off -t 2 -o '${_ub}/one' 2>/dev/null && '$<TARGET_FILE:llorch-checkpoint-compare>' '${_ub}/one' '${_ub}/split'")
+set_tests_properties(capture_ubatch_split PROPERTIES FIXTURES_REQUIRED tiny_models TIMEOUT 120)

@@ -3,7 +3,11 @@
  * logits of the same run without any callback. Also: an empty selection
  * installs no callback at all.
  *
- *   test_capture_logits MODEL.gguf OUT_DIR */
+ * A batch larger than n_ubatch, in one llama_decode, is captured one step
+ * per micro-batch: the same logits, and (checked by the test's script) the
+ * same dump as decoding the micro-batches one by one.
+ *
+ *   test_capture_logits MODEL.gguf OUT_DIR SPLIT_DIR */
 #define _POSIX_C_SOURCE 200809L
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
@@ -78,13 +82,48 @@ static float *run(struct llama_model *model, const char *path, llorch_capture *c
     return logits;
 }
 
+/* All N_TOKENS in one llama_decode, with micro-batches of ubatch tokens. */
+static float *run_one_decode(struct llama_model *model, llorch_capture *cap, int ubatch) {
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = N_TOKENS;
+    cp.n_ubatch = (uint32_t) ubatch;
+    cp.n_threads = cp.n_threads_batch = 2;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    llorch_capture_attach(cap, &cp);
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    CHECK(ctx != NULL, "context");
+    CHECK(llorch_capture_prepare(cap, ctx, ubatch) == 0 && llorch_capture_prepare(cap, ctx, N_TOKENS % ubatch) == 0,
+          "prepare: %s", llorch_capture_error(cap));
+    int                n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    struct llama_batch b = llama_batch_init(N_TOKENS, 0, 1);
+    for (int i = 0; i < N_TOKENS; i++) {
+        b.token[i] = (llama_token) (i * 37 % n_vocab + 1);
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;
+    }
+    b.n_tokens = N_TOKENS;
+    llorch_capture_begin_step(cap, 0, N_TOKENS);
+    CHECK(llama_decode(ctx, b) == 0, "decode");
+    CHECK(llorch_capture_end_step(cap) == 0, "capture: %s", llorch_capture_error(cap));
+    float *logits = malloc(sizeof(float) * (size_t) n_vocab * N_TOKENS);
+    for (int i = 0; i < N_TOKENS; i++) {
+        memcpy(logits + (size_t) i * n_vocab, llama_get_logits_ith(ctx, i), sizeof(float) * n_vocab);
+    }
+    llama_batch_free(b);
+    llama_free(ctx);
+    return logits;
+}
+
 static void compare_bitwise(const float *a, const float *b, size_t n, const char *what) {
     CHECK(memcmp(a, b, n * sizeof(float)) == 0, "logits with capture (%s) differ from logits without", what);
     printf("ok: %zu logits bit-identical with capture to %s\n", n, what);
 }
 
 int main(int argc, char **argv) {
-    CHECK(argc == 3, "usage: test_capture_logits MODEL OUT_DIR");
+    CHECK(argc == 4, "usage: test_capture_logits MODEL OUT_DIR SPLIT_DIR");
     const char *path = argv[1];
     char        err[512];
     llama_log_set(quiet, NULL);
@@ -138,43 +177,34 @@ int main(int argc, char **argv) {
     float *plain3 = run(model, path, NULL, 3);
     compare_bitwise(plain3, with_disk, n, "disk, 3 steps");
     llorch_capture_free(disk);
-    llorch_ckpt_writer_free(w);
 
-    /* a batch larger than n_ubatch is two graphs in one step: refused, not
-     * silently captured once */
-    llorch_ckpt_writer *w2 =
-        llorch_ckpt_writer_open(argv[2], &(struct llorch_ckpt_writer_options){.allow_nonempty = true}, err, sizeof err);
+    /* a batch larger than n_ubatch: llama.cpp computes a graph per
+     * micro-batch, the capture follows them as steps, and the logits stay
+     * those of decoding the micro-batches one by one */
+    llorch_ckpt_writer *w2 = llorch_ckpt_writer_open(argv[3], NULL, err, sizeof err);
     CHECK(w2 != NULL, "%s", err);
     p.writer = w2;
     llorch_capture *split = llorch_capture_create(&p, err, sizeof err);
     CHECK(split != NULL, "%s", err);
-    struct llama_context_params cp2 = llama_context_default_params();
-    cp2.n_ctx = 256;
-    cp2.n_batch = N_TOKENS;
-    cp2.n_ubatch = 3;
-    cp2.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    llorch_capture_attach(split, &cp2);
-    struct llama_context *ctx2 = llama_init_from_model(model, cp2);
-    CHECK(ctx2 != NULL, "context");
-    struct llama_batch b = llama_batch_init(N_TOKENS, 0, 1);
-    for (int i = 0; i < N_TOKENS; i++) {
-        b.token[i] = i + 1;
-        b.pos[i] = i;
-        b.n_seq_id[i] = 1;
-        b.seq_id[i][0] = 0;
-        b.logits[i] = 1;
-    }
-    b.n_tokens = N_TOKENS;
-    CHECK(llorch_capture_prepare(split, ctx2, 3) == 0, "prepare: %s", llorch_capture_error(split));
-    llorch_capture_begin_step(split, 0, N_TOKENS);
-    int rc = llama_decode(ctx2, b);
-    CHECK(llorch_capture_end_step(split) == -1 && strstr(llorch_capture_error(split), "at most n_ubatch") != NULL,
-          "a batch over n_ubatch must be refused (decode %d, error '%s')", rc, llorch_capture_error(split));
-    printf("ok: a batch over n_ubatch is refused: %s\n", llorch_capture_error(split));
-    llama_batch_free(b);
-    llama_free(ctx2);
+    float *one_decode = run_one_decode(model, split, 3);
+    CHECK(llorch_capture_finish(split) == 0, "%s", llorch_capture_error(split));
+    llorch_capture_get_report(split, &rep);
+    compare_bitwise(plain3, one_decode, n, "one llama_decode split into micro-batches of 3");
+    CHECK(llorch_ckpt_writer_files(w2) == llorch_ckpt_writer_files(w),
+          "the split decode wrote %zu tensors, decoding step by step %zu", llorch_ckpt_writer_files(w2),
+          llorch_ckpt_writer_files(w));
+    printf("ok: one llama_decode of %d tokens with n_ubatch 3: %zu tensors in 3 steps\n", N_TOKENS,
+           llorch_ckpt_writer_files(w2));
     llorch_capture_free(split);
-    llorch_ckpt_writer_free(w2);
+    struct llorch_ckpt_run run_info = {.producer = "test_capture_logits", .architecture = "llama"};
+    llorch_ckpt_writer    *both[2] = {w, w2};
+    for (int k = 0; k < 2; k++) {
+        CHECK(llorch_ckpt_writer_set_run(both[k], &run_info) == 0 &&
+                  llorch_ckpt_writer_finish(both[k], true, "ok") == 0,
+              "%s", llorch_ckpt_writer_error(both[k]));
+        llorch_ckpt_writer_free(both[k]);
+    }
+    free(one_decode);
 
     free(plain);
     free(plain3);

@@ -134,7 +134,8 @@ static int keep_rows(llorch_capture *cap) {
     return 0;
 }
 
-void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
+/* One micro-batch: one graph, one step of the dump. */
+static void begin_micro_batch(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
     cap->pos_start = pos_start;
     cap->n_tokens = n_tokens;
     cap->n_graph_names = 0;
@@ -142,27 +143,26 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
     if (keep_rows(cap) != 0) {
         llorch_capture_set_error(cap, "out of memory");
     }
+    cap->capturing = cap->n_rows > 0; /* --positions may keep no row of this step */
     cap->next_point = 0;
     cap->next_item = 0;
     cap->diverged_at = -1;
     cap->n_step = 0;
     cap->same_pointers = true;
     llorch_graph_reset(&cap->rec);
-    if (cap->n_ubatch > 0 && n_tokens > cap->n_ubatch) {
-        llorch_capture_set_error(
-            cap,
-            "a step of %d tokens holds more tokens than n_ubatch (%d): call llorch_capture_begin_step for each "
-            "micro-batch (decode at most n_ubatch tokens at a time)",
-            n_tokens, cap->n_ubatch);
-    } else if (cap->n_rows == 0) {
-        cap->plan = NULL; /* --positions keeps no row of this step: it is not captured */
-    } else if (cap->plan == NULL && !llorch_ckpt_selection_empty(cap->p.selection)) {
-        llorch_capture_set_error(
-            cap,
-            "no capture plan for a step of %d tokens: call llorch_capture_prepare(cap, ctx, %d) before the "
-            "first llama_decode",
-            n_tokens, n_tokens);
+    if (cap->plan == NULL && !llorch_ckpt_selection_empty(cap->p.selection)) {
+        llorch_capture_set_error(cap,
+                                 "no capture plan for a micro-batch of %d tokens: call llorch_capture_prepare(cap, "
+                                 "ctx, %d) before the first llama_decode (for n_ubatch and for the last, shorter "
+                                 "micro-batch of a larger batch)",
+                                 n_tokens, n_tokens);
     }
+}
+
+void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
+    cap->batch_end = pos_start + n_tokens;
+    bool split = cap->n_ubatch > 0 && n_tokens > cap->n_ubatch;
+    begin_micro_batch(cap, pos_start, split ? cap->n_ubatch : n_tokens);
 }
 
 static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason) {
@@ -183,7 +183,7 @@ static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int la
     snprintf(m->reason, sizeof m->reason, "%s", reason);
 }
 
-int llorch_capture_end_step(llorch_capture *cap) {
+static void end_micro_batch(llorch_capture *cap) {
     llorch_capture_release_held(cap, INT32_MAX);
     if (cap->queue != NULL) {
         llorch_queue_flush(cap->queue); /* the step's files get written while the next one computes */
@@ -206,6 +206,20 @@ int llorch_capture_end_step(llorch_capture *cap) {
     }
     cap->plan = NULL;
     cap->step++;
+}
+
+/* llama.cpp splits a batch larger than n_ubatch into micro-batches of
+ * n_ubatch consecutive tokens (the last one shorter) and computes one
+ * graph each; capture_callback.c sees where one graph ends and the next
+ * begins. */
+void llorch_capture_next_micro_batch(llorch_capture *cap) {
+    end_micro_batch(cap);
+    int32_t pos = cap->pos_start + cap->n_tokens, left = cap->batch_end - pos;
+    begin_micro_batch(cap, pos, left < cap->n_ubatch ? left : cap->n_ubatch);
+}
+
+int llorch_capture_end_step(llorch_capture *cap) {
+    end_micro_batch(cap);
     return cap->failed ? -1 : 0;
 }
 

@@ -44,12 +44,10 @@ static bool is_plan_node(const struct llorch_plan *plan, int i, const struct ggm
 static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
     int i = cap->n_step;
     if (i >= cap->plan->graph.n_nodes && cap->diverged_at < 0) {
-        llorch_capture_set_error(
-            cap,
-            "%s: the step computed more nodes than its plan, likely a second graph: the batch holds more "
-            "tokens than n_ubatch; call llorch_capture_begin_step for each micro-batch (decode at most "
-            "n_ubatch tokens at a time)",
-            t->name);
+        llorch_capture_set_error(cap,
+                                 "%s: the step computed more nodes than its plan, likely a graph more than "
+                                 "llorch_capture_begin_step announced: give it every token of the llama_decode",
+                                 t->name);
         return -1;
     }
     if (i == cap->cap_step) {
@@ -82,6 +80,26 @@ static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
     return i;
 }
 
+/* Whether t starts the graph of the decode's next micro-batch. While the
+ * graph follows its plan, that is exactly when the plan's last node was
+ * computed: a graph of n tokens always has its plan's node count. After a
+ * divergence the count says nothing, and the next graph is known by its
+ * first node: the plan's first node's op and name (the embedding lookup,
+ * computed once per graph). */
+static bool starts_next_graph(const llorch_capture *cap, const struct ggml_tensor *t) {
+    int32_t next = cap->pos_start + cap->n_tokens;
+    if (cap->n_step == 0 || next >= cap->batch_end) {
+        return false;
+    }
+    if (cap->diverged_at < 0) {
+        return cap->n_step >= cap->plan->graph.n_nodes;
+    }
+    int32_t                    left = cap->batch_end - next;
+    const struct llorch_plan  *p = llorch_capture_plan_for(cap, left < cap->n_ubatch ? left : cap->n_ubatch);
+    const struct llorch_gnode *first = p != NULL && p->graph.n_nodes > 0 ? &p->graph.nodes[0] : NULL;
+    return first != NULL && first->op == t->op && strcmp(first->name, t->name) == 0;
+}
+
 static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
     if (t->op == GGML_OP_FLASH_ATTN_EXT) {
         cap->report.flash_attn = true;
@@ -99,12 +117,18 @@ static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
     if (cap->failed || cap->stop || cap->plan == NULL) {
         return false;
     }
+    if (starts_next_graph(cap, t)) {
+        llorch_capture_next_micro_batch(cap);
+        if (cap->failed || cap->plan == NULL) {
+            return false;
+        }
+    }
     int i = add_step_node(cap, t);
     if (i < 0) {
         return false;
     }
     bool point = cap->next_point < cap->plan->n_points && cap->plan->points[cap->next_point] == i;
-    return point && cap->diverged_at < 0;
+    return point && cap->diverged_at < 0 && cap->capturing;
 }
 
 bool llorch_capture_eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {

@@ -44,6 +44,8 @@ struct llorch_capture {
     int32_t                    pos_start, n_tokens;
     int32_t                   *rows; /* the kept token rows of the step (--positions) */
     int32_t                    n_rows;
+    bool                       capturing;  /* the step keeps rows: its capture points are taken */
+    int32_t                    batch_end;  /* one past the last position of the llama_decode under way */
     int32_t                    n_ubatch;   /* of the context, once prepared */
     bool                       learning;   /* inside llorch_capture_prepare */
     bool                       saw_output; /* the recording holds a graph output */
@@ -82,6 +84,10 @@ __attribute__((format(printf, 2, 3)))
 void llorch_capture_set_error(llorch_capture *cap, const char *fmt, ...);
 /* Index of (kind, layer) in cap->ever; layer -1 for model-level kinds. */
 size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer);
+
+/* capture.c: the decode under way moves on to its next micro-batch (the
+ * scheduler started that micro-batch's graph). */
+void llorch_capture_next_micro_batch(llorch_capture *cap);
 
 /* capture_plans.c */
 const struct llorch_plan *llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens);
