@@ -173,6 +173,8 @@ struct llorch_ckpt_tensor {
     const char            *axes;       /* NULL: the kind's default axes */
     bool                   raw;        /* written as llama.cpp holds it (--raw) */
     const int32_t         *positions;  /* n_pos ascending positions, or NULL: consecutive */
+    const char            *device;     /* the device it was read from when not host memory
+                                          (an RPC server, a GPU), else NULL */
 };
 
 /* How the tensors of a dump are stored (docs/FORMAT.md). */

@@ -122,19 +122,43 @@ diff = max(float(np.abs(np.load(f"rp/{a['file']}") - np.load(f"np/{b['file']}"))
 print(f"ok: manifest marks --repack as cpu-specific numerics; on this CPU the largest difference is {diff:.3g}")
 PY
     ;;
-  rpc)           # tensors in remote buffers are read back with ggml_backend_tensor_get
+  rpc)           # tensors in remote buffers: one RPC server, then two splitting the layers; local bits
+    start_server() {  # PORT -> a server on 127.0.0.1:PORT, its pid in $servers
+      "$RPC_SERVER" "127.0.0.1:$1" >"rpc-$1.log" 2>&1 &
+      servers="$servers $!"
+      for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.1; done
+    }
+    servers=""
+    trap 'kill $servers 2>/dev/null' EXIT
     port=$((20000 + RANDOM % 20000))
-    "$RPC_SERVER" "127.0.0.1:$port" >rpc.log 2>&1 &
-    server=$!
-    trap 'kill $server 2>/dev/null' EXIT
-    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    "$x" -m "$model" -p "Once upon a time" -n 2 -ctk f32 -ctv f32 --checkpoints all --rpc "127.0.0.1:$port" \
-      -o remote 2>err.txt || { cat err.txt rpc.log; fail "extraction over RPC"; }
-    "$x" -m "$model" -p "Once upon a time" -n 2 -ctk f32 -ctv f32 --checkpoints all -ngl 0 -o local 2>/dev/null \
-      || fail "local extraction"
+    start_server "$port"
+    start_server "$((port + 1))"
+    args=(-m "$model" -p "Once upon a time" -n 2 -ctk f32 -ctv f32 --checkpoints all)
+    "$x" "${args[@]}" -ngl 0 -o local 2>/dev/null || fail "local extraction"
+    "$x" "${args[@]}" --rpc "127.0.0.1:$port" -o remote 2>err.txt || { cat err.txt rpc-*.log; fail "over RPC"; }
+    "$x" "${args[@]}" --rpc "127.0.0.1:$port,127.0.0.1:$((port + 1))" -ngl 99 -o split 2>err.txt \
+      || { cat err.txt rpc-*.log; fail "over two RPC servers"; }
     checks structure remote --kv f32 --extras
-    "$COMPARE" local remote >compare.txt || { cat compare.txt; fail "remote and local dumps differ"; }
-    echo "ok: over RPC: $(tail -n 1 compare.txt)"
+    for d in remote split; do
+      "$COMPARE" local "$d" --preset exact >compare.txt || { cat compare.txt; fail "$d and local dumps differ"; }
+      ! grep -q "only in" compare.txt || { cat compare.txt; fail "$d lacks tensors the local dump has"; }
+    done
+    "$PY" - "$port" <<'PY' || exit 1
+import sys
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").environ["CHECKS"]))
+from dump_load import Dump
+local, split = Dump("local"), Dump("split")
+a, b = local.manifest["files"], split.manifest["files"]
+assert [f["file"] for f in a] == [f["file"] for f in b], "the two dumps list other tensors"
+for f, g in zip(a, b):
+    assert local.array(f).tobytes() == split.array(g).tobytes(), f["file"]
+devices = {g.get("device") for g in b}
+port = sys.argv[1]
+servers = {d for d in devices if d and port in d} | {d for d in devices if d and str(int(port) + 1) in d}
+assert "device" not in a[0] and len(servers) == 2, devices
+print(f"ok: two RPC servers splitting the layers: {len(b)} tensors equal the local dump byte for byte; "
+      f"read from {sorted(d for d in devices if d)}")
+PY
     ;;
   bad-input)
     expect_error 2 "not found" -m missing.gguf -p hi -o o1

@@ -80,6 +80,17 @@ static const int32_t *kept_positions(llorch_capture *cap, const struct llorch_la
     return positions;
 }
 
+/* The name of the device buffer t is read from (an RPC server, a GPU), or
+ * NULL for host memory. */
+static const char *device_of(const struct ggml_tensor *t, char *buf, size_t size) {
+    const struct ggml_tensor *base = t->view_src != NULL ? t->view_src : t;
+    if (base->buffer == NULL || ggml_backend_buffer_is_host(base->buffer)) {
+        return NULL;
+    }
+    snprintf(buf, size, "%s", ggml_backend_buffer_name(base->buffer));
+    return buf;
+}
+
 static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml_tensor *t,
                                           const struct llorch_plan_item *pi, const struct llorch_layout *l,
                                           enum llorch_ckpt_dtype dtype) {
@@ -119,6 +130,7 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     d->data = item->data;
     d->graph_name = item->graph_name;
     d->graph_op = item->graph_op;
+    d->device = device_of(t, item->device, sizeof item->device);
     d->axes = l->axes;
     d->raw = l->raw;
     return item;

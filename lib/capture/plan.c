@@ -235,6 +235,23 @@ void llorch_plan_free(struct llorch_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
+/* The length of an input's name without the scheduler's copy number: an
+ * input copied to another backend is "BACKEND#name#N", and N cycles over
+ * the scheduler's pipeline copies from one step to the next. */
+static size_t name_without_copy(const char *name) {
+    const char *hash = strrchr(name, '#');
+    size_t      n = strlen(name);
+    if (hash == NULL || hash == name || hash[1] == '\0' || strspn(hash + 1, "0123456789") != strlen(hash + 1)) {
+        return n;
+    }
+    return (size_t) (hash - name);
+}
+
+static bool same_input_name(const char *a, const char *b) {
+    size_t n = name_without_copy(a);
+    return n == name_without_copy(b) && strncmp(a, b, n) == 0;
+}
+
 static bool same_input(const struct llorch_graph *a, llorch_gref ra, const struct llorch_graph *b, llorch_gref rb) {
     if (LLORCH_GREF_IS_NODE(ra) || LLORCH_GREF_IS_NODE(rb) || ra == LLORCH_GREF_NONE || rb == LLORCH_GREF_NONE) {
         return ra == rb;
@@ -245,7 +262,7 @@ static bool same_input(const struct llorch_graph *a, llorch_gref ra, const struc
     }
     /* weights and caches are the same tensors in every step; inputs are
      * rebuilt with the graph and keep their names */
-    return la->kind == LLORCH_LEAF_INPUT ? strcmp(la->name, lb->name) == 0 : la->t == lb->t;
+    return la->kind == LLORCH_LEAF_INPUT ? same_input_name(la->name, lb->name) : la->t == lb->t;
 }
 
 bool llorch_plan_matches(const struct llorch_plan *plan, const struct llorch_graph *step, int i) {

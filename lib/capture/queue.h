@@ -20,6 +20,7 @@ struct llorch_queue_item {
     int                         node; /* the graph node it came from (capture keeps graph order) */
     char                        graph_name[128];
     char                        graph_op[32];
+    char                        device[64]; /* the buffer it was read from, when not host memory */
     struct llorch_queue_item   *next;
 };
 

@@ -54,6 +54,9 @@ cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char
     if (t->graph_op != NULL) {
         cJSON_AddStringToObject(e, "graph_op", t->graph_op);
     }
+    if (t->device != NULL) {
+        cJSON_AddStringToObject(e, "device", t->device);
+    }
     if (t->positions != NULL) {
         cJSON_AddItemToObject(e, "positions", cJSON_CreateIntArray(t->positions, t->n_pos));
     }
