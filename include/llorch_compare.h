@@ -6,8 +6,9 @@
  *                 "Safety" below)
  *   lib/compare/  alignment by layer and absolute position, metrics,
  *                 tolerances, pass/fail and the first divergence
- *                 (compare_*.c); the human table, the JSON report and the
- *                 one-line verdict (report.c)
+ *                 (compare_*.c); one row's error by position, head or
+ *                 step (compare_profile.c); the human table, the JSON
+ *                 report and the one-line verdict (report.c)
  *
  * The dump format is docs/FORMAT.md; the report and the tolerances are
  * described in docs/COMPARE.md.
@@ -129,6 +130,16 @@ int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, 
  * bytes and crc32. */
 llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size);
 void               llorch_ckpt_dump_free(llorch_ckpt_dump *d);
+
+/* The manifest's descriptive fields (lib/read/read_fields.c), for showing
+ * two dumps' settings side by side: every top-level field but "files",
+ * "tokens" and "missing", objects flattened into dotted keys ("producer",
+ * "model.path", "settings.type_k", "llama_cpp.commit", ...), in manifest
+ * order. value is a string as it is, anything else as compact JSON. Both
+ * live only during the call. Returns the number of fields, or -1 when out
+ * of memory (some fields may have been visited). */
+typedef void (*llorch_ckpt_field_fn)(void *ctx, const char *key, const char *value);
+int llorch_ckpt_dump_fields(const llorch_ckpt_dump *d, llorch_ckpt_field_fn fn, void *ctx);
 
 /* ---- comparing (compare_*.c) -------------------------------------------- */
 
@@ -253,6 +264,36 @@ void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c);
 
 const char *llorch_ckpt_status_name(enum llorch_ckpt_status s); /* "PASS", ... */
 const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o); /* "introduced", ... */
+
+/* ---- profiles: one row's error split up (compare_profile.c) ------------- */
+
+/* The elements of one row that share a coordinate. */
+struct llorch_ckpt_profile_point {
+    int64_t                    coord;   /* absolute token or key position, index on another axis, or step */
+    struct llorch_ckpt_metrics metrics; /* over those elements (max_abs_at is not set)                  */
+    enum llorch_ckpt_status    status;  /* PASS or FAIL by the row's tolerance                           */
+};
+
+/* One row's error split up: n_points points in ascending coord, only the
+ * coordinates that hold elements. */
+typedef struct llorch_ckpt_profile {
+    const char                       *by; /* the axis, or "step" */
+    size_t                            n_points;
+    struct llorch_ckpt_profile_point *points;
+} llorch_ckpt_profile;
+
+/* Aligns row i of c (a comparison of ref and cand) again and splits its
+ * error by `by`: one of its axes ("token", "key", "head", ...; positions
+ * are absolute) or "step": the step of the reference's file that each
+ * position comes from, or of the candidate's when the reference holds the
+ * row in one step. NULL with a message when the row is an ERROR, has no
+ * such axis, or memory runs out. Used for the first divergence: one
+ * position or head off points to RoPE or a mask, all of them to a weight
+ * or a norm. */
+llorch_ckpt_profile *llorch_ckpt_profile_row(const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                                             const llorch_ckpt_dump *cand, size_t i, const char *by, char *err,
+                                             size_t err_size);
+void                 llorch_ckpt_profile_free(llorch_ckpt_profile *p);
 
 /* ---- reporting (report.c) ------------------------------------------------ */
 

@@ -6,7 +6,9 @@
  *   known ones;
  *   the latest file of a (checkpoint, layer) is the one of the highest step
  *   (then the last in the manifest) for every alignment, whatever order the
- *   manifest lists the steps in.
+ *   manifest lists the steps in;
+ *   a row's profile by position, step and channel (issue 11), and the
+ *   manifest's fields flattened for the HTML report's settings.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -265,10 +267,108 @@ static void test_latest_by_step(void) {
     llorch_ckpt_dump_free(cand);
 }
 
+/* ---- issue 11: profiles and fields --------------------------------------------- */
+
+/* Token 2 is off in the candidate, which made it in two steps. */
+static const float            PROFILE_REF[6] = {1, 2, 3, 4, 5, 6};
+static const float            PROFILE_STEP0[4] = {1, 2, 3, 4}, PROFILE_STEP1[2] = {5, 9};
+static const struct file_spec PROFILE_REF_FILES[] = {
+    {"a.npy", "attn_norm", NULL, 0, 0, 0, 3, 2, {3, 2}, "\"token\", \"channel\"", PROFILE_REF},
+};
+static const struct file_spec PROFILE_CAND_FILES[] = {
+    {"a0.npy", "attn_norm", NULL, 0, 0, 0, 2, 2, {2, 2}, "\"token\", \"channel\"", PROFILE_STEP0},
+    {"a1.npy", "attn_norm", NULL, 0, 1, 2, 1, 2, {1, 2}, "\"token\", \"channel\"", PROFILE_STEP1},
+};
+
+/* The points' coordinates and statuses ('P', 'F') as a string, e.g. "0P 1F". */
+static void profile_text(char *buf, size_t size, const llorch_ckpt_profile *p) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < p->n_points && used < size; i++) {
+        const struct llorch_ckpt_profile_point *pt = &p->points[i];
+        used += (size_t) snprintf(buf + used, size - used, "%s%lld%c", i ? " " : "", (long long) pt->coord,
+                                  pt->status == LLORCH_CKPT_STATUS_PASS ? 'P' : 'F');
+    }
+}
+
+static void check_profile(const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                          const char *by, const char *want) {
+    char                 err[1024], got[256];
+    llorch_ckpt_profile *p = llorch_ckpt_profile_row(c, ref, cand, 0, by, err, sizeof err);
+    if (!CHECK(p != NULL)) {
+        fprintf(stderr, "  by %s: %s\n", by, err);
+        return;
+    }
+    profile_text(got, sizeof got, p);
+    if (!CHECK(strcmp(got, want) == 0 && strcmp(p->by, by) == 0)) {
+        fprintf(stderr, "  by %s: %s, expected %s\n", by, got, want);
+    }
+    llorch_ckpt_profile_free(p);
+}
+
+static void test_profile(void) {
+    char              err[1024] = "";
+    struct dump_spec  rs = {"1, 2, 3", true, PROFILE_REF_FILES, 1}, cs = {"1, 2, 3", true, PROFILE_CAND_FILES, 2};
+    llorch_ckpt_dump *ref = make_dump(&rs, "ref", err, sizeof err);
+    llorch_ckpt_dump *cand = make_dump(&cs, "cand", err, sizeof err);
+    llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
+    llorch_ckpt_comparison      *c = ref && cand ? llorch_ckpt_compare(ref, cand, o, err, sizeof err) : NULL;
+    if (!CHECK(c != NULL && llorch_ckpt_comparison_n_rows(c) == 1)) {
+        fprintf(stderr, "  %s\n", err);
+    } else {
+        check_profile(c, ref, cand, "token", "0P 1P 2F");
+        check_profile(c, ref, cand, "step", "0P 1F"); /* the candidate's steps: the reference has one */
+        check_profile(c, ref, cand, "channel", "0P 1F");
+        llorch_ckpt_profile *p = llorch_ckpt_profile_row(c, ref, cand, 0, "token", err, sizeof err);
+        /* token 2: d = (0, 3), MSE 4.5 over the variance 0.25 of (5, 6) */
+        CHECK(p && p->n_points == 3 && p->points[2].metrics.nmse == 18 && p->points[2].metrics.max_abs == 3);
+        llorch_ckpt_profile_free(p);
+        CHECK(llorch_ckpt_profile_row(c, ref, cand, 0, "head", err, sizeof err) == NULL);
+        CHECK(strstr(err, "no axis 'head'") != NULL && strchr(err, '\n') == NULL);
+        CHECK(llorch_ckpt_profile_row(c, ref, cand, 1, "token", err, sizeof err) == NULL);
+        CHECK(strstr(err, "no row 1") != NULL);
+    }
+    llorch_ckpt_comparison_free(c);
+    llorch_ckpt_compare_options_free(o);
+    llorch_ckpt_dump_free(ref);
+    llorch_ckpt_dump_free(cand);
+}
+
+static void add_field(void *ctx, const char *key, const char *value) {
+    char  *buf = ctx;
+    size_t used = strlen(buf);
+    snprintf(buf + used, 1024 - used, "%s=%s\n", key, value);
+}
+
+static void test_fields(void) {
+    static const char manifest[] =
+        "{\"format\": \"llorch-checkpoint-dump\", \"format_version\": 1, \"complete\": true,"
+        " \"model\": {\"architecture\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 1}, \"prompt\": \"<a & b>\","
+        " \"tokens\": [1], \"settings\": {\"type_k\": \"f16\", \"engine\": {\"gelu\": \"tanh\"}, \"list\": [1, 2]},"
+        " \"llama_cpp\": {\"commit\": \"80fb\", \"patched\": null}, \"files\": [], \"missing\": []}";
+    char              err[1024], got[1024] = "";
+    llorch_ckpt_dump *d = llorch_ckpt_dump_parse(manifest, strlen(manifest), "fields", err, sizeof err);
+    if (!CHECK(d != NULL)) {
+        fprintf(stderr, "  %s\n", err);
+        return;
+    }
+    const char *want =
+        "format=llorch-checkpoint-dump\nformat_version=1\ncomplete=true\nmodel.architecture=gpt2\n"
+        "model.n_layer=1\nmodel.n_embd=1\nprompt=<a & b>\nsettings.type_k=f16\n"
+        "settings.engine.gelu=tanh\nsettings.list=[1,2]\nllama_cpp.commit=80fb\nllama_cpp.patched=null\n";
+    CHECK(llorch_ckpt_dump_fields(d, add_field, got) == 12);
+    if (!CHECK(strcmp(got, want) == 0)) {
+        fprintf(stderr, "  fields:\n%s  expected:\n%s", got, want);
+    }
+    llorch_ckpt_dump_free(d);
+}
+
 int main(void) {
     test_table_warnings();
     test_unknown_checkpoint();
     test_latest_by_step();
+    test_profile();
+    test_fields();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

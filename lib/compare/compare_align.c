@@ -51,11 +51,6 @@ struct alignment {
     const struct llorch_ckpt_entry *model;    /* the reference's first file */
 };
 
-/* Positions that only one side holds: counted, not compared. */
-struct coverage {
-    int64_t ref_only, cand_only;
-};
-
 static int find_axis(const struct llorch_ckpt_entry *e, const char *name) {
     for (int i = 0; i < e->n_dims; i++) {
         if (strcmp(e->axes[i], name) == 0) {
@@ -316,7 +311,7 @@ static int check_element_shapes(const struct side *ref, const struct side *cand,
 
 /* Merge-joins the slots of both sides by position. */
 static int compare_sides(const struct alignment *al, const struct side *ref, const struct side *cand,
-                         struct llorch_cmp_accum *acc, struct coverage *cov) {
+                         struct llorch_cmp_accum *acc, struct llorch_cmp_coverage *cov) {
     size_t i = 0, j = 0;
     while (i < ref->n_slots && j < cand->n_slots) {
         const struct slot *rs = &ref->slots[i], *cs = &cand->slots[j];
@@ -329,6 +324,8 @@ static int compare_sides(const struct alignment *al, const struct side *ref, con
         }
         const llorch_ckpt_array *ra = ref->arrays[rs->file], *ca = cand->arrays[cs->file];
         struct llorch_cmp_block  b = make_block(al, rs, cs, ra, ca);
+        b.ref_step = ref->run.k[rs->file].e->step;
+        b.cand_step = cand->run.k[cs->file].e->step;
         if (llorch_cmp_compare_block(&b, ra, ca, acc) != 0) {
             return -1;
         }
@@ -343,7 +340,8 @@ static int compare_sides(const struct alignment *al, const struct side *ref, con
 /* Checks before reading: layouts and sizes first, so that a file that lies
  * costs nothing. */
 static int align_and_compare(const struct llorch_cmp_group *g, struct side *ref, struct side *cand,
-                             struct llorch_cmp_accum *acc, struct coverage *cov, char *msg, size_t msg_size) {
+                             struct llorch_cmp_accum *acc, struct llorch_cmp_coverage *cov, char *msg,
+                             size_t msg_size) {
     struct alignment al = choose_alignment(g);
     if (check_layout(&al, ref, msg, msg_size) || check_layout(&al, cand, msg, msg_size) ||
         check_sizes(ref, msg, msg_size) || check_sizes(cand, msg, msg_size)) {
@@ -388,17 +386,25 @@ static void init_row(struct llorch_ckpt_comparison *c, struct llorch_ckpt_row *r
     row->tolerance = llorch_cmp_tolerance(opt, kind);
 }
 
+int llorch_cmp_align_group(const struct llorch_cmp_group *g, const llorch_ckpt_dump *rd, const llorch_ckpt_dump *cd,
+                           struct llorch_cmp_accum *acc, struct llorch_cmp_coverage *cov, char *msg, size_t msg_size) {
+    struct side ref = {rd, g->ref, NULL, NULL, 0};
+    struct side cand = {cd, g->cand, NULL, NULL, 0};
+    int         rc = align_and_compare(g, &ref, &cand, acc, cov, msg, msg_size);
+    free_side(&ref);
+    free_side(&cand);
+    return rc;
+}
+
 void llorch_cmp_compare_group(struct llorch_ckpt_comparison *c, const struct llorch_cmp_group *g,
                               const llorch_ckpt_compare_options *opt, const llorch_ckpt_dump *rd,
                               const llorch_ckpt_dump *cd, struct llorch_ckpt_row *row) {
-    struct side             ref = {rd, g->ref, NULL, NULL, 0};
-    struct side             cand = {cd, g->cand, NULL, NULL, 0};
-    struct llorch_cmp_accum acc = {.max_abs = -1};
-    struct coverage         cov = {0, 0};
-    char                    msg[4096];
+    struct llorch_cmp_accum    acc = {.max_abs = -1};
+    struct llorch_cmp_coverage cov = {0, 0};
+    char                       msg[4096];
     init_row(c, row, g, opt);
     acc.tol = row->tolerance;
-    if (align_and_compare(g, &ref, &cand, &acc, &cov, msg, sizeof msg) != 0) {
+    if (llorch_cmp_align_group(g, rd, cd, &acc, &cov, msg, sizeof msg) != 0) {
         row->status = LLORCH_CKPT_STATUS_ERROR;
         row->message = llorch_cmp_keep(c, msg);
     } else {
@@ -408,6 +414,4 @@ void llorch_cmp_compare_group(struct llorch_ckpt_comparison *c, const struct llo
     }
     row->n_ref_only = cov.ref_only;
     row->n_cand_only = cov.cand_only;
-    free_side(&ref);
-    free_side(&cand);
 }

@@ -9,6 +9,8 @@
  *   compare_metrics.c    the element-wise metrics over what lines up
  *   compare_origin.c     per failing row, where the failure comes from
  * with the tolerances of compare_tolerance.c (presets, --tol settings).
+ * compare_profile.c aligns one row again and splits its error by position,
+ * head or step (llorch_ckpt_profile_row).
  */
 #ifndef LLORCH_COMPARE_INTERNAL_H
 #define LLORCH_COMPARE_INTERNAL_H
@@ -101,6 +103,18 @@ void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g);
 
 /* ---- alignment (compare_align.c) ------------------------------------------------ */
 
+struct llorch_cmp_accum; /* compare_metrics.c, below */
+
+/* Positions that only one side holds: counted, not compared. */
+struct llorch_cmp_coverage {
+    int64_t ref_only, cand_only;
+};
+
+/* Lines up one group and adds every pair that lines up to acc. -1 with
+ * the reason in msg (a file that cannot be read or does not line up). */
+int llorch_cmp_align_group(const struct llorch_cmp_group *g, const llorch_ckpt_dump *rd, const llorch_ckpt_dump *cd,
+                           struct llorch_cmp_accum *acc, struct llorch_cmp_coverage *cov, char *msg, size_t msg_size);
+
 /* Compares one group into row: metrics and status, or ERROR and why. */
 void llorch_cmp_compare_group(struct llorch_ckpt_comparison *c, const struct llorch_cmp_group *g,
                               const llorch_ckpt_compare_options *opt, const llorch_ckpt_dump *rd,
@@ -114,6 +128,8 @@ struct llorch_cmp_ksum {
     double s, c;
 };
 
+struct llorch_cmp_split; /* compare_profile.c, below */
+
 /* The running metrics of one row. */
 struct llorch_cmp_accum {
     struct llorch_ckpt_tolerance tol;
@@ -122,6 +138,7 @@ struct llorch_cmp_accum {
     int64_t                      max_abs_at[LLORCH_CKPT_MAX_DIMS];
     struct llorch_cmp_ksum       abs, sq, dot, rr, cc;
     double                       mean, m2; /* Welford's running variance of ref */
+    struct llorch_cmp_split     *split;    /* NULL, or a profile that each pair also goes to */
 };
 
 /* The elements of one position: a box in both files, walked in C order. */
@@ -131,6 +148,7 @@ struct llorch_cmp_block {
     int64_t coord0[LLORCH_CKPT_MAX_DIMS]; /* absolute coordinate of index 0 */
     int64_t ref_stride[LLORCH_CKPT_MAX_DIMS], cand_stride[LLORCH_CKPT_MAX_DIMS];
     int64_t ref_base, cand_base;
+    int     ref_step, cand_step; /* the steps of the two files (a profile by step) */
 };
 
 /* C-order strides of an array, in elements. */
@@ -140,6 +158,28 @@ int llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt
                              struct llorch_cmp_accum *acc);
 void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_ckpt_metrics *m);
 bool llorch_cmp_metrics_pass(const struct llorch_ckpt_metrics *m, const struct llorch_ckpt_tolerance *t);
+
+/* ---- profiles (compare_profile.c) ---------------------------------------------- */
+
+/* One bucket of a profile: the pairs whose coordinate (or step) is key. */
+struct llorch_cmp_bucket {
+    int64_t                 key;
+    struct llorch_cmp_accum acc;
+};
+
+/* Where the pairs of a row go besides the row's own metrics. */
+struct llorch_cmp_split {
+    int                          axis;       /* the block axis whose coordinate picks the bucket; -1: by step */
+    bool                         cand_steps; /* by step: the candidate's steps, not the reference's */
+    struct llorch_ckpt_tolerance tol;
+    struct llorch_cmp_bucket    *buckets; /* sorted by key */
+    size_t                       n, cap, last;
+    bool                         out_of_memory;
+};
+
+/* The accumulator of key's bucket, made on first use; NULL (and a flag)
+ * when out of memory. */
+struct llorch_cmp_accum *llorch_cmp_split_bucket(struct llorch_cmp_split *s, int64_t key);
 
 /* ---- origin (compare_origin.c) -------------------------------------------------- */
 

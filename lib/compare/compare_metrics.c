@@ -109,6 +109,22 @@ void llorch_cmp_strides(const llorch_ckpt_array *a, int64_t *stride) {
     }
 }
 
+/* A profile (compare_profile.c) also gets the pair, in the bucket of its
+ * step or of its coordinate on the split axis (j: the last axis' index). */
+static void add_to_split(struct llorch_cmp_split *s, const struct llorch_cmp_block *b, const int64_t *idx, int64_t j,
+                         double r, double c) {
+    int64_t key;
+    if (s->axis < 0) {
+        key = s->cand_steps ? b->cand_step : b->ref_step;
+    } else {
+        key = b->coord0[s->axis] + (s->axis == b->n_axes - 1 ? j : idx[s->axis]);
+    }
+    struct llorch_cmp_accum *bucket = llorch_cmp_split_bucket(s, key);
+    if (bucket) {
+        (void) accumulate(bucket, r, c);
+    }
+}
+
 /* The last axis of the block at index idx (offsets ro, co in the files),
  * gathered a chunk at a time. */
 static int compare_line(const struct llorch_cmp_block *b, const int64_t *idx, int64_t ro, int64_t co,
@@ -127,6 +143,9 @@ static int compare_line(const struct llorch_cmp_block *b, const int64_t *idx, in
                     acc->max_abs_at[i] = b->coord0[i] + idx[i];
                 }
                 acc->max_abs_at[last] = b->coord0[last] + j0 + k;
+            }
+            if (acc->split) {
+                add_to_split(acc->split, b, idx, j0 + k, rv[k], cv[k]);
             }
         }
     }

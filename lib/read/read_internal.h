@@ -8,6 +8,7 @@
  *   read_npy.c       the .npy parser and the llorch_ckpt_array_* API
  *   read_manifest.c  manifest.json into a dump object
  *   read_dump.c      the dump API: opening, token file, container, loading
+ *   read_fields.c    the manifest's descriptive fields as flat text pairs
  *   read_container.c the members of a container form (read_container.h)
  *
  * Every byte they read comes from a file of unknown origin. The rules:
