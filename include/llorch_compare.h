@@ -8,7 +8,9 @@
  *                 tolerances, pass/fail and the first divergence
  *                 (compare_*.c); one row's error by position, head or
  *                 step (compare_profile.c); the human table, the JSON
- *                 report and the one-line verdict (report.c)
+ *                 report and the one-line verdict (report.c), the terminal
+ *                 heat map (report_heatmap.c) and the HTML report
+ *                 (report_html*.c)
  *
  * The dump format is docs/FORMAT.md; the report and the tolerances are
  * described in docs/COMPARE.md.
@@ -314,6 +316,18 @@ int llorch_ckpt_report_json_error(FILE *f, const char *message);
 /* The closing sentence alone, e.g. "first divergence: attn_norm, layer 2
  * (introduced here: its input l_out layer 1 passed)". */
 int llorch_ckpt_report_verdict(FILE *f, const llorch_ckpt_comparison *c);
+/* The heat map for a terminal (report_heatmap.c): one line per layer, one
+ * cell per checkpoint, a digit for the NMSE's decade, a mark for the
+ * status and origin, the first divergence marked; a key of the columns, a
+ * legend and the closing sentence. color: ANSI background colors (for a
+ * terminal); else plain characters. */
+int llorch_ckpt_report_heatmap(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info,
+                               bool color);
+/* One self-contained HTML page (report_html*.c, docs/COMPARE.md): the heat
+ * map as inline SVG, the first divergence's error per position, head and
+ * step, both dumps' settings side by side, and the full table, with every
+ * number of --json in data- attributes. Nothing external, no script. */
+int llorch_ckpt_report_html(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info);
 
 #ifdef __cplusplus
 }

@@ -4,9 +4,8 @@
  * (tokens that differ, an incomplete dump, dtypes that differ, ...): they
  * qualify the verdict, so a report without them could mislead.
  */
-#include "llorch_compare.h"
-
 #include "json_fields.h"
+#include "report_internal.h"
 
 #include <cjson/cJSON.h>
 
@@ -19,7 +18,7 @@
 /* ---- names and sentences -------------------------------------------------------- */
 
 /* "attn_norm, layer 2", "result_norm", "graph attn_norm-0" */
-static const char *row_title(char *buf, size_t size, const struct llorch_ckpt_row *r) {
+const char *llorch_report_row_title(char *buf, size_t size, const struct llorch_ckpt_row *r) {
     if (r->graph_name) {
         snprintf(buf, size, "graph %s", r->graph_name);
     } else if (r->layer >= 0) {
@@ -67,7 +66,7 @@ static void append_clause(char *buf, size_t size, const struct llorch_ckpt_row *
     *first = false;
 }
 
-static const char *origin_text(char *buf, size_t size, const struct llorch_ckpt_row *r) {
+const char *llorch_report_origin_text(char *buf, size_t size, const struct llorch_ckpt_row *r) {
     static const char *lead[] = {"", "introduced here: ", "inherited: ", "origin unknown: "};
     bool               first = true;
     snprintf(buf, size, "%s", lead[r->origin]);
@@ -84,7 +83,7 @@ static const char *origin_text(char *buf, size_t size, const struct llorch_ckpt_
     return buf;
 }
 
-static const char *verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
+const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
     long first = llorch_ckpt_comparison_first_failure(c);
     char title[256], why[1024];
     if (first < 0) {
@@ -95,20 +94,20 @@ static const char *verdict_text(char *buf, size_t size, const llorch_ckpt_compar
     if (r->status == LLORCH_CKPT_STATUS_ERROR) {
         snprintf(why, sizeof why, "not comparable: %s", r->message ? r->message : "?");
     } else {
-        origin_text(why, sizeof why, r);
+        llorch_report_origin_text(why, sizeof why, r);
     }
-    snprintf(buf, size, "first divergence: %s (%s)", row_title(title, sizeof title, r), why);
+    snprintf(buf, size, "first divergence: %s (%s)", llorch_report_row_title(title, sizeof title, r), why);
     return buf;
 }
 
 int llorch_ckpt_report_verdict(FILE *f, const llorch_ckpt_comparison *c) {
     char line[2048];
-    return fprintf(f, "%s\n", verdict_text(line, sizeof line, c)) < 0 ? -1 : 0;
+    return fprintf(f, "%s\n", llorch_report_verdict_text(line, sizeof line, c)) < 0 ? -1 : 0;
 }
 
 /* ---- the table ---------------------------------------------------------------------- */
 
-static const char *location(char *buf, size_t size, const struct llorch_ckpt_row *r) {
+const char *llorch_report_location(char *buf, size_t size, const struct llorch_ckpt_row *r) {
     size_t used = 0;
     buf[0] = '\0';
     for (int i = 0; i < r->n_axes && used < size; i++) {
@@ -170,8 +169,8 @@ static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first) {
         return;
     }
     fprintf(f, "%-2s %-16s %5s %10lld %12.3e  %-28s %12.3e %12.9f %10.3e  %s", first ? FIRST_MARK : "", name, layer,
-            (long long) m->n, m->max_abs, m->max_abs > 0 ? location(at, sizeof at, r) : "-", m->max_rel, m->cosine,
-            m->nmse, llorch_ckpt_status_name(r->status));
+            (long long) m->n, m->max_abs, m->max_abs > 0 ? llorch_report_location(at, sizeof at, r) : "-", m->max_rel,
+            m->cosine, m->nmse, llorch_ckpt_status_name(r->status));
     if (r->status == LLORCH_CKPT_STATUS_FAIL) {
         fprintf(f, "  %s", llorch_ckpt_origin_name(r->origin));
         if (m->n_nonfinite) {
@@ -227,7 +226,7 @@ static void print_coverage(FILE *f, const llorch_ckpt_comparison *c) {
         fprintf(f,
                 "note: %zu checkpoint(s) hold positions that only one dump has, first %s: "
                 "%lld only in the reference, %lld only in the candidate (not compared)\n",
-                count, row_title(title, sizeof title, first), (long long) first->n_ref_only,
+                count, llorch_report_row_title(title, sizeof title, first), (long long) first->n_ref_only,
                 (long long) first->n_cand_only);
     }
 }
@@ -375,7 +374,7 @@ static cJSON *row_json(const struct llorch_ckpt_row *r) {
     if (r->status != LLORCH_CKPT_STATUS_PASS) {
         char why[1024];
         cJSON_AddStringToObject(o, "origin", llorch_ckpt_origin_name(r->origin));
-        cJSON_AddStringToObject(o, "origin_text", origin_text(why, sizeof why, r));
+        cJSON_AddStringToObject(o, "origin_text", llorch_report_origin_text(why, sizeof why, r));
         cJSON_AddItemToObject(o, "inputs", inputs_json(r));
     }
     return o;
@@ -435,7 +434,7 @@ int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const stru
     cJSON_AddStringToObject(tol, "preset", llorch_ckpt_compare_options_preset_name(info->options));
     cJSON_AddStringToObject(root, "verdict", verdict_word(code));
     cJSON_AddNumberToObject(root, "exit_code", code);
-    cJSON_AddStringToObject(root, "message", verdict_text(sentence, sizeof sentence, c));
+    cJSON_AddStringToObject(root, "message", llorch_report_verdict_text(sentence, sizeof sentence, c));
     cJSON_AddItemToObject(root, "reference", dump_json(info->ref_name, info->ref));
     cJSON_AddItemToObject(root, "candidate", dump_json(info->cand_name, info->cand));
     cJSON_AddItemToObject(root, "tolerance", tol);

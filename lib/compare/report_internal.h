@@ -1,0 +1,132 @@
+/*
+ * report_internal.h - what the reports share (private to lib/compare):
+ *   report.c               names and sentences: a row's title, its origin,
+ *                          the closing verdict, where its largest error is
+ *   report_grid.c          the heat map's grid (layers by checkpoints) and
+ *                          the scale an NMSE is drawn on
+ *   report_heatmap.c       the grid for a terminal
+ *   report_html.c          the HTML page: its frame, summary and full table
+ *   report_html_heatmap.c  the grid as SVG
+ *   report_html_charts.c   the first divergence's error per position, head
+ *                          and step, as SVG bar charts
+ *   report_html_settings.c both dumps' settings side by side
+ */
+#ifndef LLORCH_REPORT_INTERNAL_H
+#define LLORCH_REPORT_INTERNAL_H
+
+#include "llorch_compare.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* ---- names and sentences (report.c) ------------------------------------------- */
+
+/* "attn_norm, layer 2", "result_norm", "graph attn_norm-0" */
+const char *llorch_report_row_title(char *buf, size_t size, const struct llorch_ckpt_row *r);
+/* "introduced here: its input l_out layer 1 passed" and the like. */
+const char *llorch_report_origin_text(char *buf, size_t size, const struct llorch_ckpt_row *r);
+/* The closing sentence. */
+const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c);
+/* "token=3 channel=15": where the largest error is. */
+const char *llorch_report_location(char *buf, size_t size, const struct llorch_ckpt_row *r);
+
+/* ---- the grid (report_grid.c) ----------------------------------------------------- */
+
+enum llorch_grid_state {
+    LLORCH_GRID_NONE = 0,  /* neither dump has it (embd in a layer) */
+    LLORCH_GRID_ROW,       /* both have it: a row of the comparison */
+    LLORCH_GRID_ONLY_REF,  /* only the reference has it            */
+    LLORCH_GRID_ONLY_CAND, /* only the candidate has it            */
+};
+
+/* How a cell is drawn, by its state and its row. */
+enum llorch_grid_look {
+    LLORCH_LOOK_NONE = 0,
+    LLORCH_LOOK_PASS,
+    LLORCH_LOOK_FAIL,
+    LLORCH_LOOK_ERROR,     /* could not be compared              */
+    LLORCH_LOOK_MISSING,   /* only one dump has it               */
+    LLORCH_LOOK_NONFINITE, /* a NaN or infinity differs, or NMSE is not finite */
+};
+
+struct llorch_grid_cell {
+    enum llorch_grid_state state;
+    long                   row; /* LLORCH_GRID_ROW: the comparison's row; else -1 */
+};
+
+/* A line of the grid: a layer, or the model-level tensors before the
+ * layers ("in": embd) or after them ("out": result_norm, logits). */
+struct llorch_grid_line {
+    int  layer; /* -1: model level */
+    bool input; /* model level: before the layers */
+};
+
+struct llorch_grid_col {
+    const char *name;     /* the checkpoint, or the graph tensor's name  */
+    bool        graph;    /* a graph tensor (name is its graph_name)     */
+    bool        layered;  /* held per layer                              */
+    bool        model;    /* held at model level (layer -1)              */
+    bool        input;    /* before every per-layer column: the "in" line */
+    size_t      order[3]; /* graph order (report_grid.c)                */
+};
+
+/* A column by its name, for lookups. */
+struct llorch_grid_key {
+    const char *name;
+    bool        graph;
+    size_t      col;
+};
+
+struct llorch_report_grid {
+    struct llorch_grid_col  *cols; /* in graph order */
+    size_t                   n_cols;
+    struct llorch_grid_key  *by_name; /* sorted by (graph, name) */
+    struct llorch_grid_line *lines;   /* in, layers in order, out */
+    size_t                   n_lines;
+    struct llorch_grid_cell *cells; /* n_lines x n_cols, line by line */
+    long                     first; /* the first divergence's row, or -1 */
+};
+
+/* Columns in graph order (the reference's manifest; what only the
+ * candidate has goes after what precedes it there), lines for the layers
+ * either dump holds. -1 when out of memory. */
+int llorch_report_grid_build(struct llorch_report_grid *g, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                             const llorch_ckpt_dump *cand);
+void                           llorch_report_grid_free(struct llorch_report_grid *g);
+const struct llorch_grid_cell *llorch_report_grid_cell(const struct llorch_report_grid *g, size_t line, size_t col);
+enum llorch_grid_look llorch_report_grid_look(const llorch_ckpt_comparison *c, const struct llorch_grid_cell *cell);
+/* "in", "out" or the layer. */
+const char *llorch_report_grid_label(char *buf, size_t size, const struct llorch_grid_line *line);
+
+/* The color scale: log10 NMSE from -16 (and 0: identical) to 0 and above,
+ * pale to dark red, the same in the page and the terminal. */
+#define LLORCH_SCALE_LOW  (-16.0)
+#define LLORCH_SCALE_HIGH 0.0
+void llorch_report_nmse_rgb(double nmse, unsigned char rgb[3]);
+/* floor(-log10 nmse) within 0..9: the heat map's digit. */
+int llorch_report_nmse_decade(double nmse);
+
+/* ---- HTML (report_html*.c) ------------------------------------------------------ */
+
+/* Writes s with & < > " ' and control characters escaped: safe in text and
+ * in a double-quoted attribute. */
+void llorch_html_text(FILE *f, const char *s);
+/* ` NAME="VALUE"`, the value escaped. */
+void llorch_html_attr(FILE *f, const char *name, const char *value);
+/* ` NAME="NUMBER"` for a data- attribute: the number as --json prints it,
+ * or "inf", "-inf", "nan" where --json has null. */
+void llorch_html_number(FILE *f, const char *name, double v);
+/* The row's identity as data- attributes: row, checkpoint, layer ("null"
+ * at model level, as in JSON), graph-name, status, origin. */
+void llorch_html_row_attrs(FILE *f, const struct llorch_ckpt_row *r, size_t i);
+/* A number as the page shows it: %.3e, or inf/nan. */
+void llorch_html_short(FILE *f, double v);
+
+void llorch_html_heatmap(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_report_grid *g,
+                         const struct llorch_ckpt_report_info *info);
+void llorch_html_charts(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info);
+/* -1 when out of memory. */
+int llorch_html_settings(FILE *f, const struct llorch_ckpt_report_info *info);
+
+#endif
