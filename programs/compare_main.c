@@ -2,6 +2,9 @@
  * llorch-checkpoint-compare: compare two checkpoint dumps and name the first
  * (checkpoint, layer) where they diverge. See docs/COMPARE.md.
  */
+#define _POSIX_C_SOURCE 200809L /* isatty, fileno, stat */
+
+#include "atomic_file.h"
 #include "cli.h"
 #include "llorch_compare.h"
 
@@ -9,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define PROGRAM "llorch-checkpoint-compare"
 
@@ -20,13 +25,15 @@ enum {
 enum output {
     OUTPUT_TABLE,
     OUTPUT_JSON,
-    OUTPUT_QUIET
+    OUTPUT_QUIET,
+    OUTPUT_HEATMAP
 };
 
 struct cli {
     const char                  *ref_dir, *cand_dir;
     enum output                  output;
     llorch_ckpt_compare_options *options;
+    const char                  *html; /* --html FILE, or NULL */
 };
 
 static void usage(FILE *f) {
@@ -46,6 +53,11 @@ static void usage(FILE *f) {
                "  --allow-token-mismatch   compare dumps of different token ids anyway\n"
                "  --json                   the report as JSON on stdout\n"
                "  -q, --quiet              only the verdict\n"
+               "  --heatmap                a heat map of layers by checkpoints on stdout (colored\n"
+               "                           on a terminal; NO_COLOR=1 turns that off)\n"
+               "  --html FILE              also write the report as one self-contained HTML page:\n"
+               "                           heat map, the first divergence per position, head and\n"
+               "                           step, both dumps' settings, every row\n"
                "  -h, --help               this help\n"
                "  --version                the version\n"
                "\n"
@@ -62,12 +74,15 @@ enum option_id {
     OPT_ATOL,
     OPT_RTOL,
     OPT_NMSE,
-    OPT_WITHIN
+    OPT_WITHIN,
+    OPT_HTML,
+    OPT_HEATMAP
 };
 
-static const char *const cli_options[] = {
-    "--json",    "-q|--quiet", "--allow-token-mismatch", "--preset=", "--tol=", "--atol=", "--rtol=", "--nmse=",
-    "--within=", NULL};
+static const char *const cli_options[] = {"--json",    "-q|--quiet", "--allow-token-mismatch",
+                                          "--preset=", "--tol=",     "--atol=",
+                                          "--rtol=",   "--nmse=",    "--within=",
+                                          "--html=",   "--heatmap",  NULL};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, int id, const char *value) {
@@ -123,10 +138,12 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
     }
     switch (id) {
         case OPT_JSON:
-            cli->output = OUTPUT_JSON;
-            return 0;
         case OPT_QUIET:
-            cli->output = OUTPUT_QUIET;
+        case OPT_HEATMAP: /* the last one given wins */
+            cli->output = id == OPT_JSON ? OUTPUT_JSON : id == OPT_QUIET ? OUTPUT_QUIET : OUTPUT_HEATMAP;
+            return 0;
+        case OPT_HTML:
+            cli->html = value;
             return 0;
         case OPT_ALLOW_TOKENS:
             llorch_ckpt_compare_options_allow_token_mismatch(cli->options, true);
@@ -183,24 +200,77 @@ static int fail_input(const struct cli *cli, const char *message) {
     return EXIT_BAD_INPUT;
 }
 
-static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                  const llorch_ckpt_dump *cand) {
-    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, ref, cand, cli->options};
-    int                            rc;
-    print_diagnostics(cli, c);
+/* Colors only for a person at a terminal who has not turned them off. */
+static bool use_color(void) {
+    const char *term = getenv("TERM");
+    return isatty(fileno(stdout)) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+}
+
+static int print_report(const struct cli *cli, const llorch_ckpt_comparison *c,
+                        const struct llorch_ckpt_report_info *info) {
     switch (cli->output) {
         case OUTPUT_JSON:
-            rc = llorch_ckpt_report_json(stdout, c, &info);
-            break;
+            return llorch_ckpt_report_json(stdout, c, info);
         case OUTPUT_QUIET:
-            rc = llorch_ckpt_report_verdict(stdout, c);
-            break;
+            return llorch_ckpt_report_verdict(stdout, c);
+        case OUTPUT_HEATMAP:
+            return llorch_ckpt_report_heatmap(stdout, c, info, use_color());
         case OUTPUT_TABLE:
         default:
-            rc = llorch_ckpt_report_table(stdout, c, &info);
-            break;
+            return llorch_ckpt_report_table(stdout, c, info);
     }
-    if (rc != 0 || fflush(stdout) != 0) {
+}
+
+/* --html FILE is created as FILE.part before any dump is read, so that a
+ * path that cannot be written fails at once, and renamed when whole. */
+static int open_html(const char *path, struct llorch_atomic_file *a) {
+    char        dir[4096], err[4400];
+    struct stat st;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (!name[0] || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        return cli_usage_error(PROGRAM, "--html %s is a directory; give the report's file name, e.g. %s%sreport.html",
+                               path, path, name[0] ? "/" : "");
+    }
+    if (strlen(path) + 8 > sizeof a->path) {
+        return cli_usage_error(PROGRAM, "--html %.64s...: the path is too long; choose a shorter one", path);
+    }
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int) (slash - path) : 1, slash ? path : ".");
+    if (llorch_atomic_create(a, slash == path ? "" : dir, name, err, sizeof err) != 0) {
+        fprintf(stderr, PROGRAM ": error: --html: %s\n", err);
+        return EXIT_BAD_INPUT;
+    }
+    return 0;
+}
+
+static int write_html(struct llorch_atomic_file *html, const llorch_ckpt_comparison *c,
+                      const struct llorch_ckpt_report_info *info) {
+    char err[4400];
+    if (llorch_ckpt_report_html(html->f, c, info) != 0) {
+        llorch_atomic_abort(html);
+        fprintf(stderr,
+                PROGRAM ": error: --html: cannot write %s (a write error or out of memory); free space or "
+                        "choose another path\n",
+                html->path);
+        return -1;
+    }
+    if (llorch_atomic_commit(html, false, err, sizeof err) != 0) {
+        fprintf(stderr, PROGRAM ": error: --html: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The HTML file first: when it cannot be written, the one line that says
+ * so is all there is. */
+static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                  const llorch_ckpt_dump *cand, struct llorch_atomic_file *html) {
+    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, ref, cand, cli->options};
+    if (html && write_html(html, c, &info) != 0) {
+        return EXIT_BAD_INPUT;
+    }
+    print_diagnostics(cli, c);
+    if (print_report(cli, c, &info) != 0 || fflush(stdout) != 0) {
         fprintf(stderr, PROGRAM ": error: cannot write the report\n");
         return EXIT_BAD_INPUT;
     }
@@ -208,17 +278,24 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const 
 }
 
 static int run(const struct cli *cli) {
-    char                    err[4096];
-    llorch_ckpt_dump       *ref = NULL, *cand = NULL;
-    llorch_ckpt_comparison *c = NULL;
-    int                     status;
+    char                      err[4096];
+    struct llorch_atomic_file html = {0};
+    llorch_ckpt_dump         *ref = NULL, *cand = NULL;
+    llorch_ckpt_comparison   *c = NULL;
+    int                       status;
+    if (cli->html && (status = open_html(cli->html, &html)) != 0) {
+        return status;
+    }
     ref = llorch_ckpt_dump_open(cli->ref_dir, err, sizeof err);
     cand = ref != NULL ? llorch_ckpt_dump_open(cli->cand_dir, err, sizeof err) : NULL;
     c = cand != NULL ? llorch_ckpt_compare(ref, cand, cli->options, err, sizeof err) : NULL;
     if (c == NULL) {
         status = fail_input(cli, err);
     } else {
-        status = report(cli, c, ref, cand);
+        status = report(cli, c, ref, cand, cli->html ? &html : NULL);
+    }
+    if (html.f) {
+        llorch_atomic_abort(&html); /* no report: nothing under its name */
     }
     llorch_ckpt_comparison_free(c);
     llorch_ckpt_dump_free(cand);
@@ -227,7 +304,7 @@ static int run(const struct cli *cli) {
 }
 
 int main(int argc, char **argv) {
-    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create()};
+    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL};
     if (!cli.options) {
         fprintf(stderr, PROGRAM ": out of memory\n");
         return EXIT_BAD_INPUT;
