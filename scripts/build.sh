@@ -29,6 +29,7 @@ requirements=(
   "test -f /usr/include/libdeflate.h|libdeflate-dev"
   "command -v clang|clang"
   "command -v clang-format|clang-format"
+  "command -v chromium|chromium"
   "ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a|libclang-rt-dev"
 )
 

@@ -26,3 +26,16 @@ foreach(case IN LISTS _compare_cases)
                    --work ${CMAKE_CURRENT_BINARY_DIR}/compare-work ${case})
   set_tests_properties(compare_${case} PROPERTIES TIMEOUT 300)
 endforeach()
+
+# The HTML report and the terminal heat map (tests/test_compare_html.py):
+# headless Chromium loads the page from disk with JavaScript off; its DOM's
+# numbers are checked against --json and numpy. Chromium is required
+# (scripts/build.sh installs it); without it these tests fail and say so.
+set(_report_cases render numbers hostile missing nonfinite size heatmap bad_output)
+foreach(case IN LISTS _report_cases)
+  add_test(NAME report_${case}
+           COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_compare_html.py
+                   --tool $<TARGET_FILE:llorch-checkpoint-compare>
+                   --work ${CMAKE_CURRENT_BINARY_DIR}/report-work ${case})
+  set_tests_properties(report_${case} PROPERTIES TIMEOUT 300)
+endforeach()
