@@ -32,7 +32,8 @@
  *
  * Scope: one sequence (seq_id 0) decoded from position 0 into a fresh KV
  * cache, so that cache cell i holds position i; the cache and score files
- * are trimmed to cells 0 .. pos_start + n_tokens - 1 on that basis.
+ * are trimmed to cells 0 .. pos_start + n_tokens - 1 on that basis. Several
+ * sequences: llorch_capture_begin_batch.
  *
  * Each capture point ends a graph split; the plan gathers several tensors
  * at one point wherever ggml-alloc's liveness proves that no later node has
@@ -125,6 +126,18 @@ void llorch_capture_print_plans(const llorch_capture *cap, FILE *out);
  * nodes of the plan for n tokens (after a structural divergence, by the
  * plan's first node: the embedding lookup). Prepare both sizes. */
 void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens);
+
+/* Instead of llorch_capture_begin_step, for batches of several sequences
+ * (as an inference server decodes them): call before each llama_decode
+ * with the batch itself. Every step's files are then written once per
+ * sequence, with that sequence's rows and cache cells only (docs/FORMAT.md,
+ * "Several sequences"). The context needs kv_unified = true, and the
+ * capture follows each sequence from position 0 in order, in a cache that
+ * is never edited (no llama_memory_seq_rm, _cp, _add): there, cells fill
+ * in decode order. Each token belongs to one sequence below n_seq_max and
+ * is an output. Returns -1 (and captures nothing more) when the batch
+ * breaks a rule; llorch_capture_error says which. */
+int llorch_capture_begin_batch(llorch_capture *cap, const struct llama_batch *batch);
 
 /* Call after each llama_decode. Records, after the first step, requested
  * checkpoints that the graph did not have. Returns -1 after a capture error. */

@@ -38,6 +38,7 @@ extern "C" {
 #define LLORCH_CKPT_FORMAT_NAME              "llorch-checkpoint-dump"
 #define LLORCH_CKPT_FORMAT_VERSION           1 /* the npy form's manifests               */
 #define LLORCH_CKPT_FORMAT_VERSION_CONTAINER 2 /* manifests of a container form */
+#define LLORCH_CKPT_FORMAT_VERSION_SEQUENCES 3 /* manifests of a dump of several sequences */
 
 /* ---- checkpoints ------------------------------------------------------- */
 
@@ -88,9 +89,11 @@ int                                 llorch_ckpt_kind_from_name(const char *name)
 
 /* The file name of a checkpoint (without directory), e.g.
  * "checkpoint_01_attn_norm_l00_s000.npy". layer < 0 for model-level tensors;
- * graph_name is used for LLORCH_CKPT_GRAPH only (sanitized: never a path).
- * ext is "npy" or "txt". Returns the length, or -1 if buf is too small. */
-int llorch_ckpt_file_name(char *buf, size_t size, enum llorch_ckpt_kind kind, int layer, int step,
+ * seq >= 0 names one sequence of a multi-sequence dump
+ * ("checkpoint_01_attn_norm_l00_seq02_s000.npy"), -1 none; graph_name is
+ * used for LLORCH_CKPT_GRAPH only (sanitized: never a path). ext is "npy"
+ * or "txt". Returns the length, or -1 if buf is too small. */
+int llorch_ckpt_file_name(char *buf, size_t size, enum llorch_ckpt_kind kind, int layer, int seq, int step,
                           const char *graph_name, const char *ext);
 
 /* ---- selection (select.c) ---------------------------------------------- */
@@ -137,6 +140,15 @@ enum llorch_ckpt_dtype {
 /* "float32", "float16", "int32" (the manifest's names); NULL when unknown. */
 const char *llorch_ckpt_dtype_name(enum llorch_ckpt_dtype dtype);
 
+/* One sequence of a multi-sequence dump: its id, its tokens in position
+ * order (prompt and generated) and, where it had one, its prompt. */
+struct llorch_ckpt_sequence {
+    int32_t        seq;
+    const int32_t *tokens;
+    int            n_tokens;
+    const char    *prompt;
+};
+
 /* What produced the dump and on what input. Every pointer may be NULL except
  * producer. settings_json is a JSON object of the settings that change
  * numbers (threads, batch sizes, KV cache types, ...), copied verbatim. */
@@ -151,6 +163,10 @@ struct llorch_ckpt_run {
     const char    *prompt;
     const char    *settings_json;
     const char    *llama_cpp_json; /* {"commit":..,"source":..,"patched":..}, engines: NULL */
+    /* A multi-sequence dump: each sequence's tokens (tokens/n_tokens then
+     * hold every token in the order decoded). NULL/0 for one sequence. */
+    const struct llorch_ckpt_sequence *sequences;
+    int                                n_sequences;
 };
 
 /* One tensor to write, C order, shape in numpy order. Rows along the "token"
@@ -175,6 +191,13 @@ struct llorch_ckpt_tensor {
     const int32_t         *positions;  /* n_pos ascending positions, or NULL: consecutive */
     const char            *device;     /* the device it was read from when not host memory
                                           (an RPC server, a GPU), else NULL */
+    /* A dump of several sequences decoded in one batch (docs/FORMAT.md,
+     * "Several sequences") writes each step's tensor once per sequence:
+     * the rows of sequence seq only, and along a key axis its own cache
+     * cells, in position order (key position j is cache cell cells[j]). */
+    bool           in_seq; /* false: a single-sequence dump (no seq in names or manifest) */
+    int32_t        seq;    /* with in_seq: the llama_seq_id                                */
+    const int32_t *cells;  /* with in_seq and a key axis: n_key cache cells, else NULL      */
 };
 
 /* How the tensors of a dump are stored (docs/FORMAT.md). */

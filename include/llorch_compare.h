@@ -94,6 +94,8 @@ struct llorch_ckpt_entry {
     int                    step;
     int64_t                pos_start, n_pos, n_key;
     const int64_t         *positions; /* the token rows' positions when not pos_start.. in a row (--positions) */
+    int                    seq;       /* a dump of several sequences: whose rows these are; -1 otherwise */
+    const int64_t         *cells;     /* with seq: the cache cell of each key position, or NULL */
     int                    n_dims;
     int64_t                shape[LLORCH_CKPT_MAX_DIMS];
     const char            *axes[LLORCH_CKPT_MAX_DIMS];
@@ -105,6 +107,14 @@ struct llorch_ckpt_entry {
 };
 
 typedef struct llorch_ckpt_dump llorch_ckpt_dump;
+
+/* One sequence of a dump of several (format version 3). */
+struct llorch_ckpt_dump_sequence {
+    int            seq;
+    const int32_t *tokens; /* in position order: prompt and generated */
+    size_t         n_tokens;
+    const char    *prompt; /* NULL when absent */
+};
 
 /* Reads dir/manifest.json and the token file it names (not the tensors). */
 llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_size);
@@ -120,11 +130,14 @@ const char *llorch_ckpt_dump_status(const llorch_ckpt_dump *d); /* NULL when abs
 const char *llorch_ckpt_dump_producer(const llorch_ckpt_dump *d);
 const struct llorch_ckpt_model *llorch_ckpt_dump_model(const llorch_ckpt_dump *d);
 /* Token ids; has_tokens is false when the manifest holds none. */
-bool                            llorch_ckpt_dump_has_tokens(const llorch_ckpt_dump *d);
-size_t                          llorch_ckpt_dump_n_tokens(const llorch_ckpt_dump *d);
-const int32_t                  *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d);
-size_t                          llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d);
-const struct llorch_ckpt_entry *llorch_ckpt_dump_entry(const llorch_ckpt_dump *d, size_t i);
+bool           llorch_ckpt_dump_has_tokens(const llorch_ckpt_dump *d);
+size_t         llorch_ckpt_dump_n_tokens(const llorch_ckpt_dump *d);
+const int32_t *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d);
+/* Its sequences (0 for a dump of one sequence) and sequence i's record. */
+size_t                                  llorch_ckpt_dump_n_sequences(const llorch_ckpt_dump *d);
+const struct llorch_ckpt_dump_sequence *llorch_ckpt_dump_sequence(const llorch_ckpt_dump *d, size_t i);
+size_t                                  llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d);
+const struct llorch_ckpt_entry         *llorch_ckpt_dump_entry(const llorch_ckpt_dump *d, size_t i);
 /* Checks, without reading it, that entry i's file exists and is large enough
  * for the shape the manifest declares (so that its size can be trusted). */
 int llorch_ckpt_dump_check_size(const llorch_ckpt_dump *d, size_t i, char *err, size_t err_size);
@@ -168,7 +181,14 @@ int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const cha
  * other is an error whose message lists them. Later settings override
  * earlier ones. */
 int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec, char *err, size_t err_size);
-void        llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow);
+void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow);
+/* Dumps of several sequences (docs/FORMAT.md, "Several sequences"): which
+ * sequence of each to compare, -1 for every one. A dump of one sequence
+ * is that sequence whatever is asked. By default (-1, -1) two dumps of
+ * several sequences compare sequence by sequence, rows aligned by
+ * (sequence, position); a dump of several against one of one needs a
+ * choice, which llorch_ckpt_compare reports as an error. */
+void        llorch_ckpt_compare_options_sequences(llorch_ckpt_compare_options *o, int ref_seq, int cand_seq);
 const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o);
 /* The tolerance that applies to a checkpoint (NULL, or a name that is no
  * kind: the global one). */

@@ -51,6 +51,10 @@ static void usage(FILE *f) {
                "  --tol [CKPT:]K=V[,K=V]   any of atol, rtol, nmse, within, for one checkpoint\n"
                "                           (e.g. --tol kq_soft_max:atol=1e-5,rtol=1e-4) or all\n"
                "  --allow-token-mismatch   compare dumps of different token ids anyway\n"
+               "  --seq N[:M]              dumps of several sequences (--parallel): compare sequence\n"
+               "                           N of the reference with sequence M (default N) of the\n"
+               "                           candidate; a dump of one sequence is that sequence. By\n"
+               "                           default two such dumps compare every sequence\n"
                "  --json                   the report as JSON on stdout\n"
                "  -q, --quiet              only the verdict\n"
                "  --heatmap                a heat map of layers by checkpoints on stdout (colored\n"
@@ -76,13 +80,15 @@ enum option_id {
     OPT_NMSE,
     OPT_WITHIN,
     OPT_HTML,
-    OPT_HEATMAP
+    OPT_HEATMAP,
+    OPT_SEQ
 };
 
 static const char *const cli_options[] = {"--json",    "-q|--quiet", "--allow-token-mismatch",
                                           "--preset=", "--tol=",     "--atol=",
                                           "--rtol=",   "--nmse=",    "--within=",
-                                          "--html=",   "--heatmap",  NULL};
+                                          "--html=",   "--heatmap",  "--seq=",
+                                          NULL};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, int id, const char *value) {
@@ -97,6 +103,23 @@ static int apply_tolerance(struct cli *cli, int id, const char *value) {
         return cli_usage_error(PROGRAM, "%s", err);
     }
     return 0;
+}
+
+/* --seq N or N:M. */
+static int apply_seq(struct cli *cli, const char *value) {
+    long        ref, cand;
+    char        buf[64];
+    const char *colon = strchr(value, ':');
+    snprintf(buf, sizeof buf, "%.*s", colon != NULL ? (int) (colon - value) : (int) strlen(value), value);
+    int rc = cli_int(PROGRAM, "--seq", buf, 0, 255, &ref);
+    cand = ref;
+    if (rc == 0 && colon != NULL) {
+        rc = cli_int(PROGRAM, "--seq", colon + 1, 0, 255, &cand);
+    }
+    if (rc == 0) {
+        llorch_ckpt_compare_options_sequences(cli->options, (int) ref, (int) cand);
+    }
+    return rc;
 }
 
 static int positional(struct cli *cli, const char *arg) {
@@ -148,6 +171,8 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
         case OPT_ALLOW_TOKENS:
             llorch_ckpt_compare_options_allow_token_mismatch(cli->options, true);
             return 0;
+        case OPT_SEQ:
+            return apply_seq(cli, value);
         default:
             return apply_tolerance(cli, id, value);
     }

@@ -78,6 +78,7 @@ static void run_free(struct run *r) {
     }
     free(r->tokens);
     free(r->prompt_text);
+    free_sequences(r);
 }
 
 static int finish(struct run *r, int rc) {

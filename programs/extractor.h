@@ -2,6 +2,7 @@
  *   extractor.c           main(): options, then each stage in order; errors, log, signals
  *   extractor_model.c     the model (and --rpc servers), the tokens
  *   extractor_run.c       selection, flash attention, output, capture, context, the decode steps
+ *   extractor_sequences.c --parallel: several sequences' tokens, decoded together
  *   extractor_manifest.c  the manifest and the summary
  *   extractor_settings.c  the manifest's settings as JSON
  *   extractor_options.c   the command line */
@@ -30,6 +31,14 @@
 #define LLORCH_LLAMA_PATCHED 0
 #endif
 
+/* --parallel: one of the sequences decoded together. */
+struct sequence {
+    llama_token *tokens; /* prompt + generated */
+    int          n_prompt, n_tokens;
+    char        *prompt; /* NULL with --tokens */
+    llama_token  next;   /* the greedy choice after its last token */
+};
+
 /* Everything one run holds; freed by run_free(). */
 struct run {
     struct extractor_options   opt;
@@ -37,8 +46,10 @@ struct run {
     struct llama_context      *ctx;
     struct ggml_threadpool    *threadpool;
     const struct llama_vocab  *vocab;
-    llama_token               *tokens; /* prompt + generated */
+    llama_token               *tokens; /* prompt + generated (--parallel: every sequence's, in decode order) */
     int                        n_prompt, n_tokens, n_alloc;
+    struct sequence           *seqs; /* --parallel */
+    int                        n_seqs;
     char                      *prompt_text; /* -p or -f contents */
     llorch_ckpt_selection     *selection;
     llorch_ckpt_writer        *writer;
@@ -65,6 +76,19 @@ extern volatile sig_atomic_t interrupted;
 /* extractor_model.c */
 int load_model(struct run *r);
 int get_tokens(struct run *r);
+/* A file's text, NUL-terminated; NULL with errno set. */
+char *read_text_file(const char *path);
+/* Tokenizes text (BOS added) into a fresh array with room for `extra`
+ * more; returns the count, or -1. */
+int tokenize_text(const struct llama_vocab *vocab, const char *text, int extra, llama_token **tokens);
+
+/* extractor_sequences.c */
+int get_sequences(struct run *r);
+/* Every token of the run: the prompts and what -n generates. */
+int run_length(const struct run *r);
+/* The decode steps of --parallel, once the graphs are prepared. */
+int  run_sequences(struct run *r);
+void free_sequences(struct run *r);
 
 /* extractor_run.c */
 int                   make_selection(struct run *r);
@@ -74,6 +98,10 @@ int                   open_output(struct run *r);
 int                   create_capture(struct run *r);
 int                   create_context(struct run *r);
 int                   run_steps(struct run *r);
+/* The greedy next token after batch row i (-1: the last row). */
+llama_token greedy_token(const struct run *r, int32_t i);
+/* A progress line on stderr (with --progress, or on a terminal). */
+void show_progress(const struct run *r, int done, int total);
 
 /* extractor_manifest.c */
 int  write_manifest(struct run *r, bool complete, const char *status);

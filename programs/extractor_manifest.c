@@ -30,6 +30,7 @@ static char *settings_of(const struct run *r, const struct llorch_capture_report
         .native_dtype = r->opt.native_dtype,
         .identify_structure = r->opt.identify == LLORCH_CAPTURE_IDENTIFY_STRUCTURE,
         .steps = r->steps,
+        .n_parallel = r->n_seqs,
     };
     return extractor_settings_json(&s);
 }
@@ -49,6 +50,11 @@ int write_manifest(struct run *r, bool complete, const char *status) {
     }
     snprintf(producer, sizeof producer, PROG " %s", LLORCH_CKPT_VERSION);
     llama_model_meta_val_str(r->model, "general.architecture", arch, sizeof arch);
+    struct llorch_ckpt_sequence seqs[256];
+    for (int i = 0; i < r->n_seqs && i < 256; i++) {
+        seqs[i] = (struct llorch_ckpt_sequence){
+            .seq = i, .tokens = r->seqs[i].tokens, .n_tokens = r->seqs[i].n_tokens, .prompt = r->seqs[i].prompt};
+    }
     struct stat            st;
     struct llorch_ckpt_run run = {
         .producer = producer,
@@ -62,9 +68,11 @@ int write_manifest(struct run *r, bool complete, const char *status) {
         .n_vocab = llama_vocab_n_tokens(r->vocab),
         .tokens = r->tokens,
         .n_tokens = r->n_tokens,
-        .prompt = r->opt.tokens != NULL ? NULL : r->prompt_text,
+        .prompt = r->opt.tokens != NULL || r->n_seqs > 0 ? NULL : r->prompt_text,
         .settings_json = settings,
         .llama_cpp_json = llama_json,
+        .sequences = r->n_seqs > 0 ? seqs : NULL,
+        .n_sequences = r->n_seqs,
     };
     int rc =
         llorch_ckpt_writer_set_run(r->writer, &run) != 0 || llorch_ckpt_writer_finish(r->writer, complete, status) != 0;

@@ -113,7 +113,7 @@ int load_model(struct run *r) {
 
 /* --- tokens -------------------------------------------------------------- */
 
-static char *read_file(const char *path) {
+char *read_text_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         return NULL;
@@ -145,7 +145,7 @@ static char *read_file(const char *path) {
 static int tokenize_prompt(struct run *r) {
     const char *text = r->opt.prompt;
     if (r->opt.prompt_file != NULL) {
-        r->prompt_text = read_file(r->opt.prompt_file);
+        r->prompt_text = read_text_file(r->opt.prompt_file);
         if (r->prompt_text == NULL) {
             return exit_bad_input("cannot read prompt file '%s': %s; check the path given with -f", r->opt.prompt_file,
                                   strerror(errno));
@@ -154,15 +154,23 @@ static int tokenize_prompt(struct run *r) {
     } else {
         r->prompt_text = strdup(text);
     }
-    int len = (int) strlen(text);
-    int n = -llama_tokenize(r->vocab, text, len, NULL, 0, true, false);
-    r->n_alloc = n + r->opt.n_predict + 1;
-    r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
-    if (r->tokens == NULL || llama_tokenize(r->vocab, text, len, r->tokens, n, true, false) != n) {
+    int n = tokenize_text(r->vocab, text, r->opt.n_predict + 1, &r->tokens);
+    if (n < 0) {
         return exit_bad_input("cannot tokenize the prompt; check that it is valid UTF-8");
     }
+    r->n_alloc = n + r->opt.n_predict + 1;
     r->n_prompt = n;
     return 0;
+}
+
+int tokenize_text(const struct llama_vocab *vocab, const char *text, int extra, llama_token **tokens) {
+    int len = (int) strlen(text);
+    int n = -llama_tokenize(vocab, text, len, NULL, 0, true, false);
+    *tokens = n >= 0 ? malloc((size_t) (n + extra) * sizeof **tokens) : NULL;
+    if (*tokens == NULL || llama_tokenize(vocab, text, len, *tokens, n, true, false) != n) {
+        return -1;
+    }
+    return n;
 }
 
 static int parse_token_ids(struct run *r) {
@@ -188,6 +196,9 @@ static int parse_token_ids(struct run *r) {
 }
 
 int get_tokens(struct run *r) {
+    if (r->opt.parallel > 0) {
+        return get_sequences(r);
+    }
     int rc = r->opt.tokens != NULL ? parse_token_ids(r) : tokenize_prompt(r);
     if (rc == 0 && r->n_prompt == 0) {
         return exit_bad_input("the prompt gives no tokens; give a non-empty prompt");

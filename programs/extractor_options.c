@@ -46,6 +46,10 @@ static void print_help(void) {
            "  -f, --file FILE         read the prompt from FILE\n"
            "      --tokens IDS        token ids instead of a prompt, e.g. 1,15043\n"
            "  -n, --n-predict N       generate N more tokens greedily (default 0)\n"
+           "  -np, --parallel N       decode N sequences together in one batch, as a server does:\n"
+           "                          the prompts are the first N lines of -f FILE (or -p N times,\n"
+           "                          or --tokens lists split by ';'); each step's files are\n"
+           "                          written per sequence (compare one with --seq)\n"
            "\n"
            "Output:\n"
            "  -o, --output DIR        new or empty directory for the dump\n"
@@ -98,6 +102,7 @@ static void print_help(void) {
            "  " PROG " -m model.gguf -p \"Once upon a time\" -n 4 -o dump/ --layers 0-1\n"
            "  " PROG " -m model.gguf --tokens 1,15043 --checkpoints 1,4 -ctk f32 -ctv f32 -o dump/\n"
            "  " PROG " -m model.gguf -p \"Hi\" --stats --stop-at-nan\n"
+           "  " PROG " -m model.gguf -f prompts.txt --parallel 4 -n 8 -o batched/\n"
            "  python3 -c \"import numpy as np; print(np.load('dump/checkpoint_01_attn_norm_l00_s000.npy').shape)\"\n"
            "\n"
            "The format is documented in docs/FORMAT.md. Exit status: 0 ok, 1 run failed,\n"
@@ -150,6 +155,7 @@ enum option_id {
     OPT_BATCH,
     OPT_UBATCH,
     OPT_NGL,
+    OPT_PARALLEL,
     OPT_SEED,
     OPT_QUEUE_MB,
     OPT_FLASH_ATTN,
@@ -188,6 +194,7 @@ static const char *const options[] = {"--raw",
                                       "-b|--batch-size=",
                                       "-ub|--ubatch-size=",
                                       "-ngl|--n-gpu-layers=",
+                                      "-np|--parallel=",
                                       "--seed=",
                                       "--queue-mb=",
                                       "-fa|--flash-attn=",
@@ -252,15 +259,15 @@ static int apply_choice(int id, const char *flag, const char *v, struct extracto
 /* Options with an integer value. Returns 0 or an exit status; nothing is
  * stored unless the value parses. */
 static int apply_number(int id, const char *flag, const char *v, struct extractor_options *opt) {
-    static const long min[] = {0, 1, 0, 1, 1, -1, 0, 1};
-    static const long max[] = {INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, UINT_MAX, 1 << 20};
+    static const long min[] = {0, 1, 0, 1, 1, -1, 1, 0, 1};
+    static const long max[] = {INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, 256, UINT_MAX, 1 << 20};
     long              n;
     int               rc = cli_int(PROG, flag, v, min[id - OPT_N_PREDICT], max[id - OPT_N_PREDICT], &n);
     if (rc != 0) {
         return rc;
     }
-    int *const ints[] = {&opt->n_predict, &opt->threads,  &opt->n_ctx,
-                         &opt->n_batch,   &opt->n_ubatch, &opt->n_gpu_layers};
+    int *const ints[] = {&opt->n_predict, &opt->threads,      &opt->n_ctx,   &opt->n_batch,
+                         &opt->n_ubatch,  &opt->n_gpu_layers, &opt->parallel};
     if (id == OPT_SEED) {
         opt->seed = (unsigned) n;
     } else if (id == OPT_QUEUE_MB) {
@@ -327,6 +334,16 @@ static int check_required(const struct extractor_options *opt) {
     if (opt->text && opt->form != FORM_AUTO && opt->form != LLORCH_CKPT_FORM_NPY) {
         fprintf(stderr, PROG ": --text writes a file per tensor, which the %s form does not; use --format npy\n",
                 llorch_ckpt_form_name((enum llorch_ckpt_form) opt->form));
+        return 2;
+    }
+    if (opt->parallel > 0 && (opt->positions != NULL || opt->n_graph_regex > 0 || opt->raw)) {
+        fprintf(stderr, PROG ": %s; drop one of the two\n",
+                opt->positions != NULL ? "--positions does not go with --parallel (its 'last' is a different row "
+                                         "in each sequence)"
+                : opt->raw             ? "--raw does not go with --parallel (a raw cache holds every sequence's "
+                                         "cells)"
+                                       : "--graph-regex does not go with --parallel (its tensors hold the whole "
+                                         "batch, not one sequence)");
         return 2;
     }
     if (opt->stop_at_nan && !opt->stats) {

@@ -22,6 +22,7 @@ struct extractor_options {
     const char *prompt_file;
     const char *tokens; /* "1,15043" */
     int         n_predict;
+    int         parallel; /* --parallel N: N sequences in one batch; 0: one sequence */
     /* output */
     const char                  *output;
     const char                  *checkpoints; /* NULL: 1-6 */

@@ -34,8 +34,7 @@ int make_selection(struct run *r) {
         return exit_bad_input("--layers: %s", err);
     }
     if (r->opt.positions != NULL &&
-        llorch_ckpt_selection_set_positions(r->selection, r->opt.positions, r->n_prompt + r->opt.n_predict, err,
-                                            sizeof err) != 0) {
+        llorch_ckpt_selection_set_positions(r->selection, r->opt.positions, run_length(r), err, sizeof err) != 0) {
         return exit_bad_input("%s", err);
     }
     return 0;
@@ -133,12 +132,12 @@ int create_capture(struct run *r) {
 }
 
 int create_context(struct run *r) {
-    int needed = r->n_prompt + r->opt.n_predict;
+    int needed = run_length(r);
     r->n_ctx = r->opt.n_ctx > 0 ? r->opt.n_ctx : (needed + 255) / 256 * 256;
     if (needed > r->n_ctx) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%d prompt tokens plus -n %d exceed the context of %d", r->n_prompt, r->opt.n_predict,
-                 r->n_ctx);
+        char msg[160];
+        snprintf(msg, sizeof msg, "%d prompt tokens plus -n %d%s exceed the context of %d", r->n_prompt,
+                 r->opt.n_predict, r->n_seqs > 0 ? " per sequence" : "", r->n_ctx);
         return exit_bad_input("%s; raise -c or shorten the prompt", msg);
     }
     r->n_chunk = r->opt.n_ubatch < r->opt.n_batch ? r->opt.n_ubatch : r->opt.n_batch;
@@ -149,6 +148,10 @@ int create_context(struct run *r) {
     cp.n_threads = r->opt.threads;
     cp.n_threads_batch = r->opt.threads;
     cp.flash_attn_type = r->fa;
+    if (r->n_seqs > 0) { /* one cache for all sequences, filled in decode order (llorch_capture_begin_batch) */
+        cp.n_seq_max = (uint32_t) r->n_seqs;
+        cp.kv_unified = true;
+    }
     if (parse_cache_type("-ctk", r->opt.cache_type_k, &cp.type_k) != 0 ||
         parse_cache_type("-ctv", r->opt.cache_type_v, &cp.type_v) != 0) {
         return 2;
@@ -177,11 +180,11 @@ int create_context(struct run *r) {
 /* --- the decode steps ----------------------------------------------------- */
 
 /* Every batch size the run decodes: prompt chunks, the last chunk, and one
- * token per generated step. The capture records each graph once, before the
+ * token per generated step (one per sequence with --parallel). The capture records each graph once, before the
  * first decode, to plan which nodes to read. */
 static int prepare_steps(struct run *r) {
     int sizes[3] = {r->n_prompt < r->n_chunk ? r->n_prompt : r->n_chunk, r->n_prompt % r->n_chunk,
-                    r->opt.n_predict > 0 ? 1 : 0};
+                    r->opt.n_predict > 0 ? (r->n_seqs > 0 ? r->n_seqs : 1) : 0};
     for (int i = 0; i < 3; i++) {
         if (sizes[i] > 0 && llorch_capture_prepare(r->capture, r->ctx, sizes[i]) != 0) {
             fprintf(stderr, PROG ": error: %s\n", llorch_capture_error(r->capture));
@@ -224,19 +227,19 @@ static int decode_step(struct run *r, int pos, int n) {
     return 0;
 }
 
-static llama_token greedy_next(struct run *r) {
-    const float *logits = llama_get_logits_ith(r->ctx, -1);
+llama_token greedy_token(const struct run *r, int32_t i) {
+    const float *logits = llama_get_logits_ith(r->ctx, i);
     int          n_vocab = llama_vocab_n_tokens(r->vocab);
     int          best = 0;
-    for (int i = 1; i < n_vocab; i++) {
-        if (logits[i] > logits[best]) {
-            best = i;
+    for (int v = 1; v < n_vocab; v++) {
+        if (logits[v] > logits[best]) {
+            best = v;
         }
     }
     return best;
 }
 
-static void show_progress(const struct run *r, int done, int total) {
+void show_progress(const struct run *r, int done, int total) {
     if (!r->opt.progress && !isatty(STDERR_FILENO)) {
         return;
     }
@@ -251,6 +254,9 @@ int run_steps(struct run *r) {
     if (prepare_steps(r) != 0) {
         return 1;
     }
+    if (r->n_seqs > 0) {
+        return run_sequences(r);
+    }
     for (int pos = 0; pos < r->n_prompt && !interrupted; pos += r->n_chunk) {
         int n = r->n_prompt - pos < r->n_chunk ? r->n_prompt - pos : r->n_chunk;
         int rc = decode_step(r, pos, n);
@@ -260,7 +266,7 @@ int run_steps(struct run *r) {
         show_progress(r, pos + n, total);
     }
     for (int i = 0; i < r->opt.n_predict && !interrupted; i++) {
-        r->tokens[r->n_tokens] = greedy_next(r);
+        r->tokens[r->n_tokens] = greedy_token(r, -1);
         int rc = decode_step(r, r->n_tokens++, 1);
         if (rc != 0) {
             return rc;

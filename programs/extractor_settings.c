@@ -33,6 +33,10 @@ char *extractor_settings_json(const struct extractor_settings *s) {
     cJSON_AddStringToObject(o, "dtype", s->native_dtype ? "native" : "f32");
     cJSON_AddStringToObject(o, "identify", s->identify_structure ? "structure" : "auto");
     cJSON_AddNumberToObject(o, "steps", s->steps);
+    if (s->n_parallel > 0) {
+        cJSON_AddNumberToObject(o, "n_parallel", s->n_parallel);
+        cJSON_AddBoolToObject(o, "kv_unified", true);
+    }
     return print_and_delete(o);
 }
 

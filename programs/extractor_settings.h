@@ -17,6 +17,7 @@ struct extractor_settings {
     int         n_predict;
     bool        raw, native_dtype, identify_structure;
     int         steps;
+    int         n_parallel; /* --parallel: sequences decoded together; 0: one */
 };
 
 /* JSON object texts; free() them. NULL when out of memory. */

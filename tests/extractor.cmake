@@ -54,6 +54,10 @@ foreach(model tiny-gpt2-f32 tiny-llama-f32)
   llorch_extractor_case(positions ${model})
   set_property(TEST extractor_positions_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)
 endforeach()
+foreach(model tiny-gpt2-f32 tiny-llama-f32)
+  llorch_extractor_case(parallel ${model})
+  set_property(TEST extractor_parallel_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)
+endforeach()
 foreach(model tiny-gpt2-f32 tiny-llama-f16)
   llorch_extractor_case(forms ${model})
   set_property(TEST extractor_forms_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)
@@ -112,3 +116,16 @@ set(_ub ${LLORCH_TEST_DATA}/capture-ubatch)
 add_test(NAME capture_ubatch_split
          COMMAND bash -c "rm -rf '${_ub}' && mkdir -p '${_ub}' && '$<TARGET_FILE:test_capture_ubatch>' '${LLORCH_TEST_DATA}/tiny-llama-f32.gguf' '${_ub}/split' 100 16 && ids=$('${LLORCH_PYTHON}' -c \"import json; print(','.join(map(str, json.load(open('${_ub}/split/manifest.json'))['tokens'])))\") && steps=$('${LLORCH_PYTHON}' -c \"import json; print(len({f['step'] for f in json.load(open('${_ub}/split/manifest.json'))['files']}))\") && [ \"$steps\" = 7 ] && '$<TARGET_FILE:llorch-checkpoint-extractor>' -m '${LLORCH_TEST_DATA}/tiny-llama-f32.gguf' --tokens \"$ids\" -ctk f32 -ctv f32 -fa off -t 2 -o '${_ub}/one' 2>/dev/null && '$<TARGET_FILE:llorch-checkpoint-compare>' '${_ub}/one' '${_ub}/split'")
 set_tests_properties(capture_ubatch_split PROPERTIES FIXTURES_REQUIRED tiny_models TIMEOUT 120)
+
+# Batches of several sequences through the library (llorch_capture_begin_batch):
+# bad batches refused before llama_decode, one message per rule; a batch of
+# two sequences, whose micro-batches hold both, gives per-sequence files that
+# compare clean with the extractor's run of each sequence alone.
+add_executable(test_capture_batch ${CMAKE_CURRENT_LIST_DIR}/test_capture_batch.c)
+target_link_libraries(test_capture_batch PRIVATE llorch-capture llorch-checkpoint)
+llorch_target(test_capture_batch)
+set(_cb ${LLORCH_TEST_DATA}/capture-batch)
+set(_cb_run "'$<TARGET_FILE:llorch-checkpoint-extractor>' -m '${LLORCH_TEST_DATA}/tiny-llama-f32.gguf' -ctk f32 -ctv f32 -fa off -t 2 --checkpoints all")
+add_test(NAME capture_batch_sequences
+         COMMAND bash -c "rm -rf '${_cb}' && mkdir -p '${_cb}' && '$<TARGET_FILE:test_capture_batch>' '${LLORCH_TEST_DATA}/tiny-llama-f32.gguf' '${_cb}' && ${_cb_run} --tokens 1,450,4996,17354,1701,29916 -o '${_cb}/seq0' 2>/dev/null && ${_cb_run} --tokens 1,15043,3186,1576 -o '${_cb}/seq1' 2>/dev/null && '$<TARGET_FILE:llorch-checkpoint-compare>' '${_cb}/batch' '${_cb}/seq0' --seq 0 && '$<TARGET_FILE:llorch-checkpoint-compare>' '${_cb}/batch' '${_cb}/seq1' --seq 1")
+set_tests_properties(capture_batch_sequences PROPERTIES FIXTURES_REQUIRED tiny_models TIMEOUT 120)

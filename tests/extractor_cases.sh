@@ -270,6 +270,43 @@ PY
     expect_error 2 "is not a position" -m "$model" --tokens "$ids" --positions "" -o p3
     expect_error 2 "only 40 tokens" -m "$model" --tokens "$ids" --positions last:41 -o p4
     ;;
+  parallel)      # --parallel: 4 prompts of different lengths in one batch = 4 runs of one prompt each
+    printf 'Once upon a time\nThe quick brown fox jumps over the lazy\nHi\nA long time ago in a galaxy far far away there was\n' \
+      >prompts.txt
+    for ub in 512 8; do   # one micro-batch for all prompts; then micro-batches that cut across sequences
+      "$x" -m "$model" -f prompts.txt --parallel 4 -n 3 -ub "$ub" -ctk f32 -ctv f32 --checkpoints all \
+        -o "batched-$ub" 2>/dev/null || fail "--parallel 4 -ub $ub"
+      for s in 0 1 2 3; do
+        prompt="$(sed -n "$((s + 1))p" prompts.txt)"
+        [ -d "single-$s" ] || "$x" -m "$model" -p "$prompt" -n 3 -ctk f32 -ctv f32 --checkpoints all \
+          -o "single-$s" 2>/dev/null || fail "single $s"
+        "$COMPARE" "batched-$ub" "single-$s" --seq "$s" >"cmp-$ub-$s.txt" 2>&1 \
+          || { cat "cmp-$ub-$s.txt"; fail "-ub $ub: sequence $s of the batch against its single run"; }
+        grep -q "only in" "cmp-$ub-$s.txt" && { cat "cmp-$ub-$s.txt"; fail "-ub $ub: sequence $s: rows only in one"; }
+      done
+      echo "ok: --parallel 4 -n 3 -ub $ub: each sequence compares clean with its run alone"
+    done
+    "$COMPARE" batched-512 batched-8 >cmp-ub.txt 2>&1 || { cat cmp-ub.txt; fail "-ub 512 against -ub 8, all sequences"; }
+    "$PY" - <<'PY' || exit 1
+import json
+m = json.load(open("batched-512/manifest.json"))
+assert m["format_version"] == 3 and [s["seq"] for s in m["sequences"]] == [0, 1, 2, 3], m["sequences"]
+n = {s["seq"]: len(s["tokens"]) for s in m["sequences"]}
+owner = {}
+for f in m["files"]:
+    if f["checkpoint"] == "cache_k" and f["layer"] == 0:
+        assert f["n_key"] == len(f["cells"]) == f["pos_start"] + f["n_pos"], f["file"]
+        for c in f["cells"]:
+            assert owner.setdefault(c, f["seq"]) == f["seq"], f"cell {c} in two sequences"
+assert sorted(owner) == list(range(sum(n.values()))), "the cells are not the run's tokens"
+assert m["settings"]["n_parallel"] == 4 and m["settings"]["kv_unified"] is True
+print(f"ok: format 3, cells {len(owner)} = the run's tokens, each cell in one sequence")
+PY
+    expect_error 2 "fewer than --parallel 5" -m "$model" -f prompts.txt --parallel 5 -o p1
+    expect_error 2 "4 lists split by ';' for --parallel 3" -m "$model" --tokens "1,2;3;4,5;6" --parallel 3 -o p2
+    expect_error 2 "does not go with --parallel" -m "$model" -f prompts.txt --parallel 2 --positions last -o p3
+    expect_error 2 "from 1 to 256" -m "$model" -f prompts.txt --parallel 257 -o p4
+    ;;
   interrupt)     # Ctrl-C leaves whole files and a manifest that says incomplete, in each form
     for form in npy npz safetensors; do
       "$x" -m "$model" -p "Once" -n 4000 -c 4096 --checkpoints 1 --layers 0 --format "$form" --progress \

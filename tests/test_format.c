@@ -23,22 +23,32 @@
 
 static void check_names(void) {
     char buf[256];
-    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_ATTN_NORM, 0, 0, NULL, "npy") > 0 &&
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_ATTN_NORM, 0, -1, 0, NULL, "npy") > 0 &&
               strcmp(buf, "checkpoint_01_attn_norm_l00_s000.npy") == 0,
           "%s", buf);
-    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_FFN_OUT, 31, 12, NULL, "txt") > 0 &&
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_FFN_OUT, 31, -1, 12, NULL, "txt") > 0 &&
               strcmp(buf, "checkpoint_06_ffn_out_l31_s012.txt") == 0,
           "%s", buf);
-    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_LOGITS, -1, 3, NULL, "npy") > 0 &&
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_LOGITS, -1, -1, 3, NULL, "npy") > 0 &&
               strcmp(buf, "checkpoint_00_logits_s003.npy") == 0,
           "%s", buf);
     /* names from the model file never become paths */
-    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_GRAPH, -1, 0, "../../etc/passwd", "npy") > 0, "graph");
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_GRAPH, -1, -1, 0, "../../etc/passwd", "npy") > 0, "graph");
     CHECK(strchr(buf, '/') == NULL && strstr(buf, "..") == NULL && buf[0] != '.', "unsafe name %s", buf);
-    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_GRAPH, -1, 0, "cache_k_l0 (view)", "npy") > 0 &&
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_GRAPH, -1, -1, 0, "cache_k_l0 (view)", "npy") > 0 &&
               strcmp(buf, "graph_cache_k_l0__view__s000.npy") == 0,
           "%s", buf);
-    CHECK(llorch_ckpt_file_name(buf, 10, LLORCH_CKPT_ATTN_NORM, 0, 0, NULL, "npy") == -1, "short buffer");
+    CHECK(llorch_ckpt_file_name(buf, 10, LLORCH_CKPT_ATTN_NORM, 0, -1, 0, NULL, "npy") == -1, "short buffer");
+    /* one sequence of a multi-sequence dump */
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_CACHE_K, 2, 3, 1, NULL, "npy") > 0 &&
+              strcmp(buf, "checkpoint_03_cache_k_l02_seq03_s001.npy") == 0,
+          "%s", buf);
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_LOGITS, -1, 0, 0, NULL, "npy") > 0 &&
+              strcmp(buf, "checkpoint_00_logits_seq00_s000.npy") == 0,
+          "%s", buf);
+    CHECK(llorch_ckpt_file_name(buf, sizeof buf, LLORCH_CKPT_GRAPH, -1, 1, 0, "x-0", "npy") > 0 &&
+              strcmp(buf, "graph_x-0_seq01_s000.npy") == 0,
+          "%s", buf);
     CHECK(llorch_ckpt_kind_from_name("kq_soft_max") == LLORCH_CKPT_KQ_SOFT_MAX, "kind lookup");
     CHECK(llorch_ckpt_kind_from_name("nope") == -1, "unknown kind");
     printf("ok: file names, including hostile graph names\n");

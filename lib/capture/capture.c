@@ -105,6 +105,8 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
 }
 
 void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cparams) {
+    cap->kv_unified = cparams->kv_unified; /* how the cache holds sequences (capture_rows.c) */
+    cap->n_seq_max = (int32_t) cparams->n_seq_max;
     if (llorch_ckpt_selection_empty(cap->p.selection)) {
         return; /* no callback: the scheduler keeps its fast path */
     }
@@ -118,32 +120,22 @@ void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cpa
 
 /* --- steps ----------------------------------------------------------------- */
 
-/* The step's rows whose positions are kept (all without --positions). */
-static int keep_rows(llorch_capture *cap) {
-    int32_t *rows = realloc(cap->rows, (size_t) (cap->n_tokens > 0 ? cap->n_tokens : 1) * sizeof *rows);
-    if (rows == NULL) {
-        return -1;
-    }
-    cap->rows = rows;
-    cap->n_rows = 0;
-    for (int32_t r = 0; r < cap->n_tokens; r++) {
-        if (llorch_ckpt_selection_position(cap->p.selection, cap->pos_start + r)) {
-            rows[cap->n_rows++] = r;
-        }
-    }
-    return 0;
+/* llama.cpp computes a batch larger than n_ubatch as micro-batches of
+ * n_ubatch consecutive tokens of the batch (the last one shorter), one
+ * graph each (llama_batch_allocr::split_simple; with several sequences,
+ * too, as long as the cache is unified). */
+int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t done) {
+    int32_t left = cap->batch_n - done;
+    return cap->n_ubatch > 0 && left > cap->n_ubatch ? cap->n_ubatch : left;
 }
 
 /* One micro-batch: one graph, one step of the dump. */
-static void begin_micro_batch(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
-    cap->pos_start = pos_start;
+void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens) {
+    cap->pos_start = cap->in_seq ? cap->batch_pos[cap->batch_done] : cap->batch_pos0 + cap->batch_done;
     cap->n_tokens = n_tokens;
     cap->n_graph_names = 0;
     cap->plan = llorch_capture_plan_for(cap, n_tokens);
-    if (keep_rows(cap) != 0) {
-        llorch_capture_set_error(cap, "out of memory");
-    }
-    cap->capturing = cap->n_rows > 0; /* --positions may keep no row of this step */
+    llorch_capture_make_row_sets(cap);
     cap->next_point = 0;
     cap->next_item = 0;
     cap->diverged_at = -1;
@@ -160,9 +152,15 @@ static void begin_micro_batch(llorch_capture *cap, int32_t pos_start, int32_t n_
 }
 
 void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
-    cap->batch_end = pos_start + n_tokens;
-    bool split = cap->n_ubatch > 0 && n_tokens > cap->n_ubatch;
-    begin_micro_batch(cap, pos_start, split ? cap->n_ubatch : n_tokens);
+    if (cap->in_seq) {
+        llorch_capture_set_error(cap, "llorch_capture_begin_step after llorch_capture_begin_batch: a capture "
+                                      "takes one sequence or batches of sequences, not both");
+        return;
+    }
+    cap->batch_n = n_tokens;
+    cap->batch_done = 0;
+    cap->batch_pos0 = pos_start;
+    llorch_capture_begin_micro_batch(cap, llorch_capture_next_micro_batch_size(cap, 0));
 }
 
 static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason) {
@@ -208,14 +206,12 @@ static void end_micro_batch(llorch_capture *cap) {
     cap->step++;
 }
 
-/* llama.cpp splits a batch larger than n_ubatch into micro-batches of
- * n_ubatch consecutive tokens (the last one shorter) and computes one
- * graph each; capture_callback.c sees where one graph ends and the next
- * begins. */
+/* capture_callback.c sees where one micro-batch's graph ends and the
+ * next one's begins. */
 void llorch_capture_next_micro_batch(llorch_capture *cap) {
     end_micro_batch(cap);
-    int32_t pos = cap->pos_start + cap->n_tokens, left = cap->batch_end - pos;
-    begin_micro_batch(cap, pos, left < cap->n_ubatch ? left : cap->n_ubatch);
+    cap->batch_done += cap->n_tokens;
+    llorch_capture_begin_micro_batch(cap, llorch_capture_next_micro_batch_size(cap, cap->batch_done));
 }
 
 int llorch_capture_end_step(llorch_capture *cap) {
@@ -306,7 +302,8 @@ void llorch_capture_free(llorch_capture *cap) {
         llorch_plan_free(&cap->plans[i]);
     }
     llorch_graph_free(&cap->rec);
-    void *const owned[] = {cap->held,        cap->plans,   cap->step_t, cap->ever,
-                           cap->graph_names, cap->missing, cap->rows,   cap};
+    void *const owned[] = {
+        cap->held,     cap->plans,     cap->step_t,    cap->ever,     cap->graph_names, cap->missing,  cap->sets,
+        cap->set_ints, cap->batch_seq, cap->batch_pos, cap->next_pos, cap->cell_seq,    cap->cell_pos, cap};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

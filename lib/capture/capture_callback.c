@@ -87,15 +87,14 @@ static int add_step_node(llorch_capture *cap, const struct ggml_tensor *t) {
  * first node: the plan's first node's op and name (the embedding lookup,
  * computed once per graph). */
 static bool starts_next_graph(const llorch_capture *cap, const struct ggml_tensor *t) {
-    int32_t next = cap->pos_start + cap->n_tokens;
-    if (cap->n_step == 0 || next >= cap->batch_end) {
+    int32_t next = cap->batch_done + cap->n_tokens;
+    if (cap->n_step == 0 || next >= cap->batch_n) {
         return false;
     }
     if (cap->diverged_at < 0) {
         return cap->n_step >= cap->plan->graph.n_nodes;
     }
-    int32_t                    left = cap->batch_end - next;
-    const struct llorch_plan  *p = llorch_capture_plan_for(cap, left < cap->n_ubatch ? left : cap->n_ubatch);
+    const struct llorch_plan  *p = llorch_capture_plan_for(cap, llorch_capture_next_micro_batch_size(cap, next));
     const struct llorch_gnode *first = p != NULL && p->graph.n_nodes > 0 ? &p->graph.nodes[0] : NULL;
     return first != NULL && first->op == t->op && strcmp(first->name, t->name) == 0;
 }

@@ -66,18 +66,27 @@ static void unique_graph_name(llorch_capture *cap, const char *name, char *out, 
     snprintf(out, size, "%s", name);
 }
 
-/* The positions of the kept rows, stored after the data in the item's
- * buffer (4-byte aligned, as every dtype's size is a multiple of 2), or
- * NULL when the rows are the whole step. */
-static const int32_t *kept_positions(llorch_capture *cap, const struct llorch_layout *l, void *data, size_t bytes) {
-    if (l->token_axis < 0 || cap->n_rows == cap->n_tokens) {
-        return NULL;
+/* The row set's positions and cells, kept after the data in the item's
+ * buffer (4-byte aligned, as every dtype's size is a multiple of 2): the
+ * item outlives the step. */
+static void keep_rows(struct llorch_queue_item *item, const struct llorch_layout *l, const struct llorch_row_set *s,
+                      int32_t n_tokens) {
+    struct llorch_ckpt_tensor *d = &item->tensor;
+    int32_t                   *ints = (int32_t *) (void *) ((char *) item->data + (item->bytes + 3) / 4 * 4);
+    d->in_seq = s->in_seq;
+    d->seq = s->seq;
+    d->pos_start = s->pos_start;
+    /* one sequence: a file without token rows (the cache) still counts the step's */
+    d->n_pos = s->in_seq || (l->token_axis >= 0 && s->positions != NULL) ? s->n_rows : n_tokens;
+    if (l->token_axis >= 0 && s->positions != NULL) {
+        memcpy(ints, s->positions, (size_t) s->n_rows * sizeof *ints);
+        d->positions = ints;
+        ints += s->n_rows;
     }
-    int32_t *positions = (int32_t *) (void *) ((char *) data + (bytes + 3) / 4 * 4);
-    for (int32_t i = 0; i < cap->n_rows; i++) {
-        positions[i] = cap->pos_start + cap->rows[i];
+    if (l->key_axis >= 0 && s->cells != NULL) {
+        memcpy(ints, s->cells, (size_t) s->n_key * sizeof *ints);
+        d->cells = ints;
     }
-    return positions;
 }
 
 /* The name of the device buffer t is read from (an RPC server, a GPU), or
@@ -93,10 +102,11 @@ static const char *device_of(const struct ggml_tensor *t, char *buf, size_t size
 
 static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml_tensor *t,
                                           const struct llorch_plan_item *pi, const struct llorch_layout *l,
-                                          enum llorch_ckpt_dtype dtype) {
+                                          const struct llorch_row_set *s, enum llorch_ckpt_dtype dtype) {
     struct llorch_queue_item *item = calloc(1, sizeof *item);
     size_t                    bytes = llorch_convert_size(&l->g, dtype);
-    size_t                    room = (bytes + 3) / 4 * 4 + (size_t) cap->n_rows * sizeof(int32_t);
+    size_t ints = (s->positions != NULL ? (size_t) s->n_rows : 0) + (s->cells != NULL ? (size_t) s->n_key : 0);
+    size_t room = (bytes + 3) / 4 * 4 + ints * sizeof(int32_t);
     if (item != NULL) {
         item->data = cap->queue != NULL ? llorch_queue_buffer(cap->queue, room, &item->chunk) : malloc(room);
     }
@@ -118,9 +128,7 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     d->kind = pi->kind;
     d->layer = pi->layer;
     d->step = cap->step;
-    d->pos_start = cap->pos_start;
-    d->positions = kept_positions(cap, l, item->data, bytes);
-    d->n_pos = d->positions != NULL ? cap->n_rows : cap->n_tokens;
+    keep_rows(item, l, s, cap->n_tokens);
     d->n_key = l->n_key;
     d->n_dims = l->n_dims;
     for (int i = 0; i < l->n_dims; i++) {
@@ -205,36 +213,67 @@ void llorch_capture_release_held(llorch_capture *cap, int before) {
     }
 }
 
-static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
-    const struct ggml_tensor *t = cap->step_t[pi->node];
-    struct llorch_layout      l;
-    char                      why[256];
-    if (llorch_convert_layout(t, pi->kind, cap->pos_start, cap->n_tokens, cap->p.raw, &l, why, sizeof why) != 0) {
-        llorch_capture_set_error(
-            cap,
-            "%s; decode at most n_ubatch tokens per step (llorch_capture_begin_step) and mark every token "
-            "of the batch as an output",
-            why);
-        return;
+/* The layout of t for row set s: its rows only (--positions, one
+ * sequence's) and, with several sequences, its cells only. */
+static int set_layout(llorch_capture *cap, const struct ggml_tensor *t, const struct llorch_plan_item *pi,
+                      const struct llorch_row_set *s, struct llorch_layout *l) {
+    char    why[256];
+    int32_t n_key = s->in_seq ? cap->n_cells : s->n_key; /* the window holds every filled cell */
+    if (llorch_convert_layout(t, pi->kind, cap->n_tokens, n_key, cap->p.raw, l, why, sizeof why) != 0) {
+        llorch_capture_set_error(cap,
+                                 "%s; decode at most n_ubatch tokens per step (llorch_capture_begin_step) and mark "
+                                 "every token of the batch as an output",
+                                 why);
+        return -1;
     }
-    if (l.token_axis >= 0 && cap->n_rows < cap->n_tokens) { /* --positions: gather the kept rows only */
-        l.g.rows = cap->rows;
-        l.g.rows_axis = l.token_axis;
-        l.g.ne[l.token_axis] = cap->n_rows;
+    if (l->token_axis >= 0 && (s->in_seq || s->n_rows < cap->n_tokens)) { /* gather the kept rows only */
+        l->g.index[l->token_axis] = s->rows;
+        l->g.ne[l->token_axis] = s->n_rows;
     }
-    if (!llorch_convert_supported(t, &l.g)) {
+    if (l->key_axis >= 0 && s->in_seq) {
+        l->g.index[l->key_axis] = s->cells;
+        l->g.ne[l->key_axis] = s->n_key;
+        l->n_key = s->n_key;
+    }
+    if (!llorch_convert_supported(t, &l->g)) {
         llorch_capture_set_error(cap, "%s has type %s, which this ggml build cannot convert to f32", t->name,
                                  ggml_type_name(t->type));
+        return -1;
+    }
+    return 0;
+}
+
+/* Several sequences: a score on another sequence's cell means that the
+ * cells are not where the capture holds them; nothing is written then. */
+static int check_cells(llorch_capture *cap, const struct ggml_tensor *t, const void *host,
+                       const struct llorch_row_set *s, enum llorch_ckpt_kind kind) {
+    int32_t cell;
+    if (!s->in_seq || kind != LLORCH_CKPT_KQ_SOFT_MAX || llorch_capture_scores_in_seq(cap, t, host, s, &cell)) {
+        return 0;
+    }
+    llorch_capture_set_error(cap,
+                             "%s: sequence %d attends to cache cell %d, which holds sequence %d position %d by the "
+                             "capture's count; the cache was edited, shared or not unified, which the capture "
+                             "of several sequences does not follow",
+                             t->name, s->seq, cell, cap->cell_seq[cell], cap->cell_pos[cell]);
+    return -1;
+}
+
+static void capture_set(llorch_capture *cap, const struct llorch_plan_item *pi, const struct llorch_row_set *s) {
+    const struct ggml_tensor *t = cap->step_t[pi->node];
+    struct llorch_layout      l;
+    if (set_layout(cap, t, pi, s, &l) != 0) {
         return;
     }
     bool                      native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_SINK_STATS;
-    struct llorch_queue_item *item = new_item(cap, t, pi, &l, llorch_convert_dtype(t->type, native));
-    void                     *copy;
+    struct llorch_queue_item *item = new_item(cap, t, pi, &l, s, llorch_convert_dtype(t->type, native));
+    void                     *copy = NULL;
     const void               *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
-    if (host == NULL) {
+    if (host == NULL || check_cells(cap, t, host, s, pi->kind) != 0) {
         if (item != NULL) {
             llorch_capture_drop_item(cap, item);
         }
+        free(copy);
         return;
     }
     llorch_convert_gather(t, host, &l.g, item->tensor.dtype, item->data);
@@ -247,6 +286,20 @@ static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi)
         cap->ever[llorch_capture_ever_index(cap, pi->kind, pi->layer)] = true;
     }
     hold(cap, item);
+}
+
+/* One file per row set that keeps rows (one per sequence of the step); a
+ * graph tensor is the whole step's, written once, under the first. */
+static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
+    bool once = pi->kind == LLORCH_CKPT_GRAPH;
+    for (int i = 0; i < cap->n_sets && !cap->failed; i++) {
+        if (cap->sets[i].n_rows > 0) {
+            capture_set(cap, pi, &cap->sets[i]);
+            if (once) {
+                return;
+            }
+        }
+    }
 }
 
 /* The data phase of capture point `node`. */

@@ -3,6 +3,8 @@
  *   capture.c           create, attach, steps, finish: the lifecycle
  *   capture_plans.c     preparing: a recorded graph becomes a plan
  *   capture_callback.c  the eval callback: checks each node against the plan
+ *   capture_rows.c      which rows a step keeps, and with several sequences,
+ *                       each sequence's rows and cache cells
  *   capture_copy.c      the data phase: gather, convert, hand to the writer */
 #ifndef LLORCH_CAPTURE_INTERNAL_H
 #define LLORCH_CAPTURE_INTERNAL_H
@@ -25,6 +27,20 @@ struct missing_note {
     char                  reason[256];
 };
 
+/* The rows that one file of a step holds: the step's kept rows (one
+ * sequence), or one sequence's kept rows and cache cells (a step of
+ * several sequences, in_seq). */
+struct llorch_row_set {
+    bool           in_seq;
+    int32_t        seq;
+    const int32_t *rows;      /* indices into the micro-batch, ascending    */
+    int32_t        n_rows;    /* 0: the step keeps none of this sequence's rows */
+    int32_t        pos_start; /* the position the rows count from           */
+    const int32_t *positions; /* each row's position, or NULL: pos_start .. */
+    const int32_t *cells;     /* in_seq: the sequence's cache cells in position order */
+    int32_t        n_key;     /* the key cells a cache or score file covers  */
+};
+
 struct graph_name_count { /* --graph-regex: repeats of a name in a step */
     char name[GGML_MAX_NAME];
     int  count;
@@ -39,13 +55,27 @@ struct llorch_capture {
     struct llorch_plan *plans; /* one per prepared number of tokens */
     int                 n_plans;
 
+    /* the llama_decode under way (capture_rows.c) */
+    int32_t  batch_n;               /* its tokens                                          */
+    int32_t  batch_done;            /* its tokens in the micro-batches before this one     */
+    int32_t  batch_pos0;            /* one sequence: the position of its first token       */
+    bool     in_seq;                /* llorch_capture_begin_batch: files per sequence      */
+    int32_t *batch_seq, *batch_pos; /* in_seq: each token's sequence and position */
+    int32_t  cap_batch;
+    bool     kv_unified; /* of the context (llorch_capture_attach)              */
+    int32_t  n_seq_max;
+    int32_t *next_pos;            /* in_seq: each sequence's next position      */
+    int32_t *cell_seq, *cell_pos; /* in_seq: every cache cell filled so far     */
+    int32_t  n_cells, cap_cells;
+
     /* the step being computed */
     int                        step;
     int32_t                    pos_start, n_tokens;
-    int32_t                   *rows; /* the kept token rows of the step (--positions) */
-    int32_t                    n_rows;
+    struct llorch_row_set     *sets; /* one per file of each planned tensor */
+    int                        n_sets, cap_sets;
+    int32_t                   *set_ints; /* the sets' rows, positions and cells */
+    size_t                     cap_set_ints;
     bool                       capturing;  /* the step keeps rows: its capture points are taken */
-    int32_t                    batch_end;  /* one past the last position of the llama_decode under way */
     int32_t                    n_ubatch;   /* of the context, once prepared */
     bool                       learning;   /* inside llorch_capture_prepare */
     bool                       saw_output; /* the recording holds a graph output */
@@ -88,6 +118,23 @@ size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer)
 /* capture.c: the decode under way moves on to its next micro-batch (the
  * scheduler started that micro-batch's graph). */
 void llorch_capture_next_micro_batch(llorch_capture *cap);
+/* One micro-batch of n_tokens tokens, after cap->batch_done: one graph,
+ * one step of the dump. */
+void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens);
+/* The size of the micro-batch after the tokens done so far (0: none). */
+int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t done);
+
+/* capture_rows.c */
+/* The row sets of the micro-batch that starts now (cap->n_tokens tokens
+ * after cap->batch_done); with several sequences, its tokens fill the next
+ * cache cells. -1 after an error. */
+int llorch_capture_make_row_sets(llorch_capture *cap);
+/* A step of several sequences: true when every score that the rows of set
+ * s give to a cell of another sequence is 0, as the cell table requires
+ * (a check that the mask kept the sequences apart where the capture
+ * expects them). *cell receives a cell that breaks it. */
+bool llorch_capture_scores_in_seq(const llorch_capture *cap, const struct ggml_tensor *t, const void *host,
+                                  const struct llorch_row_set *s, int32_t *cell);
 
 /* capture_plans.c */
 const struct llorch_plan *llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens);

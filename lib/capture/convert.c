@@ -16,8 +16,9 @@ struct llorch_gather llorch_gather_identity(const struct ggml_tensor *t) {
         g.src_axis[i] = i;
         g.ne[i] = t->ne[i];
     }
-    g.rows = NULL;
-    g.rows_axis = 0;
+    for (int i = 0; i < 4; i++) {
+        g.index[i] = NULL;
+    }
     return g;
 }
 
@@ -91,6 +92,21 @@ static void gather_row_f32(const struct ggml_tensor *t, const char *row, size_t 
     } else {
         for (int64_t i = 0; i < n; i++) {
             out[i] = element(t->type, row + (size_t) i * stride0);
+        }
+    }
+}
+
+/* One output row read at the source indices index[0 .. n-1] along axis 0. */
+static void gather_row_indexed(const struct ggml_tensor *t, const char *row, size_t stride0, const int32_t *index,
+                               int64_t n, enum llorch_ckpt_dtype dtype, char *out) {
+    size_t size = llorch_dtype_size(dtype);
+    for (int64_t i = 0; i < n; i++) {
+        const char *p = row + (int64_t) index[i] * (int64_t) stride0;
+        if (dtype == LLORCH_CKPT_DTYPE_F32) {
+            float v = element(t->type, p);
+            memcpy(out + (size_t) i * size, &v, size);
+        } else {
+            memcpy(out + (size_t) i * size, p, size); /* f16 kept as f16, i32 */
         }
     }
 }
@@ -179,7 +195,8 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
     for (int i = 0; i < 4; i++) {
         stride[i] = t->nb[g->src_axis[i]];
     }
-    int a = g->rows == NULL ? transposed_axis(t, g, stride) : 0;
+    bool indexed = g->index[0] != NULL || g->index[1] != NULL || g->index[2] != NULL || g->index[3] != NULL;
+    int  a = indexed ? 0 : transposed_axis(t, g, stride);
     if (a != 0 && (dtype == LLORCH_CKPT_DTYPE_F32 || ggml_type_size(t->type) == llorch_dtype_size(dtype))) {
         gather_tiled(t, base, g, stride, a, dtype, dst);
         return;
@@ -192,9 +209,11 @@ void llorch_convert_gather(const struct ggml_tensor *t, const void *host, const 
             for (i[1] = 0; i[1] < g->ne[1]; i[1]++) {
                 const char *row = base;
                 for (int k = 1; k < 4; k++) {
-                    row += (g->rows != NULL && k == g->rows_axis ? g->rows[i[k]] : i[k]) * (int64_t) stride[k];
+                    row += (g->index[k] != NULL ? g->index[k][i[k]] : i[k]) * (int64_t) stride[k];
                 }
-                if (dtype == LLORCH_CKPT_DTYPE_F16 || dtype == LLORCH_CKPT_DTYPE_I32) {
+                if (g->index[0] != NULL) {
+                    gather_row_indexed(t, row, stride[0], g->index[0], g->ne[0], dtype, out);
+                } else if (dtype == LLORCH_CKPT_DTYPE_F16 || dtype == LLORCH_CKPT_DTYPE_I32) {
                     gather_row_same(row, stride[0], llorch_dtype_size(dtype), g->ne[0], out);
                 } else {
                     gather_row_f32(t, row, stride[0], g->ne[0], (float *) (void *) out);
@@ -212,7 +231,7 @@ static const char *raw_axes(int n_dims) {
     return axes[n_dims - 1];
 }
 
-/* Trims the key axis to the valid cells 0..K-1 (the window is padded). With
+/* Trims the key axis to the filled cells 0..K-1 (the window is padded). With
  * flash attention off, V is stored transposed: [n_kv, heads, dim] with a
  * head stride larger than the cell stride; it is read back as [dim, heads,
  * n_kv], the layout of K. */
@@ -221,28 +240,28 @@ static int key_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, i
     l->g = llorch_gather_identity(t);
     l->n_dims = 3;
     l->n_key = K;
-    int key_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 0 : 2;
+    l->key_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 0 : 2;
+    int src_key_axis = l->key_axis;
     if (kind == LLORCH_CKPT_CACHE_V && t->nb[1] > t->nb[2]) {
         l->g.src_axis[0] = 2;
         l->g.src_axis[2] = 0;
         l->g.ne[0] = t->ne[2];
-        key_axis = 0;
-        l->g.ne[2] = K;
-    } else {
-        l->g.ne[key_axis] = K;
+        src_key_axis = 0;
     }
-    if (t->ne[key_axis] < K || t->ne[3] != 1) {
-        snprintf(err, err_size, "%s holds %lld key cells, fewer than the %d positions so far", t->name,
-                 (long long) t->ne[key_axis], K);
+    l->g.ne[l->key_axis] = K;
+    if (t->ne[src_key_axis] < K || t->ne[3] != 1) {
+        snprintf(err, err_size, "%s holds %lld key cells, fewer than the %d filled so far", t->name,
+                 (long long) t->ne[src_key_axis], K);
         return -1;
     }
     return 0;
 }
 
-int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start, int32_t n_tokens,
+int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t n_tokens, int32_t n_key,
                           bool raw, struct llorch_layout *l, char *err, size_t err_size) {
     memset(l, 0, sizeof *l);
     l->token_axis = -1;
+    l->key_axis = -1;
     bool keyed = kind == LLORCH_CKPT_CACHE_K || kind == LLORCH_CKPT_CACHE_V || kind == LLORCH_CKPT_KQ_SOFT_MAX;
     /* raw only changes the tensors that are otherwise trimmed or
      * un-transposed; activations are written as llama.cpp holds them anyway */
@@ -258,7 +277,7 @@ int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kin
     }
     if (keyed) {
         l->token_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 1 : -1; /* [head, token, key] */
-        return key_layout(t, kind, pos_start + n_tokens, l, err, err_size);
+        return key_layout(t, kind, n_key, l, err, err_size);
     }
     const char *axes = llorch_ckpt_kind_info(kind)->axes;
     bool        heads = strchr(axes, ',') != strrchr(axes, ','); /* token,head,channel */

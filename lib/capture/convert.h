@@ -11,14 +11,13 @@
 #include <stdint.h>
 
 /* Output axis i (ggml order, i = 0 fastest) reads source axis src_axis[i],
- * indices 0 .. ne[i]-1; along output axis rows_axis (1..3), when rows is
- * set, index j reads source index rows[j] instead (kept token rows).
+ * indices 0 .. ne[i]-1, or, where index[i] is set, source indices
+ * index[i][0 .. ne[i]-1] (the kept token rows, one sequence's cache cells).
  * Identity with ne = t->ne is a plain copy. */
 struct llorch_gather {
     int            src_axis[4];
     int64_t        ne[4];
-    const int32_t *rows;
-    int            rows_axis;
+    const int32_t *index[4];
 };
 
 /* Which part of a tensor a checkpoint is, in which layout. */
@@ -29,14 +28,15 @@ struct llorch_layout {
     const char          *axes;  /* NULL: the kind's default axes */
     bool                 raw;
     int                  token_axis; /* the gather axis of the token rows, or -1 */
+    int                  key_axis;   /* the gather axis of the key cells, or -1 */
 };
 
 /* The layout of checkpoint `kind` read from t in a step of n_tokens tokens
- * starting at pos_start: activations as they are; the cache windows and the
- * scores trimmed to the valid key cells, V un-transposed; everything as
- * llama.cpp holds it with raw. -1 with a reason in err when t does not have
- * the shape the kind needs. */
-int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t pos_start, int32_t n_tokens,
+ * with n_key filled cache cells: activations as they are; the cache windows
+ * and the scores trimmed to the filled cells, V un-transposed; everything
+ * as llama.cpp holds it with raw. -1 with a reason in err when t does not
+ * have the shape the kind needs. */
+int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t n_tokens, int32_t n_key,
                           bool raw, struct llorch_layout *out, char *err, size_t err_size);
 
 /* The identity gather over the whole tensor. */

@@ -62,21 +62,24 @@ static void sanitize(char *dst, size_t size, const char *src) {
     dst[n] = '\0';
 }
 
-int llorch_ckpt_file_name(char *buf, size_t size, enum llorch_ckpt_kind kind, int layer, int step,
+int llorch_ckpt_file_name(char *buf, size_t size, enum llorch_ckpt_kind kind, int layer, int seq, int step,
                           const char *graph_name, const char *ext) {
     const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info(kind);
     if (info == NULL || ext == NULL) {
         return -1;
     }
+    char where[64] = ""; /* "_l03", "_l03_seq01", "_seq01" or "" */
+    int  w = layer >= 0 ? snprintf(where, sizeof where, "_l%02d", layer) : 0;
+    if (seq >= 0) {
+        snprintf(where + w, sizeof where - (size_t) w, "_seq%02d", seq);
+    }
     int n;
     if (kind == LLORCH_CKPT_GRAPH) {
         char safe[128];
         sanitize(safe, sizeof safe, graph_name != NULL ? graph_name : "unnamed");
-        n = snprintf(buf, size, "graph_%s_s%03d.%s", safe, step, ext);
-    } else if (layer >= 0) {
-        n = snprintf(buf, size, "checkpoint_%02d_%s_l%02d_s%03d.%s", info->number, info->name, layer, step, ext);
+        n = snprintf(buf, size, "graph_%s%s_s%03d.%s", safe, seq >= 0 ? where + w : "", step, ext);
     } else {
-        n = snprintf(buf, size, "checkpoint_%02d_%s_s%03d.%s", info->number, info->name, step, ext);
+        n = snprintf(buf, size, "checkpoint_%02d_%s%s_s%03d.%s", info->number, info->name, where, step, ext);
     }
     return (n < 0 || (size_t) n >= size) ? -1 : n;
 }

@@ -4,7 +4,8 @@
  *
  * A dump may be made in one step or token by token, with any micro-batch
  * size, so files never pair up one to one. Each dump's files become a list
- * of slots, one per absolute position along the aligned axis:
+ * of slots, one per absolute position along the aligned axis (and per
+ * sequence, in a dump of several: a slot is a (sequence, position)):
  *   token        rows pos_start.. of every step (activations, logits)
  *   key          key positions 0..K-1, from the latest step that holds them
  *                (the KV cache grows; the latest step has the final state)
@@ -30,6 +31,7 @@ enum align_mode {
 };
 
 struct slot {
+    int     seq;  /* the sequence (0 when one of each dump is compared) */
     int64_t pos;  /* absolute position along the aligned axis */
     int64_t row;  /* its index in the file                    */
     size_t  file; /* index in the side's run                  */
@@ -150,13 +152,19 @@ static int check_layout(const struct alignment *al, const struct side *s, char *
     return 0;
 }
 
+/* Slots order and match by (sequence, position). */
+static int slot_order(const struct slot *a, const struct slot *b) {
+    if (a->seq != b->seq) {
+        return a->seq < b->seq ? -1 : 1;
+    }
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
 static int slot_compare(const void *pa, const void *pb) {
     const struct slot *a = pa, *b = pb;
-    if (a->pos != b->pos) {
-        return a->pos < b->pos ? -1 : 1;
-    }
+    int                order = slot_order(a, b);
     /* Files are in step order, then manifest order: later wins. */
-    return (a->file > b->file) - (a->file < b->file);
+    return order != 0 ? order : (a->file > b->file) - (a->file < b->file);
 }
 
 /* The latest step of the run (ALIGN_ELEMENTS uses it alone). */
@@ -180,7 +188,7 @@ static void keep_latest_slots(struct side *s, size_t n) {
     qsort(s->slots, n, sizeof *s->slots, slot_compare);
     s->n_slots = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && s->slots[i + 1].pos == s->slots[i].pos) {
+        if (i + 1 < n && slot_order(&s->slots[i + 1], &s->slots[i]) == 0) {
             continue;
         }
         s->slots[s->n_slots++] = s->slots[i];
@@ -199,7 +207,7 @@ static int build_slots(const struct alignment *al, struct side *s) {
         return -1;
     }
     if (al->mode == ALIGN_ELEMENTS) {
-        s->slots[0] = (struct slot){0, 0, latest_file(&s->run)};
+        s->slots[0] = (struct slot){0, 0, 0, latest_file(&s->run)};
         s->n_slots = 1;
         return 0;
     }
@@ -209,7 +217,7 @@ static int build_slots(const struct alignment *al, struct side *s) {
         int64_t                         base = al->mode == ALIGN_KEY ? 0 : e->pos_start;
         const int64_t                  *listed = al->mode == ALIGN_KEY ? NULL : e->positions;
         for (int64_t r = 0; r < rows_of(e, al->axis); r++) {
-            s->slots[n++] = (struct slot){listed ? listed[r] : base + r, r, f};
+            s->slots[n++] = (struct slot){s->run.k[f].seq, listed ? listed[r] : base + r, r, f};
         }
     }
     keep_latest_slots(s, n);
@@ -315,11 +323,12 @@ static int compare_sides(const struct alignment *al, const struct side *ref, con
     size_t i = 0, j = 0;
     while (i < ref->n_slots && j < cand->n_slots) {
         const struct slot *rs = &ref->slots[i], *cs = &cand->slots[j];
-        if (rs->pos != cs->pos) {
-            cov->ref_only += rs->pos < cs->pos;
-            cov->cand_only += rs->pos > cs->pos;
-            i += rs->pos < cs->pos;
-            j += rs->pos > cs->pos;
+        int                order = slot_order(rs, cs);
+        if (order != 0) {
+            cov->ref_only += order < 0;
+            cov->cand_only += order > 0;
+            i += order < 0;
+            j += order > 0;
             continue;
         }
         const llorch_ckpt_array *ra = ref->arrays[rs->file], *ca = cand->arrays[cs->file];

@@ -49,10 +49,58 @@ int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_
     return 0;
 }
 
+/* The sequence with id seq of a dump of several, or NULL. */
+static const struct llorch_ckpt_dump_sequence *find_sequence(const llorch_ckpt_dump *d, int seq) {
+    for (size_t i = 0; i < llorch_ckpt_dump_n_sequences(d); i++) {
+        if (llorch_ckpt_dump_sequence(d, i)->seq == seq) {
+            return llorch_ckpt_dump_sequence(d, i);
+        }
+    }
+    return NULL;
+}
+
+int llorch_cmp_check_sequences(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                               const llorch_ckpt_compare_options *opt, int seqs[2], char *err, size_t err_size) {
+    const llorch_ckpt_dump *d[2] = {ref, cand};
+    size_t                  n[2] = {llorch_ckpt_dump_n_sequences(ref), llorch_ckpt_dump_n_sequences(cand)};
+    for (int i = 0; i < 2; i++) {
+        seqs[i] = n[i] > 0 ? llorch_cmp_sequence(opt, i == 0) : -1; /* a dump of one is its sequence */
+        if (seqs[i] >= 0 && find_sequence(d[i], seqs[i]) == NULL) {
+            llorch_set_error(err, err_size,
+                             "%s holds no sequence %d (it holds %zu, ids %d to %d); choose one with --seq",
+                             llorch_ckpt_dump_name(d[i]), seqs[i], n[i], llorch_ckpt_dump_sequence(d[i], 0)->seq,
+                             llorch_ckpt_dump_sequence(d[i], n[i] - 1)->seq);
+            return -1;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (n[i] > 0 && seqs[i] < 0 && n[1 - i] == 0) {
+            llorch_set_error(err, err_size,
+                             "%s holds %zu sequences and %s one: choose the sequence to compare with --seq N",
+                             llorch_ckpt_dump_name(d[i]), n[i], llorch_ckpt_dump_name(d[1 - i]));
+            return -1;
+        }
+    }
+    if ((seqs[0] < 0) != (seqs[1] < 0) && n[0] > 0 && n[1] > 0) {
+        llorch_set_error(err, err_size, "one sequence of %s against every sequence of %s: give --seq for both",
+                         llorch_ckpt_dump_name(d[seqs[0] < 0]), llorch_ckpt_dump_name(d[seqs[0] >= 0]));
+        return -1;
+    }
+    return 0;
+}
+
+/* The token ids compared: the chosen sequence's, else all of the dump's. */
+static const int32_t *compared_tokens(const llorch_ckpt_dump *d, int seq, size_t *n) {
+    const struct llorch_ckpt_dump_sequence *s = seq >= 0 ? find_sequence(d, seq) : NULL;
+    *n = s != NULL ? s->n_tokens : llorch_ckpt_dump_n_tokens(d);
+    return s != NULL ? s->tokens : llorch_ckpt_dump_tokens(d);
+}
+
 /* Describes the first difference of two token lists into buf; 0 if equal. */
-static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, char *buf, size_t size) {
-    size_t         n = llorch_ckpt_dump_n_tokens(ref), m = llorch_ckpt_dump_n_tokens(cand);
-    const int32_t *a = llorch_ckpt_dump_tokens(ref), *b = llorch_ckpt_dump_tokens(cand);
+static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, const int seqs[2], char *buf,
+                            size_t size) {
+    size_t         n, m;
+    const int32_t *a = compared_tokens(ref, seqs[0], &n), *b = compared_tokens(cand, seqs[1], &m);
     for (size_t i = 0; i < n && i < m; i++) {
         if (a[i] != b[i]) {
             snprintf(buf, size, "token ids differ at position %zu: %d in the reference, %d in the candidate", i,
@@ -68,14 +116,14 @@ static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump 
 }
 
 int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                            bool allow, char *err, size_t err_size) {
+                            const int seqs[2], bool allow, char *err, size_t err_size) {
     char msg[256];
     if (!llorch_ckpt_dump_has_tokens(ref) || !llorch_ckpt_dump_has_tokens(cand)) {
         llorch_cmp_warn(c, "token ids not checked: %s has none",
                         llorch_ckpt_dump_name(llorch_ckpt_dump_has_tokens(ref) ? cand : ref));
         return 0;
     }
-    if (!token_difference(ref, cand, msg, sizeof msg)) {
+    if (!token_difference(ref, cand, seqs, msg, sizeof msg)) {
         return 0;
     }
     if (!allow) {

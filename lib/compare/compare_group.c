@@ -1,7 +1,9 @@
 /*
  * compare_group.c - the manifest entries of both dumps grouped by
- * (checkpoint, layer), never by file or step: a dump made in one step
- * compares with one made token by token. Each group is a row when both
+ * (checkpoint, layer), never by file, step or sequence: a dump made in one
+ * step compares with one made token by token, and the files of every
+ * sequence of a batched dump make one row (compare_align.c lines their
+ * rows up by sequence and position). Each group is a row when both
  * dumps hold it, else a key listed as only in one of them. Within a group
  * each dump's files are in step order, then manifest order, which is the
  * one meaning of "latest" that alignment uses. Checkpoint names are turned
@@ -39,18 +41,27 @@ static int keyed_compare(const void *pa, const void *pb) {
     return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d) {
-    size_t                   n = llorch_ckpt_dump_n_entries(d);
-    struct llorch_cmp_keyed *k = malloc((n ? n : 1) * sizeof *k);
+/* The files of the compared sequences (seq >= 0: that one, aligned as
+ * sequence 0; -1: all, each under its own id), sorted; *n their count. */
+static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d, int seq, size_t *n) {
+    size_t                   total = llorch_ckpt_dump_n_entries(d);
+    struct llorch_cmp_keyed *k = malloc((total ? total : 1) * sizeof *k);
     if (!k) {
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        k[i].e = llorch_ckpt_dump_entry(d, i);
-        k[i].idx = i;
-        k[i].kind = llorch_ckpt_kind_from_name(k[i].e->checkpoint);
+    *n = 0;
+    for (size_t i = 0; i < total; i++) {
+        const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
+        if (seq >= 0 && e->seq != seq) {
+            continue;
+        }
+        k[*n] = (struct llorch_cmp_keyed){.e = e,
+                                          .idx = i,
+                                          .kind = llorch_ckpt_kind_from_name(e->checkpoint),
+                                          .seq = seq < 0 && e->seq > 0 ? e->seq : 0};
+        (*n)++;
     }
-    qsort(k, n, sizeof *k, keyed_compare);
+    qsort(k, *n, sizeof *k, keyed_compare);
     return k;
 }
 
@@ -103,11 +114,12 @@ void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g) {
     free(g->only[1]);
 }
 
-int llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand) {
-    size_t nr = llorch_ckpt_dump_n_entries(ref), nc = llorch_ckpt_dump_n_entries(cand);
+int llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                            const int seqs[2]) {
+    size_t nr = 0, nc = 0;
     memset(g, 0, sizeof *g);
-    g->ref = sorted_entries(ref);
-    g->cand = sorted_entries(cand);
+    g->ref = sorted_entries(ref, seqs[0], &nr);
+    g->cand = sorted_entries(cand, seqs[1], &nc);
     g->groups = malloc((nr + 1) * sizeof *g->groups);
     g->only[1] = malloc((nr + 1) * sizeof *g->only[1]);
     g->only[0] = malloc((nc + 1) * sizeof *g->only[0]);

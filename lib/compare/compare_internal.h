@@ -38,6 +38,7 @@ struct llorch_ckpt_comparison {
     char                  **strings; /* copies that rows and keys point to */
     size_t                  n_strings;
     bool                    out_of_memory;
+    int                     seqs[2]; /* the sequences compared (llorch_cmp_check_sequences) */
 };
 
 /* A copy owned by c (NULL for NULL; "" and a flag when out of memory). */
@@ -54,6 +55,8 @@ void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...);
  * no checkpoint apply). */
 struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_options *o, int kind);
 bool                         llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o);
+/* The sequence asked for of the reference or the candidate, -1: every one. */
+int llorch_cmp_sequence(const llorch_ckpt_compare_options *o, bool reference);
 
 /* ---- whole-dump checks (compare_checks.c) -------------------------------------- */
 
@@ -62,8 +65,15 @@ bool                         llorch_cmp_allow_token_mismatch(const llorch_ckpt_c
 int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
                             char *err, size_t err_size);
 /* Different token ids fail unless allowed (then they warn). */
+/* Which sequence of each dump is compared (seqs[0] reference, seqs[1]
+ * candidate; -1: all of a dump of several, or a dump of one): what the
+ * options ask, checked against what the dumps hold. */
+int llorch_cmp_check_sequences(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                               const llorch_ckpt_compare_options *opt, int seqs[2], char *err, size_t err_size);
+/* The token ids of the compared sequences (every token in decode order
+ * when all sequences are compared) must be equal, unless allowed. */
 int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                            bool allow, char *err, size_t err_size);
+                            const int seqs[2], bool allow, char *err, size_t err_size);
 void llorch_cmp_note_incomplete(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *d, const char *role);
 /* After the rows: a warning when dtypes differ. */
 void llorch_cmp_note_dtypes(struct llorch_ckpt_comparison *c);
@@ -75,6 +85,8 @@ struct llorch_cmp_keyed {
     const struct llorch_ckpt_entry *e;
     size_t                          idx;  /* in the manifest's files     */
     int                             kind; /* from e->checkpoint, or NO_KIND */
+    int                             seq;  /* the sequence rows align under: 0 when
+                                             one sequence of each dump is compared */
 };
 
 /* The files of one (checkpoint, layer) in one dump, in step order, then
@@ -98,7 +110,10 @@ struct llorch_cmp_grouping {
     size_t                   n_only[2];
 };
 
-int  llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand);
+/* seqs: the sequence of each dump that is compared, -1 for all (see
+ * llorch_cmp_check_sequences); the files of the others are left out. */
+int  llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                             const int seqs[2]);
 void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g);
 
 /* ---- alignment (compare_align.c) ------------------------------------------------ */

@@ -88,12 +88,13 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
                           const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
     struct llorch_cmp_grouping g;
     if (llorch_cmp_check_models(c, ref, cand, err, err_size) != 0 ||
-        llorch_cmp_check_tokens(c, ref, cand, llorch_cmp_allow_token_mismatch(opt), err, err_size) != 0) {
+        llorch_cmp_check_sequences(ref, cand, opt, c->seqs, err, err_size) != 0 ||
+        llorch_cmp_check_tokens(c, ref, cand, c->seqs, llorch_cmp_allow_token_mismatch(opt), err, err_size) != 0) {
         return -1;
     }
     llorch_cmp_note_incomplete(c, ref, "reference");
     llorch_cmp_note_incomplete(c, cand, "candidate");
-    if (llorch_cmp_build_groups(&g, ref, cand) != 0) {
+    if (llorch_cmp_build_groups(&g, ref, cand, c->seqs) != 0) {
         llorch_set_error(err, err_size, "out of memory");
         return -1;
     }

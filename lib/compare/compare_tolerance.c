@@ -33,6 +33,7 @@ struct llorch_ckpt_compare_options {
     struct tol_setting          *settings;
     size_t                       n_settings;
     bool                         allow_token_mismatch;
+    int                          seq[2]; /* [0] reference, [1] candidate; -1: every one */
 };
 
 /* f32: two correct implementations in f32 differ by summation order, fused
@@ -58,6 +59,7 @@ llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void) {
     if (o) {
         o->preset = presets[0].name;
         o->base = presets[0].tol;
+        o->seq[0] = o->seq[1] = -1;
     }
     return o;
 }
@@ -188,6 +190,15 @@ void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_option
 
 bool llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o) {
     return o->allow_token_mismatch;
+}
+
+void llorch_ckpt_compare_options_sequences(llorch_ckpt_compare_options *o, int ref_seq, int cand_seq) {
+    o->seq[0] = ref_seq;
+    o->seq[1] = cand_seq;
+}
+
+int llorch_cmp_sequence(const llorch_ckpt_compare_options *o, bool reference) {
+    return o->seq[reference ? 0 : 1];
 }
 
 const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o) {

@@ -171,6 +171,12 @@ const int32_t *llorch_ckpt_dump_tokens(const llorch_ckpt_dump *d) {
 size_t llorch_ckpt_dump_n_entries(const llorch_ckpt_dump *d) {
     return d->n_entries;
 }
+size_t llorch_ckpt_dump_n_sequences(const llorch_ckpt_dump *d) {
+    return d->n_sequences;
+}
+const struct llorch_ckpt_dump_sequence *llorch_ckpt_dump_sequence(const llorch_ckpt_dump *d, size_t i) {
+    return i < d->n_sequences ? &d->sequences[i] : NULL;
+}
 
 const struct llorch_ckpt_entry *llorch_ckpt_dump_entry(const llorch_ckpt_dump *d, size_t i) {
     return i < d->n_entries ? &d->entries[i] : NULL;
@@ -370,7 +376,11 @@ void llorch_ckpt_dump_free(llorch_ckpt_dump *d) {
     cJSON_Delete(d->root);
     for (size_t i = 0; d->entries && i < d->n_entries; i++) {
         free((void *) d->entries[i].positions);
+        free((void *) d->entries[i].cells);
     }
-    void *const owned[] = {d->entries, d->tokens, d->dir, d->name, d->manifest_name, d};
+    for (size_t i = 0; i < d->n_sequences; i++) {
+        free((void *) d->sequences[i].tokens);
+    }
+    void *const owned[] = {d->entries, d->sequences, d->tokens, d->dir, d->name, d->manifest_name, d};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

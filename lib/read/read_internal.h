@@ -53,26 +53,29 @@ struct mem_file {
 };
 
 struct llorch_ckpt_dump {
-    char                      *dir;           /* NULL for a parsed manifest */
-    char                      *name;          /* dir, or the name given     */
-    char                      *manifest_name; /* for messages               */
-    cJSON                     *root;          /* entries' strings live here */
-    bool                       complete;
-    const char                *status;
-    const char                *producer;
-    const char                *tokens_file;
-    const char                *container_file; /* NULL for the npy form */
-    enum llorch_container_form container_form;
-    llorch_container          *container;    /* its index, once opened */
-    int                        container_fd; /* -1 when none or in memory */
-    struct llorch_ckpt_model   model;
-    bool                       has_tokens;
-    int32_t                   *tokens;
-    size_t                     n_tokens;
-    struct llorch_ckpt_entry  *entries;
-    size_t                     n_entries;
-    struct mem_file           *files;
-    size_t                     n_files;
+    char                             *dir;           /* NULL for a parsed manifest */
+    char                             *name;          /* dir, or the name given     */
+    char                             *manifest_name; /* for messages               */
+    cJSON                            *root;          /* entries' strings live here */
+    bool                              complete;
+    const char                       *status;
+    const char                       *producer;
+    const char                       *tokens_file;
+    const char                       *container_file; /* NULL for the npy form */
+    enum llorch_container_form        container_form;
+    llorch_container                 *container;    /* its index, once opened */
+    int                               container_fd; /* -1 when none or in memory */
+    struct llorch_ckpt_model          model;
+    bool                              has_tokens;
+    int32_t                          *tokens;
+    size_t                            n_tokens;
+    struct llorch_ckpt_entry         *entries;
+    size_t                            n_entries;
+    int                               version;
+    struct llorch_ckpt_dump_sequence *sequences; /* version 3 */
+    size_t                            n_sequences;
+    struct mem_file                  *files;
+    size_t                            n_files;
 };
 
 /* ---- read_file.c --------------------------------------------------------- */

@@ -117,6 +117,9 @@ static int parse_container(struct ctx *c, const cJSON *root, int64_t version, ll
         return container ? bad(c, "field 'container' needs format_version %d", LLORCH_CKPT_FORMAT_VERSION_CONTAINER)
                          : 0;
     }
+    if (version == LLORCH_CKPT_FORMAT_VERSION_SEQUENCES && container == NULL) {
+        return 0; /* version 3: the npy form or a container */
+    }
     if (!cJSON_IsObject(container)) {
         return bad(c, "format_version %d needs the object 'container'", LLORCH_CKPT_FORMAT_VERSION_CONTAINER);
     }
@@ -154,10 +157,11 @@ static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dum
     if (get_int(c, root, "format_version", 0, INT32_MAX, true, 0, &version) != 0) {
         return -1;
     }
-    if (version != LLORCH_CKPT_FORMAT_VERSION && version != LLORCH_CKPT_FORMAT_VERSION_CONTAINER) {
-        return bad(c, "format_version %lld is not supported (this reader knows %d and %d)", (long long) version,
-                   LLORCH_CKPT_FORMAT_VERSION, LLORCH_CKPT_FORMAT_VERSION_CONTAINER);
+    if (version < LLORCH_CKPT_FORMAT_VERSION || version > LLORCH_CKPT_FORMAT_VERSION_SEQUENCES) {
+        return bad(c, "format_version %lld is not supported (this reader knows %d to %d)", (long long) version,
+                   LLORCH_CKPT_FORMAT_VERSION, LLORCH_CKPT_FORMAT_VERSION_SEQUENCES);
     }
+    d->version = (int) version;
     if (parse_container(c, root, version, d) != 0) {
         return -1;
     }
@@ -187,6 +191,30 @@ static int parse_model(struct ctx *c, const cJSON *root, struct llorch_ckpt_mode
     return rc;
 }
 
+/* An array of 32-bit token ids into a new array. */
+static int parse_token_list(struct ctx *c, const cJSON *tokens, int32_t **out, size_t *n_out) {
+    if (!cJSON_IsArray(tokens)) {
+        return bad(c, "field 'tokens' must be an array");
+    }
+    size_t       n = (size_t) cJSON_GetArraySize(tokens);
+    int32_t     *ids = malloc((n ? n : 1) * sizeof *ids);
+    const cJSON *item;
+    if (!ids) {
+        return bad(c, "out of memory");
+    }
+    *out = ids;
+    n = 0;
+    cJSON_ArrayForEach(item, tokens) {
+        int64_t v;
+        if (!json_integer(item, INT32_MIN, INT32_MAX, &v)) {
+            return bad(c, "tokens[%zu] is not a 32-bit integer", n);
+        }
+        ids[n++] = (int32_t) v;
+    }
+    *n_out = n;
+    return 0;
+}
+
 static int parse_tokens(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
     const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(root, "tokens");
     if (get_string(c, root, "tokens_file", false, &d->tokens_file) != 0) {
@@ -198,28 +226,40 @@ static int parse_tokens(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
     if (!tokens || cJSON_IsNull(tokens)) {
         return 0;
     }
-    if (!cJSON_IsArray(tokens)) {
-        return bad(c, "field 'tokens' must be an array");
+    d->has_tokens = true;
+    return parse_token_list(c, tokens, &d->tokens, &d->n_tokens);
+}
+
+/* "sequences" (format version 3): each sequence's id, tokens and prompt. */
+static int parse_sequences(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "sequences");
+    if (d->version != LLORCH_CKPT_FORMAT_VERSION_SEQUENCES) {
+        return list != NULL ? bad(c, "field 'sequences' needs format_version %d", LLORCH_CKPT_FORMAT_VERSION_SEQUENCES)
+                            : 0;
     }
-    size_t       n = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, tokens) {
-        n++;
+    if (!cJSON_IsArray(list)) {
+        return bad(c, "format_version %d needs the array 'sequences'", LLORCH_CKPT_FORMAT_VERSION_SEQUENCES);
     }
-    d->tokens = malloc((n ? n : 1) * sizeof *d->tokens);
-    if (!d->tokens) {
+    size_t n = (size_t) cJSON_GetArraySize(list);
+    d->sequences = calloc(n ? n : 1, sizeof *d->sequences);
+    if (!d->sequences) {
         return bad(c, "out of memory");
     }
-    n = 0;
-    cJSON_ArrayForEach(item, tokens) {
-        int64_t v;
-        if (!json_integer(item, INT32_MIN, INT32_MAX, &v)) {
-            return bad(c, "tokens[%zu] is not a 32-bit integer", n);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, list) {
+        struct llorch_ckpt_dump_sequence *s = &d->sequences[d->n_sequences];
+        snprintf(c->where, sizeof c->where, "sequences[%zu]", d->n_sequences);
+        if (!cJSON_IsObject(item) || get_int32(c, item, "seq", 0, true, 0, &s->seq) ||
+            get_string(c, item, "prompt", false, &s->prompt)) {
+            return cJSON_IsObject(item) ? -1 : bad(c, "not an object");
         }
-        d->tokens[n++] = (int32_t) v;
+        d->n_sequences++; /* counted before its tokens: freed with the dump */
+        if (parse_token_list(c, cJSON_GetObjectItemCaseSensitive(item, "tokens"), (int32_t **) &s->tokens,
+                             &s->n_tokens) != 0) {
+            return -1;
+        }
     }
-    d->n_tokens = n;
-    d->has_tokens = true;
+    c->where[0] = '\0';
     return 0;
 }
 
@@ -335,37 +375,50 @@ static int parse_entry_numbers(struct ctx *c, const cJSON *obj, struct llorch_ck
     return 0;
 }
 
-/* "positions" (optional): the absolute position of each token row, n_pos
- * of them, ascending from pos_start. Bounded by n_pos, which the file's
- * size vouches for once the data is read. */
-static int parse_positions_field(struct ctx *c, const cJSON *obj, struct llorch_ckpt_entry *e) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "positions");
+/* An optional list of `count` whole numbers from `lo` on, ascending when
+ * asked: "positions" (each token row's position, ascending from
+ * pos_start) and "cells" (each key position's cache cell). Bounded by a
+ * count that the file's size vouches for once the data is read. */
+static int parse_index_list(struct ctx *c, const cJSON *obj, const char *key, int64_t count, int64_t lo, bool ascending,
+                            const int64_t **out) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (list == NULL) {
         return 0;
     }
-    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) != e->n_pos) {
-        return bad(c, "field 'positions' must list n_pos (%lld) positions", (long long) e->n_pos);
+    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) != count) {
+        return bad(c, "field '%s' must list %lld numbers (n_pos, n_key)", key, (long long) count);
     }
-    int64_t *positions = malloc((size_t) (e->n_pos > 0 ? e->n_pos : 1) * sizeof *positions);
-    if (!positions) {
+    int64_t *values = malloc((size_t) (count > 0 ? count : 1) * sizeof *values);
+    if (!values) {
         return bad(c, "out of memory");
     }
-    e->positions = positions;
+    *out = values;
     const cJSON *item;
     int64_t      n = 0;
     cJSON_ArrayForEach(item, list) {
-        int64_t lo = n > 0 ? positions[n - 1] + 1 : e->pos_start;
-        if (!cJSON_IsNumber(item) || item->valuedouble < (double) lo || item->valuedouble > (double) INT32_MAX ||
-            item->valuedouble != (double) (int64_t) item->valuedouble) {
-            return bad(c, "field 'positions' must ascend from pos_start (%lld) in whole numbers",
-                       (long long) e->pos_start);
+        int64_t min = ascending && n > 0 ? values[n - 1] + 1 : lo;
+        if (!json_integer(item, min, INT32_MAX, &values[n])) {
+            return bad(c, "field '%s' must hold whole numbers from %lld%s", key, (long long) lo,
+                       ascending ? ", ascending" : "");
         }
-        positions[n++] = (int64_t) item->valuedouble;
+        n++;
     }
     return 0;
 }
 
-static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llorch_ckpt_entry *e) {
+/* "seq" (format version 3, where every entry has one) and its "cells". */
+static int parse_seq_fields(struct ctx *c, const cJSON *obj, int version, struct llorch_ckpt_entry *e) {
+    bool sequences = version == LLORCH_CKPT_FORMAT_VERSION_SEQUENCES;
+    if (get_int32(c, obj, "seq", 0, sequences, -1, &e->seq) != 0) {
+        return -1;
+    }
+    if (!sequences && e->seq >= 0) {
+        return bad(c, "field 'seq' needs format_version %d", LLORCH_CKPT_FORMAT_VERSION_SEQUENCES);
+    }
+    return parse_index_list(c, obj, "cells", e->n_key, 0, false, &e->cells);
+}
+
+static int parse_entry(struct ctx *c, const cJSON *obj, int version, size_t index, struct llorch_ckpt_entry *e) {
     const char *dtype;
     char        safe[NAME_MAX_BYTES + 1];
     snprintf(c->where, sizeof c->where, "files[%zu]", index);
@@ -383,7 +436,9 @@ static int parse_entry(struct ctx *c, const cJSON *obj, size_t index, struct llo
     if (get_string(c, obj, "checkpoint", true, &e->checkpoint) ||
         get_string(c, obj, "graph_name", false, &e->graph_name) || get_string(c, obj, "dtype", true, &dtype) ||
         get_bool(c, obj, "raw", false, &e->raw) || parse_entry_numbers(c, obj, e) || parse_shape_field(c, obj, e) ||
-        parse_axes_field(c, obj, e) || parse_positions_field(c, obj, e)) {
+        parse_axes_field(c, obj, e) ||
+        parse_index_list(c, obj, "positions", e->n_pos, e->pos_start, true, &e->positions) ||
+        parse_seq_fields(c, obj, version, e)) {
         return -1;
     }
     if (!e->checkpoint[0]) {
@@ -420,6 +475,16 @@ static int check_unique_files(struct ctx *c, const llorch_ckpt_dump *d) {
     return rc;
 }
 
+/* A file of a dump of several sequences belongs to one that it lists. */
+static int check_entry_seq(struct ctx *c, const llorch_ckpt_dump *d, const struct llorch_ckpt_entry *e) {
+    for (size_t i = 0; i < d->n_sequences; i++) {
+        if (d->sequences[i].seq == e->seq) {
+            return 0;
+        }
+    }
+    return e->seq < 0 ? 0 : bad(c, "sequence %d is not listed in 'sequences'", e->seq);
+}
+
 /* docs/FORMAT.md: files are listed in the order they were produced, steps
  * in order; what is read as "the latest" of a checkpoint relies on it. */
 static int check_step_order(struct ctx *c, const struct llorch_ckpt_entry *entries, size_t i) {
@@ -442,10 +507,13 @@ static int parse_entries(struct ctx *c, const cJSON *root, llorch_ckpt_dump *d) 
         return bad(c, "out of memory");
     }
     cJSON_ArrayForEach(item, files) {
-        if (parse_entry(c, item, d->n_entries, &d->entries[d->n_entries]) != 0 ||
-            check_step_order(c, d->entries, d->n_entries) != 0) {
-            free((void *) d->entries[d->n_entries].positions); /* not yet counted: the dump would not free it */
-            d->entries[d->n_entries].positions = NULL;
+        if (parse_entry(c, item, d->version, d->n_entries, &d->entries[d->n_entries]) != 0 ||
+            check_step_order(c, d->entries, d->n_entries) != 0 ||
+            check_entry_seq(c, d, &d->entries[d->n_entries]) != 0) {
+            struct llorch_ckpt_entry *e = &d->entries[d->n_entries]; /* not yet counted: the dump would not free it */
+            free((void *) e->positions);
+            free((void *) e->cells);
+            e->positions = e->cells = NULL;
             return -1;
         }
         d->n_entries++;
@@ -493,7 +561,7 @@ llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, cons
     }
     if (parse_json(&c, text, size, &d->root) != 0 || parse_header_fields(&c, d->root, d) != 0 ||
         parse_model(&c, d->root, &d->model) != 0 || parse_tokens(&c, d->root, d) != 0 ||
-        parse_entries(&c, d->root, d) != 0) {
+        parse_sequences(&c, d->root, d) != 0 || parse_entries(&c, d->root, d) != 0) {
         llorch_ckpt_dump_free(d);
         return NULL;
     }

@@ -60,6 +60,12 @@ cJSON *llorch_manifest_file_entry(const struct llorch_ckpt_tensor *t, const char
     if (t->positions != NULL) {
         cJSON_AddItemToObject(e, "positions", cJSON_CreateIntArray(t->positions, t->n_pos));
     }
+    if (t->in_seq) {
+        cJSON_AddNumberToObject(e, "seq", t->seq);
+    }
+    if (t->in_seq && t->cells != NULL) {
+        cJSON_AddItemToObject(e, "cells", cJSON_CreateIntArray(t->cells, t->n_key));
+    }
     cJSON_AddNumberToObject(e, "crc32", crc);
     cJSON_AddNumberToObject(e, "bytes", (double) bytes);
     return e;
@@ -115,6 +121,19 @@ cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t 
         cJSON_AddItemToArray(tokens, cJSON_CreateNumber(run->tokens[i]));
     }
     cJSON_AddStringToObject(r, "tokens_file", "tokens.npy");
+    if (run->n_sequences > 0) {
+        cJSON *seqs = cJSON_AddArrayToObject(r, "sequences");
+        for (int i = 0; i < run->n_sequences; i++) {
+            const struct llorch_ckpt_sequence *s = &run->sequences[i];
+            cJSON                             *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "seq", s->seq);
+            if (s->prompt != NULL) {
+                cJSON_AddStringToObject(o, "prompt", s->prompt);
+            }
+            cJSON_AddItemToObject(o, "tokens", cJSON_CreateIntArray(s->tokens, s->n_tokens));
+            cJSON_AddItemToArray(seqs, o);
+        }
+    }
     if (add_json_text(r, "settings", run->settings_json, err, err_size) != 0 ||
         add_json_text(r, "llama_cpp", run->llama_cpp_json, err, err_size) != 0) {
         cJSON_Delete(r);
@@ -124,12 +143,14 @@ cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t 
 }
 
 int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
-                          const struct llorch_manifest_container *container, bool complete, const char *status,
-                          bool sync, char *err, size_t err_size) {
+                          const struct llorch_manifest_container *container, bool sequences, bool complete,
+                          const char *status, bool sync, char *err, size_t err_size) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", LLORCH_CKPT_FORMAT_NAME);
-    cJSON_AddNumberToObject(root, "format_version",
-                            container != NULL ? LLORCH_CKPT_FORMAT_VERSION_CONTAINER : LLORCH_CKPT_FORMAT_VERSION);
+    int version = sequences           ? LLORCH_CKPT_FORMAT_VERSION_SEQUENCES
+                  : container != NULL ? LLORCH_CKPT_FORMAT_VERSION_CONTAINER
+                                      : LLORCH_CKPT_FORMAT_VERSION;
+    cJSON_AddNumberToObject(root, "format_version", version);
     cJSON_AddBoolToObject(root, "complete", complete);
     cJSON_AddStringToObject(root, "status", status != NULL ? status : (complete ? "ok" : "incomplete"));
     if (container != NULL) {

@@ -23,9 +23,9 @@ struct llorch_manifest_container {
 
 /* Assembles the manifest and writes dir/manifest.json atomically (synced
  * to disk before its rename when sync is set). container is NULL for the
- * npy form. */
+ * npy form; sequences: the files are per sequence (format version 3). */
 int llorch_manifest_write(const char *dir, const cJSON *run, const cJSON *files, const cJSON *missing,
-                          const struct llorch_manifest_container *container, bool complete, const char *status,
-                          bool sync, char *err, size_t err_size);
+                          const struct llorch_manifest_container *container, bool sequences, bool complete,
+                          const char *status, bool sync, char *err, size_t err_size);
 
 #endif

@@ -35,6 +35,8 @@ struct llorch_ckpt_writer {
     cJSON                 *files; /* manifest entries, in write order */
     cJSON                 *missing;
     int                    last_step; /* of the last tensor written: steps come in order */
+    int                    in_seq;    /* -1 before the first tensor, then whether the dump is per sequence */
+    bool                   sequences; /* the run has several sequences: format version 3 */
     size_t                 bytes;     /* data bytes written (headers not counted) */
     size_t                 n_files;
     char                   error[1024];
@@ -115,6 +117,7 @@ llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch
     w->form = opt->form;
     w->files = cJSON_CreateArray();
     w->missing = cJSON_CreateArray();
+    w->in_seq = -1;
     if (open_container(w, err, err_size) != 0) {
         llorch_ckpt_writer_free(w);
         return NULL;
@@ -143,6 +146,14 @@ static int check_tensor(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *
         return writer_error(w, "tensor %s: %d axis names ('%s') for %d dimensions; give one name per dimension",
                             llorch_ckpt_kind_info(t->kind)->name, count_axes(axes), axes, t->n_dims);
     }
+    if (w->in_seq >= 0 && w->in_seq != (int) t->in_seq) {
+        return writer_error(w, "tensor %s: a dump holds one sequence or per-sequence tensors (in_seq), not both",
+                            llorch_ckpt_kind_info(t->kind)->name);
+    }
+    if (t->in_seq && t->seq < 0) {
+        return writer_error(w, "tensor %s: sequence id %d; give the llama_seq_id (0 or more)",
+                            llorch_ckpt_kind_info(t->kind)->name, (int) t->seq);
+    }
     for (int i = 1; t->positions != NULL && i < t->n_pos; i++) {
         if (t->positions[i] <= t->positions[i - 1] || t->positions[0] < t->pos_start) {
             return writer_error(w, "tensor %s: positions must ascend from pos_start",
@@ -162,7 +173,8 @@ static int check_tensor(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *
  * the second gets "~2" after its name, the third "~3", ... A checkpoint
  * written twice for the same layer and step is the caller's error. */
 static int unique_name(llorch_ckpt_writer *w, const struct llorch_ckpt_tensor *t, char *name, size_t size) {
-    if (llorch_ckpt_file_name(name, size, t->kind, t->layer, t->step, t->graph_name, "npy") < 0) {
+    if (llorch_ckpt_file_name(name, size, t->kind, t->layer, t->in_seq ? t->seq : -1, t->step, t->graph_name, "npy") <
+        0) {
         return writer_error(w, "file name too long for tensor %s", t->graph_name != NULL ? t->graph_name : "?");
     }
     if (llorch_name_set_has(&w->names, name) && t->kind != LLORCH_CKPT_GRAPH) {
@@ -240,6 +252,7 @@ int llorch_ckpt_writer_write(llorch_ckpt_writer *w, const struct llorch_ckpt_ten
         return -1;
     }
     w->last_step = t->step;
+    w->in_seq = t->in_seq;
     size_t   bytes = llorch_write_elements(t) * llorch_dtype_size(t->dtype);
     uint32_t crc = llorch_crc32(t->data, bytes);
     cJSON   *entry = NULL;
@@ -281,6 +294,7 @@ int llorch_ckpt_writer_set_run(llorch_ckpt_writer *w, const struct llorch_ckpt_r
     }
     cJSON_Delete(w->run);
     w->run = r;
+    w->sequences = run->n_sequences > 0;
     return write_tokens(w, run->tokens, run->n_tokens);
 }
 
@@ -352,8 +366,9 @@ int llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *
         return -1;
     }
     struct llorch_manifest_container c = {.form = llorch_ckpt_form_name(w->form), .file = container};
-    if (llorch_manifest_write(w->dir, w->run, w->files, w->missing, container != NULL ? &c : NULL, complete, status,
-                              w->sync, w->error, sizeof w->error) != 0) {
+    if (llorch_manifest_write(w->dir, w->run, w->files, w->missing, container != NULL ? &c : NULL,
+                              w->in_seq == 1 || w->sequences, complete, status, w->sync, w->error,
+                              sizeof w->error) != 0) {
         return -1;
     }
     return w->sync ? llorch_sync_path(w->dir, w->error, sizeof w->error) : 0;
