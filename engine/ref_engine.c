@@ -1,10 +1,12 @@
 /*
- * ref_engine.c - llorch-ref-engine: runs a token sequence through a GPT-2 or
+ * ref_engine.c - llorch-ref-engine: runs token sequences through a GPT-2 or
  * llama GGUF model with the plain-C forward pass of ref_forward.c and
  * writes its checkpoints as a dump (docs/FORMAT.md), through the library's
- * writer API.
+ * writer API. Several sequences (--tokens "1,2;3,4") are decoded together
+ * in one batch with a unified KV cache, in the extractor's --parallel
+ * order (ref_sequences.h).
  *
- *   llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3 | --tokens-file t.npy) -o DIR
+ *   llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3[;4,5...] | --tokens-file t.npy) -o DIR
  *                     [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]
  *                     [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]
  *
@@ -17,6 +19,7 @@
 #include "ref_forward.h"
 #include "ref_input.h"
 #include "ref_model.h"
+#include "ref_sequences.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,8 +32,7 @@
 
 struct cli {
     const char        *model;
-    int32_t           *token_ids; /* --tokens 1,2,3, parsed     */
-    int                n_token_ids;
+    struct ref_prompts prompts;     /* --tokens 1,2,3;4,5, parsed */
     const char        *tokens_file; /* --tokens-file tokens.npy  */
     const char        *out_dir;
     const char        *checkpoints; /* --checkpoints, default all */
@@ -44,39 +46,43 @@ struct cli {
 
 /* Everything a run needs, gathered after the inputs are checked. */
 struct engine {
-    struct cli             cli;
-    struct ref_model       model;
-    int32_t               *tokens; /* prompt, then generated tokens */
-    int                    n_prompt;
-    int                    n_tokens;
-    llorch_ckpt_selection *selection;
-    llorch_ckpt_writer    *writer;
-    struct ref_kv_cache    cache;
-    float                 *logits; /* [n_ubatch][n_vocab] of the last step */
-    char                   settings[512];
+    struct cli                  cli;
+    struct ref_model            model;
+    struct ref_sequences        seqs; /* the tokens, and the order of the steps */
+    llorch_ckpt_selection      *selection;
+    llorch_ckpt_writer         *writer;
+    struct ref_kv_cache         cache;
+    float                      *logits;                       /* [rows of the largest step][n_vocab] of the last step */
+    struct llorch_ckpt_sequence described[REF_MAX_SEQUENCES]; /* the manifest's sequences */
+    char                        settings[512];
 };
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3 | --tokens-file tokens.npy) -o DUMP_DIR\n"
-                 "                         [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]\n"
+    fprintf(out, "usage: llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3[;4,5...] | --tokens-file tokens.npy)\n"
+                 "                         -o DUMP_DIR [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]\n"
                  "                         [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]\n"
                  "\n"
                  "Runs the tokens through a gpt2 or llama model with a plain C forward pass and\n"
                  "writes its intermediate tensors as a checkpoint dump (docs/FORMAT.md).\n"
                  "\n"
                  "  -m MODEL.gguf        model (F32, F16, BF16, Q8_0 or Q4_K weights)\n"
-                 "  --tokens LIST        token ids, comma separated\n"
-                 "  --tokens-file FILE   token ids as a 1-D int32 .npy file\n"
+                 "  --tokens LISTS       token ids, comma separated; several lists split by ';' (up to 256)\n"
+                 "                       are as many sequences decoded together in one batch, in the order\n"
+                 "                       of llorch-checkpoint-extractor --parallel N (the prompts one after\n"
+                 "                       another, then one token of every sequence per step), with one\n"
+                 "                       unified KV cache; every tensor is then written per sequence\n"
+                 "  --tokens-file FILE   token ids as a 1-D int32 .npy file (one sequence)\n"
                  "  -o DUMP_DIR          output directory (new or empty)\n"
                  "  -n N                 generate N more tokens greedily, one step each (default 0)\n"
-                 "  -ub N                process the prompt in steps of at most N tokens (default: one step)\n"
+                 "  -ub N                process the prompts in steps of at most N tokens (default: one step)\n"
                  "  --kv-type T          f32 (default) or f16: round K and V (and Q, P in attention) to f16\n"
                  "  --checkpoints LIST   names or numbers 1-6, 'extras', 'all' (default all)\n"
                  "  --layers RANGES      'all' (default) or ranges such as 0-3,11\n"
                  "  --text               also write every tensor as .txt\n"
                  "  --gelu G             gpt2's GELU: tanh (default, exact float32) or f16-table, as\n"
                  "                       llama.cpp's CPU backend computes it (f16 input, f16 table)\n"
-                 "  --fault SPEC         one deliberate bug: eps:L, swap-heads:L, rope-offset:L, no-attn-bias:L\n");
+                 "  --fault SPEC         one deliberate bug: eps:L, swap-heads:L, rope-offset:L, no-attn-bias:L,\n"
+                 "                       mask:L (several sequences: layer L's mask ignores sequence ids)\n");
 }
 
 static int bad_input(const char *message) {
@@ -115,6 +121,29 @@ static int parse_count(const char *flag, const char *value, long min, int *out) 
     return rc;
 }
 
+/* --tokens "1,2,3;4,5": one list per sequence; the last --tokens counts. */
+static int parse_token_lists(struct cli *cli, const char *flag, const char *value) {
+    char   err[512];
+    char  *lists[REF_MAX_SEQUENCES];
+    int    n_lists = 0, rc = 0;
+    size_t size = strlen(value) + 1;
+    char  *copy = malloc(size);
+    ref_prompts_free(&cli->prompts);
+    if (copy == NULL) {
+        return bad_input("out of memory reading --tokens");
+    }
+    memcpy(copy, value, size);
+    if (ref_split_token_lists(copy, lists, &n_lists, err, sizeof err) != 0) {
+        rc = bad_input(err);
+    }
+    for (int i = 0; i < n_lists && rc == 0; i++) {
+        rc = cli_token_list(PROGRAM, flag, lists[i], &cli->prompts.ids[i], &cli->prompts.n_ids[i]);
+        cli->prompts.count += rc == 0;
+    }
+    free(copy);
+    return rc;
+}
+
 /* One option with its value. Returns 0 or an exit status. */
 static int apply_option(void *ctx, int id, const char *flag, const char *value) {
     struct cli  *cli = ctx;
@@ -147,9 +176,7 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
         case OPT_FAULT:
             return ref_parse_fault(value, &cli->options.fault, err, sizeof err) == 0 ? 0 : bad_input(err);
         case OPT_TOKENS:
-            free(cli->token_ids);
-            cli->token_ids = NULL;
-            return cli_token_list(PROGRAM, flag, value, &cli->token_ids, &cli->n_token_ids);
+            return parse_token_lists(cli, flag, value);
         default:
             *strings[id] = value;
             return 0;
@@ -174,7 +201,7 @@ static int parse_args(struct cli *cli, int argc, char **argv) {
     if (cli->model == NULL || cli->out_dir == NULL) {
         return bad_input("-m MODEL.gguf and -o DUMP_DIR are required; see --help");
     }
-    if ((cli->token_ids == NULL) == (cli->tokens_file == NULL)) {
+    if ((cli->prompts.count == 0) == (cli->tokens_file == NULL)) {
         return bad_input("give the input as exactly one of --tokens 1,2,3 or --tokens-file tokens.npy");
     }
     return 0;
@@ -182,39 +209,48 @@ static int parse_args(struct cli *cli, int argc, char **argv) {
 
 /* ---- checking the inputs against the model ----------------------------- */
 
+/* The prompts, checked against the vocabulary, become the sequences. */
 static int read_tokens(struct engine *e, char *err, size_t err_size) {
-    int32_t *prompt = NULL;
-    int      rc = 0;
-    if (e->cli.token_ids != NULL) {
-        prompt = e->cli.token_ids; /* parsed with the command line */
-        e->n_prompt = e->cli.n_token_ids;
-        e->cli.token_ids = NULL;
-    } else {
-        rc = ref_read_token_file(e->cli.tokens_file, &prompt, &e->n_prompt, err, err_size);
+    struct ref_prompts *prompts = &e->cli.prompts;
+    if (e->cli.tokens_file != NULL) {
+        if (ref_read_token_file(e->cli.tokens_file, &prompts->ids[0], &prompts->n_ids[0], err, err_size) != 0) {
+            return -1;
+        }
+        prompts->count = 1;
     }
-    if (rc != 0) {
-        return -1;
+    for (int i = 0; i < prompts->count; i++) {
+        char why[256];
+        if (ref_check_tokens(prompts->ids[i], prompts->n_ids[i], e->model.hp.n_vocab, why, sizeof why) != 0) {
+            if (prompts->count > 1) { /* say which list */
+                snprintf(err, err_size, "--tokens list %d: %s", i + 1, why);
+            } else {
+                snprintf(err, err_size, "%s", why);
+            }
+            return -1;
+        }
     }
-    rc = ref_check_tokens(prompt, e->n_prompt, e->model.hp.n_vocab, err, err_size);
-    /* room for the generated tokens after the prompt */
-    e->tokens = realloc(prompt, (size_t) (e->n_prompt + e->cli.n_predict) * sizeof *e->tokens);
-    if (e->tokens == NULL) {
-        free(prompt);
+    if (ref_sequences_init(&e->seqs, prompts, e->cli.n_predict, e->cli.n_ubatch) != 0) {
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    e->n_tokens = e->n_prompt;
-    return rc;
+    return 0;
 }
 
 /* gpt2 has one learned position embedding per position: no more. */
 static int check_length(const struct engine *e, char *err, size_t err_size) {
-    int n_total = e->n_prompt + e->cli.n_predict;
-    if (e->model.hp.arch == REF_ARCH_GPT2 && n_total > e->model.hp.n_ctx_train) {
+    for (int i = 0; i < e->seqs.n_seqs && e->model.hp.arch == REF_ARCH_GPT2; i++) {
+        const struct ref_sequence *q = &e->seqs.seqs[i];
+        char                       which[32] = "";
+        if (q->n_prompt + e->cli.n_predict <= e->model.hp.n_ctx_train) {
+            continue;
+        }
+        if (e->seqs.n_seqs > 1) {
+            snprintf(which, sizeof which, "sequence %d: ", i);
+        }
         snprintf(err, err_size,
-                 "%d prompt + %d generated tokens exceed the model's %d positions; "
+                 "%s%d prompt + %d generated tokens exceed the model's %d positions; "
                  "give fewer tokens or a smaller -n",
-                 e->n_prompt, e->cli.n_predict, e->model.hp.n_ctx_train);
+                 which, q->n_prompt, e->cli.n_predict, e->model.hp.n_ctx_train);
         return -1;
     }
     return 0;
@@ -238,7 +274,7 @@ static int prepare(struct engine *e) {
     char err[1024];
     if (ref_model_load(&e->model, e->cli.model, err, sizeof err) != 0 || read_tokens(e, err, sizeof err) != 0 ||
         check_length(e, err, sizeof err) != 0 ||
-        ref_check_fault(&e->cli.options.fault, &e->model, err, sizeof err) != 0 ||
+        ref_check_fault(&e->cli.options.fault, &e->model, e->seqs.n_seqs, err, sizeof err) != 0 ||
         open_selection(e, err, sizeof err) != 0 || open_writer(e, err, sizeof err) != 0) {
         return bad_input(err);
     }
@@ -250,7 +286,7 @@ static int prepare(struct engine *e) {
 /* What changes the numbers, for the manifest's settings. */
 static void describe_settings(struct engine *e) {
     const char             *kv = e->cli.kv_f16 ? "f16" : "f32";
-    int                     n_ubatch = e->cli.n_ubatch > 0 ? e->cli.n_ubatch : e->n_prompt;
+    int                     n_ubatch = e->cli.n_ubatch > 0 ? e->cli.n_ubatch : e->seqs.n_prompt;
     const struct ref_fault *fault = &e->cli.options.fault;
     char                    fault_spec[64] = "none";
     if (fault->kind != REF_FAULT_NONE) {
@@ -265,6 +301,10 @@ static void describe_settings(struct engine *e) {
     if (fault->kind == REF_FAULT_EPS) {
         n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"fault_eps\": %g",
                       (double) REF_FAULT_EPS_VALUE);
+    }
+    if (e->seqs.n_seqs > 1) { /* the extractor's --parallel settings */
+        n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"n_parallel\": %d, \"kv_unified\": true",
+                      e->seqs.n_seqs);
     }
     snprintf(e->settings + n, sizeof e->settings - (size_t) n, "}");
 }
@@ -281,10 +321,18 @@ static int set_run(struct engine *e) {
            .n_head = hp->n_head,
            .n_head_kv = hp->n_head_kv,
            .n_vocab = hp->n_vocab,
-           .tokens = e->tokens,
-           .n_tokens = e->n_tokens,
+           .tokens = e->seqs.tokens,
+           .n_tokens = e->seqs.n_tokens,
            .settings_json = e->settings,
     };
+    if (e->seqs.n_seqs > 1) { /* each sequence's tokens in position order */
+        for (int i = 0; i < e->seqs.n_seqs; i++) {
+            const struct ref_sequence *q = &e->seqs.seqs[i];
+            e->described[i] = (struct llorch_ckpt_sequence){.seq = i, .tokens = q->tokens, .n_tokens = q->n_tokens};
+        }
+        run.sequences = e->described;
+        run.n_sequences = e->seqs.n_seqs;
+    }
     return llorch_ckpt_writer_set_run(e->writer, &run);
 }
 
@@ -305,24 +353,15 @@ static int note_missing(struct engine *e) {
     return 0;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) {
-        best = x[i] > x[best] ? i : best;
-    }
-    return best;
-}
-
-/* Runs tokens[pos_start .. pos_start+n-1] as step `step`. */
-static int run_step(struct engine *e, int step, int pos_start, int n) {
+/* Runs one step: the batch's tokens, at their positions, in their sequences. */
+static int run_step(struct engine *e, int step, const struct ref_batch *batch) {
     struct ref_checkpoints ck = {
         .writer = e->writer,
         .selection = e->selection,
         .step = step,
-        .pos_start = pos_start,
-        .n_pos = n,
+        .in_seq = e->seqs.n_seqs > 1,
     };
-    int rc = ref_forward(&e->model, &e->cache, &e->cli.options, &e->tokens[pos_start], n, pos_start, &ck, e->logits);
+    int rc = ref_forward(&e->model, &e->cache, &e->cli.options, batch, &ck, e->logits);
     if (rc != 0) {
         fprintf(stderr, "llorch-ref-engine: out of memory in step %d\n", step);
         return -1;
@@ -334,32 +373,23 @@ static int run_step(struct engine *e, int step, int pos_start, int n) {
     return 0;
 }
 
-/* The prompt in steps of n_ubatch tokens, then one step per generated token. */
+/* The prompts in steps of n_ubatch tokens, then one step per generated
+ * token of every sequence (ref_sequences.h). */
 static int run_steps(struct engine *e) {
-    int n_ubatch = e->cli.n_ubatch > 0 ? e->cli.n_ubatch : e->n_prompt;
-    int step = 0, n_last = 0;
-    for (int pos = 0; pos < e->n_prompt; pos += n_last, step++) {
-        n_last = e->n_prompt - pos < n_ubatch ? e->n_prompt - pos : n_ubatch;
-        if (run_step(e, step, pos, n_last) != 0) {
+    struct ref_batch batch;
+    for (int step = 0; ref_sequences_next(&e->seqs, &batch); step++) {
+        if (run_step(e, step, &batch) != 0) {
             return -1;
         }
-    }
-    for (int i = 0; i < e->cli.n_predict; i++, step++) {
-        const float *last = &e->logits[(size_t) (n_last - 1) * e->model.hp.n_vocab];
-        e->tokens[e->n_tokens++] = argmax(last, e->model.hp.n_vocab);
-        n_last = 1;
-        if (run_step(e, step, e->n_tokens - 1, 1) != 0) {
-            return -1;
-        }
+        ref_sequences_take_logits(&e->seqs, &batch, e->logits, e->model.hp.n_vocab);
     }
     return 0;
 }
 
 static int run(struct engine *e) {
-    int n_ubatch = e->cli.n_ubatch > 0 && e->cli.n_ubatch < e->n_prompt ? e->cli.n_ubatch : e->n_prompt;
-    e->logits = malloc((size_t) n_ubatch * e->model.hp.n_vocab * sizeof(float));
-    if (e->logits == NULL ||
-        ref_kv_cache_init(&e->cache, &e->model.hp, e->n_prompt + e->cli.n_predict, e->cli.kv_f16) != 0) {
+    int n_cells = e->seqs.n_prompt + e->cli.n_predict * e->seqs.n_seqs;
+    e->logits = malloc((size_t) e->seqs.max_rows * e->model.hp.n_vocab * sizeof(float));
+    if (e->logits == NULL || ref_kv_cache_init(&e->cache, &e->model.hp, n_cells, e->cli.kv_f16) != 0) {
         fprintf(stderr, "llorch-ref-engine: out of memory for the KV cache and logits\n");
         return EXIT_FAILURE;
     }
@@ -385,8 +415,8 @@ static void engine_free(struct engine *e) {
     llorch_ckpt_selection_free(e->selection);
     ref_kv_cache_free(&e->cache);
     ref_model_free(&e->model);
-    free(e->tokens);
-    free(e->cli.token_ids);
+    ref_sequences_free(&e->seqs);
+    ref_prompts_free(&e->cli.prompts);
     free(e->logits);
 }
 
@@ -394,7 +424,7 @@ int main(int argc, char **argv) {
     static struct engine e; /* static: zeroed, and off the stack */
     int                  rc = parse_args(&e.cli, argc, argv);
     if (rc != 0) {
-        free(e.cli.token_ids);
+        ref_prompts_free(&e.cli.prompts);
         return rc < 0 ? EXIT_SUCCESS : rc;
     }
     rc = prepare(&e);

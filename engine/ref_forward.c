@@ -1,13 +1,14 @@
 /*
  * ref_forward.c - the GPT-2 and llama forward pass, top to bottom.
  *
- * Data flow of one step (T tokens at positions pos_start..pos_start+T-1):
+ * Data flow of one step (T tokens, each with its position and sequence):
  *
  *   embed                      x = token_embd[token] (+ pos_embd[pos], gpt2)
  *   for each layer:
  *     attention_block          xn = norm(x); q, k, v = projections of xn;
- *                              RoPE (llama); k, v appended to the cache;
- *                              softmax(q.k * scale) . v; output projection
+ *                              RoPE (llama); k, v into the step's cache cells;
+ *                              softmax(q.k * scale) . v over the cells of the
+ *                              token's sequence; output projection
  *     x += attention output    (ffn_inp)
  *     ffn_block                xn = norm(x); GELU MLP (gpt2) or SwiGLU (llama)
  *     x += ffn output          (l_out)
@@ -15,7 +16,8 @@
  *
  * Every buffer is laid out in the dump's numpy order, C order:
  * activations [T][n_embd], heads [T][n_head][head_dim], scores
- * [n_head][T][K], so each checkpoint is written straight from its buffer.
+ * [n_head][T][cells], so each checkpoint is written straight from its
+ * buffer (or, for several sequences, from a slice of it).
  */
 #include "ref_forward.h"
 
@@ -159,12 +161,13 @@ static void rope_one(float *x, int head_dim, int pos, float base, float freq_sca
     }
 }
 
-/* x is [T][n_heads][head_dim]; row t is at position pos_start + t. */
-static void rope(float *x, int T, int n_heads, int head_dim, int pos_start, const struct ref_hparams *hp) {
+/* x is [T][n_heads][head_dim]; row t is at position pos[t] + offset. */
+static void rope(float *x, int T, int n_heads, int head_dim, const int32_t *pos, int offset,
+                 const struct ref_hparams *hp) {
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < n_heads; h++) {
             float *head = &x[((size_t) t * n_heads + h) * head_dim];
-            rope_one(head, head_dim, pos_start + t, hp->rope_freq_base, hp->rope_freq_scale, hp->rope_neox);
+            rope_one(head, head_dim, pos[t] + offset, hp->rope_freq_base, hp->rope_freq_scale, hp->rope_neox);
         }
     }
 }
@@ -192,17 +195,37 @@ static void softmax(float *p, int n) {
 int ref_kv_cache_init(struct ref_kv_cache *cache, const struct ref_hparams *hp, int n_ctx, bool f16) {
     size_t n = (size_t) hp->n_layer * n_ctx * hp->n_head_kv * hp->head_dim;
     cache->n_ctx = n_ctx;
+    cache->n_used = 0;
     cache->row = hp->n_head_kv * hp->head_dim;
     cache->f16 = f16;
     cache->k = calloc(n, sizeof *cache->k);
     cache->v = calloc(n, sizeof *cache->v);
-    return cache->k != NULL && cache->v != NULL ? 0 : -1;
+    cache->cell_pos = calloc((size_t) n_ctx, sizeof *cache->cell_pos);
+    cache->cell_seq = calloc((size_t) n_ctx, sizeof *cache->cell_seq);
+    return cache->k != NULL && cache->v != NULL && cache->cell_pos != NULL && cache->cell_seq != NULL ? 0 : -1;
 }
 
 void ref_kv_cache_free(struct ref_kv_cache *cache) {
     free(cache->k);
     free(cache->v);
+    free(cache->cell_pos);
+    free(cache->cell_seq);
     memset(cache, 0, sizeof *cache);
+}
+
+/* Takes the next free cells for the batch's tokens, in batch order: cell c
+ * holds the c-th token decoded in the run. Every layer then stores its
+ * keys and values there. */
+static int reserve_cells(struct ref_kv_cache *cache, const struct ref_batch *batch) {
+    if (batch->n_tokens > cache->n_ctx - cache->n_used) {
+        return -1;
+    }
+    for (int t = 0; t < batch->n_tokens; t++) {
+        cache->cell_pos[cache->n_used + t] = batch->pos[t];
+        cache->cell_seq[cache->n_used + t] = batch->seq[t];
+    }
+    cache->n_used += batch->n_tokens;
+    return 0;
 }
 
 static float *cache_layer(const struct ref_kv_cache *cache, float *base, int il) {
@@ -211,20 +234,22 @@ static float *cache_layer(const struct ref_kv_cache *cache, float *base, int il)
 
 /* ---- one step ---------------------------------------------------------- */
 
-/* Scratch buffers of one step, sized for its T tokens and K keys. */
+/* Scratch buffers of one step, sized for its T tokens and the cache's
+ * filled cells (K). */
 struct activations {
-    float *x;      /* [T][n_embd]            the residual stream         */
-    float *xn;     /* [T][n_embd]            a block's normed input      */
-    float *qkv;    /* [T][n_q + 2 n_kv]      fused projection            */
-    float *q;      /* [T][n_head][head_dim]                              */
-    float *k, *v;  /* [T][n_head_kv][head_dim]                           */
-    float *scores; /* [n_head][T][K]         attention probabilities     */
-    float *attn;   /* [T][n_head][head_dim]  attention result            */
-    float *out;    /* [T][n_embd]            attention or FFN output     */
-    float *up;     /* [T][n_ff]                                          */
-    float *gate;   /* [T][n_ff]                                          */
-    float *q_row;  /* [head_dim]             one query, maybe f16-rounded */
-    float *p_row;  /* [K]                    one row of probabilities, maybe f16-rounded  */
+    float   *x;       /* [T][n_embd]            the residual stream         */
+    float   *xn;      /* [T][n_embd]            a block's normed input      */
+    float   *qkv;     /* [T][n_q + 2 n_kv]      fused projection            */
+    float   *q;       /* [T][n_head][head_dim]                              */
+    float   *k, *v;   /* [T][n_head_kv][head_dim]                           */
+    float   *scores;  /* [n_head][T][K]         attention probabilities, 0 where masked */
+    float   *attn;    /* [T][n_head][head_dim]  attention result            */
+    float   *out;     /* [T][n_embd]            attention or FFN output     */
+    float   *up;      /* [T][n_ff]                                          */
+    float   *gate;    /* [T][n_ff]                                          */
+    float   *q_row;   /* [head_dim]             one query, maybe f16-rounded */
+    float   *p_row;   /* [K]                    one row of probabilities, maybe f16-rounded  */
+    int32_t *visible; /* [K]                 the cells one token attends to */
 };
 
 /* Everything one step works on, so that each block takes one argument. */
@@ -234,9 +259,11 @@ struct pass {
     struct ref_kv_cache      *cache;
     const struct ref_options *opt;
     struct ref_checkpoints   *ck;
-    int                       T;         /* tokens in this step            */
-    int                       pos_start; /* position of the first token    */
-    int                       K;         /* keys visible: pos_start + T    */
+    int                       T;          /* tokens in this step              */
+    const int32_t            *pos;        /* [T] each token's position         */
+    const int32_t            *seq;        /* [T] each token's sequence         */
+    int                       first_cell; /* the cache cell of the first token */
+    int                       K;          /* cache cells filled, this step's included */
     struct activations        a;
 };
 
@@ -262,8 +289,9 @@ static int alloc_activations(struct pass *p) {
     a->gate = malloc(T * hp->n_ff * sizeof(float));
     a->q_row = malloc((size_t) hp->head_dim * sizeof(float));
     a->p_row = malloc((size_t) p->K * sizeof(float));
-    float *all[] = {a->x,    a->xn,  a->qkv, a->q,    a->k,     a->v,    a->scores,
-                    a->attn, a->out, a->up,  a->gate, a->q_row, a->p_row};
+    a->visible = malloc((size_t) p->K * sizeof(int32_t));
+    void *all[] = {a->x,    a->xn,  a->qkv, a->q,    a->k,     a->v,     a->scores,
+                   a->attn, a->out, a->up,  a->gate, a->q_row, a->p_row, a->visible};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (all[i] == NULL) {
             return -1;
@@ -273,8 +301,8 @@ static int alloc_activations(struct pass *p) {
 }
 
 static void free_activations(struct activations *a) {
-    float *all[] = {a->x,    a->xn,  a->qkv, a->q,    a->k,     a->v,    a->scores,
-                    a->attn, a->out, a->up,  a->gate, a->q_row, a->p_row};
+    void *all[] = {a->x,    a->xn,  a->qkv, a->q,    a->k,     a->v,     a->scores,
+                   a->attn, a->out, a->up,  a->gate, a->q_row, a->p_row, a->visible};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         free(all[i]);
     }
@@ -286,7 +314,7 @@ static void embed(struct pass *p, const int32_t *tokens) {
         float *row = &p->a.x[(size_t) t * hp->n_embd];
         memcpy(row, &p->m->token_embd[(size_t) tokens[t] * hp->n_embd], hp->n_embd * sizeof(float));
         if (p->m->pos_embd != NULL) {
-            add_in_place(row, &p->m->pos_embd[(size_t) (p->pos_start + t) * hp->n_embd], hp->n_embd);
+            add_in_place(row, &p->m->pos_embd[(size_t) p->pos[t] * hp->n_embd], hp->n_embd);
         }
     }
     ref_ckpt_rows(p->ck, LLORCH_CKPT_EMBD, -1, p->a.x, hp->n_embd);
@@ -340,18 +368,18 @@ static void swap_query_heads(struct pass *p) {
 
 static void apply_rope(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
-    int                       pos_start = p->pos_start + (fault_in(p, REF_FAULT_ROPE_OFFSET, il) ? 1 : 0);
+    int                       offset = fault_in(p, REF_FAULT_ROPE_OFFSET, il) ? 1 : 0;
     ref_ckpt_heads(p->ck, LLORCH_CKPT_QCUR_PRE_ROPE, il, p->a.q, hp->n_head, hp->head_dim);
     ref_ckpt_heads(p->ck, LLORCH_CKPT_KCUR_PRE_ROPE, il, p->a.k, hp->n_head_kv, hp->head_dim);
-    rope(p->a.q, p->T, hp->n_head, hp->head_dim, pos_start, hp);
-    rope(p->a.k, p->T, hp->n_head_kv, hp->head_dim, pos_start, hp);
+    rope(p->a.q, p->T, hp->n_head, hp->head_dim, p->pos, offset, hp);
+    rope(p->a.k, p->T, hp->n_head_kv, hp->head_dim, p->pos, offset, hp);
 }
 
-/* Appends this step's keys and values to the cache (rounded to f16 when
+/* Stores this step's keys and values in its cells (rounded to f16 when
  * the cache is f16, as storing into an f16 tensor does). */
 static void store_kv(struct pass *p, int il) {
     struct ref_kv_cache *c = p->cache;
-    size_t               offset = (size_t) p->pos_start * c->row, n = (size_t) p->T * c->row;
+    size_t               offset = (size_t) p->first_cell * c->row, n = (size_t) p->T * c->row;
     float               *k = cache_layer(c, c->k, il) + offset;
     float               *v = cache_layer(c, c->v, il) + offset;
     memcpy(k, p->a.k, n * sizeof(float));
@@ -362,38 +390,61 @@ static void store_kv(struct pass *p, int il) {
     }
 }
 
-/* One query row: probabilities over keys 0..pos (later keys are masked:
- * exactly 0), then the probability-weighted sum of the values.
+/* The cells token t attends to, in cell order: those of its own sequence
+ * at positions up to its own. A run of one sequence has cell c at
+ * position c, so that is cells 0..pos. Fault mask: the sequence check is
+ * missing, and every filled cell up to the position counts, whatever
+ * sequence holds it (the classic bug of a batched engine's mask). */
+static int visible_cells(const struct pass *p, int il, int t, int32_t *cells) {
+    const struct ref_kv_cache *c = p->cache;
+    bool                       any_seq = fault_in(p, REF_FAULT_MASK, il);
+    int                        n = 0;
+    for (int cell = 0; cell < p->K; cell++) {
+        if (c->cell_pos[cell] <= p->pos[t] && (any_seq || c->cell_seq[cell] == p->seq[t])) {
+            cells[n++] = cell;
+        }
+    }
+    return n;
+}
+
+/* One query row over the n_visible cells in p->a.visible: probabilities
+ * (every other cell is masked: exactly 0), then the probability-weighted
+ * sum of the values. The cells are taken in cell order, which for a
+ * sequence is position order: every row is computed as in a run of its
+ * sequence alone, bit for bit.
  * With an f16 cache llama.cpp also rounds q and the probabilities to f16
  * before multiplying them with the f16 keys and values (ggml's matmul
  * converts its second operand to the type of the first); the kq_soft_max
  * checkpoint holds the probabilities before that rounding. */
-static void attend_one(struct pass *p, int il, int h, int t, float *probs, float *out) {
+static void attend_one(struct pass *p, int il, int h, int t, int n_visible, float *probs, float *out) {
     const struct ref_hparams  *hp = p->hp;
     const struct ref_kv_cache *c = p->cache;
-    int          hd = hp->head_dim, kv_head = h / (hp->n_head / hp->n_head_kv); /* GQA: groups of query heads */
-    const float *keys = cache_layer(c, c->k, il) + (size_t) kv_head * hd;
-    const float *values = cache_layer(c, c->v, il) + (size_t) kv_head * hd;
-    int          n_valid = p->pos_start + t + 1;
-    float       *q = p->a.q_row, *weights = p->a.p_row;
+    int            hd = hp->head_dim, kv_head = h / (hp->n_head / hp->n_head_kv); /* GQA: groups of query heads */
+    const float   *keys = cache_layer(c, c->k, il) + (size_t) kv_head * hd;
+    const float   *values = cache_layer(c, c->v, il) + (size_t) kv_head * hd;
+    const int32_t *cells = p->a.visible;
+    float         *q = p->a.q_row, *weights = p->a.p_row;
 
     memcpy(q, &p->a.q[((size_t) t * hp->n_head + h) * hd], (size_t) hd * sizeof(float));
     if (c->f16) {
         round_to_f16_in_place(q, (size_t) hd);
     }
-    for (int j = 0; j < n_valid; j++) {
-        probs[j] = dot(q, &keys[(size_t) j * c->row], hd) * hp->kq_scale;
+    for (int j = 0; j < n_visible; j++) {
+        weights[j] = dot(q, &keys[(size_t) cells[j] * c->row], hd) * hp->kq_scale;
     }
-    softmax(probs, n_valid);
-    memset(&probs[n_valid], 0, (size_t) (p->K - n_valid) * sizeof(float));
+    softmax(weights, n_visible);
+    memset(probs, 0, (size_t) p->K * sizeof(float));
+    for (int j = 0; j < n_visible; j++) {
+        probs[cells[j]] = weights[j];
+    }
 
-    for (int j = 0; j < n_valid; j++) {
-        weights[j] = c->f16 ? ref_round_to_f16(probs[j]) : probs[j];
+    if (c->f16) {
+        round_to_f16_in_place(weights, (size_t) n_visible);
     }
     for (int i = 0; i < hd; i++) {
         float sum = 0.0f;
-        for (int j = 0; j < n_valid; j++) {
-            sum += weights[j] * values[(size_t) j * c->row + i];
+        for (int j = 0; j < n_visible; j++) {
+            sum += weights[j] * values[(size_t) cells[j] * c->row + i];
         }
         out[i] = sum;
     }
@@ -401,11 +452,12 @@ static void attend_one(struct pass *p, int il, int h, int t, float *probs, float
 
 static void attend(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
-    for (int h = 0; h < hp->n_head; h++) {
-        for (int t = 0; t < p->T; t++) {
+    for (int t = 0; t < p->T; t++) {
+        int n_visible = visible_cells(p, il, t, p->a.visible);
+        for (int h = 0; h < hp->n_head; h++) {
             float *probs = &p->a.scores[((size_t) h * p->T + t) * p->K];
             float *out = &p->a.attn[((size_t) t * hp->n_head + h) * hp->head_dim];
-            attend_one(p, il, h, t, probs, out);
+            attend_one(p, il, h, t, n_visible, probs, out);
         }
     }
 }
@@ -429,13 +481,11 @@ static void attention_block(struct pass *p, int il) {
     ref_ckpt_heads(p->ck, LLORCH_CKPT_VCUR, il, p->a.v, hp->n_head_kv, hp->head_dim);
 
     store_kv(p, il);
-    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_K, il, cache_layer(p->cache, p->cache->k, il), p->K, hp->n_head_kv,
-                   hp->head_dim);
-    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_V, il, cache_layer(p->cache, p->cache->v, il), p->K, hp->n_head_kv,
-                   hp->head_dim);
+    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_K, il, cache_layer(p->cache, p->cache->k, il), hp->n_head_kv, hp->head_dim);
+    ref_ckpt_cache(p->ck, LLORCH_CKPT_CACHE_V, il, cache_layer(p->cache, p->cache->v, il), hp->n_head_kv, hp->head_dim);
 
     attend(p, il);
-    ref_ckpt_scores(p->ck, LLORCH_CKPT_KQ_SOFT_MAX, il, p->a.scores, hp->n_head, p->K);
+    ref_ckpt_scores(p->ck, LLORCH_CKPT_KQ_SOFT_MAX, il, p->a.scores, hp->n_head);
 
     const float *bias = fault_in(p, REF_FAULT_NO_ATTN_BIAS, il) ? NULL : l->bo;
     matmul(p->a.out, p->a.attn, l->wo, bias, p->T, hp->n_head * hp->head_dim, hp->n_embd);
@@ -482,26 +532,42 @@ static void output(struct pass *p, float *logits) {
     ref_ckpt_rows(p->ck, LLORCH_CKPT_LOGITS, -1, logits, hp->n_vocab);
 }
 
+/* The largest tensor with a key axis the checkpoints gather: the scores,
+ * or one layer of the cache. */
+static size_t gather_floats(const struct pass *p) {
+    size_t scores = (size_t) p->hp->n_head * p->T * p->K, cache = (size_t) p->K * p->cache->row;
+    return scores > cache ? scores : cache;
+}
+
 int ref_forward(const struct ref_model *m, struct ref_kv_cache *cache, const struct ref_options *opt,
-                const int32_t *tokens, int n_tokens, int pos_start, struct ref_checkpoints *ck, float *logits) {
+                const struct ref_batch *batch, struct ref_checkpoints *ck, float *logits) {
+    if (reserve_cells(cache, batch) != 0) {
+        return -1;
+    }
     struct pass p = {
         .m = m,
         .hp = &m->hp,
         .cache = cache,
         .opt = opt,
         .ck = ck,
-        .T = n_tokens,
-        .pos_start = pos_start,
-        .K = pos_start + n_tokens,
+        .T = batch->n_tokens,
+        .pos = batch->pos,
+        .seq = batch->seq,
+        .first_cell = cache->n_used - batch->n_tokens,
+        .K = cache->n_used,
     };
     int rc = alloc_activations(&p);
     if (rc == 0) {
-        embed(&p, tokens);
+        rc = ref_ckpt_begin_step(ck, batch->seq, batch->pos, p.T, cache->cell_seq, p.K, gather_floats(&p));
+    }
+    if (rc == 0) {
+        embed(&p, batch->tokens);
         for (int il = 0; il < m->hp.n_layer; il++) {
             layer(&p, il);
         }
         output(&p, logits);
     }
+    ref_ckpt_end_step(ck);
     free_activations(&p.a);
     return rc;
 }

@@ -22,6 +22,7 @@ enum ref_fault_kind {
     REF_FAULT_SWAP_HEADS,   /* layer L swaps query heads 0 and 1 before RoPE      */
     REF_FAULT_ROPE_OFFSET,  /* layer L's RoPE uses position + 1 (for Q and K)     */
     REF_FAULT_NO_ATTN_BIAS, /* layer L drops the attention output bias            */
+    REF_FAULT_MASK,         /* layer L's attention mask ignores sequence ids      */
 };
 
 #define REF_FAULT_EPS_VALUE 1e-1f
@@ -40,27 +41,43 @@ struct ref_options {
     bool gelu_f16_table;
 };
 
-/* Keys and values of every layer for positions 0..n_ctx-1, laid out
- * [layer][position][kv head][head_dim]: the slice of one layer for
- * positions 0..K-1 is exactly the cache_k / cache_v checkpoint. */
+/* One unified KV cache for every sequence of the run: cell c holds the
+ * c-th token decoded (whatever its sequence), with its position and
+ * sequence id. Keys and values are laid out [layer][cell][kv head][head_dim].
+ * A run of one sequence fills cell p with position p, so the slice of one
+ * layer for cells 0..K-1 is then exactly the cache_k / cache_v checkpoint. */
 struct ref_kv_cache {
-    int    n_ctx;
-    int    row; /* floats per position: n_head_kv * head_dim       */
-    bool   f16; /* round K, V (and Q, P in attention) to f16, as llama.cpp does with an f16 cache */
-    float *k;
-    float *v;
+    int      n_ctx;  /* cells                                            */
+    int      n_used; /* cells filled so far, in decode order             */
+    int      row;    /* floats per cell: n_head_kv * head_dim            */
+    bool     f16;    /* round K, V (and Q, P in attention) to f16, as llama.cpp does with an f16 cache */
+    float   *k;
+    float   *v;
+    int32_t *cell_pos; /* [n_ctx] position of the token in each cell  */
+    int32_t *cell_seq; /* [n_ctx] its sequence id                      */
 };
 
 int  ref_kv_cache_init(struct ref_kv_cache *cache, const struct ref_hparams *hp, int n_ctx, bool f16);
 void ref_kv_cache_free(struct ref_kv_cache *cache);
 
-/* Runs tokens[0..n_tokens-1] at positions pos_start.. through the model,
- * appending their keys and values to the cache, and writes logits
- * [n_tokens][n_vocab]. ck says which checkpoints to write (may be NULL),
- * opt how to compute (may be NULL: no fault, exact GELU).
- * Returns 0, or -1 when out of memory. */
+/* One step's tokens, each with its position and sequence id. The tokens
+ * of one sequence are consecutive and in position order, and sequences
+ * come in order of id (as the engine decodes them; see ref_engine.c). */
+struct ref_batch {
+    const int32_t *tokens;
+    const int32_t *pos;
+    const int32_t *seq;
+    int            n_tokens;
+};
+
+/* Runs the batch through the model, putting its keys and values into the
+ * next free cells of the cache, and writes logits [n_tokens][n_vocab].
+ * A token attends to the cells of its own sequence at positions up to its
+ * own. ck says which checkpoints to write (may be NULL), opt how to compute
+ * (may be NULL: no fault, exact GELU).
+ * Returns 0, or -1 when out of memory or out of cache cells. */
 int ref_forward(const struct ref_model *m, struct ref_kv_cache *cache, const struct ref_options *opt,
-                const int32_t *tokens, int n_tokens, int pos_start, struct ref_checkpoints *ck, float *logits);
+                const struct ref_batch *batch, struct ref_checkpoints *ck, float *logits);
 
 /* The value x rounded to the nearest float16 (ties to even), as a float. */
 float ref_round_to_f16(float x);

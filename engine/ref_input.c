@@ -1,5 +1,6 @@
 /*
- * ref_input.c - token ids from a .npy file, and fault specs.
+ * ref_input.c - token ids from --tokens lists and .npy files, and fault
+ * specs.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ref_input.h"
@@ -10,6 +11,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- --tokens "1,2,3;4,5" ------------------------------------------------ */
+
+int ref_split_token_lists(char *arg, char **lists, int *n_lists, char *err, size_t err_size) {
+    int n = 1;
+    for (const char *c = arg; *c != '\0'; c++) {
+        n += *c == ';';
+    }
+    if (n > REF_MAX_SEQUENCES) {
+        snprintf(err, err_size, "--tokens holds %d lists split by ';'; give at most %d sequences", n,
+                 REF_MAX_SEQUENCES);
+        return -1;
+    }
+    /* split by hand, not with strtok: an empty list must be seen, not skipped */
+    for (int i = 0; i < n; i++) {
+        char *semicolon = strchr(arg, ';');
+        lists[i] = arg;
+        if (semicolon != NULL) {
+            *semicolon = '\0';
+            arg = semicolon + 1;
+        }
+        if (n > 1 && lists[i][0] == '\0') {
+            snprintf(err, err_size,
+                     "--tokens: list %d of %d (split by ';') is empty; give token ids in every list, "
+                     "e.g. --tokens '1,2;3,4'",
+                     i + 1, n);
+            return -1;
+        }
+    }
+    *n_lists = n;
+    return 0;
+}
 
 /* ---- --tokens-file tokens.npy ----------------------------------------- */
 
@@ -114,6 +147,7 @@ static const struct {
     {REF_FAULT_SWAP_HEADS, "swap-heads"},
     {REF_FAULT_ROPE_OFFSET, "rope-offset"},
     {REF_FAULT_NO_ATTN_BIAS, "no-attn-bias"},
+    {REF_FAULT_MASK, "mask"},
 };
 
 const char *ref_fault_name(enum ref_fault_kind kind) {
@@ -154,13 +188,14 @@ int ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t
         }
     }
     snprintf(err, err_size,
-             "--fault '%s' is not a fault; use eps:L, swap-heads:L, rope-offset:L or "
-             "no-attn-bias:L with L a layer number",
+             "--fault '%s' is not a fault; use eps:L, swap-heads:L, rope-offset:L, "
+             "no-attn-bias:L or mask:L with L a layer number",
              spec);
     return -1;
 }
 
-int ref_check_fault(const struct ref_fault *fault, const struct ref_model *m, char *err, size_t err_size) {
+int ref_check_fault(const struct ref_fault *fault, const struct ref_model *m, int n_sequences, char *err,
+                    size_t err_size) {
     if (fault->kind == REF_FAULT_NONE) {
         return 0;
     }
@@ -177,6 +212,12 @@ int ref_check_fault(const struct ref_fault *fault, const struct ref_model *m, ch
         why = "the model applies no RoPE";
     } else if (fault->kind == REF_FAULT_NO_ATTN_BIAS && m->layers[fault->layer].bo == NULL) {
         why = "the model has no attention output bias in that layer";
+    } else if (fault->kind == REF_FAULT_MASK && n_sequences < 2) {
+        snprintf(err, err_size,
+                 "--fault mask:%d needs several sequences (in a run of one, no other sequence's cells can leak "
+                 "into attention); give several token lists split by ';', e.g. --tokens '1,2,3;4,5'",
+                 fault->layer);
+        return -1;
     }
     if (why != NULL) {
         snprintf(err, err_size, "--fault %s:%d: %s; choose another fault for this model", name, fault->layer, why);
