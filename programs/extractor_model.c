@@ -184,10 +184,11 @@ static int parse_token_ids(struct run *r) {
     r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
     for (int i = 0; i < n && r->tokens != NULL; i++) {
         if (ids[i] >= n_vocab) {
+            int bad = (int) ids[i];
             free(ids);
             return exit_bad_input("--tokens: token id %d is outside the vocabulary (0-%d); use ids of this model's "
                                   "vocabulary",
-                                  (int) ids[i], n_vocab - 1);
+                                  bad, n_vocab - 1);
         }
         r->tokens[r->n_prompt++] = (llama_token) ids[i];
     }

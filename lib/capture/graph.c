@@ -25,10 +25,10 @@ void llorch_graph_reset(struct llorch_graph *g) {
 }
 
 void llorch_graph_free(struct llorch_graph *g) {
+    llorch_graph_reset(g); /* frees the consumer lists */
     free(g->nodes);
     free(g->leaves);
     free(g->map);
-    free(g->consumers);
     memset(g, 0, sizeof *g);
 }
 

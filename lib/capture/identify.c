@@ -291,6 +291,8 @@ int llorch_identify_graph(const struct llorch_identify_input *in, struct llorch_
         llorch_identity_free(out);
         return -1;
     }
-    qsort(out->roles, (size_t) out->n_roles, sizeof *out->roles, by_node);
+    if (out->n_roles > 0) { /* roles is NULL when the graph holds none */
+        qsort(out->roles, (size_t) out->n_roles, sizeof *out->roles, by_node);
+    }
     return 0;
 }

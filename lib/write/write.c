@@ -51,6 +51,10 @@ static int writer_error(llorch_ckpt_writer *w, const char *fmt, ...) {
     return -1;
 }
 
+const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w) {
+    return w->error;
+}
+
 /* Indexed by enum llorch_ckpt_form. */
 static const char *const form_names[] = {"npy", "npz", "safetensors"};
 
@@ -372,10 +376,6 @@ int llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *
         return -1;
     }
     return w->sync ? llorch_sync_path(w->dir, w->error, sizeof w->error) : 0;
-}
-
-const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w) {
-    return w->error;
 }
 
 size_t llorch_ckpt_writer_bytes(const llorch_ckpt_writer *w) {
