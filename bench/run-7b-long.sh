@@ -38,16 +38,18 @@ one() {  # conf [label]
     six) args+=(--checkpoints 1-6 --positions last:16 -o "$dumps/six") ;;
     scores) args+=(--checkpoints kq_soft_max --positions last:16 -o "$dumps/scores") ;;
   esac
-  local start end log
+  local start end log held
   start="$(date +%s.%N)"
   log="$(/usr/bin/time -v "$x" -m "$model" "${args[@]}" 2>&1 >/dev/null)" || { echo "$log" >&2; exit 1; }
   end="$(date +%s.%N)"
   decode[$label]="$(echo "$log" | sed -n 's/^ *decode \([0-9.]*\) s.*/\1/p')"
   wall[$label]="$(echo "$end - $start" | bc -l)"
   rss[$label]="$(echo "$log" | sed -n 's/.*Maximum resident set size (kbytes): //p')"
+  held="$(echo "$log" | sed -n 's/^ *copies held at most \([0-9.]*\) MiB.*/\1/p')"
   size[$label]="$( [ -d "$dumps/$conf" ] && du -sb "$dumps/$conf" | cut -f1 || echo 0)"
-  printf '%-7s decode %8.1f s  wall %8.1f s  peak RSS %6.2f GB  dump %6.2f GB\n' "$label" "${decode[$label]}" \
-    "${wall[$label]}" "$(echo "${rss[$label]} / 1048576" | bc -l)" "$(echo "${size[$label]} / 1073741824" | bc -l)"
+  printf '%-7s decode %8.1f s  wall %8.1f s  peak RSS %6.2f GiB  dump %6.2f GiB  copies held at most %s MiB\n' \
+    "$label" "${decode[$label]}" "${wall[$label]}" "$(echo "${rss[$label]} / 1048576" | bc -l)" \
+    "$(echo "${size[$label]} / 1073741824" | bc -l)" "${held:-0}"
 }
 
 "$x" -m "$model" --tokens 1,15043 --checkpoints none --capture-to memory >/dev/null 2>&1   # page cache
@@ -58,7 +60,7 @@ one none none2   # again: the baseline is the mean of the runs before and after
 base_decode="$(echo "(${decode[none]} + ${decode[none2]}) / 2" | bc -l)"
 base_wall="$(echo "(${wall[none]} + ${wall[none2]}) / 2" | bc -l)"
 for conf in six scores; do
-  printf '%-7s time ratio vs none: decode %.3f, wall %.3f; peak RSS %.2f GB over none\n' "$conf" \
+  printf '%-7s time ratio vs none: decode %.3f, wall %.3f; peak RSS %.2f GiB over none\n' "$conf" \
     "$(echo "${decode[$conf]} / $base_decode" | bc -l)" "$(echo "${wall[$conf]} / $base_wall" | bc -l)" \
     "$(echo "(${rss[$conf]} - ${rss[none]}) / 1048576" | bc -l)"
 done

@@ -27,8 +27,8 @@
  * a batch size once, without computing it, and plans which nodes to read.
  * In the ask phase the callback answers true only at those nodes. Copies
  * happen on the compute thread (a strided gather into a fresh buffer);
- * files are written by a writer thread behind a queue bounded by
- * queue_bytes.
+ * files are written by a writer thread behind a queue; the memory held
+ * for copies not yet written is bounded by queue_bytes.
  *
  * Scope: one sequence (seq_id 0) decoded from position 0 into a fresh KV
  * cache, so that cache cell i holds position i; the cache and score files
@@ -72,7 +72,7 @@ struct llorch_capture_params {
     enum llorch_capture_identify identify;
     bool                         raw;          /* write cache/scores as llama.cpp holds them */
     bool                         native_dtype; /* keep f16 as f16 instead of f32           */
-    size_t                       queue_bytes;  /* writer queue bound                        */
+    size_t                       queue_bytes;  /* bound on copies not yet written (bytes)   */
     bool                         stop_at_nan;  /* stats: abort at the first NaN/Inf         */
     FILE                        *stats_out;    /* stats: where lines go (default stdout)    */
     bool                         split_each;   /* capture each tensor at a graph split of its
@@ -82,12 +82,13 @@ struct llorch_capture_params {
 };
 
 struct llorch_capture_report {
-    size_t tensors;       /* tensors captured                              */
-    size_t bytes;         /* data bytes captured (what the files hold)     */
-    double copy_seconds;  /* time in the callback: gather + convert        */
-    double wait_seconds;  /* time the callback waited for a full queue     */
-    double write_seconds; /* writer thread: time spent writing files       */
-    size_t queue_peak_bytes;
+    size_t tensors;                              /* tensors captured                              */
+    size_t bytes;                                /* data bytes captured (what the files hold)     */
+    double copy_seconds;                         /* time in the callback: gather + convert        */
+    double wait_seconds;                         /* time the callback waited for a full queue     */
+    double write_seconds;                        /* writer thread: time spent writing files       */
+    size_t queue_peak_bytes;                     /* the most data bytes queued for the writer at once */
+    size_t memory_peak_bytes;                    /* the most memory held for copies at once (bound: queue_bytes) */
     bool   flash_attn;                           /* a FLASH_ATTN_EXT node was seen                */
     bool   patched_names;                        /* the patch's names were seen in the graph      */
     size_t nonfinite;                            /* stats: NaN/Inf values seen                    */

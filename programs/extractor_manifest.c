@@ -103,6 +103,8 @@ void print_summary(const struct run *r) {
             r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
     if (r->writer != NULL) {
+        fprintf(stderr, "  copies held at most %.1f MiB in memory (bound %zu MiB, --queue-mb)\n",
+                (double) rep.memory_peak_bytes / (1 << 20), r->opt.queue_mb);
         enum llorch_ckpt_form form = chosen_form(r);
         char                  where[64] = "files";
         if (form != LLORCH_CKPT_FORM_NPY) {

@@ -74,7 +74,7 @@ static void print_help(void) {
            "      --stop-at-nan       with --stats: stop at the first NaN or Inf\n"
            "      --identify MODE     auto (default) or structure: recorded only; checkpoints are\n"
            "                          always identified by dataflow\n"
-           "      --queue-mb N        memory bound of the writer queue (default 256)\n"
+           "      --queue-mb N        memory for copies not yet written (default 256)\n"
            "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
            "      --split-each        copy each tensor at a graph split of its own (slower): the\n"
            "                          reference for the default, which copies several at one split\n"

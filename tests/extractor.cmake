@@ -17,6 +17,12 @@ target_include_directories(test_convert PRIVATE ${PROJECT_SOURCE_DIR}/lib/captur
 llorch_target(test_convert)
 add_test(NAME capture_convert COMMAND test_convert)
 
+add_executable(test_queue ${CMAKE_CURRENT_LIST_DIR}/test_queue.c)
+target_link_libraries(test_queue PRIVATE llorch-capture)
+target_include_directories(test_queue PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
+llorch_target(test_queue)
+add_test(NAME capture_queue_bound COMMAND test_queue)
+
 set(_cases_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor>
                CHECKS=${CMAKE_CURRENT_LIST_DIR}/dump_checks.py PY=${LLORCH_PYTHON})
 function(llorch_extractor_case case model)

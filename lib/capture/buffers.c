@@ -26,16 +26,22 @@ struct llorch_buffer_chunk {
 struct llorch_buffers {
     struct llorch_buffer_chunk *current;
     struct llorch_buffer_chunk *spares;
-    size_t                      spare_bytes, max_spare;
-    size_t                      held;
+    size_t                      spare_bytes;
+    size_t                      held; /* all chunks: in use, current and spare */
+    size_t                      bound;
 };
 
-llorch_buffers *llorch_buffers_create(size_t max_spare) {
+llorch_buffers *llorch_buffers_create(size_t bound) {
     llorch_buffers *b = calloc(1, sizeof *b);
     if (b != NULL) {
-        b->max_spare = max_spare;
+        b->bound = bound;
     }
     return b;
+}
+
+/* The size of the chunk that a buffer of n bytes is cut from. */
+static size_t chunk_size_for(size_t n) {
+    return n > CHUNK_SIZE ? (n + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : CHUNK_SIZE;
 }
 
 static struct llorch_buffer_chunk *new_chunk(llorch_buffers *b, size_t size) {
@@ -60,9 +66,10 @@ static void free_chunk(llorch_buffers *b, struct llorch_buffer_chunk *c) {
     free(c);
 }
 
-/* A released chunk becomes a spare while spares stay within the bound. */
+/* A released chunk becomes a spare while all chunks together stay within
+ * the bound. */
 static void retire(llorch_buffers *b, struct llorch_buffer_chunk *c) {
-    if (b->spare_bytes + c->size > b->max_spare) {
+    if (b->held > b->bound) {
         free_chunk(b, c);
         return;
     }
@@ -82,8 +89,31 @@ static struct llorch_buffer_chunk *take_chunk(llorch_buffers *b, size_t size) {
             return c;
         }
     }
-    size_t want = size > CHUNK_SIZE ? (size + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : CHUNK_SIZE;
+    size_t want = chunk_size_for(size);
+    while (b->spares != NULL && b->held + want > b->bound) { /* too small to use: make room */
+        struct llorch_buffer_chunk *c = b->spares;
+        b->spares = c->next;
+        b->spare_bytes -= c->size;
+        free_chunk(b, c);
+    }
     return new_chunk(b, want);
+}
+
+/* Whether a buffer of `bytes` comes from the current chunk or a spare, or
+ * a new chunk keeps the chunks in use within the bound. */
+bool llorch_buffers_fit(const llorch_buffers *b, size_t bytes) {
+    size_t                            n = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    const struct llorch_buffer_chunk *c = b->current;
+    if (c != NULL && (c->refs == 0 ? c->size : c->size - c->used) >= n) {
+        return true;
+    }
+    for (const struct llorch_buffer_chunk *s = b->spares; s != NULL; s = s->next) {
+        if (s->size >= n) {
+            return true;
+        }
+    }
+    size_t free_current = c != NULL && c->refs == 0 ? c->size : 0; /* retired when replaced */
+    return b->held - b->spare_bytes - free_current + chunk_size_for(n) <= b->bound;
 }
 
 void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_chunk **chunk) {

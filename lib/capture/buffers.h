@@ -7,13 +7,18 @@
 #ifndef LLORCH_BUFFERS_H
 #define LLORCH_BUFFERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct llorch_buffers llorch_buffers;
 struct llorch_buffer_chunk;
 
-/* Keeps at most max_spare bytes of released chunks for reuse. */
-llorch_buffers *llorch_buffers_create(size_t max_spare);
+/* Released chunks are kept for reuse while all chunks together stay
+ * within `bound` bytes; beyond it they are freed. */
+llorch_buffers *llorch_buffers_create(size_t bound);
+/* Whether a buffer of `bytes` can be handed out without the chunks in use
+ * growing past the bound. llorch_buffers_get hands it out either way. */
+bool llorch_buffers_fit(const llorch_buffers *b, size_t bytes);
 /* A buffer of `bytes` (64-byte aligned); *chunk receives its chunk, for
  * release. NULL when out of memory. */
 void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_chunk **chunk);

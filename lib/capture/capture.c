@@ -264,7 +264,8 @@ int llorch_capture_finish(llorch_capture *cap) {
         if (llorch_queue_finish(cap->queue) != 0) {
             llorch_capture_set_error(cap, "%s", cap->write_error);
         }
-        llorch_queue_stats(cap->queue, &cap->report.wait_seconds, &cap->report.queue_peak_bytes);
+        llorch_queue_stats(cap->queue, &cap->report.wait_seconds, &cap->report.queue_peak_bytes,
+                           &cap->report.memory_peak_bytes);
     }
     if (cap->step > 0 || cap->n_plans > 0) {
         record_missing(cap);

@@ -26,6 +26,7 @@ struct llorch_queue {
     size_t                    items; /* items queued or being consumed */
     size_t                    max_bytes;
     size_t                    peak_bytes;
+    size_t                    peak_held;   /* the most memory the buffers held at once */
     llorch_buffers           *buffers;     /* the items' data */
     size_t                    unsignalled; /* bytes pushed since the writer was last woken */
     bool                      closing;
@@ -47,9 +48,25 @@ void llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item) {
     pthread_mutex_unlock(&q->lock);
 }
 
+/* The bound covers every captured byte not yet written, queued or not
+ * (a layer's cache copies wait for attention before they are queued):
+ * while the writer has work that will release memory, a copy that does not
+ * fit waits for it. With nothing queued it goes ahead, even past the
+ * bound: waiting could never end. */
 void *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_chunk **chunk) {
     pthread_mutex_lock(&q->lock);
-    void *p = llorch_buffers_get(q->buffers, bytes, chunk);
+    if (q->items > 0 && !llorch_buffers_fit(q->buffers, bytes) && !q->failed) {
+        double start = llorch_now_seconds();
+        q->unsignalled = 0;
+        pthread_cond_broadcast(&q->changed); /* the writer may be waiting for a batch to fill */
+        while (q->items > 0 && !llorch_buffers_fit(q->buffers, bytes) && !q->failed) {
+            pthread_cond_wait(&q->changed, &q->lock);
+        }
+        q->wait_seconds += llorch_now_seconds() - start;
+    }
+    void  *p = llorch_buffers_get(q->buffers, bytes, chunk);
+    size_t held = llorch_buffers_held(q->buffers);
+    q->peak_held = held > q->peak_held ? held : q->peak_held;
     pthread_mutex_unlock(&q->lock);
     return p;
 }
@@ -199,9 +216,10 @@ int llorch_queue_finish(llorch_queue *q) {
     return q->failed;
 }
 
-void llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes) {
+void llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes, size_t *peak_held) {
     *wait_seconds = q->wait_seconds;
     *peak_bytes = q->peak_bytes;
+    *peak_held = q->peak_held;
 }
 
 void llorch_queue_free(llorch_queue *q) {

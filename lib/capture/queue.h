@@ -1,6 +1,8 @@
 /* queue.h - hands captured tensors from the compute thread to a writer
- * thread. Bounded by bytes: a push blocks while the queue holds more than
- * the bound, so memory never grows without limit. */
+ * thread. Bounded by bytes: the memory of every captured tensor not yet
+ * written, queued or not, stays within the bound (one tensor larger than
+ * the bound excepted); the compute thread waits for the writer where it
+ * would not. */
 #ifndef LLORCH_QUEUE_H
 #define LLORCH_QUEUE_H
 
@@ -51,9 +53,9 @@ int llorch_queue_drain(llorch_queue *q);
 /* Waits until every pushed item is consumed, stops the thread; returns the
  * consumer's first failure (0 if none). */
 int llorch_queue_finish(llorch_queue *q);
-/* Seconds the producer spent blocked on a full queue, and the most bytes
- * the queue held at once. */
-void llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes);
+/* Seconds the producer spent waiting for the writer, the most data bytes
+ * queued at once, and the most memory the items' buffers held at once. */
+void llorch_queue_stats(const llorch_queue *q, double *wait_seconds, size_t *peak_bytes, size_t *peak_held);
 void llorch_queue_free(llorch_queue *q);
 
 #endif

@@ -1,0 +1,96 @@
+/* test_queue.c - the writer queue keeps every copy not yet written within
+ * its bound, hands items over in order with their data intact, and makes
+ * the producer wait for a slow writer rather than grow.
+ *
+ * The phases are chosen so that released chunks of one size cannot serve
+ * the next size: kept as spares beside a full queue, they would take the
+ * memory past the bound. */
+#define _POSIX_C_SOURCE 200809L
+#include "queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIB   ((size_t) 1 << 20)
+#define BOUND (16 * MIB)
+
+struct consumer {
+    int    seen;
+    int    bad;
+    size_t largest;
+};
+
+static int consume(void *ctx, const struct llorch_queue_item *item) {
+    struct consumer     *c = ctx;
+    const unsigned char *d = item->data;
+    unsigned char        want = (unsigned char) c->seen;
+    if (item->node != c->seen || d[0] != want || d[item->bytes - 1] != want) {
+        c->bad++;
+    }
+    c->seen++;
+    c->largest = item->bytes > c->largest ? item->bytes : c->largest;
+    struct timespec slow = {0, 2 * 1000 * 1000}; /* a writer slower than the producer */
+    nanosleep(&slow, NULL);
+    return 0;
+}
+
+static int push_items(llorch_queue *q, int *next, int count, size_t bytes) {
+    for (int i = 0; i < count; i++) {
+        struct llorch_queue_item *item = calloc(1, sizeof *item);
+        if (item == NULL || (item->data = llorch_queue_buffer(q, bytes, &item->chunk)) == NULL) {
+            fprintf(stderr, "FAIL: out of memory\n");
+            return -1;
+        }
+        memset(item->data, *next & 0xff, bytes);
+        item->bytes = bytes;
+        item->node = (*next)++;
+        if (llorch_queue_push(q, item) != 0) {
+            fprintf(stderr, "FAIL: push\n");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(void) {
+    struct consumer c = {0};
+    llorch_queue   *q = llorch_queue_create(BOUND, consume, &c);
+    int             next = 0, failures = 0;
+    double          wait;
+    size_t          peak_bytes, peak_held;
+    if (q == NULL || push_items(q, &next, 6, 10 * MIB) != 0 || push_items(q, &next, 6, 14 * MIB) != 0 ||
+        push_items(q, &next, 64, 1 * MIB) != 0 || llorch_queue_drain(q) != 0) {
+        return 1;
+    }
+    llorch_queue_stats(q, &wait, &peak_bytes, &peak_held);
+    if (peak_held > BOUND) {
+        fprintf(stderr, "FAIL: copies held %zu bytes at once, over the bound of %zu\n", peak_held, BOUND);
+        failures++;
+    }
+    if (wait <= 0.0) {
+        fprintf(stderr, "FAIL: the producer never waited for a writer slower than it\n");
+        failures++;
+    }
+    /* one item larger than the bound goes through alone */
+    if (push_items(q, &next, 1, 24 * MIB) != 0 || llorch_queue_finish(q) != 0) {
+        return 1;
+    }
+    size_t peak_after_phases = peak_held;
+    llorch_queue_stats(q, &wait, &peak_bytes, &peak_held);
+    if (peak_held > 24 * MIB) {
+        fprintf(stderr, "FAIL: %zu bytes held with one 24 MiB item, more than the item\n", peak_held);
+        failures++;
+    }
+    if (c.seen != next || c.bad != 0 || c.largest != 24 * MIB) {
+        fprintf(stderr, "FAIL: the writer saw %d of %d items, %d out of order or corrupt\n", c.seen, next, c.bad);
+        failures++;
+    }
+    llorch_queue_free(q);
+    if (failures == 0) {
+        printf("ok: %d items through a %zu MiB bound: at most %.1f MiB held, %.2f s waiting for the writer\n", next,
+               BOUND / MIB, (double) peak_after_phases / MIB, wait);
+    }
+    return failures == 0 ? 0 : 1;
+}
