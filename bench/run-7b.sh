@@ -39,10 +39,12 @@ one() {  # run conf round
   start="$(date +%s.%N)"
   log="$(/usr/bin/time -v "$x" -m "$model" "${args[@]}" 2>&1 >/dev/null)" || { echo "$log" >&2; exit 1; }
   end="$(date +%s.%N)"
-  local decode rss
+  local decode rss user sys
   decode="$(echo "$log" | sed -n 's/^ *decode \([0-9.]*\) s.*/\1/p')"
   rss="$(echo "$log" | sed -n 's/.*Maximum resident set size (kbytes): //p')"
-  echo -e "$run\thello\t$conf\t$round\t$decode\t$(echo "$end - $start" | bc -l)" >> "$results"
+  user="$(echo "$log" | sed -n 's/.*User time (seconds): //p')"
+  sys="$(echo "$log" | sed -n 's/.*System time (seconds): //p')"
+  echo -e "$run\thello\t$conf\t$round\t$decode\t$(echo "$end - $start" | bc -l)\t$user\t$sys" >> "$results"
   echo -e "$conf\t$rss" >> "$dumps/rss.tsv"
 }
 

@@ -11,7 +11,8 @@
 #   prompt-t2   128-token prompt, 2 threads
 #   decode-t2   8-token prompt + 32 generated tokens (33 steps), 2 threads
 # Configurations: none, memory (--capture-to memory), disk (the default
-# form of that run), and disk in the other form (npy or npz).
+# form of that run), and disk in the other form (npy or npz). BENCH_EXTRA
+# adds configurations: nosync (disk with --no-sync: what fsync costs).
 #
 # Each round runs every configuration of a scenario once, in an order that
 # rotates from round to round; a ratio is the median over rounds of the
@@ -55,6 +56,7 @@ one() {  # run scenario config round -> appends "run scenario config round decod
     disk)   args+=(-o "$out") ;;
     npy)    args+=(-o "$out" --format npy) ;;
     npz)    args+=(-o "$out" --format npz) ;;
+    nosync) args+=(-o "$out" --no-sync) ;;
   esac
   local log decode times
   log="$(/usr/bin/time -f 'TIME %e %U %S' "$x" -m "$model" -fa off "${args[@]}" 2>&1 >/dev/null)" \
@@ -67,7 +69,7 @@ one() {  # run scenario config round -> appends "run scenario config round decod
 "$x" -m "$model" --tokens 1,2 --checkpoints none --capture-to memory >/dev/null 2>&1   # page cache
 for run in $(seq 1 "$runs"); do
   for scen in prompt-t1 prompt-t2 decode-t2; do
-    confs=(none memory disk "$( [ "$scen" = decode-t2 ] && echo npy || echo npz )")
+    confs=(none memory disk "$( [ "$scen" = decode-t2 ] && echo npy || echo npz )" ${BENCH_EXTRA:-})
     for round in $(seq 1 "$rounds"); do
       n=${#confs[@]}
       for k in $(seq 0 $((n - 1))); do
