@@ -16,13 +16,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$repo/build}"
 scratch="${2:-$repo/build/bench-7b}"
-mkdir -p "$scratch"
-model="$scratch/llama-7b-shape-q8_0.gguf"
+source "$repo/bench/model-7b.sh"
+model="$(model_7b "$build" "$scratch")"
 x="$build/programs/llorch-checkpoint-extractor"
-if [ ! -f "$model" ]; then
-  "$build/programs/llorch-make-tiny-model" --arch llama --layers 32 --embd 4096 --heads 32 --ff 11008 \
-    --ctx 4096 --type q8_0 --seed 7 -o "$model"
-fi
 # 4096 token ids: BOS, then a fixed walk through the vocabulary
 ids="$(/usr/bin/python3 -c "print(','.join(['1'] + [str(2 + (i * 7919) % 31990) for i in range(4095)]))")"
 dumps="$scratch/long-$(date +%s)"

@@ -18,13 +18,9 @@ build="${1:-$repo/build}"
 scratch="${2:-$repo/build/bench-7b}"
 rounds="${3:-3}"
 runs="${4:-3}"
-mkdir -p "$scratch"
-model="$scratch/llama-7b-shape-q8_0.gguf"
+source "$repo/bench/model-7b.sh"
+model="$(model_7b "$build" "$scratch")"
 x="$build/programs/llorch-checkpoint-extractor"
-if [ ! -f "$model" ]; then
-  "$build/programs/llorch-make-tiny-model" --arch llama --layers 32 --embd 4096 --heads 32 --ff 11008 \
-    --ctx 4096 --type q8_0 --seed 7 -o "$model"
-fi
 dumps="$scratch/dumps-$(date +%s)"
 mkdir -p "$dumps"
 results="$dumps/results.tsv"

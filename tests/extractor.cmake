@@ -10,18 +10,20 @@ foreach(model tiny-gpt2-f32 tiny-llama-f32 tiny-llama-q8_0)
   set_tests_properties(capture_logits_bitwise_${model} PROPERTIES FIXTURES_REQUIRED tiny_models)
 endforeach()
 
-# The gather and its type conversion against a plain reference.
-add_executable(test_convert ${CMAKE_CURRENT_LIST_DIR}/test_convert.c)
-target_link_libraries(test_convert PRIVATE llorch-capture)
-target_include_directories(test_convert PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
-llorch_target(test_convert)
-add_test(NAME capture_convert COMMAND test_convert)
+# A test of the capture library's parts, through their internal headers:
+# tests/EXE.c, run as the test NAME.
+function(llorch_capture_part_test exe name)
+  add_executable(${exe} ${CMAKE_CURRENT_LIST_DIR}/${exe}.c)
+  target_link_libraries(${exe} PRIVATE llorch-capture)
+  target_include_directories(${exe} PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
+  llorch_target(${exe})
+  add_test(NAME ${name} COMMAND ${exe})
+endfunction()
 
-add_executable(test_queue ${CMAKE_CURRENT_LIST_DIR}/test_queue.c)
-target_link_libraries(test_queue PRIVATE llorch-capture)
-target_include_directories(test_queue PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
-llorch_target(test_queue)
-add_test(NAME capture_queue_bound COMMAND test_queue)
+# The gather and its type conversion against a plain reference.
+llorch_capture_part_test(test_convert capture_convert)
+# The writer queue's memory bound, with a writer slower than the copies.
+llorch_capture_part_test(test_queue capture_queue_bound)
 
 set(_cases_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor>
                CHECKS=${CMAKE_CURRENT_LIST_DIR}/dump_checks.py PY=${LLORCH_PYTHON})
@@ -107,11 +109,7 @@ llorch_target(test_extractor_settings)
 add_test(NAME extractor_settings_json COMMAND test_extractor_settings)
 
 # A layer number in a tensor's name is a hint, never an index.
-add_executable(test_identify_layers ${CMAKE_CURRENT_LIST_DIR}/test_identify_layers.c)
-target_link_libraries(test_identify_layers PRIVATE llorch-capture)
-target_include_directories(test_identify_layers PRIVATE ${PROJECT_SOURCE_DIR}/lib/capture)
-llorch_target(test_identify_layers)
-add_test(NAME capture_identify_layers COMMAND test_identify_layers)
+llorch_capture_part_test(test_identify_layers capture_identify_layers)
 
 # One llama_decode larger than n_ubatch, split by the library: the same
 # checkpoints, position by position, as the extractor's one-batch run.

@@ -10,6 +10,7 @@
  * token of each. The test's script compares each sequence with the
  * extractor's run of its tokens alone. */
 #define _POSIX_C_SOURCE 200809L
+#include "check.h"
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
 #include "llorch_compare.h"
@@ -18,13 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void fail_if(int bad, const char *what, const char *detail) {
-    if (bad) {
-        fprintf(stderr, "FAIL: %s: %s\n", what, detail != NULL ? detail : "");
-        exit(1);
-    }
-}
 
 static void quiet(enum ggml_log_level level, const char *text, void *data) {
     (void) data;

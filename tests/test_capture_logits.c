@@ -9,6 +9,7 @@
  *
  *   test_capture_logits MODEL.gguf OUT_DIR SPLIT_DIR */
 #define _POSIX_C_SOURCE 200809L
+#include "check.h"
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
 
@@ -18,15 +19,6 @@
 #include <string.h>
 
 #define N_TOKENS 7
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fprintf(stderr, "\n");                                                                                     \
-            exit(1);                                                                                                   \
-        }                                                                                                              \
-    } while (0)
 
 static void quiet(enum ggml_log_level level, const char *text, void *data) {
     (void) data;

@@ -5,6 +5,7 @@
  *
  *   test_capture_ubatch MODEL.gguf OUT_DIR N U */
 #define _POSIX_C_SOURCE 200809L
+#include "check.h"
 #include "llorch_capture.h"
 #include "llorch_checkpoint.h"
 
@@ -12,13 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void fail_if(int bad, const char *what, const char *detail) {
-    if (bad) {
-        fprintf(stderr, "FAIL: %s: %s\n", what, detail != NULL ? detail : "");
-        exit(1);
-    }
-}
 
 static void quiet(enum ggml_log_level level, const char *text, void *data) {
     (void) data;

@@ -4,22 +4,13 @@
  *   test_format OUT_DIR      writes a dump of known tensors into OUT_DIR
  *                            and checks file names and bad input in C */
 #define _POSIX_C_SOURCE 200809L
+#include "check.h"
 #include "llorch_checkpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fprintf(stderr, "\n");                                                                                     \
-            exit(1);                                                                                                   \
-        }                                                                                                              \
-    } while (0)
 
 static void check_names(void) {
     char buf[256];

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "ggml.h"
 #include "llama.h"
 
@@ -26,16 +27,6 @@
 #endif
 
 static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                            \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            failures++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 /* One node the scheduler asked about. */
 struct seen {
@@ -90,7 +81,7 @@ static const struct seen *find(const struct seen_list *l, const char *name) {
  * has this op and a source called src (src0 or src1). */
 static void expect(const struct seen_list *l, const char *file, const char *name, enum ggml_op op, const char *src) {
     const struct seen *s = find(l, name);
-    CHECK(s != NULL, "%s: no tensor named %s", file, name);
+    EXPECT(s != NULL, "%s: no tensor named %s", file, name);
     if (!s || !src) {
         return;
     }
@@ -99,8 +90,8 @@ static void expect(const struct seen_list *l, const char *file, const char *name
         const struct seen *x = &l->items[i];
         match |= strcmp(x->name, name) == 0 && x->op == op && (strcmp(x->src0, src) == 0 || strcmp(x->src1, src) == 0);
     }
-    CHECK(match, "%s: %s is not a %s of %s (first one: %s of %s, %s)", file, name, ggml_op_name(op), src,
-          ggml_op_name(s->op), s->src0, s->src1);
+    EXPECT(match, "%s: %s is not a %s of %s (first one: %s of %s, %s)", file, name, ggml_op_name(op), src,
+           ggml_op_name(s->op), s->src0, s->src1);
 }
 
 static void quiet_log(enum ggml_log_level level, const char *text, void *user_data) {
@@ -115,7 +106,7 @@ static bool collect(const char *path, struct seen_list *seen, int *n_layer) {
     struct llama_model_params mp = llama_model_default_params();
     mp.use_extra_bufts = false; /* AMX repacking crashes on this host */
     struct llama_model *m = llama_model_load_from_file(path, mp);
-    CHECK(m != NULL, "cannot load %s", path);
+    EXPECT(m != NULL, "cannot load %s", path);
     if (!m) {
         return false;
     }
@@ -130,7 +121,7 @@ static bool collect(const char *path, struct seen_list *seen, int *n_layer) {
     cp.cb_eval_user_data = seen;
     cp.no_perf = true;
     struct llama_context *ctx = llama_init_from_model(m, cp);
-    CHECK(ctx != NULL, "cannot create a context for %s", path);
+    EXPECT(ctx != NULL, "cannot create a context for %s", path);
 
     bool ok = false;
     if (ctx) {
@@ -145,7 +136,7 @@ static bool collect(const char *path, struct seen_list *seen, int *n_layer) {
         }
         batch.n_tokens = 4;
         ok = llama_decode(ctx, batch) == 0;
-        CHECK(ok, "llama_decode failed on %s", path);
+        EXPECT(ok, "llama_decode failed on %s", path);
         llama_batch_free(batch);
         llama_free(ctx);
     }
@@ -159,7 +150,7 @@ static void check_model(const char *dir, const char *file, bool gpt2) {
     struct seen_list seen = {0};
     int              n_layer = 0;
     if (collect(path, &seen, &n_layer)) {
-        CHECK(n_layer == 2, "%s: %d layers", file, n_layer);
+        EXPECT(n_layer == 2, "%s: %d layers", file, n_layer);
         /* The callback works at all: an unpatched name every build has. */
         expect(&seen, file, "attn_norm-0", GGML_OP_COUNT, NULL);
         for (int il = 0; il < n_layer; il++) {
@@ -180,7 +171,7 @@ static void check_model(const char *dir, const char *file, bool gpt2) {
             }
         }
         snprintf(name, sizeof(name), "cache_k-%d", n_layer);
-        CHECK(find(&seen, name) == NULL, "%s: %s exists past the last layer", file, name);
+        EXPECT(find(&seen, name) == NULL, "%s: %s exists past the last layer", file, name);
         printf("%s: %zu nodes asked about, patch names present in all %d layers\n", file, seen.n, n_layer);
     }
     free(seen.items);

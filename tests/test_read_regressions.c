@@ -18,6 +18,7 @@
  * cJSON and libdeflate are shared libraries: their allocations do not.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "check.h"
 #include "llorch_checkpoint.h"
 #include "llorch_compare.h"
 
@@ -28,16 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fprintf(stderr, "\n");                                                                                     \
-            exit(1);                                                                                                   \
-        }                                                                                                              \
-    } while (0)
 
 /* ---- allocation failures ------------------------------------------------- */
 

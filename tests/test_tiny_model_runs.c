@@ -25,21 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "ggml.h"
 #include "gguf.h"
 #include "llama.h"
 
 static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                            \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            failures++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 struct model_case {
     const char    *file;
@@ -170,17 +161,17 @@ static const char *path_in(const char *dir, const char *file) {
 
 static void check_metadata(const struct gguf_file *gf, const struct model_case *c) {
     int64_t id = gguf_find_key(gf->g, "general.architecture");
-    CHECK(id >= 0 && strcmp(gguf_get_val_str(gf->g, id), c->arch) == 0, "%s: general.architecture", c->file);
-    CHECK(get_u32(gf, c->arch, "block_count") == (uint32_t) c->n_layer, "%s: block_count", c->file);
-    CHECK(get_u32(gf, c->arch, "embedding_length") == (uint32_t) c->n_embd, "%s: embedding_length", c->file);
-    CHECK(get_u32(gf, c->arch, "feed_forward_length") == (uint32_t) c->n_ff, "%s: feed_forward_length", c->file);
-    CHECK(get_u32(gf, c->arch, "attention.head_count") == (uint32_t) c->n_head, "%s: head_count", c->file);
-    CHECK(get_u32(gf, c->arch, "attention.head_count_kv") == (uint32_t) c->n_head_kv, "%s: head_count_kv", c->file);
-    CHECK(get_u32(gf, c->arch, "context_length") == 512, "%s: context_length", c->file);
-    CHECK(gguf_find_key(gf->g, "tokenizer.ggml.tokens") >= 0, "%s: tokenizer.ggml.tokens copied", c->file);
+    EXPECT(id >= 0 && strcmp(gguf_get_val_str(gf->g, id), c->arch) == 0, "%s: general.architecture", c->file);
+    EXPECT(get_u32(gf, c->arch, "block_count") == (uint32_t) c->n_layer, "%s: block_count", c->file);
+    EXPECT(get_u32(gf, c->arch, "embedding_length") == (uint32_t) c->n_embd, "%s: embedding_length", c->file);
+    EXPECT(get_u32(gf, c->arch, "feed_forward_length") == (uint32_t) c->n_ff, "%s: feed_forward_length", c->file);
+    EXPECT(get_u32(gf, c->arch, "attention.head_count") == (uint32_t) c->n_head, "%s: head_count", c->file);
+    EXPECT(get_u32(gf, c->arch, "attention.head_count_kv") == (uint32_t) c->n_head_kv, "%s: head_count_kv", c->file);
+    EXPECT(get_u32(gf, c->arch, "context_length") == 512, "%s: context_length", c->file);
+    EXPECT(gguf_find_key(gf->g, "tokenizer.ggml.tokens") >= 0, "%s: tokenizer.ggml.tokens copied", c->file);
     if (strcmp(c->arch, "llama") == 0) {
-        CHECK(get_u32(gf, c->arch, "rope.dimension_count") == (uint32_t) (c->n_embd / c->n_head),
-              "%s: rope.dimension_count = head size", c->file);
+        EXPECT(get_u32(gf, c->arch, "rope.dimension_count") == (uint32_t) (c->n_embd / c->n_head),
+               "%s: rope.dimension_count = head size", c->file);
     }
 }
 
@@ -190,15 +181,15 @@ static void check_layout(const struct gguf_file *gf, const struct model_case *c)
     /* gpt2: token+pos embd, 12 per layer, output norm w+b; llama: token embd,
      * 9 per layer, output norm, output. */
     int64_t expect = gpt2 ? 4 + 12 * c->n_layer : 3 + 9 * c->n_layer;
-    CHECK(n == expect, "%s: %lld tensors, expected %lld", c->file, (long long) n, (long long) expect);
+    EXPECT(n == expect, "%s: %lld tensors, expected %lld", c->file, (long long) n, (long long) expect);
     for (int64_t i = 0; i < n; i++) {
         const char    *name = gguf_get_tensor_name(gf->g, i);
         enum ggml_type want = n_dims(gf, i) == 2 ? c->wtype : GGML_TYPE_F32;
-        CHECK(gguf_get_tensor_type(gf->g, i) == want, "%s: %s is %s, expected %s", c->file, name,
-              ggml_type_name(gguf_get_tensor_type(gf->g, i)), ggml_type_name(want));
+        EXPECT(gguf_get_tensor_type(gf->g, i) == want, "%s: %s is %s, expected %s", c->file, name,
+               ggml_type_name(gguf_get_tensor_type(gf->g, i)), ggml_type_name(want));
     }
-    CHECK((gguf_find_tensor(gf->g, "output.weight") >= 0) == !gpt2, "%s: output.weight only in llama", c->file);
-    CHECK((gguf_find_tensor(gf->g, "position_embd.weight") >= 0) == gpt2, "%s: position_embd only in gpt2", c->file);
+    EXPECT((gguf_find_tensor(gf->g, "output.weight") >= 0) == !gpt2, "%s: output.weight only in llama", c->file);
+    EXPECT((gguf_find_tensor(gf->g, "position_embd.weight") >= 0) == gpt2, "%s: position_embd only in gpt2", c->file);
 
     /* The file ends with the last tensor, padded to the alignment. */
     size_t align = gguf_get_alignment(gf->g);
@@ -206,7 +197,7 @@ static void check_layout(const struct gguf_file *gf, const struct model_case *c)
         gguf_get_data_offset(gf->g) + gguf_get_tensor_offset(gf->g, n - 1) + gguf_get_tensor_size(gf->g, n - 1);
     end = (end + align - 1) / align * align;
     fseek(gf->f, 0, SEEK_END);
-    CHECK((size_t) ftell(gf->f) == end, "%s: file size %ld, expected %zu", c->file, ftell(gf->f), end);
+    EXPECT((size_t) ftell(gf->f) == end, "%s: file size %ld, expected %zu", c->file, ftell(gf->f), end);
 }
 
 /* ---- values ------------------------------------------------------------ */
@@ -244,10 +235,10 @@ static void check_values(const struct gguf_file *gf, const char *file) {
         double std = sqrt(sq / (double) (n - 1));
         double want_mean, want_std;
         expected_distribution(name, &want_mean, &want_std);
-        CHECK(fabs(mean - want_mean) < 5 * want_std / sqrt((double) n), "%s: %s mean %g, expected %g", file, name, mean,
-              want_mean);
-        CHECK(fabs(std / want_std - 1) < 5 / sqrt(2.0 * (double) n) + 0.02, "%s: %s std %g, expected %g", file, name,
-              std, want_std);
+        EXPECT(fabs(mean - want_mean) < 5 * want_std / sqrt((double) n), "%s: %s mean %g, expected %g", file, name,
+               mean, want_mean);
+        EXPECT(fabs(std / want_std - 1) < 5 / sqrt(2.0 * (double) n) + 0.02, "%s: %s std %g, expected %g", file, name,
+               std, want_std);
         free(v);
     }
 }
@@ -270,7 +261,7 @@ static void check_f16_matches_f32(const struct gguf_file *f16, const struct gguf
     for (int64_t i = 0; i < gguf_get_n_tensors(f32->g); i++) {
         const char *name = gguf_get_tensor_name(f32->g, i);
         int64_t     j = gguf_find_tensor(f16->g, name);
-        CHECK(j >= 0, "%s: %s missing", f16->path, name);
+        EXPECT(j >= 0, "%s: %s missing", f16->path, name);
         if (j < 0) {
             continue;
         }
@@ -285,7 +276,7 @@ static void check_f16_matches_f32(const struct gguf_file *f16, const struct gguf
                 bad += ((float *) b)[k] != a[k];
             }
         }
-        CHECK(a && b && bad == 0, "%s: %s: %lld values differ from the f32 file's", f16->path, name, (long long) bad);
+        EXPECT(a && b && bad == 0, "%s: %s: %lld values differ from the f32 file's", f16->path, name, (long long) bad);
         free(a);
         free(b);
     }
@@ -298,7 +289,7 @@ static void check_quant_pair(const struct gguf_file *q8, const struct gguf_file 
     for (int64_t i = 0; i < gguf_get_n_tensors(q8->g); i++) {
         const char *name = gguf_get_tensor_name(q8->g, i);
         int64_t     j = gguf_find_tensor(q4->g, name);
-        CHECK(j >= 0, "%s: %s missing", q4->path, name);
+        EXPECT(j >= 0, "%s: %s missing", q4->path, name);
         if (j < 0) {
             continue;
         }
@@ -315,8 +306,8 @@ static void check_quant_pair(const struct gguf_file *q8, const struct gguf_file 
         double rel = sqrt(diff / (norm > 0 ? norm : 1));
         double limit = n_dims(q8, i) == 2 ? 0.2 : 0.0; /* 1-D tensors are f32 in both */
         worst = fmax(worst, rel);
-        CHECK(a && b && rel <= limit, "%s: %s: q8_0 vs q4_K relative RMS difference %g > %g", q4->path, name, rel,
-              limit);
+        EXPECT(a && b && rel <= limit, "%s: %s: q8_0 vs q4_K relative RMS difference %g > %g", q4->path, name, rel,
+               limit);
         free(a);
         free(b);
     }
@@ -339,14 +330,14 @@ struct run_result {
 
 static bool check_model_shape(const struct llama_model *m, const struct model_case *c) {
     int before = failures;
-    CHECK(llama_model_n_layer(m) == c->n_layer, "%s: n_layer %d", c->file, llama_model_n_layer(m));
-    CHECK(llama_model_n_embd(m) == c->n_embd, "%s: n_embd %d", c->file, llama_model_n_embd(m));
-    CHECK(llama_model_n_head(m) == c->n_head, "%s: n_head %d", c->file, llama_model_n_head(m));
-    CHECK(llama_model_n_head_kv(m) == c->n_head_kv, "%s: n_head_kv %d", c->file, llama_model_n_head_kv(m));
-    CHECK(llama_model_n_ctx_train(m) == 512, "%s: n_ctx_train %d", c->file, llama_model_n_ctx_train(m));
+    EXPECT(llama_model_n_layer(m) == c->n_layer, "%s: n_layer %d", c->file, llama_model_n_layer(m));
+    EXPECT(llama_model_n_embd(m) == c->n_embd, "%s: n_embd %d", c->file, llama_model_n_embd(m));
+    EXPECT(llama_model_n_head(m) == c->n_head, "%s: n_head %d", c->file, llama_model_n_head(m));
+    EXPECT(llama_model_n_head_kv(m) == c->n_head_kv, "%s: n_head_kv %d", c->file, llama_model_n_head_kv(m));
+    EXPECT(llama_model_n_ctx_train(m) == 512, "%s: n_ctx_train %d", c->file, llama_model_n_ctx_train(m));
     char buf[64] = "";
     llama_model_meta_val_str(m, "general.architecture", buf, sizeof(buf));
-    CHECK(strcmp(buf, c->arch) == 0, "%s: architecture '%s'", c->file, buf);
+    EXPECT(strcmp(buf, c->arch) == 0, "%s: architecture '%s'", c->file, buf);
     return failures == before;
 }
 
@@ -376,7 +367,7 @@ static void check_logits(const struct run_result *r, const char *file) {
     for (int64_t k = 0; k < n; k++) {
         bad += !isfinite(r->logits[k]);
     }
-    CHECK(bad == 0, "%s: %lld logits are not finite", file, (long long) bad);
+    EXPECT(bad == 0, "%s: %lld logits are not finite", file, (long long) bad);
     /* Each position's logits differ from every other position's. */
     for (int i = 0; i < r->n_tokens; i++) {
         for (int j = i + 1; j < r->n_tokens; j++) {
@@ -385,7 +376,7 @@ static void check_logits(const struct run_result *r, const char *file) {
             for (int v = 0; v < r->n_vocab; v++) {
                 maxdiff = fmax(maxdiff, fabs((double) a[v] - b[v]));
             }
-            CHECK(maxdiff > 1e-4, "%s: logits of positions %d and %d equal (max diff %g)", file, i, j, maxdiff);
+            EXPECT(maxdiff > 1e-4, "%s: logits of positions %d and %d equal (max diff %g)", file, i, j, maxdiff);
         }
     }
 }
@@ -395,7 +386,7 @@ static bool run_model(const char *path, const struct model_case *c, struct run_r
     mp.use_extra_bufts = false; /* AMX repacking crashes on this host (docs: llama-cpp.md) */
     mp.n_gpu_layers = 0;
     struct llama_model *m = llama_model_load_from_file(path, mp);
-    CHECK(m != NULL, "%s: llama.cpp cannot load it", c->file);
+    EXPECT(m != NULL, "%s: llama.cpp cannot load it", c->file);
     if (!m || !check_model_shape(m, c)) {
         llama_model_free(m);
         return false;
@@ -409,9 +400,9 @@ static bool run_model(const char *path, const struct model_case *c, struct run_r
     llama_token           tokens[64];
     r->n_tokens = ctx ? tokenize(m, tokens, 64) : 0;
     r->n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(m));
-    CHECK(r->n_tokens >= 8, "%s: tokenized to %d tokens", c->file, r->n_tokens);
+    EXPECT(r->n_tokens >= 8, "%s: tokenized to %d tokens", c->file, r->n_tokens);
     bool ok = ctx && r->n_tokens >= 8 && decode_all(ctx, tokens, r->n_tokens);
-    CHECK(ok, "%s: llama_decode failed", c->file);
+    EXPECT(ok, "%s: llama_decode failed", c->file);
     if (ok) {
         r->logits = malloc((size_t) r->n_tokens * r->n_vocab * sizeof(float));
         for (int i = 0; i < r->n_tokens; i++) {
@@ -442,12 +433,12 @@ static double logits_rel_diff(const struct run_result *a, const struct run_resul
  * loss, and are not bit-identical (which would mean the type was ignored). */
 static void check_close(const struct run_result *a, const struct run_result *b, const char *what, double limit) {
     if (!a->logits || !b->logits || a->n_tokens != b->n_tokens || a->n_vocab != b->n_vocab) {
-        CHECK(false, "%s: runs missing or of different sizes", what);
+        EXPECT(false, "%s: runs missing or of different sizes", what);
         return;
     }
     double rel = logits_rel_diff(a, b);
     printf("%s: logits relative RMS difference %.3g\n", what, rel);
-    CHECK(rel > 0 && rel < limit, "%s: relative RMS difference %g, expected in (0, %g)", what, rel, limit);
+    EXPECT(rel > 0 && rel < limit, "%s: relative RMS difference %g, expected in (0, %g)", what, rel, limit);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -467,10 +458,10 @@ static void check_files(const char *dir) {
         check_values(&gf[LLAMA_F32], CASES[LLAMA_F32].file);
         uint64_t dg = data_digest(&gf[GPT2_F32]), dl = data_digest(&gf[LLAMA_F32]);
         printf("digests: gpt2-f32 0x%016llx, llama-f32 0x%016llx\n", (unsigned long long) dg, (unsigned long long) dl);
-        CHECK(dg == GOLDEN_GPT2_F32, "%s: tensor data digest 0x%016llx changed", CASES[GPT2_F32].file,
-              (unsigned long long) dg);
-        CHECK(dl == GOLDEN_LLAMA_F32, "%s: tensor data digest 0x%016llx changed", CASES[LLAMA_F32].file,
-              (unsigned long long) dl);
+        EXPECT(dg == GOLDEN_GPT2_F32, "%s: tensor data digest 0x%016llx changed", CASES[GPT2_F32].file,
+               (unsigned long long) dg);
+        EXPECT(dl == GOLDEN_LLAMA_F32, "%s: tensor data digest 0x%016llx changed", CASES[LLAMA_F32].file,
+               (unsigned long long) dl);
     }
     if (gf[GPT2_F16].g && gf[GPT2_F32].g) {
         check_f16_matches_f32(&gf[GPT2_F16], &gf[GPT2_F32]);
@@ -508,13 +499,13 @@ static int compare_mode(bool want_same, const char *a_path, const char *b_path) 
             const char *name = gguf_get_tensor_name(a.g, i);
             int64_t     j = gguf_find_tensor(b.g, name);
             size_t      size = gguf_get_tensor_size(a.g, i);
-            CHECK(j >= 0 && gguf_get_tensor_size(b.g, j) == size, "%s: no tensor %s of the same size", b_path, name);
+            EXPECT(j >= 0 && gguf_get_tensor_size(b.g, j) == size, "%s: no tensor %s of the same size", b_path, name);
             if (j < 0 || gguf_get_tensor_size(b.g, j) != size) {
                 continue;
             }
             void *x = read_raw(&a, i), *y = read_raw(&b, j);
             bool  same = x && y && memcmp(x, y, size) == 0;
-            CHECK(same == want_same, "%s: %s %s", b_path, name, want_same ? "differs" : "is identical");
+            EXPECT(same == want_same, "%s: %s %s", b_path, name, want_same ? "differs" : "is identical");
             free(x);
             free(y);
         }
