@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Long context on the 7B-shaped Q8_0 model (bench/run-7b.sh makes it): a
+# Long context on the 7B-shaped Q8_0 model (bench/model-7b.sh makes it): a
 # 4096-token prompt, decoded in micro-batches of 512, as whole extractor runs:
 #   none    nothing captured (no callback)
 #   six     checkpoints 1-6 of all 32 layers at --positions last:16: the
