@@ -292,7 +292,7 @@ int llorch_identify_graph(const struct llorch_identify_input *in, struct llorch_
         return -1;
     }
     if (out->n_roles > 0) { /* roles is NULL when the graph holds none */
-        qsort(out->roles, (size_t) out->n_roles, sizeof *out->roles, by_node);
+        llorch_sort(out->roles, (size_t) out->n_roles, sizeof *out->roles, by_node);
     }
     return 0;
 }

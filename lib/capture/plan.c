@@ -20,6 +20,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "plan.h"
 
+#include "util.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,7 +221,7 @@ int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph, c
         llorch_plan_free(p);
         return -1;
     }
-    qsort(p->items, (size_t) p->n_items, sizeof *p->items, by_point);
+    llorch_sort(p->items, (size_t) p->n_items, sizeof *p->items, by_point);
     if (collect_points(p) != 0) {
         llorch_plan_free(p);
         return -1;

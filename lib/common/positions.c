@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "positions.h"
 
+#include "util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +81,7 @@ int llorch_positions_parse(const char *spec, int32_t n_tokens, struct llorch_pos
         }
         s += len + 1;
     }
-    qsort(out, count, sizeof *out, by_first);
+    llorch_sort(out, count, sizeof *out, by_first);
     for (size_t k = 1; k < count; k++) {
         if (out[k].first <= out[k - 1].last) {
             snprintf(err, err_size, "--positions: %d-%d and %d-%d overlap; list each position once", out[k - 1].first,

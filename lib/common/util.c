@@ -68,3 +68,9 @@ int llorch_enum_value(const char *const *names, size_t n, const char *name) {
     }
     return -1;
 }
+
+void llorch_sort(void *base, size_t n, size_t size, int (*compare)(const void *, const void *)) {
+    if (n > 1) {
+        qsort(base, n, size, compare);
+    }
+}

@@ -22,5 +22,8 @@ void llorch_free_all(void *const *ptrs, size_t n);
  * capacity *cap), doubling from first. 0, or -1 when out of memory (the
  * array is then unchanged). */
 int llorch_grow(void *items, size_t *cap, size_t need, size_t elem_size, size_t first);
+/* qsort() that accepts an empty array with a NULL base: qsort's own
+ * contract requires a valid pointer even for zero elements. */
+void llorch_sort(void *base, size_t n, size_t size, int (*compare)(const void *, const void *));
 
 #endif

@@ -185,7 +185,7 @@ static int64_t rows_of(const struct llorch_ckpt_entry *e, int axis) {
 
 /* Sorts the slots by position and keeps the latest of equal positions. */
 static void keep_latest_slots(struct side *s, size_t n) {
-    qsort(s->slots, n, sizeof *s->slots, slot_compare);
+    llorch_sort(s->slots, n, sizeof *s->slots, slot_compare);
     s->n_slots = 0;
     for (size_t i = 0; i < n; i++) {
         if (i + 1 < n && slot_order(&s->slots[i + 1], &s->slots[i]) == 0) {

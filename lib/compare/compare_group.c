@@ -11,6 +11,8 @@
  */
 #include "compare_internal.h"
 
+#include "util.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +63,7 @@ static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d, int se
                                           .seq = seq < 0 && e->seq > 0 ? e->seq : 0};
         (*n)++;
     }
-    qsort(k, *n, sizeof *k, keyed_compare);
+    llorch_sort(k, *n, sizeof *k, keyed_compare);
     return k;
 }
 
@@ -129,8 +131,8 @@ int llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dum
     }
     merge_runs(g, nr, nc);
     /* Rows and keys in the order of their first appearance in the manifest. */
-    qsort(g->groups, g->n_groups, sizeof *g->groups, group_first_compare);
-    qsort(g->only[0], g->n_only[0], sizeof *g->only[0], run_first_compare);
-    qsort(g->only[1], g->n_only[1], sizeof *g->only[1], run_first_compare);
+    llorch_sort(g->groups, g->n_groups, sizeof *g->groups, group_first_compare);
+    llorch_sort(g->only[0], g->n_only[0], sizeof *g->only[0], run_first_compare);
+    llorch_sort(g->only[1], g->n_only[1], sizeof *g->only[1], run_first_compare);
     return 0;
 }

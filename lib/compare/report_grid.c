@@ -83,7 +83,7 @@ static int index_by_name(struct llorch_report_grid *g) {
     for (size_t i = 0; i < g->n_cols; i++) {
         g->by_name[i] = (struct llorch_grid_key){g->cols[i].name, g->cols[i].graph, i};
     }
-    qsort(g->by_name, g->n_cols, sizeof *g->by_name, by_name_compare);
+    llorch_sort(g->by_name, g->n_cols, sizeof *g->by_name, by_name_compare);
     return 0;
 }
 
@@ -129,7 +129,7 @@ static void place_candidate_only(struct llorch_report_grid *g, const llorch_ckpt
 
 /* Model-level columns before the first per-layer one are the "in" line's. */
 static void sort_cols(struct llorch_report_grid *g) {
-    qsort(g->cols, g->n_cols, sizeof *g->cols, order_compare);
+    llorch_sort(g->cols, g->n_cols, sizeof *g->cols, order_compare);
     bool layered_seen = false;
     for (size_t i = 0; i < g->n_cols; i++) {
         layered_seen |= g->cols[i].layered;
@@ -150,7 +150,7 @@ static int collect_items(struct item **out, size_t *n, const llorch_ckpt_dump *r
             items[(*n)++] = item_of(llorch_ckpt_dump_entry(dumps[side], i), side, i);
         }
     }
-    qsort(items, *n, sizeof *items, item_compare);
+    llorch_sort(items, *n, sizeof *items, item_compare);
     *out = items;
     return 0;
 }
@@ -180,7 +180,7 @@ static int make_lines(struct llorch_report_grid *g, const struct item *items, si
         in |= g->cols[i].model && g->cols[i].input;
         out |= g->cols[i].model && !g->cols[i].input;
     }
-    qsort(layers, n_layers, sizeof *layers, int_compare);
+    llorch_sort(layers, n_layers, sizeof *layers, int_compare);
     if (in) {
         g->lines[g->n_lines++] = (struct llorch_grid_line){-1, true};
     }

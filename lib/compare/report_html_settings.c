@@ -64,7 +64,7 @@ static int collect(struct fields *l, const char *path, const llorch_ckpt_dump *d
     for (size_t i = 0; i < l->n; i++) {
         l->sorted[i] = &l->items[i];
     }
-    qsort(l->sorted, l->n, sizeof *l->sorted, field_compare);
+    llorch_sort(l->sorted, l->n, sizeof *l->sorted, field_compare);
     return 0;
 }
 

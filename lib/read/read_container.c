@@ -7,6 +7,7 @@
 #include "read_container.h"
 
 #include "error.h"
+#include "util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -99,7 +100,7 @@ static int member_compare(const void *a, const void *b) {
 /* Sorts the members for lookup; a name listed twice is an error. */
 static int sort_members(llorch_container *c, char *err, size_t err_size) {
     if (c->n_members > 1) {
-        qsort(c->members, c->n_members, sizeof *c->members, member_compare);
+        llorch_sort(c->members, c->n_members, sizeof *c->members, member_compare);
     }
     for (size_t i = 1; i < c->n_members; i++) {
         if (strcmp(c->members[i - 1].name, c->members[i].name) == 0) {

@@ -464,7 +464,7 @@ static int check_unique_files(struct ctx *c, const llorch_ckpt_dump *d) {
     for (size_t i = 0; i < d->n_entries; i++) {
         names[i] = d->entries[i].file;
     }
-    qsort(names, d->n_entries, sizeof *names, name_compare);
+    llorch_sort(names, d->n_entries, sizeof *names, name_compare);
     int rc = 0;
     for (size_t i = 1; i < d->n_entries && rc == 0; i++) {
         if (strcmp(names[i - 1], names[i]) == 0) {
