@@ -37,7 +37,13 @@
  *
  * Each capture point ends a graph split; the plan gathers several tensors
  * at one point wherever ggml-alloc's liveness proves that no later node has
- * overwritten them (split_each turns that off). On a CPU build without
+ * overwritten them (split_each turns that off). With the patched llama.cpp,
+ * which asks the eval callback about each node before it allocates a graph,
+ * the capture marks the checkpoints as graph outputs there (up to
+ * output_bytes), and reads them all after the graph's last node: no split
+ * of its own, and one round trip per device (a GPU's reads go
+ * asynchronously into pinned memory). The report says which path each
+ * step took. On a CPU build without
  * OpenMP, attach a ggml threadpool to the context (llama_attach_threadpool):
  * otherwise ggml starts its worker threads anew for every split.
  */
@@ -79,6 +85,11 @@ struct llorch_capture_params {
                                                   own, as soon as it is computed, instead of
                                                   gathering several at one split: slower, the
                                                   reference that the merged plan must equal */
+    size_t output_bytes;                       /* with the patched llama.cpp: checkpoints up to
+                                                  this many bytes (in graph order) are marked
+                                                  graph outputs before the graph is allocated
+                                                  and read after it, without graph splits; the
+                                                  compute buffer grows by as much. 0: splits only */
 };
 
 struct llorch_capture_report {
@@ -92,6 +103,11 @@ struct llorch_capture_report {
     bool   flash_attn;                           /* a FLASH_ATTN_EXT node was seen                */
     bool   patched_names;                        /* the patch's names were seen in the graph      */
     size_t nonfinite;                            /* stats: NaN/Inf values seen                    */
+    size_t steps_outputs;                        /* steps read after the graph (marked outputs)   */
+    size_t steps_splits;                         /* steps read at graph splits only               */
+    size_t splits;                               /* graph splits the capture added (capture points
+                                                    before a graph's last node)                   */
+    size_t marked_bytes;                         /* the most memory marked as outputs in a graph  */
     size_t kind_tensors[LLORCH_CKPT_KIND_COUNT]; /* per checkpoint kind       */
     size_t kind_bytes[LLORCH_CKPT_KIND_COUNT];
 };

@@ -38,10 +38,11 @@ static char *settings_of(const struct run *r, const struct llorch_capture_report
 int write_manifest(struct run *r, bool complete, const char *status) {
     struct llorch_capture_report rep;
     llorch_capture_get_report(r->capture, &rep);
-    char  producer[64], arch[64] = "";
-    char *settings = settings_of(r, &rep);
-    char *llama_json =
-        extractor_llama_cpp_json(LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE, LLORCH_LLAMA_PATCHED, rep.patched_names);
+    char                          producer[64], arch[64] = "";
+    char                         *settings = settings_of(r, &rep);
+    struct extractor_capture_path path = {rep.steps_outputs, rep.steps_splits, rep.splits};
+    char *llama_json = extractor_llama_cpp_json(LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE, LLORCH_LLAMA_PATCHED,
+                                                rep.patched_names, &path);
     if (settings == NULL || llama_json == NULL) {
         free(settings);
         free(llama_json);
@@ -85,6 +86,21 @@ int write_manifest(struct run *r, bool complete, const char *status) {
     return 0;
 }
 
+/* How the checkpoints were read: after each graph, or at graph splits. */
+static void print_capture_path(const struct llorch_capture_report *rep, size_t output_mb) {
+    if (rep->steps_outputs + rep->steps_splits == 0) {
+        return;
+    }
+    fprintf(stderr,
+            "  capture: %zu steps read after the graph (up to %.1f MiB kept as graph outputs), %zu at graph "
+            "splits; %zu splits added\n",
+            rep->steps_outputs, (double) rep->marked_bytes / (1 << 20), rep->steps_splits, rep->splits);
+    if (rep->steps_outputs == 0 && output_mb > 0) {
+        fprintf(stderr, "  (this llama.cpp does not ask the eval callback before it allocates a graph, or the graph "
+                        "was reused: patches/llama-graph-checkpoint-names.patch adds that)\n");
+    }
+}
+
 void print_summary(const struct run *r) {
     struct llorch_capture_report rep;
     llorch_capture_get_report(r->capture, &rep);
@@ -102,6 +118,7 @@ void print_summary(const struct run *r) {
                  "  decode %.3f s, of which capture copies %.3f s (%.1f%%) and waits for the writer %.3f s\n",
             r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
+    print_capture_path(&rep, r->opt.output_mb);
     if (r->writer != NULL) {
         fprintf(stderr, "  copies held at most %.1f MiB in memory (bound %zu MiB, --queue-mb)\n",
                 (double) rep.memory_peak_bytes / (1 << 20), r->opt.queue_mb);

@@ -76,6 +76,10 @@ static void print_help(void) {
            "                          always identified by dataflow\n"
            "      --queue-mb N        memory for copies not yet written (default 256)\n"
            "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
+           "      --output-mb N       with the patched llama.cpp: keep up to N MiB of checkpoints per\n"
+           "                          graph as graph outputs and read them after the graph, with no\n"
+           "                          graph split of their own (default 512; the compute buffer grows\n"
+           "                          by as much; the rest, and every tensor with 0, at graph splits)\n"
            "      --split-each        copy each tensor at a graph split of its own (slower): the\n"
            "                          reference for the default, which copies several at one split\n"
            "                          where no later node can have overwritten them\n"
@@ -120,6 +124,7 @@ static void set_defaults(struct extractor_options *opt) {
     opt->cache_type_v = "f16";
     opt->n_gpu_layers = -1;
     opt->queue_mb = 256;
+    opt->output_mb = 512;
     opt->sink = LLORCH_CAPTURE_SINK_WRITE;
     opt->identify = LLORCH_CAPTURE_IDENTIFY_AUTO;
     opt->form = FORM_AUTO;
@@ -158,6 +163,7 @@ enum option_id {
     OPT_PARALLEL,
     OPT_SEED,
     OPT_QUEUE_MB,
+    OPT_OUTPUT_MB,
     OPT_FLASH_ATTN,
     OPT_DTYPE,
     OPT_IDENTIFY,
@@ -197,6 +203,7 @@ static const char *const options[] = {"--raw",
                                       "-np|--parallel=",
                                       "--seed=",
                                       "--queue-mb=",
+                                      "--output-mb=",
                                       "-fa|--flash-attn=",
                                       "--dtype=",
                                       "--identify=",
@@ -259,8 +266,8 @@ static int apply_choice(int id, const char *flag, const char *v, struct extracto
 /* Options with an integer value. Returns 0 or an exit status; nothing is
  * stored unless the value parses. */
 static int apply_number(int id, const char *flag, const char *v, struct extractor_options *opt) {
-    static const long min[] = {0, 1, 0, 1, 1, -1, 1, 0, 1};
-    static const long max[] = {INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, 256, UINT_MAX, 1 << 20};
+    static const long min[] = {0, 1, 0, 1, 1, -1, 1, 0, 1, 0};
+    static const long max[] = {INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, INT_MAX, 256, UINT_MAX, 1 << 20, 1 << 20};
     long              n;
     int               rc = cli_int(PROG, flag, v, min[id - OPT_N_PREDICT], max[id - OPT_N_PREDICT], &n);
     if (rc != 0) {
@@ -272,6 +279,8 @@ static int apply_number(int id, const char *flag, const char *v, struct extracto
         opt->seed = (unsigned) n;
     } else if (id == OPT_QUEUE_MB) {
         opt->queue_mb = (size_t) n;
+    } else if (id == OPT_OUTPUT_MB) {
+        opt->output_mb = (size_t) n;
     } else {
         *ints[id - OPT_N_PREDICT] = (int) n;
     }

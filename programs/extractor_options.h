@@ -41,6 +41,7 @@ struct extractor_options {
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;
     size_t                       queue_mb;
+    size_t                       output_mb; /* --output-mb: checkpoints kept as graph outputs */
     /* llama.cpp settings */
     int          threads;
     int          n_ctx; /* 0: fit the run */

@@ -121,6 +121,7 @@ int create_capture(struct run *r) {
     p.raw = r->opt.raw;
     p.native_dtype = r->opt.native_dtype;
     p.queue_bytes = r->opt.queue_mb << 20;
+    p.output_bytes = r->opt.output_mb << 20;
     p.stop_at_nan = r->opt.stop_at_nan;
     p.split_each = r->opt.split_each;
     p.stats_out = stdout;

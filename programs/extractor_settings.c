@@ -40,7 +40,17 @@ char *extractor_settings_json(const struct extractor_settings *s) {
     return print_and_delete(o);
 }
 
-char *extractor_llama_cpp_json(const char *commit, const char *source, int patched, bool names_seen) {
+/* "outputs": every step read after its graph; "splits": every step at
+ * graph splits; "outputs+splits": some of each; "none": no step captured. */
+static const char *capture_path_name(const struct extractor_capture_path *p) {
+    if (p->steps_outputs > 0) {
+        return p->steps_splits > 0 ? "outputs+splits" : "outputs";
+    }
+    return p->steps_splits > 0 ? "splits" : "none";
+}
+
+char *extractor_llama_cpp_json(const char *commit, const char *source, int patched, bool names_seen,
+                               const struct extractor_capture_path *path) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "commit", commit);
     cJSON_AddStringToObject(o, "source", source);
@@ -50,5 +60,7 @@ char *extractor_llama_cpp_json(const char *commit, const char *source, int patch
         cJSON_AddBoolToObject(o, "patched", patched != 0);
     }
     cJSON_AddBoolToObject(o, "patch_names_seen", names_seen);
+    cJSON_AddStringToObject(o, "capture", capture_path_name(path));
+    cJSON_AddNumberToObject(o, "capture_splits", (double) path->splits);
     return print_and_delete(o);
 }

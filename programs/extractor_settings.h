@@ -4,6 +4,7 @@
 #define LLORCH_EXTRACTOR_SETTINGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Every setting that changes numbers (docs/FORMAT.md, "settings"). */
 struct extractor_settings {
@@ -22,7 +23,15 @@ struct extractor_settings {
 
 /* JSON object texts; free() them. NULL when out of memory. */
 char *extractor_settings_json(const struct extractor_settings *s);
+/* How the run read its checkpoints (llama_cpp.capture). */
+struct extractor_capture_path {
+    size_t steps_outputs; /* steps read after the graph, from marked graph outputs */
+    size_t steps_splits;  /* steps read at graph splits only */
+    size_t splits;        /* graph splits the capture added */
+};
+
 /* patched: 1, 0, or -1 for unknown (an installed llama.cpp). */
-char *extractor_llama_cpp_json(const char *commit, const char *source, int patched, bool names_seen);
+char *extractor_llama_cpp_json(const char *commit, const char *source, int patched, bool names_seen,
+                               const struct extractor_capture_path *path);
 
 #endif

@@ -224,15 +224,39 @@ PY
     expect_error 2 "--text .* npz form" -m "$model" -p "Hi" --text --format npz -o t1
     expect_error 2 "--format expects auto, npy, npz or safetensors" -m "$model" -p "Hi" --format zip -o t2
     ;;
-  split)         # the merged plan gives the bytes of one graph split per tensor (--split-each)
+  split)         # the three capture paths give the same bytes: checkpoints marked graph outputs and
+                 # read after the graph (the default with the patched llama.cpp), merged graph splits
+                 # (--output-mb 0, as without the patch) and one split per tensor (--split-each)
+    path_is() {  # DUMP PATH SPLITS: llama_cpp.capture is PATH; SPLITS: "none" or "some" splits added
+      "$PY" - "$@" <<'PY' || exit 1
+import json, sys
+d, want, splits = sys.argv[1:4]
+l = json.load(open(f"{d}/manifest.json"))["llama_cpp"]
+assert l["capture"] == want, f"{d}: capture is {l['capture']}, expected {want}"
+assert (l["capture_splits"] == 0) == (splits == "none"), f"{d}: {l['capture_splits']} splits added"
+print(f"ok: {d}: capture {want}, {l['capture_splits']} splits added")
+PY
+    }
     for fa in off on; do
       sel="all"; [ "$fa" = on ] && sel="1-3,5,6,extras"
       args=(-m "$model" -p "One two three four five six seven" -n 3 -ub 4 --checkpoints "$sel" -fa "$fa"
             --graph-regex '^(kq|kqv_out|ffn_inp)-[0-9]+$')
-      "$x" "${args[@]}" -o "merged-$fa" 2>/dev/null || fail "merged, -fa $fa"
+      "$x" "${args[@]}" -o "outputs-$fa" 2>/dev/null || fail "default, -fa $fa"
+      "$x" "${args[@]}" --output-mb 0 -o "merged-$fa" 2>/dev/null || fail "--output-mb 0, -fa $fa"
       "$x" "${args[@]}" --split-each -o "each-$fa" 2>/dev/null || fail "--split-each, -fa $fa"
+      path_is "outputs-$fa" outputs none
+      path_is "merged-$fa" splits some
+      path_is "each-$fa" splits some
+      checks same "outputs-$fa" "each-$fa"
       checks same "merged-$fa" "each-$fa"
     done
+    # a budget too small for every checkpoint: the first ones after the graph, the rest at splits
+    long="$(printf 'word %.0s' $(seq 1 120))"
+    args=(-m "$model" -p "$long" -n 1 --checkpoints all -fa off)
+    "$x" "${args[@]}" --output-mb 1 -o small 2>/dev/null || fail "--output-mb 1"
+    "$x" "${args[@]}" --split-each -o small-each 2>/dev/null || fail "--split-each, long prompt"
+    path_is small outputs some
+    checks same small small-each
     ;;
   positions)     # --positions keeps some token rows: the same bits as the full dump's rows, compared on them
     ids="$(seq 1 40 | awk '{printf "%s%d", (NR > 1 ? "," : ""), $1 * 37 + 100}')"

@@ -24,12 +24,17 @@ static const char *string_of(const cJSON *o, const char *key) {
 }
 
 static void test_llama_cpp(const char *source) {
-    char  *text = extractor_llama_cpp_json("80fb11ac73e6", source, 1, true);
-    cJSON *o = text != NULL ? cJSON_Parse(text) : NULL;
+    struct extractor_capture_path path = {.steps_outputs = 3, .steps_splits = 1, .splits = 7};
+    char                         *text = extractor_llama_cpp_json("80fb11ac73e6", source, 1, true, &path);
+    cJSON                        *o = text != NULL ? cJSON_Parse(text) : NULL;
     check(o != NULL, "llama_cpp: not valid JSON");
     const char *got = string_of(o, "source");
     check(got != NULL && strcmp(got, source) == 0, "llama_cpp: source does not round-trip");
     check(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "patched")), "llama_cpp: patched");
+    got = string_of(o, "capture");
+    check(got != NULL && strcmp(got, "outputs+splits") == 0, "llama_cpp: capture names both paths");
+    const cJSON *splits = cJSON_GetObjectItemCaseSensitive(o, "capture_splits");
+    check(cJSON_IsNumber(splits) && splits->valuedouble == 7, "llama_cpp: capture_splits");
     cJSON_Delete(o);
     free(text);
 }

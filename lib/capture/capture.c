@@ -63,6 +63,7 @@ struct llorch_capture_params llorch_capture_default_params(void) {
     p.sink = LLORCH_CAPTURE_SINK_WRITE;
     p.identify = LLORCH_CAPTURE_IDENTIFY_AUTO;
     p.queue_bytes = (size_t) 256 << 20;
+    p.output_bytes = (size_t) 512 << 20;
     return p;
 }
 
@@ -87,8 +88,10 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
     cap->n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(params->model));
     cap->diverged_at = -1;
     llorch_graph_init(&cap->rec);
+    llorch_graph_init(&cap->pass.rec);
     cap->ever = calloc(llorch_capture_ever_index(cap, LLORCH_CKPT_KIND_COUNT, -1), sizeof(bool));
-    if (cap->ever == NULL) {
+    cap->fetch = llorch_fetch_create();
+    if (cap->ever == NULL || cap->fetch == NULL) {
         llorch_capture_free(cap);
         snprintf(err, err_size, "out of memory");
         return NULL;
@@ -135,6 +138,7 @@ void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens) {
     cap->n_tokens = n_tokens;
     cap->n_graph_names = 0;
     cap->plan = llorch_capture_plan_for(cap, n_tokens);
+    cap->sched = cap->plan != NULL ? &cap->plan->splits : NULL; /* until its graph starts computing */
     llorch_capture_make_row_sets(cap);
     cap->next_point = 0;
     cap->next_item = 0;
@@ -163,7 +167,7 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
     llorch_capture_begin_micro_batch(cap, llorch_capture_next_micro_batch_size(cap, 0));
 }
 
-static void note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason) {
+void llorch_capture_note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason) {
     for (int i = 0; i < cap->n_missing; i++) {
         if (cap->missing[i].kind == kind && cap->missing[i].layer == layer) {
             return;
@@ -189,13 +193,13 @@ static void end_micro_batch(llorch_capture *cap) {
     if (cap->plan != NULL && cap->diverged_at >= 0 && !cap->failed) {
         char        reason[256];
         const char *name = cap->diverged_at < cap->n_step ? cap->step_t[cap->diverged_at]->name : "";
-        for (int i = cap->next_item; i < cap->plan->n_items; i++) {
-            const struct llorch_plan_item *it = &cap->plan->items[i];
+        for (int i = cap->next_item; i < cap->sched->n_items; i++) {
+            const struct llorch_plan_item *it = &cap->sched->items[i];
             snprintf(reason, sizeof reason,
                      "not captured in step %d: its graph differs from the prepared one at "
                      "node %d (%s)",
                      cap->step, cap->diverged_at, name);
-            note_missing(cap, it->kind, it->layer, reason);
+            llorch_capture_note_missing(cap, it->kind, it->layer, reason);
         }
         /* the steps after this one likely have the new structure */
         if (llorch_capture_learn_plan(cap, cap->n_tokens) != 0) {
@@ -203,6 +207,7 @@ static void end_micro_batch(llorch_capture *cap) {
         }
     }
     cap->plan = NULL;
+    cap->sched = NULL;
     cap->step++;
 }
 
@@ -254,7 +259,7 @@ static void record_missing(llorch_capture *cap) {
                 snprintf(reason, sizeof reason, "not found in the %s graph of this llama.cpp", cap->arch);
                 why = reason;
             }
-            note_missing(cap, (enum llorch_ckpt_kind) k, il, why);
+            llorch_capture_note_missing(cap, (enum llorch_ckpt_kind) k, il, why);
         }
     }
 }
@@ -303,6 +308,8 @@ void llorch_capture_free(llorch_capture *cap) {
         llorch_plan_free(&cap->plans[i]);
     }
     llorch_graph_free(&cap->rec);
+    llorch_capture_free_marks(cap);
+    llorch_fetch_free(cap->fetch);
     void *const owned[] = {
         cap->held,     cap->plans,     cap->step_t,    cap->ever,     cap->graph_names, cap->missing,  cap->sets,
         cap->set_ints, cap->batch_seq, cap->batch_pos, cap->next_pos, cap->cell_seq,    cap->cell_pos, cap};

@@ -12,9 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* While preparing: the whole graph is recorded. The number of nodes is
+ * known where llama.cpp asked about them before allocating the graph;
+ * elsewhere llama.cpp's own outputs (logits, embeddings) end its graphs. */
+static bool learned(const llorch_capture *cap) {
+    return cap->pass_nodes > 0 ? cap->rec.n_nodes >= cap->pass_nodes : cap->saw_output;
+}
+
 bool llorch_capture_abort_callback(void *data) {
     llorch_capture *cap = data;
-    if (cap->stop || cap->failed || (cap->learning && cap->saw_output)) {
+    if (cap->stop || cap->failed || (cap->learning && learned(cap))) {
         return true;
     }
     return cap->prev_abort != NULL && cap->prev_abort(cap->prev_abort_data);
@@ -99,7 +106,25 @@ static bool starts_next_graph(const llorch_capture *cap, const struct ggml_tenso
     return first != NULL && first->op == t->op && strcmp(first->name, t->name) == 0;
 }
 
-static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
+/* The first computed node of a micro-batch's graph: which schedule its
+ * step follows. */
+static void choose_schedule(llorch_capture *cap) {
+    cap->sched = llorch_capture_schedule(cap);
+    if (cap->sched == &cap->plan->outputs) {
+        cap->report.steps_outputs++;
+        if (cap->plan->marked_bytes > cap->report.marked_bytes) {
+            cap->report.marked_bytes = cap->plan->marked_bytes;
+        }
+    } else {
+        cap->report.steps_splits++;
+    }
+}
+
+static bool ask(llorch_capture *cap, struct ggml_tensor *t) {
+    if (t->buffer == NULL) { /* the patched llama.cpp asks before it allocates a graph */
+        llorch_capture_pass_node(cap, t);
+        return false;
+    }
     if (t->op == GGML_OP_FLASH_ATTN_EXT) {
         cap->report.flash_attn = true;
     }
@@ -122,12 +147,17 @@ static bool ask(llorch_capture *cap, const struct ggml_tensor *t) {
             return false;
         }
     }
+    if (cap->n_step == 0) {
+        choose_schedule(cap);
+    }
     int i = add_step_node(cap, t);
     if (i < 0) {
         return false;
     }
-    bool point = cap->next_point < cap->plan->n_points && cap->plan->points[cap->next_point] == i;
-    return point && cap->diverged_at < 0 && cap->capturing;
+    bool point = cap->next_point < cap->sched->n_points && cap->sched->points[cap->next_point] == i;
+    point = point && cap->diverged_at < 0 && cap->capturing;
+    cap->report.splits += point && i < cap->plan->graph.n_nodes - 1; /* the last node ends the graph anyway */
+    return point;
 }
 
 bool llorch_capture_eval_callback(struct ggml_tensor *t, bool asking, void *user_data) {

@@ -144,21 +144,6 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     return item;
 }
 
-/* The tensor's bytes in host memory: the tensor itself, or a copy. */
-static const void *host_bytes(llorch_capture *cap, const struct ggml_tensor *t, void **copy) {
-    *copy = NULL;
-    if (t->buffer == NULL || ggml_backend_buffer_is_host(t->buffer)) {
-        return t->data;
-    }
-    *copy = malloc(ggml_nbytes(t));
-    if (*copy == NULL) {
-        llorch_capture_set_error(cap, "out of memory copying %s from its device", t->name);
-        return NULL;
-    }
-    ggml_backend_tensor_get(t, *copy, 0, ggml_nbytes(t));
-    return *copy;
-}
-
 /* Drops an item that is not handed to the writer. */
 void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *item) {
     if (cap->queue != NULL) {
@@ -266,18 +251,15 @@ static void capture_set(llorch_capture *cap, const struct llorch_plan_item *pi, 
         return;
     }
     bool                      native = cap->p.native_dtype && cap->p.sink != LLORCH_CAPTURE_SINK_STATS;
+    const void               *host = llorch_fetch_host(cap->fetch, t);
     struct llorch_queue_item *item = new_item(cap, t, pi, &l, s, llorch_convert_dtype(t->type, native));
-    void                     *copy = NULL;
-    const void               *host = item != NULL ? host_bytes(cap, t, &copy) : NULL;
-    if (host == NULL || check_cells(cap, t, host, s, pi->kind) != 0) {
+    if (item == NULL || host == NULL || check_cells(cap, t, host, s, pi->kind) != 0) {
         if (item != NULL) {
             llorch_capture_drop_item(cap, item);
         }
-        free(copy);
         return;
     }
     llorch_convert_gather(t, host, &l.g, item->tensor.dtype, item->data);
-    free(copy);
     cap->report.tensors++;
     cap->report.bytes += item->bytes;
     cap->report.kind_tensors[pi->kind]++;
@@ -288,10 +270,29 @@ static void capture_set(llorch_capture *cap, const struct llorch_plan_item *pi, 
     hold(cap, item);
 }
 
+/* An item read after the graph whose memory llama.cpp did not keep (the
+ * graph was not the one marked): nothing is read, the step notes it, and
+ * later steps are captured at graph splits. */
+static bool output_lost(llorch_capture *cap, const struct llorch_plan_item *pi) {
+    if (!pi->output || llorch_capture_output_intact(cap->step_t[pi->node])) {
+        return false;
+    }
+    char reason[256];
+    snprintf(reason, sizeof reason,
+             "not captured in step %d: llama.cpp did not keep %s as a graph output; later steps use graph splits",
+             cap->step, cap->step_t[pi->node]->name);
+    llorch_capture_note_missing(cap, pi->kind, pi->layer, reason);
+    cap->outputs_off = true;
+    return true;
+}
+
 /* One file per row set that keeps rows (one per sequence of the step); a
  * graph tensor is the whole step's, written once, under the first. */
 static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi) {
     bool once = pi->kind == LLORCH_CKPT_GRAPH;
+    if (output_lost(cap, pi)) {
+        return;
+    }
     for (int i = 0; i < cap->n_sets && !cap->failed; i++) {
         if (cap->sets[i].n_rows > 0) {
             capture_set(cap, pi, &cap->sets[i]);
@@ -302,17 +303,35 @@ static void capture_item(llorch_capture *cap, const struct llorch_plan_item *pi)
     }
 }
 
+/* The point's tensors on devices, read in one round trip. */
+static void fetch_point(llorch_capture *cap, int node) {
+    const struct llorch_schedule *sched = cap->sched;
+    char                          err[256];
+    llorch_fetch_reset(cap->fetch);
+    for (int i = cap->next_item; i < sched->n_items && sched->items[i].at == node; i++) {
+        if (llorch_fetch_add(cap->fetch, cap->step_t[sched->items[i].node]) != 0) {
+            llorch_capture_set_error(cap, "out of memory reading %s from its device",
+                                     cap->step_t[sched->items[i].node]->name);
+            return;
+        }
+    }
+    if (llorch_fetch_run(cap->fetch, err, sizeof err) != 0) {
+        llorch_capture_set_error(cap, "%s", err);
+    }
+}
+
 /* The data phase of capture point `node`. */
 void llorch_capture_point(llorch_capture *cap, int node) {
-    const struct llorch_plan *plan = cap->plan;
-    while (cap->next_item < plan->n_items && plan->items[cap->next_item].at == node && !cap->failed) {
-        capture_item(cap, &plan->items[cap->next_item++]);
+    const struct llorch_schedule *sched = cap->sched;
+    fetch_point(cap, node);
+    while (cap->next_item < sched->n_items && sched->items[cap->next_item].at == node && !cap->failed) {
+        capture_item(cap, &sched->items[cap->next_item++]);
     }
     cap->next_point++;
     /* what is still to come has nodes at or after the next item's */
     int before = INT32_MAX;
-    for (int i = cap->next_item; i < plan->n_items; i++) {
-        before = plan->items[i].node < before ? plan->items[i].node : before;
+    for (int i = cap->next_item; i < sched->n_items; i++) {
+        before = sched->items[i].node < before ? sched->items[i].node : before;
     }
     llorch_capture_release_held(cap, before);
 }

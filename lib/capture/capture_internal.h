@@ -5,12 +5,15 @@
  *   capture_callback.c  the eval callback: checks each node against the plan
  *   capture_rows.c      which rows a step keeps, and with several sequences,
  *                       each sequence's rows and cache cells
+ *   capture_outputs.c   marking checkpoints as graph outputs before llama.cpp
+ *                       allocates a graph (the patched llama.cpp asks first)
  *   capture_copy.c      the data phase: gather, convert, hand to the writer */
 #ifndef LLORCH_CAPTURE_INTERNAL_H
 #define LLORCH_CAPTURE_INTERNAL_H
 
 #include "llorch_capture.h"
 
+#include "fetch.h"
 #include "graph.h"
 #include "plan.h"
 #include "queue.h"
@@ -41,6 +44,16 @@ struct llorch_row_set {
     int32_t        n_key;     /* the key cells a cache or score file covers  */
 };
 
+/* The two rounds in which the patched llama.cpp asks about a new graph's
+ * nodes before allocating it (capture_outputs.c). */
+struct llorch_pass {
+    bool                      marking;   /* the second round: the graph is recorded */
+    struct llorch_graph       rec;       /* the graph, from the first round */
+    const struct llorch_plan *marks;     /* the marks of graphs of its structure, or NULL */
+    int                       n_marked;  /* nodes of the second round so far */
+    int                       next_mark; /* into marks->marks */
+};
+
 struct graph_name_count { /* --graph-regex: repeats of a name in a step */
     char name[GGML_MAX_NAME];
     int  count;
@@ -69,32 +82,40 @@ struct llorch_capture {
     int32_t  n_cells, cap_cells;
 
     /* the step being computed */
-    int                        step;
-    int32_t                    pos_start, n_tokens;
-    struct llorch_row_set     *sets; /* one per file of each planned tensor */
-    int                        n_sets, cap_sets;
-    int32_t                   *set_ints; /* the sets' rows, positions and cells */
-    size_t                     cap_set_ints;
-    bool                       capturing;  /* the step keeps rows: its capture points are taken */
-    int32_t                    n_ubatch;   /* of the context, once prepared */
-    bool                       learning;   /* inside llorch_capture_prepare */
-    bool                       saw_output; /* the recording holds a graph output */
-    struct llorch_graph        rec;        /* this step's nodes so far, once they differ from the plan's pointers */
-    const struct ggml_tensor **step_t;     /* the tensor of every node of this step so far */
-    int                        n_step, cap_step;
-    bool                       same_pointers; /* every node so far is the plan's tensor, with the plan's inputs */
-    const struct llorch_plan  *plan;
-    int                        next_point;  /* index into plan->points */
-    int                        next_item;   /* index into plan->items */
-    int                        diverged_at; /* first node that differs from the plan, or -1 */
-    struct llorch_queue_item **held;        /* gathered, waiting for earlier nodes */
-    int                        n_held, cap_held;
-    bool                      *ever; /* [kind][layer + 1] captured in any step */
-    struct graph_name_count   *graph_names;
-    int                        n_graph_names;
+    int                           step;
+    int32_t                       pos_start, n_tokens;
+    struct llorch_row_set        *sets; /* one per file of each planned tensor */
+    int                           n_sets, cap_sets;
+    int32_t                      *set_ints; /* the sets' rows, positions and cells */
+    size_t                        cap_set_ints;
+    bool                          capturing;  /* the step keeps rows: its capture points are taken */
+    int32_t                       n_ubatch;   /* of the context, once prepared */
+    bool                          learning;   /* inside llorch_capture_prepare */
+    bool                          saw_output; /* the recording holds a graph output */
+    struct llorch_graph           rec;        /* this step's nodes so far, once they differ from the plan's pointers */
+    const struct ggml_tensor    **step_t;     /* the tensor of every node of this step so far */
+    int                           n_step, cap_step;
+    bool                          same_pointers; /* every node so far is the plan's tensor, with the plan's inputs */
+    const struct llorch_plan     *plan;
+    const struct llorch_schedule *sched;       /* the step's: plan->splits or plan->outputs */
+    int                           next_point;  /* index into sched->points */
+    int                           next_item;   /* index into sched->items */
+    int                           diverged_at; /* first node that differs from the plan, or -1 */
+    struct llorch_queue_item    **held;        /* gathered, waiting for earlier nodes */
+    int                           n_held, cap_held;
+    bool                         *ever; /* [kind][layer + 1] captured in any step */
+    struct graph_name_count      *graph_names;
+    int                           n_graph_names;
 
     struct missing_note *missing;
     int                  n_missing;
+
+    struct llorch_pass  pass;
+    struct llorch_plan *mark_sets; /* per graph structure: its marks (plans built with output_bytes) */
+    int                 n_mark_sets;
+    int                 pass_nodes;  /* nodes of the graph llama.cpp last asked about, 0: none */
+    bool                outputs_off; /* a marked tensor was not kept: graph splits from then on */
+    llorch_fetch       *fetch;       /* device tensors of a capture point, read together */
 
     ggml_abort_callback prev_abort;
     void               *prev_abort_data;
@@ -115,6 +136,9 @@ void llorch_capture_set_error(llorch_capture *cap, const char *fmt, ...);
 /* Index of (kind, layer) in cap->ever; layer -1 for model-level kinds. */
 size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer);
 
+/* capture.c: records that (kind, layer) was not captured, and why (the
+ * first reason given for it stays). */
+void llorch_capture_note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason);
 /* capture.c: the decode under way moves on to its next micro-batch (the
  * scheduler started that micro-batch's graph). */
 void llorch_capture_next_micro_batch(llorch_capture *cap);
@@ -144,6 +168,19 @@ int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens);
 /* capture_callback.c */
 bool llorch_capture_eval_callback(struct ggml_tensor *t, bool ask, void *user_data);
 bool llorch_capture_abort_callback(void *data);
+
+/* capture_outputs.c */
+/* A node of a graph that llama.cpp is about to allocate (t->buffer NULL). */
+void llorch_capture_pass_node(llorch_capture *cap, struct ggml_tensor *t);
+/* Gives a new plan the marks of llama.cpp's graphs of its structure (none
+ * when llama.cpp never asked). -1 when out of memory. */
+int llorch_capture_plan_marks(llorch_capture *cap, struct llorch_plan *plan);
+/* The schedule of the step that starts computing now. */
+const struct llorch_schedule *llorch_capture_schedule(const llorch_capture *cap);
+/* True when t's memory is still what the graph computed, after the graph:
+ * marked a graph output, or state that outlives the graph. */
+bool llorch_capture_output_intact(const struct ggml_tensor *t);
+void llorch_capture_free_marks(llorch_capture *cap);
 
 /* capture_copy.c */
 /* The data phase of capture point `node`. */

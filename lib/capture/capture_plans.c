@@ -32,7 +32,11 @@ int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens) {
                                        .n_vocab = cap->n_vocab,
                                        .arch = cap->arch};
     struct llorch_plan           plan;
-    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection, !cap->p.split_each) != 0) {
+    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection, !cap->p.split_each, 0) != 0) {
+        return -1;
+    }
+    if (llorch_capture_plan_marks(cap, &plan) != 0) {
+        llorch_plan_free(&plan);
         return -1;
     }
     struct llorch_plan *old = (struct llorch_plan *) llorch_capture_plan_for(cap, n_tokens);
@@ -68,6 +72,35 @@ static void quiet_abort_log(enum ggml_log_level level, const char *text, void *d
     }
 }
 
+/* A batch of n tokens at positions 0 .. n-1, every one an output. */
+static struct llama_batch prepare_batch(int32_t n_tokens) {
+    struct llama_batch b = llama_batch_init(n_tokens, 0, 1);
+    for (int i = 0; i < n_tokens; i++) {
+        b.token[i] = 0;
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = 1;
+    }
+    b.n_tokens = n_tokens;
+    return b;
+}
+
+/* One llama_decode that the capture stops as early as it can, with the
+ * logs of the stop dropped; the context's memory is cleared after it. */
+static int stopped_decode(struct llama_context *ctx, struct llama_batch b) {
+    struct log_target log;
+    llama_log_get(&log.callback, &log.data);
+    llama_log_set(quiet_abort_log, &log);
+    int rc = llama_decode(ctx, b);
+    llama_log_set(log.callback, log.data);
+    llama_memory_t mem = llama_get_memory(ctx);
+    if (mem != NULL) { /* models without memory (diffusion, encoders) have nothing to clear */
+        llama_memory_clear(mem, true);
+    }
+    return rc;
+}
+
 int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens) {
     if (llorch_ckpt_selection_empty(cap->p.selection) || llorch_capture_plan_for(cap, n_tokens) != NULL) {
         return 0;
@@ -90,28 +123,14 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
             n_tokens);
         return -1;
     }
-    struct llama_batch b = llama_batch_init(n_tokens, 0, 1);
-    for (int i = 0; i < n_tokens; i++) {
-        b.token[i] = 0;
-        b.pos[i] = i;
-        b.n_seq_id[i] = 1;
-        b.seq_id[i][0] = 0;
-        b.logits[i] = 1;
-    }
-    b.n_tokens = n_tokens;
+    struct llama_batch b = prepare_batch(n_tokens);
     llorch_graph_reset(&cap->rec);
     cap->learning = true;
     cap->saw_output = false;
-    struct log_target log;
-    llama_log_get(&log.callback, &log.data);
-    llama_log_set(quiet_abort_log, &log);
-    int rc = llama_decode(ctx, b); /* aborted once recorded: 2; 0 when no CPU node came after the output */
-    llama_log_set(log.callback, log.data);
+    cap->pass_nodes = 0;
+    int rc = stopped_decode(ctx, b); /* aborted once recorded: 2; 0 when no CPU node came after the output */
     cap->learning = false;
     llama_batch_free(b);
-    if (mem != NULL) { /* models without memory (diffusion, encoders) have nothing to clear */
-        llama_memory_clear(mem, true);
-    }
     if (rc != 0 && rc != 2) {
         llorch_capture_set_error(cap, "llama_decode of %d tokens failed while preparing the capture (status %d)",
                                  n_tokens, rc);
@@ -126,20 +145,25 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
 
 void llorch_capture_print_plans(const llorch_capture *cap, FILE *out) {
     for (int p = 0; p < cap->n_plans; p++) {
-        const struct llorch_plan *plan = &cap->plans[p];
+        const struct llorch_plan     *plan = &cap->plans[p];
+        const struct llorch_schedule *sp = &plan->splits, *so = &plan->outputs;
         fprintf(out, "# graph of a step of %d tokens: %d nodes; %d tensors captured at %d points (graph splits)\n",
-                plan->n_tokens, plan->graph.n_nodes, plan->n_items, plan->n_points);
+                plan->n_tokens, plan->graph.n_nodes, sp->n_items, sp->n_points);
+        fprintf(out,
+                "# where llama.cpp asks before allocating (the patch): %d nodes marked graph outputs (%zu bytes), "
+                "%d points\n",
+                plan->n_marks, plan->marked_bytes, so->n_points);
         fprintf(out, "# node\top\ttype\tname\tne\tview_src\tinputs\tcheckpoints (* [...]: a capture point and what it "
                      "gathers)\n");
         for (int i = 0, point = 0; i < plan->graph.n_nodes; i++) {
             llorch_graph_print_node(&plan->graph, i, out);
             fputc('\t', out);
-            if (point < plan->n_points && plan->points[point] == i) {
+            if (point < sp->n_points && sp->points[point] == i) {
                 fputs("* [", out);
-                for (int k = 0, first = 1; k < plan->n_items; k++) {
-                    if (plan->items[k].at == i) {
-                        fprintf(out, "%s%s:%d", first ? "" : " ", llorch_ckpt_kind_info(plan->items[k].kind)->name,
-                                plan->items[k].layer);
+                for (int k = 0, first = 1; k < sp->n_items; k++) {
+                    if (sp->items[k].at == i) {
+                        fprintf(out, "%s%s:%d", first ? "" : " ", llorch_ckpt_kind_info(sp->items[k].kind)->name,
+                                sp->items[k].layer);
                         first = 0;
                     }
                 }

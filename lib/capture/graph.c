@@ -285,6 +285,19 @@ int llorch_graph_copy(struct llorch_graph *dst, const struct llorch_graph *src) 
 
 /* --- queries --------------------------------------------------------------- */
 
+size_t llorch_graph_node_bytes(const struct llorch_graph *g, int i) {
+    const struct llorch_gnode *n = &g->nodes[i];
+    return ggml_row_size(n->type, n->ne[0]) * (size_t) (n->ne[1] * n->ne[2] * n->ne[3]);
+}
+
+size_t llorch_graph_bytes(const struct llorch_graph *g) {
+    size_t sum = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        sum += llorch_graph_node_bytes(g, i);
+    }
+    return sum;
+}
+
 bool llorch_graph_is_view_op(enum ggml_op op) {
     return op == GGML_OP_VIEW || op == GGML_OP_RESHAPE || op == GGML_OP_PERMUTE || op == GGML_OP_TRANSPOSE;
 }

@@ -90,6 +90,10 @@ static inline int64_t llorch_gnode_elements(const struct llorch_gnode *n) {
     return n->ne[0] * n->ne[1] * n->ne[2] * n->ne[3];
 }
 
+/* The bytes of node i's data, and of every node's together. */
+size_t llorch_graph_node_bytes(const struct llorch_graph *g, int i);
+size_t llorch_graph_bytes(const struct llorch_graph *g);
+
 /* True for ops that only reinterpret their input's memory. */
 bool llorch_graph_is_view_op(enum ggml_op op);
 

@@ -25,18 +25,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int add_item(struct llorch_plan *p, int *cap, struct llorch_plan_item item) {
-    if (p->n_items == *cap) {
+static int add_item(struct llorch_schedule *s, int *cap, struct llorch_plan_item item) {
+    if (s->n_items == *cap) {
         int                      grown_cap = *cap != 0 ? *cap * 2 : 64;
-        struct llorch_plan_item *grown = realloc(p->items, (size_t) grown_cap * sizeof *grown);
+        struct llorch_plan_item *grown = realloc(s->items, (size_t) grown_cap * sizeof *grown);
         if (grown == NULL) {
             return -1;
         }
-        p->items = grown;
+        s->items = grown;
         *cap = grown_cap;
     }
-    p->items[p->n_items++] = item;
+    s->items[s->n_items++] = item;
     return 0;
+}
+
+static int int_compare(const void *a, const void *b) {
+    int x = *(const int *) a, y = *(const int *) b;
+    return x < y ? -1 : x > y;
 }
 
 /* ggml-alloc's list: ops whose node may take its last input's memory. */
@@ -84,21 +89,32 @@ static bool reads(const struct llorch_gnode *n, const bool *mem, int n_nodes) {
     return false;
 }
 
+/* The first node after `ready` that writes into root's memory (SET_ROWS
+ * into a cache, an in-place op), or -1. Marking root a graph output does
+ * not stop such a write. */
+static int first_writer_after(const struct llorch_graph *g, llorch_gref root, int ready) {
+    for (int i = ready + 1; i < g->n_nodes; i++) {
+        if (g->nodes[i].view_src == root && !llorch_graph_is_view_op(g->nodes[i].op)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* The last node at whose completion the data of `node` is still intact. */
 static int last_intact(const struct llorch_graph *g, int node, int ready, bool *in_mem) {
     llorch_gref root = storage_of(g, node);
+    int         writer = first_writer_after(g, root, ready);
+    if (writer >= 0) {
+        return writer - 1;
+    }
     /* in_mem: the nodes whose data lives in root's memory */
     for (int i = 0; i < g->n_nodes; i++) {
         in_mem[i] = i == root || g->nodes[i].view_src == root;
     }
     int last_read = -1;
     for (int i = ready + 1; i < g->n_nodes; i++) {
-        const struct llorch_gnode *n = &g->nodes[i];
-        bool                       writes = n->view_src == root && !llorch_graph_is_view_op(n->op);
-        if (writes) {
-            return i - 1; /* SET_ROWS into a cache, an in-place op */
-        }
-        if (reads(n, in_mem, g->n_nodes)) {
+        if (reads(&g->nodes[i], in_mem, g->n_nodes)) {
             last_read = i;
         }
     }
@@ -121,23 +137,20 @@ static bool single_backend(const struct llorch_graph *g) {
 
 /* Moves each item's capture point to the end of its interval, then lets
  * every point gather all the items whose interval it falls in. */
-static int merge_points(struct llorch_plan *p) {
-    const struct llorch_graph *g = &p->graph;
-    int                        n = p->n_items;
-    int                       *until = malloc((size_t) (n > 0 ? n : 1) * sizeof *until);
-    bool                      *in_mem = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *in_mem);
-    int                       *order = malloc((size_t) (n > 0 ? n : 1) * sizeof *order);
-    bool                      *done = calloc((size_t) (n > 0 ? n : 1), sizeof *done);
+static int merge_points(const struct llorch_graph *g, struct llorch_schedule *s) {
+    int   n = s->n_items;
+    int  *until = malloc((size_t) (n > 0 ? n : 1) * sizeof *until);
+    bool *in_mem = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *in_mem);
+    int  *order = malloc((size_t) (n > 0 ? n : 1) * sizeof *order);
+    bool *done = calloc((size_t) (n > 0 ? n : 1), sizeof *done);
     if (until == NULL || in_mem == NULL || order == NULL || done == NULL) {
-        free(until);
-        free(in_mem);
-        free(order);
-        free(done);
+        void *const owned[] = {until, in_mem, order, done};
+        llorch_free_all(owned, 4);
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        until[i] = last_intact(g, p->items[i].node, p->items[i].at, in_mem);
-        until[i] = until[i] < p->items[i].at ? p->items[i].at : until[i];
+        until[i] = last_intact(g, s->items[i].node, s->items[i].at, in_mem);
+        until[i] = until[i] < s->items[i].at ? s->items[i].at : until[i];
         order[i] = i;
     }
     /* by interval end (insertion sort: plans hold hundreds of items) */
@@ -156,16 +169,14 @@ static int merge_points(struct llorch_plan *p) {
         }
         int point = until[i];
         for (int j = 0; j < n; j++) {
-            if (!done[j] && p->items[j].at <= point && point <= until[j]) {
-                p->items[j].at = point;
+            if (!done[j] && s->items[j].at <= point && point <= until[j]) {
+                s->items[j].at = point;
                 done[j] = true;
             }
         }
     }
-    free(until);
-    free(in_mem);
-    free(order);
-    free(done);
+    void *const owned[] = {until, in_mem, order, done};
+    llorch_free_all(owned, 4);
     return 0;
 }
 
@@ -180,78 +191,184 @@ static int by_point(const void *a, const void *b) {
     return x->kind < y->kind ? -1 : x->kind > y->kind;
 }
 
-static int collect_points(struct llorch_plan *p) {
-    p->points = malloc((size_t) (p->n_items > 0 ? p->n_items : 1) * sizeof *p->points);
-    if (p->points == NULL) {
+/* Sorts the items and lists their distinct points. */
+static int collect_points(struct llorch_schedule *s) {
+    llorch_sort(s->items, (size_t) s->n_items, sizeof *s->items, by_point);
+    s->points = malloc((size_t) (s->n_items > 0 ? s->n_items : 1) * sizeof *s->points);
+    if (s->points == NULL) {
         return -1;
     }
-    for (int i = 0; i < p->n_items; i++) {
-        if (p->n_points == 0 || p->points[p->n_points - 1] != p->items[i].at) {
-            p->points[p->n_points++] = p->items[i].at;
+    for (int i = 0; i < s->n_items; i++) {
+        if (s->n_points == 0 || s->points[s->n_points - 1] != s->items[i].at) {
+            s->points[s->n_points++] = s->items[i].at;
+        }
+    }
+    return 0;
+}
+
+static int copy_items(struct llorch_schedule *dst, const struct llorch_schedule *src) {
+    dst->items = malloc((size_t) (src->n_items > 0 ? src->n_items : 1) * sizeof *dst->items);
+    if (dst->items == NULL) {
+        return -1;
+    }
+    memcpy(dst->items, src->items, (size_t) src->n_items * sizeof *dst->items);
+    dst->n_items = src->n_items;
+    return 0;
+}
+
+static int add_mark(struct llorch_plan *p, int node) {
+    int *grown = realloc(p->marks, (size_t) (p->n_marks + 1) * sizeof *grown);
+    if (grown == NULL) {
+        return -1;
+    }
+    p->marks = grown;
+    p->marks[p->n_marks++] = node;
+    p->marked_bytes += llorch_graph_node_bytes(&p->graph, node);
+    return 0;
+}
+
+static bool is_marked(const struct llorch_plan *p, int node) {
+    for (int i = 0; i < p->n_marks; i++) {
+        if (p->marks[i] == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether item i can be read after the graph: nothing writes into its
+ * memory later, and that memory is state that outlives the graph, or a
+ * marked node. With a budget, an unmarked node is marked while the marks
+ * stay within it; without, the marks are given. */
+static int choose_output(struct llorch_plan *p, struct llorch_plan_item *it, size_t budget) {
+    const struct llorch_graph *g = &p->graph;
+    llorch_gref                root = storage_of(g, it->node);
+    if (first_writer_after(g, root, it->at) >= 0) {
+        return 0;
+    }
+    if (LLORCH_GREF_IS_LEAF(root)) {
+        it->output = llorch_graph_leaf(g, root)->kind == LLORCH_LEAF_STATE;
+        return 0;
+    }
+    if (is_marked(p, root)) {
+        it->output = true;
+        return 0;
+    }
+    if (budget == 0 || p->marked_bytes + llorch_graph_node_bytes(g, root) > budget) {
+        return 0;
+    }
+    it->output = true;
+    return add_mark(p, root);
+}
+
+/* The outputs schedule: what can be read after the graph is, at its last
+ * node; the rest as in the splits schedule. */
+static int schedule_outputs(struct llorch_plan *p, size_t budget) {
+    struct llorch_schedule *s = &p->outputs;
+    free(s->items);
+    free(s->points);
+    memset(s, 0, sizeof *s);
+    if (copy_items(s, &p->ready) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < s->n_items; i++) {
+        if (choose_output(p, &s->items[i], budget) != 0) {
+            return -1;
+        }
+        if (s->items[i].output) {
+            s->items[i].at = p->graph.n_nodes - 1;
+        }
+    }
+    llorch_sort(p->marks, (size_t) p->n_marks, sizeof *p->marks, int_compare);
+    if (p->merge && single_backend(&p->graph) && merge_points(&p->graph, s) != 0) {
+        return -1;
+    }
+    return collect_points(s);
+}
+
+int llorch_plan_use_marks(struct llorch_plan *p, const int *marks, int n_marks) {
+    int *copy = malloc((size_t) (n_marks > 0 ? n_marks : 1) * sizeof *copy);
+    if (copy == NULL) {
+        return -1;
+    }
+    memcpy(copy, marks, (size_t) n_marks * sizeof *copy);
+    free(p->marks);
+    p->marks = copy;
+    p->n_marks = n_marks;
+    p->marked_bytes = 0;
+    for (int i = 0; i < n_marks; i++) {
+        p->marked_bytes += llorch_graph_node_bytes(&p->graph, marks[i]);
+    }
+    p->uses_marks = true;
+    return schedule_outputs(p, 0);
+}
+
+/* The items of the selected checkpoints, each at the node that makes it
+ * final. */
+static int collect_items(struct llorch_plan *p, const struct llorch_graph *graph, const llorch_ckpt_selection *sel,
+                         struct llorch_schedule *s) {
+    int cap = 0;
+    for (int i = 0; i < p->identity.n_roles; i++) {
+        const struct llorch_role *r = &p->identity.roles[i];
+        if (llorch_ckpt_selection_has(sel, r->kind, r->layer) &&
+            add_item(s, &cap, (struct llorch_plan_item){r->kind, r->layer, r->node, r->ready, false}) != 0) {
+            return -1;
+        }
+    }
+    for (int i = 0; i < graph->n_nodes; i++) {
+        if (llorch_ckpt_selection_match_graph(sel, graph->nodes[i].name) &&
+            add_item(s, &cap, (struct llorch_plan_item){LLORCH_CKPT_GRAPH, -1, i, i, false}) != 0) {
+            return -1;
         }
     }
     return 0;
 }
 
 int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph, const struct llorch_identify_input *in,
-                      const llorch_ckpt_selection *sel, bool merge) {
+                      const llorch_ckpt_selection *sel, bool merge, size_t output_budget) {
     memset(p, 0, sizeof *p);
     p->n_tokens = in->n_tokens;
-    if (llorch_graph_copy(&p->graph, graph) != 0 || llorch_identify_graph(in, &p->identity) != 0) {
+    p->merge = merge;
+    int rc = -1;
+    if (llorch_graph_copy(&p->graph, graph) == 0 && llorch_identify_graph(in, &p->identity) == 0 &&
+        collect_items(p, graph, sel, &p->ready) == 0 && schedule_outputs(p, output_budget) == 0 &&
+        copy_items(&p->splits, &p->ready) == 0 &&
+        (!merge || !single_backend(&p->graph) || merge_points(&p->graph, &p->splits) == 0)) {
+        rc = collect_points(&p->splits);
+    }
+    if (rc != 0) {
         llorch_plan_free(p);
-        return -1;
     }
-    int cap = 0;
-    for (int i = 0; i < p->identity.n_roles; i++) {
-        const struct llorch_role *r = &p->identity.roles[i];
-        if (llorch_ckpt_selection_has(sel, r->kind, r->layer) &&
-            add_item(p, &cap, (struct llorch_plan_item){r->kind, r->layer, r->node, r->ready}) != 0) {
-            llorch_plan_free(p);
-            return -1;
-        }
-    }
-    for (int i = 0; i < graph->n_nodes; i++) {
-        if (llorch_ckpt_selection_match_graph(sel, graph->nodes[i].name) &&
-            add_item(p, &cap, (struct llorch_plan_item){LLORCH_CKPT_GRAPH, -1, i, i}) != 0) {
-            llorch_plan_free(p);
-            return -1;
-        }
-    }
-    if (merge && single_backend(graph) && merge_points(p) != 0) {
-        llorch_plan_free(p);
-        return -1;
-    }
-    llorch_sort(p->items, (size_t) p->n_items, sizeof *p->items, by_point);
-    if (collect_points(p) != 0) {
-        llorch_plan_free(p);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 void llorch_plan_free(struct llorch_plan *p) {
     llorch_graph_free(&p->graph);
     llorch_identity_free(&p->identity);
-    free(p->items);
-    free(p->points);
+    void *const owned[] = {p->ready.items,   p->splits.items,   p->splits.points,
+                           p->outputs.items, p->outputs.points, p->marks};
+    llorch_free_all(owned, sizeof owned / sizeof owned[0]);
     memset(p, 0, sizeof *p);
 }
 
-/* The length of an input's name without the scheduler's copy number: an
- * input copied to another backend is "BACKEND#name#N", and N cycles over
- * the scheduler's pipeline copies from one step to the next. */
-static size_t name_without_copy(const char *name) {
-    const char *hash = strrchr(name, '#');
-    size_t      n = strlen(name);
-    if (hash == NULL || hash == name || hash[1] == '\0' || strspn(hash + 1, "0123456789") != strlen(hash + 1)) {
-        return n;
+/* An input's name without what the scheduler adds to a copy on another
+ * backend: "BACKEND#name#N" is "name" (N cycles over the scheduler's
+ * pipeline copies from one step to the next, and a graph that llama.cpp
+ * has not split yet has no copies). *len receives its length. */
+static const char *name_without_copy(const char *name, size_t *len) {
+    const char *first = strchr(name, '#'), *last = strrchr(name, '#');
+    *len = strlen(name);
+    if (first == NULL || first == last || last[1] == '\0' || strspn(last + 1, "0123456789") != strlen(last + 1)) {
+        return name;
     }
-    return (size_t) (hash - name);
+    *len = (size_t) (last - first - 1);
+    return first + 1;
 }
 
 static bool same_input_name(const char *a, const char *b) {
-    size_t n = name_without_copy(a);
-    return n == name_without_copy(b) && strncmp(a, b, n) == 0;
+    size_t      na, nb;
+    const char *sa = name_without_copy(a, &na), *sb = name_without_copy(b, &nb);
+    return na == nb && strncmp(sa, sb, na) == 0;
 }
 
 static bool same_input(const struct llorch_graph *a, llorch_gref ra, const struct llorch_graph *b, llorch_gref rb) {
@@ -267,18 +384,34 @@ static bool same_input(const struct llorch_graph *a, llorch_gref ra, const struc
     return la->kind == LLORCH_LEAF_INPUT ? same_input_name(la->name, lb->name) : la->t == lb->t;
 }
 
-bool llorch_plan_matches(const struct llorch_plan *plan, const struct llorch_graph *step, int i) {
-    if (i >= plan->graph.n_nodes || i >= step->n_nodes) {
+static bool same_node(const struct llorch_graph *ga, const struct llorch_graph *gb, int i) {
+    if (i >= ga->n_nodes || i >= gb->n_nodes) {
         return false;
     }
-    const struct llorch_gnode *a = &plan->graph.nodes[i], *b = &step->nodes[i];
+    const struct llorch_gnode *a = &ga->nodes[i], *b = &gb->nodes[i];
     if (a->op != b->op || a->n_src != b->n_src || strcmp(a->name, b->name) != 0) {
         return false;
     }
     for (int s = 0; s < a->n_src; s++) {
-        if (!same_input(&plan->graph, a->src[s], step, b->src[s])) {
+        if (!same_input(ga, a->src[s], gb, b->src[s])) {
             return false;
         }
     }
-    return same_input(&plan->graph, a->view_src, step, b->view_src);
+    return same_input(ga, a->view_src, gb, b->view_src);
+}
+
+bool llorch_plan_matches(const struct llorch_plan *plan, const struct llorch_graph *step, int i) {
+    return same_node(&plan->graph, step, i);
+}
+
+bool llorch_plan_same_graph(const struct llorch_graph *a, const struct llorch_graph *b) {
+    if (a->n_nodes != b->n_nodes) {
+        return false;
+    }
+    for (int i = 0; i < a->n_nodes; i++) {
+        if (!same_node(a, b, i)) {
+            return false;
+        }
+    }
+    return true;
 }
