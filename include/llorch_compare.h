@@ -172,7 +172,7 @@ typedef struct llorch_ckpt_compare_options llorch_ckpt_compare_options;
 
 /* Starts from the "f32" preset. */
 llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void);
-/* "f32" or "f16": sets the tolerances of every checkpoint, dropping
+/* "f32", "f16", "backend" or "exact": sets the tolerances of every checkpoint, dropping
  * per-checkpoint settings made before. */
 int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset, char *err, size_t err_size);
 /* "[CHECKPOINT:]key=value[,key=value...]" with keys atol, rtol, nmse,
@@ -188,7 +188,11 @@ void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_option
  * several sequences compare sequence by sequence, rows aligned by
  * (sequence, position); a dump of several against one of one needs a
  * choice, which llorch_ckpt_compare reports as an error. */
-void        llorch_ckpt_compare_options_sequences(llorch_ckpt_compare_options *o, int ref_seq, int cand_seq);
+void llorch_ckpt_compare_options_sequences(llorch_ckpt_compare_options *o, int ref_seq, int cand_seq);
+/* The noise floor's factor k (default 4; see llorch_ckpt_compare_noise):
+ * a finite number >= 1, else an error. */
+int    llorch_ckpt_compare_options_noise_factor(llorch_ckpt_compare_options *o, double k, char *err, size_t err_size);
+double llorch_ckpt_compare_options_get_noise_factor(const llorch_ckpt_compare_options *o);
 const char *llorch_ckpt_compare_options_preset_name(const llorch_ckpt_compare_options *o);
 /* The tolerance that applies to a checkpoint (NULL, or a name that is no
  * kind: the global one). */
@@ -239,6 +243,25 @@ struct llorch_ckpt_metrics {
 
 #define LLORCH_CKPT_MAX_INPUTS 3
 
+/* What judged a row of a comparison with a noise floor
+ * (llorch_ckpt_compare_noise); TOLERANCE for every row without one. */
+enum llorch_ckpt_bound {
+    LLORCH_CKPT_BOUND_TOLERANCE = 0, /* within the tolerance (or no floor was asked) */
+    LLORCH_CKPT_BOUND_NOISE,         /* outside the tolerance, within the noise floor: PASS */
+    LLORCH_CKPT_BOUND_EXCEEDED,      /* outside both: FAIL                               */
+    LLORCH_CKPT_BOUND_NO_FLOOR,      /* the noise dump lacks the row (or could not
+                                        compare it): the tolerance alone           */
+};
+
+/* The spread of the reference against the noise dump at one row. */
+struct llorch_ckpt_noise {
+    bool   present;       /* false: BOUND_NO_FLOOR, or no floor asked                */
+    double max_abs, rmse; /* the reference against the noise dump                    */
+    double nmse;          /* likewise (informative)                                  */
+    double ratio;         /* max(cand max_abs / max_abs, cand rmse / rmse); 0 when
+                             both are 0, infinite when only the spread is 0          */
+};
+
 struct llorch_ckpt_row {
     const char                  *checkpoint;
     const char                  *graph_name; /* for "graph" rows, else NULL */
@@ -255,6 +278,8 @@ struct llorch_ckpt_row {
     enum llorch_ckpt_origin      origin;
     int                          n_inputs;
     struct llorch_ckpt_input     inputs[LLORCH_CKPT_MAX_INPUTS];
+    enum llorch_ckpt_bound       bound;
+    struct llorch_ckpt_noise     noise;
 };
 
 /* A (checkpoint, layer) that only one of the dumps has. */
@@ -270,8 +295,27 @@ typedef struct llorch_ckpt_comparison llorch_ckpt_comparison;
  * (message in err) when the dumps cannot be compared at all: different
  * models, different token ids (unless allowed), nothing in common. A file
  * that cannot be read or does not line up makes its row an ERROR instead. */
-llorch_ckpt_comparison       *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                                                  const llorch_ckpt_compare_options *opt, char *err, size_t err_size);
+llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                            const llorch_ckpt_compare_options *opt, char *err, size_t err_size);
+/* The same with a noise floor (docs/COMPARE.md, "The noise floor"): noise
+ * is a second reference, the same model and tokens from another backend or
+ * setting. The reference is first compared with it (the same options),
+ * then with the candidate; a row outside its tolerance passes when the
+ * candidate's max_abs_err and rmse are both within k times the
+ * reference-vs-noise ones of the same (checkpoint, layer) and no NaN/inf
+ * differs (k: llorch_ckpt_compare_options_noise_factor). The origins are
+ * judged after that, by the same statuses. A row the noise dump lacks is
+ * judged by the tolerance alone (BOUND_NO_FLOOR, and a warning). noise
+ * NULL: llorch_ckpt_compare. NULL when either comparison cannot be made
+ * (a noise dump that does not match the reference: "noise floor DIR: ..."). */
+llorch_ckpt_comparison *llorch_ckpt_compare_noise(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                                  const llorch_ckpt_dump *noise, const llorch_ckpt_compare_options *opt,
+                                                  char *err, size_t err_size);
+/* k when a noise floor was used, else 0; the noise dump's name (its
+ * directory; NULL without one) and its producer (NULL when absent, or
+ * producer NULL). */
+double                        llorch_ckpt_comparison_noise_factor(const llorch_ckpt_comparison *c);
+const char                   *llorch_ckpt_comparison_noise_dump(const llorch_ckpt_comparison *c, const char **producer);
 size_t                        llorch_ckpt_comparison_n_rows(const llorch_ckpt_comparison *c);
 const struct llorch_ckpt_row *llorch_ckpt_comparison_row(const llorch_ckpt_comparison *c, size_t i);
 /* Index of the first row that is not PASS, or -1. */
@@ -286,6 +330,7 @@ void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c);
 
 const char *llorch_ckpt_status_name(enum llorch_ckpt_status s); /* "PASS", ... */
 const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o); /* "introduced", ... */
+const char *llorch_ckpt_bound_name(enum llorch_ckpt_bound b);   /* "tolerance", "noise", "exceeded", "no-floor" */
 
 /* ---- profiles: one row's error split up (compare_profile.c) ------------- */
 

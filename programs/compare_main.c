@@ -33,7 +33,8 @@ struct cli {
     const char                  *ref_dir, *cand_dir;
     enum output                  output;
     llorch_ckpt_compare_options *options;
-    const char                  *html; /* --html FILE, or NULL */
+    const char                  *html;  /* --html FILE, or NULL */
+    const char                  *noise; /* --noise DIR, or NULL */
 };
 
 static void usage(FILE *f) {
@@ -43,13 +44,21 @@ static void usage(FILE *f) {
                "(checkpoint, layer) where the candidate leaves the reference's tolerance.\n"
                "\n"
                "  --preset NAME            f32 (default), f16 (an f16 KV cache, f16 weights or\n"
-               "                           --dtype native) or exact (bit for bit)\n"
+               "                           --dtype native), backend (two llama.cpp backends or\n"
+               "                           settings: CPU vs CUDA, flash attention on vs off) or\n"
+               "                           exact (bit for bit)\n"
                "  --atol X                 absolute tolerance: |cand - ref| <= atol + rtol*|ref|\n"
                "  --rtol X                 relative tolerance\n"
                "  --nmse X                 largest NMSE (MSE over the reference's variance)\n"
                "  --within X               smallest fraction of elements within tolerance (1)\n"
                "  --tol [CKPT:]K=V[,K=V]   any of atol, rtol, nmse, within, for one checkpoint\n"
                "                           (e.g. --tol kq_soft_max:atol=1e-5,rtol=1e-4) or all\n"
+               "  --noise DIR              a noise floor: a second reference (same model and tokens,\n"
+               "                           another backend or setting); a checkpoint outside the\n"
+               "                           tolerance passes when its max_abs_err and rmse are within\n"
+               "                           K times the reference's against DIR at that checkpoint\n"
+               "                           and layer\n"
+               "  --noise-factor K         K for --noise (default 4)\n"
                "  --allow-token-mismatch   compare dumps of different token ids anyway\n"
                "  --seq N[:M]              dumps of several sequences (--parallel): compare sequence\n"
                "                           N of the reference with sequence M (default N) of the\n"
@@ -81,14 +90,16 @@ enum option_id {
     OPT_WITHIN,
     OPT_HTML,
     OPT_HEATMAP,
-    OPT_SEQ
+    OPT_SEQ,
+    OPT_NOISE,
+    OPT_NOISE_FACTOR
 };
 
-static const char *const cli_options[] = {"--json",    "-q|--quiet", "--allow-token-mismatch",
-                                          "--preset=", "--tol=",     "--atol=",
-                                          "--rtol=",   "--nmse=",    "--within=",
-                                          "--html=",   "--heatmap",  "--seq=",
-                                          NULL};
+static const char *const cli_options[] = {"--json",    "-q|--quiet",      "--allow-token-mismatch",
+                                          "--preset=", "--tol=",          "--atol=",
+                                          "--rtol=",   "--nmse=",         "--within=",
+                                          "--html=",   "--heatmap",       "--seq=",
+                                          "--noise=",  "--noise-factor=", NULL};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, int id, const char *value) {
@@ -120,6 +131,18 @@ static int apply_seq(struct cli *cli, const char *value) {
         llorch_ckpt_compare_options_sequences(cli->options, (int) ref, (int) cand);
     }
     return rc;
+}
+
+static int apply_noise_factor(struct cli *cli, const char *value) {
+    char   err[256], *end;
+    double k = strtod(value, &end);
+    if (end == value || *end) {
+        return cli_usage_error(PROGRAM, "--noise-factor expects a number, got '%s'", value);
+    }
+    if (llorch_ckpt_compare_options_noise_factor(cli->options, k, err, sizeof err) != 0) {
+        return cli_usage_error(PROGRAM, "--noise-factor: %s", err);
+    }
+    return 0;
 }
 
 static int positional(struct cli *cli, const char *arg) {
@@ -173,6 +196,11 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
             return 0;
         case OPT_SEQ:
             return apply_seq(cli, value);
+        case OPT_NOISE:
+            cli->noise = value;
+            return 0;
+        case OPT_NOISE_FACTOR:
+            return apply_noise_factor(cli, value);
         default:
             return apply_tolerance(cli, id, value);
     }
@@ -288,9 +316,9 @@ static int write_html(struct llorch_atomic_file *html, const llorch_ckpt_compari
 
 /* The HTML file first: when it cannot be written, the one line that says
  * so is all there is. */
-static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
-                  const llorch_ckpt_dump *cand, struct llorch_atomic_file *html) {
-    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, ref, cand, cli->options};
+static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *const dumps[3],
+                  struct llorch_atomic_file *html) {
+    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, dumps[0], dumps[1], cli->options};
     if (html && write_html(html, c, &info) != 0) {
         return EXIT_BAD_INPUT;
     }
@@ -305,31 +333,34 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const 
 static int run(const struct cli *cli) {
     char                      err[4096];
     struct llorch_atomic_file html = {0};
-    llorch_ckpt_dump         *ref = NULL, *cand = NULL;
+    llorch_ckpt_dump         *d[3] = {NULL, NULL, NULL}; /* reference, candidate, noise */
+    const char               *dirs[3] = {cli->ref_dir, cli->cand_dir, cli->noise};
     llorch_ckpt_comparison   *c = NULL;
-    int                       status;
+    int                       status, opened = 0;
     if (cli->html && (status = open_html(cli->html, &html)) != 0) {
         return status;
     }
-    ref = llorch_ckpt_dump_open(cli->ref_dir, err, sizeof err);
-    cand = ref != NULL ? llorch_ckpt_dump_open(cli->cand_dir, err, sizeof err) : NULL;
-    c = cand != NULL ? llorch_ckpt_compare(ref, cand, cli->options, err, sizeof err) : NULL;
+    while (opened < 3 && (!dirs[opened] || (d[opened] = llorch_ckpt_dump_open(dirs[opened], err, sizeof err)))) {
+        opened++;
+    }
+    c = opened == 3 ? llorch_ckpt_compare_noise(d[0], d[1], d[2], cli->options, err, sizeof err) : NULL;
     if (c == NULL) {
         status = fail_input(cli, err);
     } else {
-        status = report(cli, c, ref, cand, cli->html ? &html : NULL);
+        status = report(cli, c, (const llorch_ckpt_dump *const *) d, cli->html ? &html : NULL);
     }
     if (html.f) {
         llorch_atomic_abort(&html); /* no report: nothing under its name */
     }
     llorch_ckpt_comparison_free(c);
-    llorch_ckpt_dump_free(cand);
-    llorch_ckpt_dump_free(ref);
+    for (int i = 0; i < 3; i++) {
+        llorch_ckpt_dump_free(d[i]);
+    }
     return status;
 }
 
 int main(int argc, char **argv) {
-    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL};
+    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL, NULL};
     if (!cli.options) {
         fprintf(stderr, PROGRAM ": out of memory\n");
         return EXIT_BAD_INPUT;

@@ -7,6 +7,7 @@
  *                        layer) rows, each a run of files ordered by step
  *   compare_align.c      per row, both runs lined up by absolute position
  *   compare_metrics.c    the element-wise metrics over what lines up
+ *   compare_noise.c      with a noise floor, each failing row judged again
  *   compare_origin.c     per failing row, where the failure comes from
  * with the tolerances of compare_tolerance.c (presets, --tol settings).
  * compare_profile.c aligns one row again and splits its error by position,
@@ -38,7 +39,9 @@ struct llorch_ckpt_comparison {
     char                  **strings; /* copies that rows and keys point to */
     size_t                  n_strings;
     bool                    out_of_memory;
-    int                     seqs[2]; /* the sequences compared (llorch_cmp_check_sequences) */
+    int                     seqs[2];                     /* the sequences compared (llorch_cmp_check_sequences) */
+    double                  noise_factor;                /* k of the noise floor, 0 without one */
+    const char             *noise_name, *noise_producer; /* copies; NULL without one */
 };
 
 /* A copy owned by c (NULL for NULL; "" and a flag when out of memory). */
@@ -195,6 +198,14 @@ struct llorch_cmp_split {
 /* The accumulator of key's bucket, made on first use; NULL (and a flag)
  * when out of memory. */
 struct llorch_cmp_accum *llorch_cmp_split_bucket(struct llorch_cmp_split *s, int64_t key);
+
+/* ---- the noise floor (compare_noise.c) ------------------------------------------ */
+
+/* Judges every FAIL row of c again by the spread of the same row in floor
+ * (the reference against the noise dump): PASS within k times it. Before
+ * the origins, which then use the new statuses. */
+void llorch_cmp_apply_noise(struct llorch_ckpt_comparison *c, const struct llorch_ckpt_comparison *floor, double k,
+                            const char *floor_name);
 
 /* ---- origin (compare_origin.c) -------------------------------------------------- */
 

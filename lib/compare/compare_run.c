@@ -64,10 +64,19 @@ static void record_only(struct llorch_ckpt_comparison *c, const struct llorch_cm
     }
 }
 
-/* Every row first: a row's origin depends on the status of the others. */
+/* What one comparison needs besides its two dumps: the options, and the
+ * noise floor (the reference against the noise dump) or NULL. */
+struct run_inputs {
+    const llorch_ckpt_compare_options   *opt;
+    const struct llorch_ckpt_comparison *floor;
+    const char                          *floor_name;
+};
+
+/* Every row first, then the noise floor: a row's origin depends on the
+ * final status of the others. */
 static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_cmp_grouping *g,
-                          const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                          const llorch_ckpt_compare_options *opt) {
+                          const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, const struct run_inputs *in) {
+    const llorch_ckpt_compare_options *opt = in->opt;
     c->rows = calloc(g->n_groups + 1, sizeof *c->rows);
     c->kinds = calloc(g->n_groups + 1, sizeof *c->kinds);
     if (!c->rows || !c->kinds) {
@@ -77,6 +86,9 @@ static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_
         c->kinds[c->n_rows] = g->groups[i].ref.k[0].kind;
         llorch_cmp_compare_group(c, &g->groups[i], opt, ref, cand, &c->rows[c->n_rows++]);
     }
+    if (in->floor) {
+        llorch_cmp_apply_noise(c, in->floor, llorch_ckpt_compare_options_get_noise_factor(opt), in->floor_name);
+    }
     int last_layer = llorch_ckpt_dump_model(ref)->n_layer - 1;
     for (size_t i = 0; i < c->n_rows; i++) {
         llorch_cmp_judge_origin(c, i, last_layer);
@@ -85,8 +97,9 @@ static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_
 }
 
 static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                          const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
-    struct llorch_cmp_grouping g;
+                          const struct run_inputs *in, char *err, size_t err_size) {
+    const llorch_ckpt_compare_options *opt = in->opt;
+    struct llorch_cmp_grouping         g;
     if (llorch_cmp_check_models(c, ref, cand, err, err_size) != 0 ||
         llorch_cmp_check_sequences(ref, cand, opt, c->seqs, err, err_size) != 0 ||
         llorch_cmp_check_tokens(c, ref, cand, c->seqs, llorch_cmp_allow_token_mismatch(opt), err, err_size) != 0) {
@@ -104,7 +117,7 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
                          llorch_ckpt_dump_name(ref), llorch_ckpt_dump_n_entries(ref), llorch_ckpt_dump_name(cand),
                          llorch_ckpt_dump_n_entries(cand));
         rc = -1;
-    } else if (compare_groups(c, &g, ref, cand, opt) != 0) {
+    } else if (compare_groups(c, &g, ref, cand, in) != 0) {
         c->out_of_memory = true;
     }
     record_only(c, &g);
@@ -117,18 +130,59 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
     return rc;
 }
 
-llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                                            const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
+static llorch_ckpt_comparison *compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                       const struct run_inputs *in, char *err, size_t err_size) {
     llorch_ckpt_comparison *c = calloc(1, sizeof *c);
     if (!c) {
         llorch_set_error(err, err_size, "out of memory");
         return NULL;
     }
-    if (run_comparison(c, ref, cand, opt, err, err_size) != 0) {
+    if (run_comparison(c, ref, cand, in, err, err_size) != 0) {
         llorch_ckpt_comparison_free(c);
         return NULL;
     }
     return c;
+}
+
+llorch_ckpt_comparison *llorch_ckpt_compare(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                            const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
+    struct run_inputs in = {opt, NULL, NULL};
+    return compare(ref, cand, &in, err, err_size);
+}
+
+/* The reference against the noise dump first: the floor of every row. */
+llorch_ckpt_comparison *llorch_ckpt_compare_noise(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                                                  const llorch_ckpt_dump *noise, const llorch_ckpt_compare_options *opt,
+                                                  char *err, size_t err_size) {
+    struct run_inputs in = {opt, NULL, noise ? llorch_ckpt_dump_name(noise) : NULL};
+    char              why[4096];
+    if (!noise) {
+        return compare(ref, cand, &in, err, err_size);
+    }
+    llorch_ckpt_comparison *floor = compare(ref, noise, &in, why, sizeof why);
+    if (!floor) {
+        llorch_set_error(err, err_size, "noise floor %s: %s", in.floor_name, why);
+        return NULL;
+    }
+    in.floor = floor;
+    llorch_ckpt_comparison *c = compare(ref, cand, &in, err, err_size);
+    llorch_ckpt_comparison_free(floor);
+    if (c) {
+        c->noise_name = llorch_cmp_keep(c, in.floor_name);
+        c->noise_producer = llorch_cmp_keep(c, llorch_ckpt_dump_producer(noise));
+    }
+    return c;
+}
+
+double llorch_ckpt_comparison_noise_factor(const llorch_ckpt_comparison *c) {
+    return c->noise_factor;
+}
+
+const char *llorch_ckpt_comparison_noise_dump(const llorch_ckpt_comparison *c, const char **producer) {
+    if (producer) {
+        *producer = c->noise_producer;
+    }
+    return c->noise_name;
 }
 
 /* ---- accessors ---------------------------------------------------------------------- */
@@ -210,4 +264,9 @@ const char *llorch_ckpt_status_name(enum llorch_ckpt_status s) {
 
 const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o) {
     return llorch_enum_name(origin_names, 4, (int) o, "?");
+}
+
+const char *llorch_ckpt_bound_name(enum llorch_ckpt_bound b) {
+    static const char *const bound_names[] = {"tolerance", "noise", "exceeded", "no-floor"};
+    return llorch_enum_name(bound_names, 4, (int) b, "?");
 }

@@ -87,7 +87,8 @@ const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt
     long first = llorch_ckpt_comparison_first_failure(c);
     char title[256], why[1024];
     if (first < 0) {
-        snprintf(buf, size, "all %zu checkpoints match within tolerance", llorch_ckpt_comparison_n_rows(c));
+        snprintf(buf, size, "all %zu checkpoints match within tolerance%s", llorch_ckpt_comparison_n_rows(c),
+                 llorch_ckpt_comparison_noise_factor(c) > 0 ? " or the noise floor" : "");
         return buf;
     }
     const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t) first);
@@ -126,6 +127,18 @@ static void print_header_line(FILE *f, const char *role, const char *name, const
             llorch_ckpt_dump_complete(d) ? "" : "; INCOMPLETE");
 }
 
+static void print_noise_header(FILE *f, const llorch_ckpt_comparison *c) {
+    const char *producer, *name = llorch_ckpt_comparison_noise_dump(c, &producer);
+    if (!name) {
+        return;
+    }
+    fprintf(f, "%-10s %s (%s)\n", "noise", name, producer ? producer : "unknown producer");
+    fprintf(f,
+            "%-10s a row outside the tolerance passes when its max_abs_err and rmse are within %gx those of the "
+            "reference against the noise dump\n",
+            "", llorch_ckpt_comparison_noise_factor(c));
+}
+
 static void print_tolerance(FILE *f, const char *what, const struct llorch_ckpt_tolerance *t) {
     fprintf(f, "%-10s %s: atol %.3g, rtol %.3g, nmse %.3g, within %.6g%%\n", "tolerance", what, t->atol, t->rtol,
             t->nmse, t->within * 100);
@@ -157,6 +170,15 @@ static void print_tolerances(FILE *f, const llorch_ckpt_comparison *c, const llo
     }
 }
 
+/* With a noise floor: "noise 1.3x", "noise 880x", "no noise floor". */
+static void print_bound(FILE *f, const struct llorch_ckpt_row *r) {
+    if (r->bound == LLORCH_CKPT_BOUND_NO_FLOOR) {
+        fprintf(f, "  no noise floor");
+    } else if (r->bound != LLORCH_CKPT_BOUND_TOLERANCE) {
+        fprintf(f, r->noise.ratio < 1e3 ? "  noise %.2fx" : "  noise %.3gx", r->noise.ratio);
+    }
+}
+
 static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first) {
     char                              layer[16], at[128];
     const struct llorch_ckpt_metrics *m = &r->metrics;
@@ -181,6 +203,7 @@ static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first) {
             fprintf(f, " (nmse above %.3g)", r->tolerance.nmse);
         }
     }
+    print_bound(f, r);
     fputc('\n', f);
 }
 
@@ -242,8 +265,16 @@ static void print_summary(FILE *f, const llorch_ckpt_comparison *c) {
     for (size_t i = 0; i < n; i++) {
         counts[llorch_ckpt_comparison_row(c, i)->status]++;
     }
-    fprintf(f, "%zu checkpoints: %zu passed, %zu failed, %zu could not be compared\n", n,
-            counts[LLORCH_CKPT_STATUS_PASS], counts[LLORCH_CKPT_STATUS_FAIL], counts[LLORCH_CKPT_STATUS_ERROR]);
+    size_t by_noise = 0;
+    for (size_t i = 0; i < n; i++) {
+        by_noise += llorch_ckpt_comparison_row(c, i)->bound == LLORCH_CKPT_BOUND_NOISE;
+    }
+    fprintf(f, "%zu checkpoints: %zu passed", n, counts[LLORCH_CKPT_STATUS_PASS]);
+    if (llorch_ckpt_comparison_noise_factor(c) > 0) {
+        fprintf(f, " (%zu by the noise floor)", by_noise);
+    }
+    fprintf(f, ", %zu failed, %zu could not be compared\n", counts[LLORCH_CKPT_STATUS_FAIL],
+            counts[LLORCH_CKPT_STATUS_ERROR]);
 }
 
 int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
@@ -251,6 +282,7 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const str
     size_t n = llorch_ckpt_comparison_n_rows(c);
     print_header_line(f, "reference", info->ref_name, info->ref);
     print_header_line(f, "candidate", info->cand_name, info->cand);
+    print_noise_header(f, c);
     print_tolerances(f, c, info->options);
     fprintf(f, "\n%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", "", "checkpoint", "layer", "n", "max_abs_err",
             "at", "max_rel_err", "cosine", "nmse", "result");
@@ -348,7 +380,23 @@ static void add_metrics(cJSON *o, const struct llorch_ckpt_row *r) {
     }
 }
 
-static cJSON *row_json(const struct llorch_ckpt_row *r) {
+/* With a noise floor: which bound judged the row, and the spread. */
+static void add_noise(cJSON *o, const struct llorch_ckpt_row *r) {
+    cJSON_AddStringToObject(o, "bound", llorch_ckpt_bound_name(r->bound));
+    if (!r->noise.present) {
+        cJSON_AddNullToObject(o, "noise");
+        return;
+    }
+    cJSON                   *n = cJSON_CreateObject();
+    static const char *const keys[] = {"max_abs_err", "rmse", "nmse", "ratio"};
+    const double             values[] = {r->noise.max_abs, r->noise.rmse, r->noise.nmse, r->noise.ratio};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        add_number(n, keys[i], values[i]);
+    }
+    cJSON_AddItemToObject(o, "noise", n);
+}
+
+static cJSON *row_json(const struct llorch_ckpt_row *r, bool with_noise) {
     cJSON *o = cJSON_CreateObject(), *axes = cJSON_CreateArray();
     cJSON_AddStringToObject(o, "checkpoint", r->checkpoint);
     add_layer(o, r->layer);
@@ -367,6 +415,9 @@ static cJSON *row_json(const struct llorch_ckpt_row *r) {
     }
     if (r->status != LLORCH_CKPT_STATUS_ERROR) {
         add_metrics(o, r);
+    }
+    if (with_noise && r->status != LLORCH_CKPT_STATUS_ERROR) {
+        add_noise(o, r);
     }
     cJSON_AddItemToObject(o, "tolerance", tolerance_json(&r->tolerance));
     cJSON_AddNumberToObject(o, "ref_only", (double) r->n_ref_only);
@@ -413,6 +464,22 @@ static cJSON *first_json(const llorch_ckpt_comparison *c) {
     return o;
 }
 
+/* "noise": {"path", "producer"?, "factor"}, or null without a noise floor. */
+static void add_noise_dump(cJSON *root, const llorch_ckpt_comparison *c) {
+    const char *producer, *name = llorch_ckpt_comparison_noise_dump(c, &producer);
+    if (!name) {
+        cJSON_AddNullToObject(root, "noise");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "path", name);
+    if (producer) {
+        cJSON_AddStringToObject(o, "producer", producer);
+    }
+    cJSON_AddNumberToObject(o, "factor", llorch_ckpt_comparison_noise_factor(c));
+    cJSON_AddItemToObject(root, "noise", o);
+}
+
 static const char *verdict_word(int exit_code) {
     return exit_code == 0 ? "pass" : exit_code == 1 ? "fail" : "error";
 }
@@ -438,9 +505,11 @@ int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const stru
     cJSON_AddItemToObject(root, "reference", dump_json(info->ref_name, info->ref));
     cJSON_AddItemToObject(root, "candidate", dump_json(info->cand_name, info->cand));
     cJSON_AddItemToObject(root, "tolerance", tol);
+    add_noise_dump(root, c);
     cJSON_AddItemToObject(root, "first_divergence", first_json(c));
     for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
-        cJSON_AddItemToArray(rows, row_json(llorch_ckpt_comparison_row(c, i)));
+        cJSON_AddItemToArray(
+            rows, row_json(llorch_ckpt_comparison_row(c, i), llorch_ckpt_comparison_noise_dump(c, NULL) != NULL));
     }
     cJSON_AddItemToObject(root, "rows", rows);
     cJSON_AddItemToObject(root, "only_in_reference", only_json(c, true));
