@@ -7,7 +7,9 @@
 #
 # On Debian, as root, it installs the system packages it needs first.
 # Environment: LLAMA_CPP_DIR (your llama.cpp checkout), LLORCH_CACHE_DIR,
-# LLORCH_BUILD_JOBS, CI (warnings become errors).
+# LLORCH_BUILD_JOBS, CI (warnings become errors), LLORCH_GPU=cuda (build
+# llama.cpp with its CUDA backend; LLORCH_CUDA_ARCHS=90 picks the GPU
+# architecture, default: this machine's GPUs; the demo then runs on the GPU).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -25,6 +27,10 @@ requirements=(
   "command -v npm|npm"
   "test -f /etc/ssl/certs/ca-certificates.crt|ca-certificates"
   "/usr/bin/python3 -c 'import numpy'|python3-numpy"
+  "/usr/bin/python3 -c 'import torch'|python3-torch"
+  "/usr/bin/python3 -c 'import ensurepip, venv'|python3-venv"
+  "command -v cargo|cargo"
+  "ls -d /usr/share/cargo/registry/serde_json-1.*|librust-serde-json-dev"
   "test -f /usr/include/cjson/cJSON.h|libcjson-dev"
   "test -f /usr/include/libdeflate.h|libdeflate-dev"
   "command -v clang|clang"
@@ -56,7 +62,8 @@ werror=OFF
 build() {  # build DIR [cmake options...]
   local dir="$1"; shift
   say "configuring $dir"
-  cmake -S . -B "$dir" -G Ninja -DLLORCH_WERROR="$werror" "$@"
+  cmake -S . -B "$dir" -G Ninja -DLLORCH_WERROR="$werror" -DLLORCH_GPU="${LLORCH_GPU:-}" \
+    -DLLORCH_CUDA_ARCHS="${LLORCH_CUDA_ARCHS:-}" "$@"
   say "building $dir"
   cmake --build "$dir" --parallel "$jobs"
 }
@@ -69,7 +76,9 @@ demo() {
   build/programs/llorch-make-tiny-model --arch gpt2 --layers 2 --embd 64 --heads 4 --ff 256 --seed 1 \
     -o "$out/tiny-gpt2.gguf"
   say "extracting its checkpoints"
-  build/programs/llorch-checkpoint-extractor "$out/tiny-gpt2.gguf" "Once upon a time" "$out/dump"
+  local gpu=()
+  [ -n "${LLORCH_GPU:-}" ] && gpu=(-ngl 99)
+  build/programs/llorch-checkpoint-extractor "${gpu[@]}" "$out/tiny-gpt2.gguf" "Once upon a time" "$out/dump"
   ls "$out/dump"
   /usr/bin/python3 - "$out/dump" <<'PY'
 import json, sys, numpy as np

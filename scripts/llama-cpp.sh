@@ -20,6 +20,11 @@
 #   3. Default: the pinned source from the npm registry, integrity-checked,
 #      patched, built and installed into the cache.
 #
+# With LLORCH_GGUF_PY=1 it instead only provides llama.cpp's pure-Python
+# gguf-py and convert_hf_to_gguf.py (the user's LLAMA_CPP_DIR, else the
+# pinned source, copied once into the cache, keyed by commit; no build) and
+# writes LLAMA_GGUF_PY=dir and LLAMA_CONVERT_HF=file to OUT_FILE.
+#
 # With LLORCH_ARCHS_TOOL=1 it instead builds llama.cpp's own
 # tests/test-llama-archs (which writes a small random model of every
 # architecture) from the pinned source, statically, cached the same way,
@@ -32,6 +37,11 @@
 #   LLORCH_BUILD_JOBS     parallel build jobs (default: nproc)
 #   LLORCH_LLAMA_PORTABLE 1: build ggml for x86-64 with AVX2 instead of -march=native
 #                         (for valgrind, which does not know AVX-512/AMX)
+#   LLORCH_GPU            cuda: also build ggml's CUDA backend (needs nvcc; cached
+#                         under its own key); empty (default): CPU and RPC only
+#   LLORCH_CUDA_ARCHS     the CUDA architectures to build for, e.g. 90 or "86;90"
+#                         (default: those of the GPUs nvidia-smi lists)
+#   CUDACXX               the nvcc to use (default: nvcc on PATH, else /usr/local/cuda/bin/nvcc)
 #   NPM, GIT, CMAKE       the programs to use
 set -euo pipefail
 
@@ -73,6 +83,33 @@ if [ "${LLORCH_LLAMA_PORTABLE:-0}" = 1 ]; then
   build_options=("${build_options[@]/-DGGML_NATIVE=ON/-DGGML_NATIVE=OFF}")
   build_options+=(-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
 fi
+
+# The CUDA toolkit's compiler, or nothing.
+find_nvcc() {
+  local c
+  for c in "${CUDACXX:-}" "$(command -v nvcc 2>/dev/null || true)" /usr/local/cuda/bin/nvcc; do
+    if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return; fi
+  done
+}
+
+# The compute capabilities of this machine's GPUs as CMake wants them ("90;86").
+detect_cuda_archs() {
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d ' .' | grep -E '^[0-9]+$' | sort -u | paste -sd';'
+}
+
+case "${LLORCH_GPU:-}" in
+  "") ;;
+  cuda)
+    nvcc="$(find_nvcc)"
+    [ -n "$nvcc" ] || die "LLORCH_GPU=cuda needs the CUDA toolkit, and no nvcc was found (PATH, /usr/local/cuda/bin, CUDACXX); install NVIDIA's CUDA toolkit or set CUDACXX=/path/to/nvcc"
+    cuda_archs="${LLORCH_CUDA_ARCHS:-$(detect_cuda_archs)}"
+    [ -n "$cuda_archs" ] || die "LLORCH_GPU=cuda: nvidia-smi lists no GPU to build for; set LLORCH_CUDA_ARCHS (for example 90 for an H100 or H200, 89 for an L4, 86 for an RTX 30xx)"
+    build_options+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_archs" -DGGML_CUDA_NCCL=OFF
+                    "-DCMAKE_CUDA_COMPILER=$nvcc")
+    ;;
+  *) die "LLORCH_GPU=${LLORCH_GPU} is not a GPU backend this build knows; use LLORCH_GPU=cuda, or leave it empty for CPU only" ;;
+esac
 
 # A failed or interrupted build leaves nothing that a later run would trust:
 # its work folder is removed on any exit.
@@ -182,7 +219,11 @@ build_and_install() {
   say "configuring (log: $log)"
   "$CMAKE" -S "$src" -B "$bld" "${gen[@]}" "${build_options[@]}" -DCMAKE_INSTALL_PREFIX="$prefix" \
     -DCMAKE_INSTALL_LIBDIR=lib >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "configuring llama.cpp failed; see $log"; }
-  say "building libllama and ggml with $jobs jobs (3-6 minutes on 2 cores)"
+  if [ -n "${cuda_archs:-}" ]; then
+    say "building libllama and ggml with CUDA for $cuda_archs, $jobs jobs (about 4 minutes on 16 cores, an hour on 2)"
+  else
+    say "building libllama and ggml with $jobs jobs (3-6 minutes on 2 cores)"
+  fi
   "$CMAKE" --build "$bld" --parallel "$jobs" 2>&1 | tee -a "$log" | progress \
     || { tail -n 20 "$log" >&2; die "building llama.cpp failed; see $log"; }
   "$CMAKE" --install "$bld" >>"$log" 2>&1 || die "installing llama.cpp failed; see $log"
@@ -361,7 +402,39 @@ build_archs_tool() {
   say "installed test-llama-archs into $dir"
 }
 
-if [ "${LLORCH_ARCHS_TOOL:-0}" = 1 ]; then
+# --- llama.cpp's gguf-py, for the Python tests ---------------------------------
+resolve_gguf_py() {
+  local dir
+  if [ -n "${LLAMA_CPP_DIR:-}" ]; then
+    dir="$(cd "$LLAMA_CPP_DIR" 2>/dev/null && pwd)" || die "LLAMA_CPP_DIR=$LLAMA_CPP_DIR is not a directory"
+    [ -d "$dir/gguf-py/gguf" ] || die "$dir has no gguf-py/gguf; point LLAMA_CPP_DIR at a llama.cpp checkout"
+  else
+    dir="$cache/gguf-py/${PINNED_COMMIT:0:12}"
+    [ -f "$dir/.complete" ] || with_lock fetch_gguf_py "$dir"
+  fi
+  printf 'LLAMA_GGUF_PY=%s\nLLAMA_CONVERT_HF=%s\n' "$dir/gguf-py" "$dir/convert_hf_to_gguf.py" > "$out_file"
+}
+
+fetch_gguf_py() {
+  local dir="$1" work
+  [ -f "$dir/.complete" ] && return
+  mkdir -p "$cache/gguf-py"
+  work="$(mktemp -d "$cache/gguf-py/.work.XXXXXX")"
+  work_dir="$work"
+  clone_pinned_source "$work/src"
+  mkdir -p "$work/out"
+  cp -r "$work/src/gguf-py" "$work/src/convert_hf_to_gguf.py" "$work/out/"
+  touch "$work/out/.complete"
+  rm -rf "$dir"
+  mv "$work/out" "$dir"
+  rm -rf "$work"
+  work_dir=""
+  say "copied gguf-py of ${PINNED_COMMIT:0:12} into $dir"
+}
+
+if [ "${LLORCH_GGUF_PY:-0}" = 1 ]; then
+  resolve_gguf_py
+elif [ "${LLORCH_ARCHS_TOOL:-0}" = 1 ]; then
   resolve_archs_tool
 elif [ -n "${LLAMA_CPP_DIR:-}" ]; then
   resolve_user_dir
