@@ -1,6 +1,6 @@
 /*
- * make-tiny-model.c - llorch-make-tiny-model: writes a small gpt2 or llama
- * GGUF with seeded random weights, for tests and for checking engines
+ * make-tiny-model.c - llorch-make-tiny-model: writes a small gpt2, llama or
+ * qwen2 GGUF with seeded random weights, for tests and for checking engines
  * against llama.cpp without downloading a model.
  *
  * Exit status: 0 written, 1 failed while writing (no file left), 2 the
@@ -39,18 +39,19 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: " PROG " --arch gpt2|llama -o FILE [options]\n"
+            "usage: " PROG " --arch gpt2|llama|qwen2 -o FILE [options]\n"
             "\n"
             "Writes a GGUF model with seeded random weights that llama.cpp loads and runs.\n"
             "The same options give the same bytes on every machine.\n"
             "\n"
             "options:\n"
-            "  --arch gpt2|llama  architecture (required)\n"
+            "  --arch A           gpt2, llama or qwen2 (required); qwen2 is llama's tensors\n"
+            "                     plus q/k/v biases, run by llama.cpp with NEOX RoPE\n"
             "  -o FILE            output file; written as FILE.part, renamed when complete\n"
             "  --layers N         transformer blocks (default 2)\n"
             "  --embd N           embedding width (default 64)\n"
             "  --heads N          attention heads; must divide --embd (default 4)\n"
-            "  --heads-kv N       llama: key/value heads, must divide --heads; fewer\n"
+            "  --heads-kv N       llama, qwen2: key/value heads, must divide --heads; fewer\n"
             "                     than --heads gives grouped-query attention (default: --heads)\n"
             "  --ff N             feed-forward width (default: gpt2 4*embd; llama embd*172/64,\n"
             "                     rounded up to a multiple of 4 or of the quant block)\n"
@@ -58,10 +59,10 @@ static void usage(FILE *out) {
             "  --type T           2-D weights: f32, f16, q8_0 (rows multiple of 32) or q4_K\n"
             "                     (rows multiple of 256); norms, biases stay f32 (default f32)\n"
             "  --seed N           weight seed, 0..2^64-1 (default 1)\n"
-            "  --rope-base F      llama: RoPE frequency base (default 10000)\n"
+            "  --rope-base F      llama, qwen2: RoPE frequency base (default 10000)\n"
             "  --vocab FILE       GGUF whose tokenizer.* keys are copied (default:\n"
             "                     ggml-vocab-gpt-2.gguf for gpt2, ggml-vocab-llama-spm.gguf\n"
-            "                     for llama, from llama.cpp's models/ folder, here:\n"
+            "                     for llama and qwen2, from llama.cpp's models/ folder, here:\n"
             "                     %s)\n"
             "  -h, --help         this text\n"
             "\n"
@@ -139,7 +140,10 @@ static enum tiny_arch parse_arch(const char *s) {
     if (strcmp(s, "llama") == 0) {
         return TINY_ARCH_LLAMA;
     }
-    refuse("--arch '%s' is not supported; use --arch gpt2 or --arch llama", s);
+    if (strcmp(s, "qwen2") == 0) {
+        return TINY_ARCH_QWEN2;
+    }
+    refuse("--arch '%s' is not supported; use --arch gpt2, llama or qwen2", s);
     return TINY_ARCH_GPT2;
 }
 
@@ -282,7 +286,7 @@ static void apply_defaults(struct options *o) {
 static void check_arch_flags(const struct options *o) {
     const struct tiny_config *c = &o->cfg;
     if (!o->arch_set) {
-        refuse("missing --arch; use --arch gpt2 or --arch llama");
+        refuse("missing --arch; use --arch gpt2, llama or qwen2");
     }
     if (!c->out_path || !c->out_path[0]) {
         refuse("missing -o FILE; give the path of the model to write");
@@ -304,7 +308,7 @@ static void check_shapes(const struct tiny_config *c) {
         refuse("--heads %d is not divisible by --heads-kv %d; choose --heads-kv that divides --heads", c->n_head,
                c->n_head_kv);
     }
-    if (c->arch == TINY_ARCH_LLAMA && (c->n_embd / c->n_head) % 2 != 0) {
+    if (c->arch != TINY_ARCH_GPT2 && (c->n_embd / c->n_head) % 2 != 0) {
         refuse("head size --embd/--heads = %d is odd; RoPE rotates pairs, choose --embd/--heads even",
                c->n_embd / c->n_head);
     }

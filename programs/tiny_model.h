@@ -16,7 +16,8 @@ struct gguf_context;
 
 enum tiny_arch {
     TINY_ARCH_GPT2,
-    TINY_ARCH_LLAMA
+    TINY_ARCH_LLAMA,
+    TINY_ARCH_QWEN2 /* llama's shape plus q/k/v biases; NEOX RoPE in llama.cpp */
 };
 
 /* Everything the command line decides, already validated. */
@@ -25,7 +26,7 @@ struct tiny_config {
     int            n_layer, n_embd, n_head, n_head_kv, n_ff, n_ctx;
     enum ggml_type wtype; /* type of every 2-D tensor */
     uint64_t       seed;
-    float          rope_base; /* llama only */
+    float          rope_base; /* llama, qwen2 */
     const char    *vocab_path;
     const char    *out_path;
     int            n_vocab; /* from the vocab file */

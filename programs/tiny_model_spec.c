@@ -1,11 +1,12 @@
 /*
- * tiny_model_spec.c - what a gpt2 or llama GGUF holds: tensor names and
- * shapes as llama.cpp's loaders expect them (src/models/gpt2.cpp,
- * src/models/llama.cpp) and the metadata keys they read.
+ * tiny_model_spec.c - what a gpt2, llama or qwen2 GGUF holds: tensor names
+ * and shapes as llama.cpp's loaders expect them (src/models/gpt2.cpp,
+ * src/models/llama.cpp, src/models/qwen2.cpp) and the metadata keys they read.
  */
 #include "tiny_model.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +29,8 @@ enum {
 };
 
 const char *tiny_arch_name(enum tiny_arch arch) {
-    return arch == TINY_ARCH_GPT2 ? "gpt2" : "llama";
+    static const char *const names[] = {"gpt2", "llama", "qwen2"};
+    return names[arch];
 }
 
 /* Appends tensors to a bounded array. */
@@ -80,9 +82,19 @@ static void add_llama_layer(struct tensor_list *l, int il) {
     const int64_t             E = c->n_embd, F = c->n_ff;
     const int64_t             E_kv = (int64_t) (c->n_embd / c->n_head) * c->n_head_kv; /* GQA */
     add(l, INIT_NORM, E, 0, "blk.%d.attn_norm.weight", il);
+    const bool bias = c->arch == TINY_ARCH_QWEN2; /* qwen2: q, k and v have biases */
     add(l, INIT_MATRIX, E, E, "blk.%d.attn_q.weight", il);
+    if (bias) {
+        add(l, INIT_BIAS, E, 0, "blk.%d.attn_q.bias", il);
+    }
     add(l, INIT_MATRIX, E, E_kv, "blk.%d.attn_k.weight", il);
+    if (bias) {
+        add(l, INIT_BIAS, E_kv, 0, "blk.%d.attn_k.bias", il);
+    }
     add(l, INIT_MATRIX, E, E_kv, "blk.%d.attn_v.weight", il);
+    if (bias) {
+        add(l, INIT_BIAS, E_kv, 0, "blk.%d.attn_v.bias", il);
+    }
     add(l, INIT_MATRIX, E, E, "blk.%d.attn_output.weight", il);
     add(l, INIT_NORM, E, 0, "blk.%d.ffn_norm.weight", il);
     add(l, INIT_MATRIX, E, F, "blk.%d.ffn_gate.weight", il);
@@ -158,7 +170,7 @@ static void set_f32(struct gguf_context *g, const char *arch, const char *key, f
 static void set_description(const struct tiny_config *c, struct gguf_context *g) {
     const char *slash = strrchr(c->vocab_path, '/');
     char        llama_flags[96] = "";
-    if (c->arch == TINY_ARCH_LLAMA) {
+    if (c->arch != TINY_ARCH_GPT2) {
         snprintf(llama_flags, sizeof(llama_flags), " --heads-kv %d --rope-base %g", c->n_head_kv,
                  (double) c->rope_base);
     }

@@ -1,0 +1,18 @@
+"""llorch_checkpoint: write and read llorch checkpoint dumps (docs/FORMAT.md)
+from Python, and capture them from PyTorch models (torch_hooks).
+
+    from llorch_checkpoint import DumpWriter, Dump
+    with DumpWriter("dump", form="npz") as w:
+        w.set_run(producer="my-engine 1.0", architecture="llama", n_layer=2, n_embd=64,
+                  n_head=4, n_head_kv=2, n_vocab=32000, tokens=[1, 15043])
+        w.write("attn_norm", x, layer=0, step=0, pos_start=0)   # x: (T, n_embd)
+    Dump("dump").get("attn_norm", layer=0)
+
+PyTorch: llorch_checkpoint.torch_hooks.Capture (imports torch on use).
+"""
+
+from .reader import Dump
+from .writer import KINDS, DumpWriter, file_name
+
+__version__ = "0.1.0"
+__all__ = ["Dump", "DumpWriter", "KINDS", "file_name", "__version__"]

@@ -1,0 +1,99 @@
+"""Reads a checkpoint dump (docs/FORMAT.md) of any version (1 to 3) in the
+npy or npz form: numpy arrays by (checkpoint, layer, step, sequence)."""
+
+import json
+import os
+
+import numpy as np
+
+from . import npyfile
+
+KNOWN_VERSIONS = (1, 2, 3)
+
+
+class Dump:
+    """An opened dump directory.
+
+    >>> d = Dump("dump")
+    >>> q = d.get("Qcur", layer=0)              # the latest step, (T, n_head, head_dim)
+    >>> d.get("cache_k", layer=1, step=3, seq=0)
+    """
+
+    def __init__(self, directory, verify=True):
+        self.dir = directory
+        path = os.path.join(directory, "manifest.json")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{directory} has no manifest.json: it is not a dump (or is still being written)")
+        with open(path, encoding="utf-8") as f:
+            self.manifest = json.load(f)
+        m = self.manifest
+        if m.get("format") != "llorch-checkpoint-dump" or m.get("format_version") not in KNOWN_VERSIONS:
+            raise ValueError(f"{path}: format {m.get('format')!r} version {m.get('format_version')!r} is not known")
+        self.verify = verify
+        self.container = m.get("container")
+        if self.container and self.container.get("format") != "npz":
+            raise ValueError(f"container {self.container.get('format')!r}: this reader reads npy and npz dumps")
+        self._blob = None
+
+    @property
+    def files(self):
+        return self.manifest["files"]
+
+    @property
+    def tokens(self):
+        return np.load(os.path.join(self.dir, self.manifest.get("tokens_file", "tokens.npy")))
+
+    def entries(self, checkpoint=None, layer=None, step=None, seq=None):
+        """Manifest entries that match every given field, in manifest order."""
+        out = []
+        for e in self.manifest["files"]:
+            if checkpoint is not None and e["checkpoint"] != checkpoint:
+                continue
+            if layer is not None and e["layer"] != layer:
+                continue
+            if step is not None and e["step"] != step:
+                continue
+            if seq is not None and e.get("seq") != seq:
+                continue
+            out.append(e)
+        return out
+
+    def entry(self, checkpoint, layer=-1, step=None, seq=None):
+        """The one entry of (checkpoint, layer, step, seq); step None: the latest."""
+        found = self.entries(checkpoint, layer, step, seq)
+        if not found:
+            raise KeyError(f"{checkpoint} layer {layer} step {step} seq {seq} is not in {self.dir}")
+        return max(found, key=lambda e: e["step"]) if step is None else found[-1]
+
+    def get(self, checkpoint, layer=-1, step=None, seq=None):
+        """The tensor as a numpy array (float32, float16 or int32)."""
+        return self.load(self.entry(checkpoint, layer, step, seq))
+
+    def load(self, e):
+        """The tensor of one manifest entry, checked against its crc32."""
+        if self.container:
+            blob = self._container()
+            dtype = npyfile.DTYPES[e["dtype"]]
+            n = int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1
+            a = np.frombuffer(blob, dtype=dtype, count=n, offset=e["offset"]).reshape(e["shape"])
+        else:
+            with open(os.path.join(self.dir, e["file"]), "rb") as f:
+                raw = f.read()
+            dtype, shape, at = npyfile.parse_header(raw)
+            a = np.frombuffer(raw, dtype=dtype, offset=at).reshape(shape)
+            if list(shape) != list(e["shape"]):
+                raise ValueError(f"{e['file']}: shape {shape}, the manifest says {e['shape']}")
+        if self.verify and npyfile.crc32(a.tobytes()) != e["crc32"]:
+            raise ValueError(f"{e['file']}: crc32 does not match the manifest; the dump is damaged")
+        return a
+
+    def _container(self):
+        if self._blob is None:
+            path = os.path.join(self.dir, self.container["file"])
+            self._blob = np.memmap(path, dtype=np.uint8, mode="r")
+        return self._blob
+
+    def __iter__(self):
+        """(entry, array) for every file, in manifest order."""
+        for e in self.manifest["files"]:
+            yield e, self.load(e)

@@ -1,0 +1,23 @@
+# The Python package (python/llorch_checkpoint): dumps it re-writes are the C
+# writer's bit for bit; `pip install ./python` works offline; and a PyTorch
+# llama and qwen2 with its hooks agree with llama.cpp checkpoint by
+# checkpoint, and compare names a RoPE fault at Qcur of layer 0 (skipped,
+# exit 77, without torch: Debian's python3-torch).
+if(NOT LLORCH_PYTHON)
+  return()
+endif()
+set(_python_env EXTRACTOR=$<TARGET_FILE:llorch-checkpoint-extractor> ENGINE=$<TARGET_FILE:llorch-ref-engine>
+                COMPARE=$<TARGET_FILE:llorch-checkpoint-compare> MAKER=$<TARGET_FILE:llorch-make-tiny-model>
+                PY=${LLORCH_PYTHON} LLAMA_CPP_DIR=${LLAMA_CPP_DIR})
+
+function(llorch_python_case name case model)
+  add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/python_cases.sh ${case}
+                                ${LLORCH_TEST_DATA}/${name} ${model})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${_python_env}" FIXTURES_REQUIRED tiny_models
+                                          SKIP_RETURN_CODE 77 TIMEOUT 300)
+endfunction()
+
+llorch_python_case(python_roundtrip roundtrip ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf)
+llorch_python_case(python_install install "")
+llorch_python_case(python_torch_llama torch ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf)
+llorch_python_case(python_torch_qwen2 torch qwen2)
