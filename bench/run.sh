@@ -12,7 +12,9 @@
 #   decode-t2   8-token prompt + 32 generated tokens (33 steps), 2 threads
 # Configurations: none, memory (--capture-to memory), disk (the default
 # form of that run), and disk in the other form (npy or npz). BENCH_EXTRA
-# adds configurations: nosync (disk with --no-sync: what fsync costs).
+# adds configurations: nosync (disk with --no-sync: what fsync costs),
+# splits (memory read at graph splits, --output-mb 0: as with a llama.cpp
+# without the patch).
 #
 # Each round runs every configuration of a scenario once, in an order that
 # rotates from round to round; a ratio is the median over rounds of the
@@ -57,6 +59,7 @@ one() {  # run scenario config round -> appends "run scenario config round decod
     npy)    args+=(-o "$out" --format npy) ;;
     npz)    args+=(-o "$out" --format npz) ;;
     nosync) args+=(-o "$out" --no-sync) ;;
+    splits) args+=(--capture-to memory --output-mb 0) ;;
   esac
   local log decode times
   log="$(/usr/bin/time -f 'TIME %e %U %S' "$x" -m "$model" -fa off "${args[@]}" 2>&1 >/dev/null)" \

@@ -89,7 +89,10 @@ struct llorch_capture_params {
                                                   this many bytes (in graph order) are marked
                                                   graph outputs before the graph is allocated
                                                   and read after it, without graph splits; the
-                                                  compute buffer grows by as much. 0: splits only */
+                                                  compute buffer grows by as much. 0 (the
+                                                  default): splits only, the faster path where
+                                                  the CPU computes every layer; 512 MiB suits
+                                                  layers on a GPU or RPC device */
 };
 
 struct llorch_capture_report {

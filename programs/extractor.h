@@ -59,6 +59,7 @@ struct run {
     bool                       fa_notice;
     int                        n_ctx, n_chunk, steps;
     double                     decode_seconds;
+    size_t                     output_bytes; /* the capture's: --output-mb, or 0 where auto chose splits */
 };
 
 /* extractor.c */

@@ -87,7 +87,7 @@ int write_manifest(struct run *r, bool complete, const char *status) {
 }
 
 /* How the checkpoints were read: after each graph, or at graph splits. */
-static void print_capture_path(const struct llorch_capture_report *rep, size_t output_mb) {
+static void print_capture_path(const struct llorch_capture_report *rep, size_t output_bytes) {
     if (rep->steps_outputs + rep->steps_splits == 0) {
         return;
     }
@@ -95,7 +95,7 @@ static void print_capture_path(const struct llorch_capture_report *rep, size_t o
             "  capture: %zu steps read after the graph (up to %.1f MiB kept as graph outputs), %zu at graph "
             "splits; %zu splits added\n",
             rep->steps_outputs, (double) rep->marked_bytes / (1 << 20), rep->steps_splits, rep->splits);
-    if (rep->steps_outputs == 0 && output_mb > 0) {
+    if (rep->steps_outputs == 0 && output_bytes > 0) {
         fprintf(stderr, "  (this llama.cpp does not ask the eval callback before it allocates a graph, or the graph "
                         "was reused: patches/llama-graph-checkpoint-names.patch adds that)\n");
     }
@@ -118,7 +118,7 @@ void print_summary(const struct run *r) {
                  "  decode %.3f s, of which capture copies %.3f s (%.1f%%) and waits for the writer %.3f s\n",
             r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
-    print_capture_path(&rep, r->opt.output_mb);
+    print_capture_path(&rep, r->output_bytes);
     if (r->writer != NULL) {
         fprintf(stderr, "  copies held at most %.1f MiB in memory (bound %zu MiB, --queue-mb)\n",
                 (double) rep.memory_peak_bytes / (1 << 20), r->opt.queue_mb);

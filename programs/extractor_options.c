@@ -76,10 +76,13 @@ static void print_help(void) {
            "                          always identified by dataflow\n"
            "      --queue-mb N        memory for copies not yet written (default 256)\n"
            "      --capture-to WHERE  disk (default) or memory: copy but write nothing (measures capture)\n"
-           "      --output-mb N       with the patched llama.cpp: keep up to N MiB of checkpoints per\n"
+           "      --output-mb N|auto  with the patched llama.cpp: keep up to N MiB of checkpoints per\n"
            "                          graph as graph outputs and read them after the graph, with no\n"
-           "                          graph split of their own (default 512; the compute buffer grows\n"
-           "                          by as much; the rest, and every tensor with 0, at graph splits)\n"
+           "                          graph split of their own (the compute buffer grows by as much;\n"
+           "                          the rest, and everything with 0, at graph splits). auto (the\n"
+           "                          default): 512 where layers run on a GPU or RPC device, where a\n"
+           "                          split costs a stream synchronization; 0 on the CPU, where splits\n"
+           "                          are cheap and reused memory stays in cache\n"
            "      --split-each        copy each tensor at a graph split of its own (slower): the\n"
            "                          reference for the default, which copies several at one split\n"
            "                          where no later node can have overwritten them\n"
@@ -125,6 +128,7 @@ static void set_defaults(struct extractor_options *opt) {
     opt->n_gpu_layers = -1;
     opt->queue_mb = 256;
     opt->output_mb = 512;
+    opt->output_auto = true;
     opt->sink = LLORCH_CAPTURE_SINK_WRITE;
     opt->identify = LLORCH_CAPTURE_IDENTIFY_AUTO;
     opt->form = FORM_AUTO;
@@ -281,6 +285,7 @@ static int apply_number(int id, const char *flag, const char *v, struct extracto
         opt->queue_mb = (size_t) n;
     } else if (id == OPT_OUTPUT_MB) {
         opt->output_mb = (size_t) n;
+        opt->output_auto = false;
     } else {
         *ints[id - OPT_N_PREDICT] = (int) n;
     }
@@ -291,6 +296,10 @@ static int apply_number(int id, const char *flag, const char *v, struct extracto
 static int apply_value(int id, const char *flag, const char *v, struct extractor_options *opt) {
     if (id >= OPT_FLASH_ATTN) {
         return apply_choice(id, flag, v, opt);
+    }
+    if (id == OPT_OUTPUT_MB && strcmp(v, "auto") == 0) {
+        opt->output_auto = true;
+        return 0;
     }
     if (id >= OPT_N_PREDICT) {
         return apply_number(id, flag, v, opt);

@@ -41,7 +41,8 @@ struct extractor_options {
     enum llorch_capture_sink     sink;
     enum llorch_capture_identify identify;
     size_t                       queue_mb;
-    size_t                       output_mb; /* --output-mb: checkpoints kept as graph outputs */
+    size_t                       output_mb;   /* --output-mb: checkpoints kept as graph outputs */
+    bool                         output_auto; /* --output-mb auto: output_mb where a device computes, else 0 */
     /* llama.cpp settings */
     int          threads;
     int          n_ctx; /* 0: fit the run */

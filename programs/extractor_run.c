@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <ggml-backend.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,21 @@ int open_output(struct run *r) {
     return 0;
 }
 
+/* Whether layers of the model run on a device (a GPU, an RPC server): there
+ * every graph split synchronizes a stream, and reading after the graph pays. */
+static bool offloads(const struct run *r) {
+    if (r->opt.n_gpu_layers == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        enum ggml_backend_dev_type type = ggml_backend_dev_type(ggml_backend_dev_get(i));
+        if (type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int create_capture(struct run *r) {
     char                         err[1024];
     struct llorch_capture_params p = llorch_capture_default_params();
@@ -121,7 +137,8 @@ int create_capture(struct run *r) {
     p.raw = r->opt.raw;
     p.native_dtype = r->opt.native_dtype;
     p.queue_bytes = r->opt.queue_mb << 20;
-    p.output_bytes = r->opt.output_mb << 20;
+    p.output_bytes = r->opt.output_auto && !offloads(r) ? 0 : r->opt.output_mb << 20;
+    r->output_bytes = p.output_bytes;
     p.stop_at_nan = r->opt.stop_at_nan;
     p.split_each = r->opt.split_each;
     p.stats_out = stdout;

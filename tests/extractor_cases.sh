@@ -156,7 +156,13 @@ devices = {g.get("device") for g in b}
 port = sys.argv[1]
 servers = {d for d in devices if d and port in d} | {d for d in devices if d and str(int(port) + 1) in d}
 assert "device" not in a[0] and len(servers) == 2, devices
-print(f"ok: two RPC servers splitting the layers: {len(b)} tensors equal the local dump byte for byte; "
+# on devices, the checkpoints are marked graph outputs and read after the graph, one round trip per
+# device (the path a GPU takes); on the CPU alone, at graph splits
+paths = {d: Dump(d).manifest["llama_cpp"] for d in ("local", "split")}
+assert paths["split"]["capture"] == "outputs" and paths["split"]["capture_splits"] == 0, paths
+assert paths["local"]["capture"] == "splits" and paths["local"]["capture_splits"] > 0, paths
+print(f"ok: two RPC servers splitting the layers: {len(b)} tensors, read after the graph, equal the local "
+      f"dump (read at {paths['local']['capture_splits']} splits) byte for byte; "
       f"read from {sorted(d for d in devices if d)}")
 PY
     ;;
@@ -225,8 +231,9 @@ PY
     expect_error 2 "--format expects auto, npy, npz or safetensors" -m "$model" -p "Hi" --format zip -o t2
     ;;
   split)         # the three capture paths give the same bytes: checkpoints marked graph outputs and
-                 # read after the graph (the default with the patched llama.cpp), merged graph splits
-                 # (--output-mb 0, as without the patch) and one split per tensor (--split-each)
+                 # read after the graph (--output-mb N with the patched llama.cpp; the default where a
+                 # GPU or RPC device computes), merged graph splits (the CPU's default, --output-mb 0,
+                 # and without the patch) and one split per tensor (--split-each)
     path_is() {  # DUMP PATH SPLITS: llama_cpp.capture is PATH; SPLITS: "none" or "some" splits added
       "$PY" - "$@" <<'PY' || exit 1
 import json, sys
@@ -241,8 +248,8 @@ PY
       sel="all"; [ "$fa" = on ] && sel="1-3,5,6,extras"
       args=(-m "$model" -p "One two three four five six seven" -n 3 -ub 4 --checkpoints "$sel" -fa "$fa"
             --graph-regex '^(kq|kqv_out|ffn_inp)-[0-9]+$')
-      "$x" "${args[@]}" -o "outputs-$fa" 2>/dev/null || fail "default, -fa $fa"
-      "$x" "${args[@]}" --output-mb 0 -o "merged-$fa" 2>/dev/null || fail "--output-mb 0, -fa $fa"
+      "$x" "${args[@]}" --output-mb 512 -o "outputs-$fa" 2>/dev/null || fail "--output-mb 512, -fa $fa"
+      "$x" "${args[@]}" -o "merged-$fa" 2>/dev/null || fail "default, -fa $fa"
       "$x" "${args[@]}" --split-each -o "each-$fa" 2>/dev/null || fail "--split-each, -fa $fa"
       path_is "outputs-$fa" outputs none
       path_is "merged-$fa" splits some

@@ -63,7 +63,6 @@ struct llorch_capture_params llorch_capture_default_params(void) {
     p.sink = LLORCH_CAPTURE_SINK_WRITE;
     p.identify = LLORCH_CAPTURE_IDENTIFY_AUTO;
     p.queue_bytes = (size_t) 256 << 20;
-    p.output_bytes = (size_t) 512 << 20;
     return p;
 }
 
