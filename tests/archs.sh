@@ -11,6 +11,9 @@
 #   archs.sh table DATA                  write the table and compare it with
 #                                        docs/ARCHITECTURES.md (LLORCH_UPDATE_DOCS=1
 #                                        replaces the file instead)
+#   archs.sh sanitizer DATA              archs_check.py fails a run whose extractor
+#                                        reports a sanitizer error, whatever its exit
+#                                        status (checked with a stand-in extractor)
 #
 # Environment: EXTRACTOR, GGUF_STRIP, PY (python3 with numpy), SEED.
 set -euo pipefail
@@ -72,8 +75,25 @@ case "$mode" in
     fi
     exit "$rc"
     ;;
+  sanitizer)
+    dir="$data/sanitizer"
+    rm -rf "$dir" && mkdir -p "$dir"
+    : >"$dir/model.gguf"
+    # as UBSan and ASan write them: a build that recovers (status 0), one that stops
+    printf '#!/usr/bin/env bash\necho "lib/capture/plan.c:222:5: runtime error: null pointer passed as argument 1, which is declared to never be null" >&2\necho "SUMMARY: UndefinedBehaviorSanitizer: undefined-behavior lib/capture/plan.c:222:5" >&2\nexit 0\n' >"$dir/recovers"
+    printf '#!/usr/bin/env bash\necho "==1==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x602000000011" >&2\necho "==1==ABORTING" >&2\nexit 1\n' >"$dir/stops"
+    chmod +x "$dir/recovers" "$dir/stops"
+    for fake in recovers stops; do
+      rc=0
+      "$PY" "$here/archs_check.py" "$dir/$fake" "$dir/model.gguf" "$dir/$fake.work" >"$dir/$fake.out" 2>&1 || rc=$?
+      cat "$dir/$fake.out"
+      [ "$rc" -eq 1 ] && grep -q "extractor failed (1): sanitizer: " "$dir/$fake.out" \
+        || { echo "FAIL: archs_check.py did not fail on a sanitizer report ($fake, exit $rc)"; exit 1; }
+    done
+    echo "ok: a sanitizer report fails the run, with exit status 0 or 1"
+    ;;
   *)
-    echo "usage: archs.sh models|check|table DATA ..." >&2
+    echo "usage: archs.sh models|check|table|sanitizer DATA ..." >&2
     exit 2
     ;;
 esac

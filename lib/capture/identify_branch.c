@@ -154,9 +154,14 @@ static int grow(struct ictx *c, const int *starts, int n_starts, const int *base
 }
 
 /* Peels row selection, broadcasts, post-norms and scalar multipliers off a
- * branch end. *numeric is set when a post-norm or multiplier was peeled. */
+ * branch end, walking back from it. A multiplier is peeled only where it
+ * scales what the branch hands on (a residual multiplier, after any
+ * post-norm): one that a post-norm reads is part of the branch (grok
+ * scales the sum of its two FFNs by sqrt(1/2), then norms it). *numeric is
+ * set when a post-norm or multiplier was peeled. */
 static int peel(const struct ictx *c, int node, bool *numeric) {
     const struct llorch_graph *g = c->g;
+    bool                       normed = false; /* a post-norm was peeled */
     *numeric = false;
     for (;;) {
         const struct llorch_gnode *n = &g->nodes[node];
@@ -171,22 +176,22 @@ static int peel(const struct ictx *c, int node, bool *numeric) {
             node = a; /* the last layer keeps the output rows */
         } else if (n->op == GGML_OP_REPEAT) {
             node = llorch_id_strip_views(c, a); /* hyper-connections broadcast the output */
-        } else if (n->op == GGML_OP_SCALE) {
+        } else if (n->op == GGML_OP_SCALE && !normed) {
             node = a; /* residual multiplier */
             *numeric = true;
         } else if (n->op == GGML_OP_MUL && norm_a && b != NULL && b->kind == LLORCH_LEAF_WEIGHT &&
                    LLORCH_GREF_IS_NODE(g->nodes[a].src[0])) {
             node = g->nodes[a].src[0]; /* post-norm with its weight */
-            *numeric = true;
+            *numeric = normed = true;
         } else if (n->op == GGML_OP_ADD && op_a == GGML_OP_MUL && b != NULL && b->kind == LLORCH_LEAF_WEIGHT &&
                    LLORCH_GREF_IS_NODE(g->nodes[a].src[0]) &&
                    (g->nodes[g->nodes[a].src[0]].op == GGML_OP_NORM ||
                     g->nodes[g->nodes[a].src[0]].op == GGML_OP_RMS_NORM)) {
             node = g->nodes[a].src[0]; /* post-norm with weight and bias */
-            *numeric = true;
+            *numeric = normed = true;
         } else if (n->op == GGML_OP_NORM || n->op == GGML_OP_RMS_NORM) {
             node = a;
-            *numeric = true;
+            *numeric = normed = true;
         } else {
             return node;
         }
