@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
 """Checks that every captured checkpoint is the tensor its dataflow rule names.
 
-For one model it runs the extractor three times on the same tokens:
+For one model it runs the extractor three times on the same tokens (four
+with flash attention off):
   1. the checkpoints (--checkpoints all, f32 KV cache), with --dump-graph,
-     gathered at as few graph splits as liveness allows (the default);
+     marked graph outputs and read after the graph (--output-mb 512: the
+     path a GPU takes; nothing may have been overwritten or fused away);
   2. the same checkpoints with --split-each: each copied at a split of its
      own right after it is computed; every tensor must equal run 1's bit
-     for bit (the merged plan reads nothing that a later node overwrote);
+     for bit;
   3. every node of the graph (--graph-regex '.*', --split-each), as
-     llama.cpp computed it.
+     llama.cpp computed it;
+  4. (flash attention off) the default selection, as a user runs it on the
+     CPU (gathered at as few graph splits as liveness allows): its tensors
+     must be run 1's, bit for bit. In a model whose layers have
+     neither attention nor FFN (mamba) it selects nothing at all.
+A run that exits non-zero, or whose stderr holds a sanitizer's report
+(AddressSanitizer, LeakSanitizer, UBSan; the build-asan extractor), is a
+problem whatever else it wrote.
 It then finds, with rules written here independently of the library (other
 code, other direction of search where possible), the node each checkpoint
 must come from, and asserts that the captured data equal that node's data
@@ -327,13 +336,16 @@ def is_post_op(g, i):
 
 
 def check_ffn_out(g, node, layer):
-    """ffn_out comes from the layer's FFN products, is not itself a post-op,
-    and reaches through post-ops only the first node that mixes in
-    something with no FFN ancestry (the residual, another branch)."""
+    """ffn_out comes from the layer's FFN products and reaches through
+    post-ops only the first node that mixes in something with no FFN
+    ancestry (the residual, another branch). It is not itself a post-op,
+    except for a SCALE that a norm reads on that way: a multiplier before
+    the post-norm is the branch's own (grok: (dense + experts) * sqrt(1/2),
+    then the post-norm), so on the way no SCALE may come before a norm."""
     starts = ffn_ancestry(g, layer)
-    if not (g.ancestors(node) & starts) or is_post_op(g, node):
+    if not (g.ancestors(node) & starts):
         return False
-    x = node
+    x, way = node, []
     while True:
         cons = g.cons[x]
         if len(cons) != 1:
@@ -343,10 +355,17 @@ def check_ffn_out(g, node, layer):
         foreign = [s for s in others if not (g.ancestors(s) & starts) and
                    not all(isinstance(z, tuple) and z[0] == "weight" for z in g.nodes[s]["src"])]
         if foreign:
-            return True
+            break
         if not is_post_op(g, c) and others:
             return False        # the FFN continues: node was not its end
+        way.append(g.nodes[c]["op"])
         x = c
+    last_norm = max((k for k, op in enumerate(way) if op in ("RMS_NORM", "NORM")), default=-1)
+    if "SCALE" in way[:max(last_norm, 0)]:
+        return False            # a later multiplier, still before the post-norm, ends the branch
+    if is_post_op(g, node):
+        return g.nodes[node]["op"] == "SCALE" and last_norm >= 0
+    return True
 
 
 # --- one model ----------------------------------------------------------------------
@@ -354,9 +373,22 @@ def check_ffn_out(g, node, layer):
 GENERIC = "not found in the"
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan write when they find
+# something (the build-asan extractor stops at the first; a build that
+# recovers would go on with exit status 0: the report alone must fail).
+SANITIZER = re.compile(r"runtime error:|ERROR: (Address|Leak|Memory|Thread)Sanitizer|SUMMARY: \w+Sanitizer")
+
+
 def run(cmd):
+    """Exit status and the line that says why it failed: a sanitizer's
+    report wherever it stands in stderr (0 becomes 1 with one), else the
+    last line."""
     p = subprocess.run(cmd, capture_output=True, text=True)
-    return p.returncode, p.stderr
+    lines = p.stderr.strip().splitlines()
+    report = [x for x in lines if SANITIZER.search(x)]
+    if report:
+        return p.returncode or 1, "sanitizer: " + report[0].strip()
+    return p.returncode, lines[-1] if lines else ""
 
 
 def same_as_split_each(merged, each):
@@ -368,25 +400,56 @@ def same_as_split_each(merged, each):
             for f, e in zip(a, b) if merged.array(f).tobytes() != each.array(e).tobytes()]
 
 
+def default_within_all(default, everything):
+    """Problems where the default selection's dump is not part of --checkpoints
+    all's: the same tensors, bit for bit, and the same reasons for the absent."""
+    key = lambda f: (f["checkpoint"], f["layer"], f["step"])
+    known = {key(f): f for f in everything.manifest["files"]}
+    out = []
+    for f in default.manifest["files"]:
+        e = known.get(key(f))
+        if e is None or default.array(f).tobytes() != everything.array(e).tobytes():
+            out.append(f"{f['file']}: the default selection's tensor is not --checkpoints all's")
+    reasons = {(a["checkpoint"], a["layer"]): a["reason"] for a in everything.manifest["missing"]}
+    out += [f"{a['checkpoint']} layer {a['layer']}: missing by default, not with --checkpoints all"
+            for a in default.manifest["missing"] if reasons.get((a["checkpoint"], a["layer"])) != a["reason"]]
+    return out
+
+
 def check(extractor, model, work, fa):
     os.makedirs(work, exist_ok=True)
     dump, fulld, graph = os.path.join(work, "dump"), os.path.join(work, "full"), os.path.join(work, "graph.tsv")
     common = ["-m", model, "--tokens", TOKENS, "-t", "2", "-ctk", "f32", "-ctv", "f32", "-fa", fa]
     res = {"model": os.path.basename(model), "fa": fa, "problems": [], "tensors": 0, "verified": 0}
     kinds = "all" if fa == "off" else "1-3,5,6,Qcur_pre_rope,Kcur_pre_rope,extras"   # no scores with FA
-    rc, err = run([extractor] + common + ["--checkpoints", kinds, "-o", dump, "--dump-graph", graph])
+    # read after the graph (marked graph outputs), the path a GPU takes; the
+    # default run below reads at merged graph splits, --split-each at one each
+    rc, err = run([extractor] + common + ["--checkpoints", kinds, "--output-mb", "512", "-o", dump,
+                                          "--dump-graph", graph])
     if rc != 0:
-        res["problems"].append(f"extractor failed ({rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
+        res["problems"].append(f"extractor failed ({rc}): {err}")
         return res
+    llama_cpp = Dump(dump).manifest["llama_cpp"]
+    if llama_cpp.get("patched") is True and llama_cpp.get("capture") not in ("outputs", "none"):
+        res["problems"].append(f"--output-mb 512 read at graph splits ({llama_cpp.get('capture')})")
     eachd = os.path.join(work, "split-each")
     rc, err = run([extractor] + common + ["--checkpoints", kinds, "-o", eachd, "--split-each"])
     if rc != 0:
-        res["problems"].append(f"--split-each run failed ({rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
+        res["problems"].append(f"--split-each run failed ({rc}): {err}")
         return res
     rc, err = run([extractor] + common + ["--checkpoints", "none", "--graph-regex", ".*", "--split-each", "-o", fulld])
     if rc != 0:
-        res["problems"].append(f"full-graph dump failed ({rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
+        res["problems"].append(f"full-graph dump failed ({rc}): {err}")
         return res
+    if fa == "off":
+        # the default selection, as a user runs it: in layers without attention
+        # or FFN (mamba) it selects nothing, a path that "all" never takes
+        defd = os.path.join(work, "default")
+        rc, err = run([extractor] + common + ["-o", defd])
+        if rc != 0:
+            res["problems"].append(f"default-selection run failed ({rc}): {err}")
+            return res
+        res["problems"] += default_within_all(Dump(defd), Dump(dump))
     res["problems"] += same_as_split_each(Dump(dump), Dump(eachd))
     res["split_each_equal"] = len(Dump(dump).manifest["files"])
     g = Graph(graph)
