@@ -211,7 +211,9 @@ static int copy_items(struct llorch_schedule *dst, const struct llorch_schedule 
     if (dst->items == NULL) {
         return -1;
     }
-    memcpy(dst->items, src->items, (size_t) src->n_items * sizeof *dst->items);
+    if (src->n_items > 0) { /* an empty plan's list may be NULL, which memcpy does not take */
+        memcpy(dst->items, src->items, (size_t) src->n_items * sizeof *dst->items);
+    }
     dst->n_items = src->n_items;
     return 0;
 }
@@ -291,7 +293,9 @@ int llorch_plan_use_marks(struct llorch_plan *p, const int *marks, int n_marks) 
     if (copy == NULL) {
         return -1;
     }
-    memcpy(copy, marks, (size_t) n_marks * sizeof *copy);
+    if (n_marks > 0) {
+        memcpy(copy, marks, (size_t) n_marks * sizeof *copy);
+    }
     free(p->marks);
     p->marks = copy;
     p->n_marks = n_marks;
