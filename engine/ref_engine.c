@@ -55,6 +55,8 @@ struct engine {
     float                      *logits;                       /* [rows of the largest step][n_vocab] of the last step */
     struct llorch_ckpt_sequence described[REF_MAX_SEQUENCES]; /* the manifest's sequences */
     char                        settings[512];
+    char                        fingerprint[LLORCH_CKPT_FINGERPRINT_SIZE]; /* "" until computed, or none */
+    bool                        fingerprinted;
 };
 
 static void usage(FILE *out) {
@@ -82,7 +84,9 @@ static void usage(FILE *out) {
                  "  --gelu G             gpt2's GELU: tanh (default, exact float32) or f16-table, as\n"
                  "                       llama.cpp's CPU backend computes it (f16 input, f16 table)\n"
                  "  --fault SPEC         one deliberate bug: eps:L, swap-heads:L, rope-offset:L, no-attn-bias:L,\n"
-                 "                       mask:L (several sequences: layer L's mask ignores sequence ids)\n");
+                 "                       mask:L (several sequences: layer L's mask ignores sequence ids),\n"
+                 "                       ffn-eps:L (the FFN norm's epsilon); eps:L=1e-4 sets the epsilon\n"
+                 "                       (default 0.1) for a bug as small as wished\n");
 }
 
 static int bad_input(const char *message) {
@@ -185,7 +189,8 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
 
 /* Returns 0, or an exit status (EXIT_SUCCESS for --help). */
 static int parse_args(struct cli *cli, int argc, char **argv) {
-    *cli = (struct cli){.checkpoints = "all", .layers = "all", .options = {.fault = {REF_FAULT_NONE, -1}}};
+    *cli = (struct cli){
+        .checkpoints = "all", .layers = "all", .options = {.fault = {REF_FAULT_NONE, -1, REF_FAULT_EPS_VALUE}}};
     int rc = cli_parse(PROGRAM, cli_options, argc, argv, apply_option, cli);
     if (rc == CLI_HELP || rc == CLI_VERSION) {
         if (rc == CLI_HELP) {
@@ -295,18 +300,34 @@ static void describe_settings(struct engine *e) {
     int n =
         snprintf(e->settings, sizeof e->settings,
                  "{\"type_k\": \"%s\", \"type_v\": \"%s\", \"n_ubatch\": %d, \"n_predict\": %d, "
-                 "\"threads\": 1, \"flash_attn\": false, \"accumulation\": \"float32\", "
+                 "\"threads\": 1, \"flash_attn\": false, \"weight_type\": \"f32\", \"accumulation\": \"float32\", "
                  "\"gelu\": \"%s\", \"fault\": \"%s\"",
                  kv, kv, n_ubatch, e->cli.n_predict, e->cli.options.gelu_f16_table ? "f16-table" : "tanh", fault_spec);
-    if (fault->kind == REF_FAULT_EPS) {
-        n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"fault_eps\": %g",
-                      (double) REF_FAULT_EPS_VALUE);
+    if (e->cli.options.gelu_f16_table) { /* docs/FORMAT.md, "Settings that change numbers" */
+        n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"ffn_activation_type\": \"f16\"");
+    }
+    if (fault->kind == REF_FAULT_EPS || fault->kind == REF_FAULT_FFN_EPS) {
+        n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"fault_eps\": %g", (double) fault->value);
     }
     if (e->seqs.n_seqs > 1) { /* the extractor's --parallel settings */
         n += snprintf(e->settings + n, sizeof e->settings - (size_t) n, ", \"n_parallel\": %d, \"kv_unified\": true",
                       e->seqs.n_seqs);
     }
     snprintf(e->settings + n, sizeof e->settings - (size_t) n, "}");
+}
+
+/* The model's fingerprint for the manifest, computed once; NULL (with a
+ * warning) where the file cannot be read again. */
+static const char *model_fingerprint(struct engine *e) {
+    char err[512];
+    if (!e->fingerprinted) {
+        e->fingerprinted = true;
+        if (llorch_ckpt_gguf_fingerprint(e->model.path, e->fingerprint, sizeof e->fingerprint, err, sizeof err) != 0) {
+            fprintf(stderr, "llorch-ref-engine: warning: %s (the dump gets no model fingerprint)\n", err);
+            e->fingerprint[0] = '\0';
+        }
+    }
+    return e->fingerprint[0] ? e->fingerprint : NULL;
 }
 
 static int set_run(struct engine *e) {
@@ -324,6 +345,7 @@ static int set_run(struct engine *e) {
            .tokens = e->seqs.tokens,
            .n_tokens = e->seqs.n_tokens,
            .settings_json = e->settings,
+           .model_fingerprint = model_fingerprint(e),
     };
     if (e->seqs.n_seqs > 1) { /* each sequence's tokens in position order */
         for (int i = 0; i < e->seqs.n_seqs; i++) {

@@ -465,7 +465,7 @@ static void attend(struct pass *p, int il) {
 static void attention_block(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
     const struct ref_layer   *l = &p->m->layers[il];
-    float                     eps = fault_in(p, REF_FAULT_EPS, il) ? REF_FAULT_EPS_VALUE : hp->norm_eps;
+    float                     eps = fault_in(p, REF_FAULT_EPS, il) ? p->opt->fault.value : hp->norm_eps;
     block_norm(p, l->attn_norm_w, l->attn_norm_b, eps);
     ref_ckpt_rows(p->ck, LLORCH_CKPT_ATTN_NORM, il, p->a.xn, hp->n_embd);
 
@@ -497,7 +497,8 @@ static void ffn_block(struct pass *p, int il) {
     const struct ref_hparams *hp = p->hp;
     const struct ref_layer   *l = &p->m->layers[il];
     size_t                    n_hidden = (size_t) p->T * hp->n_ff;
-    block_norm(p, l->ffn_norm_w, l->ffn_norm_b, hp->norm_eps);
+    block_norm(p, l->ffn_norm_w, l->ffn_norm_b,
+               fault_in(p, REF_FAULT_FFN_EPS, il) ? p->opt->fault.value : hp->norm_eps);
     matmul(p->a.up, p->a.xn, l->ffn_up, l->ffn_up_b, p->T, hp->n_embd, hp->n_ff);
     if (hp->arch == REF_ARCH_GPT2) {
         bool table = p->opt != NULL && p->opt->gelu_f16_table;

@@ -23,6 +23,7 @@ enum ref_fault_kind {
     REF_FAULT_ROPE_OFFSET,  /* layer L's RoPE uses position + 1 (for Q and K)     */
     REF_FAULT_NO_ATTN_BIAS, /* layer L drops the attention output bias            */
     REF_FAULT_MASK,         /* layer L's attention mask ignores sequence ids      */
+    REF_FAULT_FFN_EPS,      /* layer L's FFN norm uses the fault's value as eps   */
 };
 
 #define REF_FAULT_EPS_VALUE 1e-1f
@@ -30,6 +31,7 @@ enum ref_fault_kind {
 struct ref_fault {
     enum ref_fault_kind kind;
     int                 layer;
+    float               value; /* eps and ffn-eps: the epsilon used (default REF_FAULT_EPS_VALUE) */
 };
 
 /* How a run computes, beyond the model. */

@@ -148,6 +148,7 @@ static const struct {
     {REF_FAULT_ROPE_OFFSET, "rope-offset"},
     {REF_FAULT_NO_ATTN_BIAS, "no-attn-bias"},
     {REF_FAULT_MASK, "mask"},
+    {REF_FAULT_FFN_EPS, "ffn-eps"},
 };
 
 const char *ref_fault_name(enum ref_fault_kind kind) {
@@ -171,25 +172,45 @@ static int parse_fault_layer(const char *s, int *layer) {
     return 0;
 }
 
+/* "=VALUE" after the layer of eps and ffn-eps: the epsilon, a positive number. */
+static int parse_fault_value(const char *s, enum ref_fault_kind kind, float *value) {
+    char  *end;
+    double v = strtod(s, &end);
+    if ((kind != REF_FAULT_EPS && kind != REF_FAULT_FFN_EPS) || end == s || *end != '\0' || !(v > 0) || v > 1e6) {
+        return -1;
+    }
+    *value = (float) v;
+    return 0;
+}
+
 int ref_parse_fault(const char *spec, struct ref_fault *fault, char *err, size_t err_size) {
-    *fault = (struct ref_fault){REF_FAULT_NONE, -1};
+    *fault = (struct ref_fault){REF_FAULT_NONE, -1, REF_FAULT_EPS_VALUE};
     if (strcmp(spec, "none") == 0) {
         return 0;
     }
+    char        layer_text[32];
     const char *colon = strchr(spec, ':');
+    const char *eq = colon != NULL ? strchr(colon, '=') : NULL;
     int         layer;
-    if (colon != NULL && parse_fault_layer(colon + 1, &layer) == 0) {
+    snprintf(layer_text, sizeof layer_text, "%.*s",
+             colon == NULL ? 0
+             : eq          ? (int) (eq - colon - 1)
+                           : 31,
+             colon == NULL ? "" : colon + 1);
+    if (colon != NULL && parse_fault_layer(layer_text, &layer) == 0) {
         for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
             size_t len = (size_t) (colon - spec);
             if (strlen(faults[i].name) == len && strncmp(spec, faults[i].name, len) == 0) {
-                *fault = (struct ref_fault){faults[i].kind, layer};
-                return 0;
+                *fault = (struct ref_fault){faults[i].kind, layer, REF_FAULT_EPS_VALUE};
+                if (eq == NULL || parse_fault_value(eq + 1, faults[i].kind, &fault->value) == 0) {
+                    return 0;
+                }
             }
         }
     }
     snprintf(err, err_size,
-             "--fault '%s' is not a fault; use eps:L, swap-heads:L, rope-offset:L, "
-             "no-attn-bias:L or mask:L with L a layer number",
+             "--fault '%s' is not a fault; use eps:L, ffn-eps:L (each with =EPSILON if wished, default 0.1), "
+             "swap-heads:L, rope-offset:L, no-attn-bias:L or mask:L with L a layer number",
              spec);
     return -1;
 }

@@ -104,6 +104,8 @@ struct llorch_capture_report {
     size_t queue_peak_bytes;                     /* the most data bytes queued for the writer at once */
     size_t memory_peak_bytes;                    /* the most memory held for copies at once (bound: queue_bytes) */
     bool   flash_attn;                           /* a FLASH_ATTN_EXT node was seen                */
+    bool   gelu_f16;                             /* a GELU ran on the CPU: ggml looks it up in an
+                                                    f16 table (input and output rounded to f16)   */
     bool   patched_names;                        /* the patch's names were seen in the graph      */
     size_t nonfinite;                            /* stats: NaN/Inf values seen                    */
     size_t steps_outputs;                        /* steps read after the graph (marked outputs)   */

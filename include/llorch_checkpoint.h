@@ -129,6 +129,24 @@ bool llorch_ckpt_selection_has_positions(const llorch_ckpt_selection *sel);
 bool llorch_ckpt_selection_match_graph(const llorch_ckpt_selection *sel, const char *name);
 void llorch_ckpt_selection_free(llorch_ckpt_selection *sel);
 
+/* ---- the model fingerprint (gguf_fingerprint.c, fingerprint.c) --------- */
+
+/* "sha256-sampled-v1:<64 hex digits>": SHA-256 of a GGUF file's
+ * tensor-info table and of fixed-size blocks of each tensor's data
+ * (docs/FORMAT.md, "The model fingerprint"); a few MB read whatever the
+ * model's size. */
+#define LLORCH_CKPT_FINGERPRINT_SCHEME "sha256-sampled-v1"
+#define LLORCH_CKPT_FINGERPRINT_SIZE   96 /* bytes for any fingerprint this library writes, NUL included */
+
+/* Computes the fingerprint of the GGUF file at path into out (at least
+ * LLORCH_CKPT_FINGERPRINT_SIZE bytes). 0, or -1 with a one-line message in
+ * err (not a GGUF file, truncated, unreadable). */
+int llorch_ckpt_gguf_fingerprint(const char *path, char *out, size_t out_size, char *err, size_t err_size);
+/* True when s has a fingerprint's form, whatever its scheme: SCHEME:VALUE,
+ * SCHEME of [a-z0-9.-], VALUE of lowercase hex digits, at most 255 bytes
+ * in all (what the writers accept and the readers take). */
+bool llorch_ckpt_fingerprint_valid(const char *s);
+
 /* ---- writing a dump (write.c, manifest.c) ------------------------------ */
 
 enum llorch_ckpt_dtype {
@@ -167,6 +185,10 @@ struct llorch_ckpt_run {
      * hold every token in the order decoded). NULL/0 for one sequence. */
     const struct llorch_ckpt_sequence *sequences;
     int                                n_sequences;
+    /* The model's fingerprint (llorch_ckpt_gguf_fingerprint), written as
+     * model.fingerprint: compare refuses two dumps of different models.
+     * NULL: none (compare then warns that the model cannot be checked). */
+    const char *model_fingerprint;
 };
 
 /* One tensor to write, C order, shape in numpy order. Rows along the "token"

@@ -80,6 +80,8 @@ bool llorch_ckpt_safe_name(const char *name);
 struct llorch_ckpt_model {
     const char *architecture;
     int         n_layer, n_embd, n_head, n_head_kv, n_vocab;
+    const char *fingerprint; /* "sha256-sampled-v1:...", checked to have a fingerprint's
+                                form (llorch_ckpt_fingerprint_valid); NULL when absent */
 };
 
 /* One entry of the manifest's "files", checked against the format: the
@@ -170,9 +172,11 @@ struct llorch_ckpt_tolerance {
 
 typedef struct llorch_ckpt_compare_options llorch_ckpt_compare_options;
 
-/* Starts from the "f32" preset. */
+/* Starts with the default judgement ("auto", docs/COMPARE.md): each row's
+ * error against the errors of its inputs and the precision both dumps
+ * state; a preset or any explicit limit replaces it with that tolerance. */
 llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void);
-/* "f32", "f16", "backend" or "exact": sets the tolerances of every checkpoint, dropping
+/* "auto", "f32", "f16", "backend" or "exact": sets the tolerances of every checkpoint, dropping
  * per-checkpoint settings made before. */
 int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const char *preset, char *err, size_t err_size);
 /* "[CHECKPOINT:]key=value[,key=value...]" with keys atol, rtol, nmse,
@@ -182,6 +186,17 @@ int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const cha
  * earlier ones. */
 int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const char *spec, char *err, size_t err_size);
 void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_options *o, bool allow);
+/* The checkpoints the candidate's engine produces ("attn_norm,ffn_out",
+ * names or numbers 1-6 as the extractor takes them): only these are
+ * compared, and only their absence counts as missing. An unknown name is
+ * an error listing the known ones. */
+int llorch_ckpt_compare_options_only(llorch_ckpt_compare_options *o, const char *list, char *err, size_t err_size);
+/* Missing checkpoints and positions, and an incomplete dump, are reported
+ * but do not fail the comparison. */
+void llorch_ckpt_compare_options_allow_missing(llorch_ckpt_compare_options *o, bool allow);
+/* Dumps whose model fingerprints differ (model.fingerprint) are an error
+ * unless allowed; then they only warn. */
+void llorch_ckpt_compare_options_allow_model_mismatch(llorch_ckpt_compare_options *o, bool allow);
 /* Dumps of several sequences (docs/FORMAT.md, "Several sequences"): which
  * sequence of each to compare, -1 for every one. A dump of one sequence
  * is that sequence whatever is asked. By default (-1, -1) two dumps of
@@ -212,6 +227,8 @@ enum llorch_ckpt_origin {
     LLORCH_CKPT_ORIGIN_INTRODUCED, /* every input passed              */
     LLORCH_CKPT_ORIGIN_INHERITED,  /* an input failed                 */
     LLORCH_CKPT_ORIGIN_UNKNOWN,    /* an input is absent, or no rule  */
+    LLORCH_CKPT_ORIGIN_SETTINGS,   /* every failure is within what a difference
+                                      of numerics settings makes (no blame) */
 };
 
 enum llorch_ckpt_input_state {
@@ -280,6 +297,27 @@ struct llorch_ckpt_row {
     struct llorch_ckpt_input     inputs[LLORCH_CKPT_MAX_INPUTS];
     enum llorch_ckpt_bound       bound;
     struct llorch_ckpt_noise     noise;
+    /* The default judgement (docs/COMPARE.md, "The default judgement"); all
+     * 0 when a preset or explicit limits judged the row. */
+    double floor;    /* the NMSE a right engine may reach here: its precision class's */
+    double expected; /* max(floor, the inputs' NMSE): what the row may carry in  */
+    double growth;   /* nmse / expected                                          */
+    double allowed;  /* the growth allowed (1000, 10000 for kq_soft_max)        */
+};
+
+/* The default judgement fails any row whose NMSE is above this (an RMS
+ * error of 10% of the reference's spread), whatever its inputs. */
+#define LLORCH_CKPT_CEILING_NMSE 1e-2
+
+/* A numerics setting (docs/FORMAT.md, "Settings that change numbers") that
+ * differs between the dumps. Values are NULL where a dump does not state
+ * the setting (then taken as f32, off, cpu). */
+struct llorch_ckpt_setting_diff {
+    const char *key; /* "type_k", "flash_attn", "weight_type", ... */
+    const char *ref_value, *cand_value;
+    bool        changes_numbers; /* false: summation order only (n_ubatch) */
+    const char *affects;         /* which checkpoints it changes            */
+    const char *fix;             /* how to remove the difference             */
 };
 
 /* A (checkpoint, layer) that only one of the dumps has. */
@@ -324,8 +362,33 @@ size_t                        llorch_ckpt_comparison_n_only(const llorch_ckpt_co
 const struct llorch_ckpt_key *llorch_ckpt_comparison_only(const llorch_ckpt_comparison *c, bool in_reference, size_t i);
 size_t                        llorch_ckpt_comparison_n_warnings(const llorch_ckpt_comparison *c);
 const char                   *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size_t i);
-/* 0: every row passed; 1: a row failed; 2: a row could not be compared. */
-int  llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c);
+/* 0: every row passed and the candidate holds all the reference holds;
+ * 1: a row failed; 2: a row could not be compared; 3: every compared row
+ * passed but the comparison is incomplete (llorch_ckpt_comparison_missing). */
+int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c);
+/* The numerics settings that differ, in docs/FORMAT.md's order. */
+size_t                                 llorch_ckpt_comparison_n_settings(const llorch_ckpt_comparison *c);
+const struct llorch_ckpt_setting_diff *llorch_ckpt_comparison_setting(const llorch_ckpt_comparison *c, size_t i);
+/* True when rows failed and every failure is within what those
+ * differences make: the verdict names the settings, not a checkpoint. */
+bool llorch_ckpt_comparison_settings_explain(const llorch_ckpt_comparison *c);
+/* What was not compared and counts against the verdict (exit status 3
+ * unless allowed): (checkpoint, layer) rows the reference holds and the
+ * candidate lacks, positions of compared rows that only the reference
+ * holds, and whether either dump says it is incomplete. Rows left out by
+ * --only, or allowed by --allow-missing, are not counted. */
+struct llorch_ckpt_missing {
+    size_t  n_rows;      /* rows only in the reference, counted        */
+    int64_t n_positions; /* positions only in the reference            */
+    bool    ref_incomplete, cand_incomplete;
+    bool    allowed; /* --allow-missing: reported, not failed      */
+    bool    only;    /* --only left some checkpoints out           */
+};
+const struct llorch_ckpt_missing *llorch_ckpt_comparison_missing(const llorch_ckpt_comparison *c);
+/* True when what is missing fails the comparison (not allowed). */
+bool llorch_ckpt_comparison_missing_counts(const llorch_ckpt_comparison *c);
+/* True when the default judgement decided the rows. */
+bool llorch_ckpt_comparison_auto(const llorch_ckpt_comparison *c);
 void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c);
 
 const char *llorch_ckpt_status_name(enum llorch_ckpt_status s); /* "PASS", ... */
@@ -361,6 +424,62 @@ llorch_ckpt_profile *llorch_ckpt_profile_row(const llorch_ckpt_comparison *c, co
                                              const llorch_ckpt_dump *cand, size_t i, const char *by, char *err,
                                              size_t err_size);
 void                 llorch_ckpt_profile_free(llorch_ckpt_profile *p);
+
+/* ---- the decision: logits (compare_logits.c) ------------------------------- */
+
+/* What the user sees of a run: for the logits checkpoint (axes token,
+ * vocab), per compared token position (lined up exactly as the logits row
+ * is: absolute positions, any steps, --positions, sequences), whether the
+ * next token picked (argmax) is the same, how many of the five likeliest
+ * are, and KL(P_ref || P_cand) of P = softmax(logits), in double
+ * precision (docs/COMPARE.md, "The decision: logits"). Every comparison
+ * that holds the logits of both dumps computes it. */
+
+/* The mean KL divergence (nats) that a decision allows by default (see
+ * docs/COMPARE.md for why). */
+#define LLORCH_CKPT_KL_MAX_DEFAULT 1e-4
+
+/* The mean KL divergence allowed: a finite number >= 0, else an error. */
+int    llorch_ckpt_compare_options_kl_max(llorch_ckpt_compare_options *o, double kl_max, char *err, size_t err_size);
+double llorch_ckpt_compare_options_get_kl_max(const llorch_ckpt_compare_options *o);
+/* by_logits: the decision alone is the comparison's verdict (--decision):
+ * the reports' closing sentence and JSON verdict are the decision's (the
+ * rows are still reported; llorch_ckpt_comparison_exit_code is unchanged,
+ * llorch_ckpt_decision_exit_code gives the decision's). */
+void llorch_ckpt_compare_options_decision(llorch_ckpt_compare_options *o, bool by_logits);
+
+struct llorch_ckpt_logits_position {
+    int     seq;                     /* its sequence when dumps of several are compared sequence by sequence, else 0 */
+    int64_t position;                /* absolute token position                                           */
+    int64_t ref_argmax, cand_argmax; /* the token picked: first largest logit (NaN never is); -1: all NaN */
+    int     top5_overlap;            /* tokens that both top-5 sets hold (ties: the lower token id first)  */
+    double  kl;                      /* KL(P_ref || P_cand) in nats; NaN where a logit is NaN or +inf     */
+};
+
+typedef struct llorch_ckpt_decision {
+    bool    by_logits;    /* the comparison's verdict is this (llorch_ckpt_compare_options_decision) */
+    bool    per_sequence; /* positions of several sequences: seq tells them apart                    */
+    double  kl_threshold; /* the mean KL allowed (llorch_ckpt_compare_options_kl_max)                 */
+    int     top_k;        /* 5                                                                        */
+    int64_t n_vocab;
+    size_t  n_positions;
+    size_t  top1_agree;        /* positions whose argmax is the same                                */
+    double  top1_rate;         /* top1_agree / n_positions                                          */
+    double  top5_overlap_mean; /* 0..5                                                              */
+    double  kl_mean, kl_max;   /* over the positions; NaN when one is NaN                           */
+    long    kl_max_index;      /* index into positions of the largest KL (the first of equal ones)  */
+    long    first_diff;        /* index into positions of the first argmax difference, or -1        */
+    bool    pass;              /* the argmax agrees everywhere and kl_mean <= kl_threshold          */
+    struct llorch_ckpt_logits_position *positions; /* in (sequence, position) order               */
+} llorch_ckpt_decision;
+
+/* A copy of c's decision, freed with llorch_ckpt_decision_free; NULL with
+ * the reason in err when there is none (a dump holds no logits, they
+ * could not be compared, or are not laid out (token, vocab)). */
+llorch_ckpt_decision *llorch_ckpt_comparison_decision(const llorch_ckpt_comparison *c, char *err, size_t err_size);
+/* 0: pass, 1: fail, 2: no decision (d NULL). */
+int  llorch_ckpt_decision_exit_code(const llorch_ckpt_decision *d);
+void llorch_ckpt_decision_free(llorch_ckpt_decision *d);
 
 /* ---- reporting (report.c) ------------------------------------------------ */
 

@@ -33,20 +33,31 @@ struct cli {
     const char                  *ref_dir, *cand_dir;
     enum output                  output;
     llorch_ckpt_compare_options *options;
-    const char                  *html;  /* --html FILE, or NULL */
-    const char                  *noise; /* --noise DIR, or NULL */
+    const char                  *html;     /* --html FILE, or NULL */
+    const char                  *noise;    /* --noise DIR, or NULL */
+    bool                         decision; /* --decision: the logits decide */
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: " PROGRAM " REFERENCE_DIR CANDIDATE_DIR [options]\n"
                "\n"
                "Compares two checkpoint dumps position by position and names the first\n"
-               "(checkpoint, layer) where the candidate leaves the reference's tolerance.\n"
+               "(checkpoint, layer) where the candidate goes wrong, or says why none is to blame.\n"
                "\n"
-               "  --preset NAME            f32 (default), f16 (an f16 KV cache, f16 weights or\n"
-               "                           --dtype native), backend (two llama.cpp backends or\n"
-               "                           settings: CPU vs CUDA, flash attention on vs off) or\n"
-               "                           exact (bit for bit)\n"
+               "By default a checkpoint fails where its error grows far over its inputs' errors\n"
+               "(1000x NMSE; a right engine only carries them along), allowing for the precision\n"
+               "both dumps state (f16 cache, quantized weights): bugs far below any fixed\n"
+               "tolerance are named where they are, slow drift through deep layers is not.\n"
+               "\n"
+               "  --only LIST              the checkpoints the candidate's engine produces (names or\n"
+               "                           numbers 1-6, e.g. attn_norm,ffn_out,logits): only these\n"
+               "                           are compared, and only their absence counts as missing\n"
+               "  --allow-missing          a candidate that lacks checkpoints or positions, or says it\n"
+               "                           is incomplete, passes on what it holds (still reported)\n"
+               "  --preset NAME            fixed limits instead of the default judgement: f32, f16\n"
+               "                           (an f16 KV cache, f16 weights or --dtype native), backend\n"
+               "                           (two llama.cpp backends or settings: CPU vs CUDA, flash\n"
+               "                           attention on vs off), exact (bit for bit); auto: the default\n"
                "  --atol X                 absolute tolerance: |cand - ref| <= atol + rtol*|ref|\n"
                "  --rtol X                 relative tolerance\n"
                "  --nmse X                 largest NMSE (MSE over the reference's variance)\n"
@@ -60,10 +71,17 @@ static void usage(FILE *f) {
                "                           and layer\n"
                "  --noise-factor K         K for --noise (default 4)\n"
                "  --allow-token-mismatch   compare dumps of different token ids anyway\n"
+               "  --allow-model-mismatch   compare dumps of different models (model.fingerprint)\n"
+               "                           anyway\n"
                "  --seq N[:M]              dumps of several sequences (--parallel): compare sequence\n"
                "                           N of the reference with sequence M (default N) of the\n"
                "                           candidate; a dump of one sequence is that sequence. By\n"
                "                           default two such dumps compare every sequence\n"
+               "  --decision               judge the run by the logits alone (engines whose internals\n"
+               "                           use other layouts): pass when the argmax agrees at every\n"
+               "                           compared position and the mean KL divergence is at most\n"
+               "                           --kl-max; both dumps need the logits (--checkpoints ...,logits)\n"
+               "  --kl-max X               the mean KL divergence (nats) --decision allows (default 1e-4)\n"
                "  --json                   the report as JSON on stdout\n"
                "  -q, --quiet              only the verdict\n"
                "  --heatmap                a heat map of layers by checkpoints on stdout (colored\n"
@@ -74,8 +92,11 @@ static void usage(FILE *f) {
                "  -h, --help               this help\n"
                "  --version                the version\n"
                "\n"
-               "The preset is applied first, then the other tolerance flags in order.\n"
-               "Exit status: 0 all checkpoints pass, 1 a checkpoint diverges, 2 bad input.\n");
+               "A tolerance flag replaces the default judgement by the f32 preset with that limit;\n"
+               "the preset is applied first, then the other tolerance flags in order.\n"
+               "Exit status: 0 all checkpoints pass and the candidate holds what the reference\n"
+               "holds, 1 a checkpoint diverges (or settings explain the failures), 2 bad input,\n"
+               "3 all compared checkpoints pass but the candidate lacks some or is incomplete.\n");
 }
 
 enum option_id {
@@ -92,14 +113,34 @@ enum option_id {
     OPT_HEATMAP,
     OPT_SEQ,
     OPT_NOISE,
-    OPT_NOISE_FACTOR
+    OPT_NOISE_FACTOR,
+    OPT_ALLOW_MODEL,
+    OPT_DECISION,
+    OPT_KL_MAX,
+    OPT_ONLY,
+    OPT_ALLOW_MISSING
 };
 
-static const char *const cli_options[] = {"--json",    "-q|--quiet",      "--allow-token-mismatch",
-                                          "--preset=", "--tol=",          "--atol=",
-                                          "--rtol=",   "--nmse=",         "--within=",
-                                          "--html=",   "--heatmap",       "--seq=",
-                                          "--noise=",  "--noise-factor=", NULL};
+static const char *const cli_options[] = {"--json",
+                                          "-q|--quiet",
+                                          "--allow-token-mismatch",
+                                          "--preset=",
+                                          "--tol=",
+                                          "--atol=",
+                                          "--rtol=",
+                                          "--nmse=",
+                                          "--within=",
+                                          "--html=",
+                                          "--heatmap",
+                                          "--seq=",
+                                          "--noise=",
+                                          "--noise-factor=",
+                                          "--allow-model-mismatch",
+                                          "--decision",
+                                          "--kl-max=",
+                                          "--only=",
+                                          "--allow-missing",
+                                          NULL};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, int id, const char *value) {
@@ -141,6 +182,19 @@ static int apply_noise_factor(struct cli *cli, const char *value) {
     }
     if (llorch_ckpt_compare_options_noise_factor(cli->options, k, err, sizeof err) != 0) {
         return cli_usage_error(PROGRAM, "--noise-factor: %s", err);
+    }
+    return 0;
+}
+
+/* --kl-max X: the decision's bound on the mean KL divergence. */
+static int apply_kl_max(struct cli *cli, const char *value) {
+    char   err[256], *end;
+    double x = strtod(value, &end);
+    if (end == value || *end) {
+        return cli_usage_error(PROGRAM, "--kl-max expects a number, got '%s'", value);
+    }
+    if (llorch_ckpt_compare_options_kl_max(cli->options, x, err, sizeof err) != 0) {
+        return cli_usage_error(PROGRAM, "--kl-max: %s", err);
     }
     return 0;
 }
@@ -194,6 +248,9 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
         case OPT_ALLOW_TOKENS:
             llorch_ckpt_compare_options_allow_token_mismatch(cli->options, true);
             return 0;
+        case OPT_ALLOW_MODEL:
+            llorch_ckpt_compare_options_allow_model_mismatch(cli->options, true);
+            return 0;
         case OPT_SEQ:
             return apply_seq(cli, value);
         case OPT_NOISE:
@@ -201,6 +258,19 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
             return 0;
         case OPT_NOISE_FACTOR:
             return apply_noise_factor(cli, value);
+        case OPT_DECISION:
+            cli->decision = true;
+            llorch_ckpt_compare_options_decision(cli->options, true);
+            return 0;
+        case OPT_KL_MAX:
+            return apply_kl_max(cli, value);
+        case OPT_ONLY:
+            return llorch_ckpt_compare_options_only(cli->options, value, err, sizeof err) == 0
+                       ? 0
+                       : cli_usage_error(PROGRAM, "--only %s: %s", value, err);
+        case OPT_ALLOW_MISSING:
+            llorch_ckpt_compare_options_allow_missing(cli->options, true);
+            return 0;
         default:
             return apply_tolerance(cli, id, value);
     }
@@ -314,6 +384,33 @@ static int write_html(struct llorch_atomic_file *html, const llorch_ckpt_compari
     return 0;
 }
 
+/* --decision: the logits alone give the exit status (0 or 1), whatever
+ * the other rows; without logits in common there is nothing to decide by
+ * (an error, before any report). */
+static int decision_missing(const struct cli *cli, const llorch_ckpt_comparison *c) {
+    char                  why[4400], message[4800];
+    llorch_ckpt_decision *d = llorch_ckpt_comparison_decision(c, why, sizeof why);
+    if (d) {
+        llorch_ckpt_decision_free(d);
+        return 0;
+    }
+    snprintf(message, sizeof message,
+             "--decision: %s vs %s: %s; dump the logits of both runs (--checkpoints including logits, e.g. "
+             "--checkpoints 1-6,logits) and compare again",
+             cli->ref_dir, cli->cand_dir, why);
+    return fail_input(cli, message);
+}
+
+static int decision_status(const struct cli *cli, const llorch_ckpt_comparison *c) {
+    if (!cli->decision) {
+        return llorch_ckpt_comparison_exit_code(c);
+    }
+    llorch_ckpt_decision *d = llorch_ckpt_comparison_decision(c, NULL, 0);
+    int                   status = llorch_ckpt_decision_exit_code(d);
+    llorch_ckpt_decision_free(d);
+    return status;
+}
+
 /* The HTML file first: when it cannot be written, the one line that says
  * so is all there is. */
 static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *const dumps[3],
@@ -327,7 +424,7 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const 
         fprintf(stderr, PROGRAM ": error: cannot write the report\n");
         return EXIT_BAD_INPUT;
     }
-    return llorch_ckpt_comparison_exit_code(c);
+    return decision_status(cli, c);
 }
 
 static int run(const struct cli *cli) {
@@ -346,6 +443,8 @@ static int run(const struct cli *cli) {
     c = opened == 3 ? llorch_ckpt_compare_noise(d[0], d[1], d[2], cli->options, err, sizeof err) : NULL;
     if (c == NULL) {
         status = fail_input(cli, err);
+    } else if (cli->decision && (status = decision_missing(cli, c)) != 0) {
+        /* said so */
     } else {
         status = report(cli, c, (const llorch_ckpt_dump *const *) d, cli->html ? &html : NULL);
     }
@@ -360,7 +459,7 @@ static int run(const struct cli *cli) {
 }
 
 int main(int argc, char **argv) {
-    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL, NULL};
+    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL, NULL, false};
     if (!cli.options) {
         fprintf(stderr, PROGRAM ": out of memory\n");
         return EXIT_BAD_INPUT;

@@ -123,9 +123,6 @@ int main(int argc, char **argv) {
         rc = stages[k](&r);
     }
     if (rc == 0) {
-        if (r.fa_notice) {
-            fprintf(stderr, PROG ": flash attention turned off: kq_soft_max is requested\n");
-        }
         interrupt_target = r.capture;
         signal(SIGINT, on_sigint);
         signal(SIGXFSZ, SIG_IGN); /* a file-size limit becomes a write error, not a kill */

@@ -56,7 +56,6 @@ struct run {
     llorch_capture            *capture;
     enum llama_flash_attn_type fa;
     const char                *fa_reason;
-    bool                       fa_notice;
     int                        n_ctx, n_chunk, steps;
     double                     decode_seconds;
     size_t                     output_bytes; /* the capture's: --output-mb, or 0 where auto chose splits */

@@ -13,7 +13,11 @@
 
 /* The settings of this run, as the manifest records them. */
 static char *settings_of(const struct run *r, const struct llorch_capture_report *rep) {
+    char weight_type[32];
+    extractor_weight_type(r->opt.model, weight_type, sizeof weight_type);
     struct extractor_settings s = {
+        .weight_type = weight_type,
+        .gelu_f16 = rep->gelu_f16,
         .threads = r->opt.threads,
         .n_ctx = r->n_ctx,
         .n_batch = r->opt.n_batch,
@@ -33,6 +37,18 @@ static char *settings_of(const struct run *r, const struct llorch_capture_report
         .n_parallel = r->n_seqs,
     };
     return extractor_settings_json(&s);
+}
+
+/* The model's fingerprint (docs/FORMAT.md) into buf; NULL, with a
+ * warning, where the file cannot be read again (the dump is still
+ * written, without one). */
+static const char *model_fingerprint(const char *path, char *buf, size_t size) {
+    char err[512];
+    if (llorch_ckpt_gguf_fingerprint(path, buf, size, err, sizeof err) != 0) {
+        fprintf(stderr, PROG ": warning: %s (the dump gets no model fingerprint)\n", err);
+        return NULL;
+    }
+    return buf;
 }
 
 int write_manifest(struct run *r, bool complete, const char *status) {
@@ -57,6 +73,7 @@ int write_manifest(struct run *r, bool complete, const char *status) {
             .seq = i, .tokens = r->seqs[i].tokens, .n_tokens = r->seqs[i].n_tokens, .prompt = r->seqs[i].prompt};
     }
     struct stat            st;
+    char                   fingerprint[LLORCH_CKPT_FINGERPRINT_SIZE];
     struct llorch_ckpt_run run = {
         .producer = producer,
         .model_path = r->opt.model,
@@ -74,6 +91,7 @@ int write_manifest(struct run *r, bool complete, const char *status) {
         .llama_cpp_json = llama_json,
         .sequences = r->n_seqs > 0 ? seqs : NULL,
         .n_sequences = r->n_seqs,
+        .model_fingerprint = model_fingerprint(r->opt.model, fingerprint, sizeof fingerprint),
     };
     int rc =
         llorch_ckpt_writer_set_run(r->writer, &run) != 0 || llorch_ckpt_writer_finish(r->writer, complete, status) != 0;

@@ -6,8 +6,13 @@
 
 #include "cli.h"
 
+#include "extractor_settings.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <ggml-backend.h>
+#include <ggml.h>
+#include <gguf.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +88,9 @@ int load_model(struct run *r) {
         return 2;
     }
     struct stat st;
+    if (stat(r->opt.model, &st) == 0 && S_ISDIR(st.st_mode)) {
+        return exit_bad_input("model '%s' is a directory; give the path of a .gguf file with -m", r->opt.model);
+    }
     if (stat(r->opt.model, &st) != 0 || !S_ISREG(st.st_mode)) {
         return exit_bad_input("model '%s' not found; check the path given with -m", r->opt.model);
     }
@@ -206,4 +214,31 @@ int get_tokens(struct run *r) {
     }
     r->n_tokens = r->n_prompt;
     return rc;
+}
+
+/* --- the weights' type (the manifest's settings.weight_type) ----------------- */
+
+void extractor_weight_type(const char *model_path, char *buf, size_t size) {
+    struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context    *g = gguf_init_from_file(model_path, params);
+    size_t                  bytes[GGML_TYPE_COUNT] = {0}, best = 0;
+    buf[0] = '\0';
+    for (int64_t i = 0; g && i < gguf_get_n_tensors(g); i++) {
+        enum ggml_type t = gguf_get_tensor_type(g, i);
+        if ((int) t >= 0 && t < GGML_TYPE_COUNT) {
+            bytes[t] += gguf_get_tensor_size(g, i);
+        }
+    }
+    for (int t = 0; g && t < GGML_TYPE_COUNT; t++) {
+        if (bytes[t] > best) {
+            best = bytes[t];
+            snprintf(buf, size, "%s", ggml_type_name((enum ggml_type) t));
+        }
+    }
+    for (char *p = buf; *p; p++) {
+        *p = (char) tolower((unsigned char) *p); /* "q4_K" as -ctk spells types */
+    }
+    if (g) {
+        gguf_free(g);
+    }
 }

@@ -31,7 +31,7 @@ static void print_help(void) {
            "    Kcur Vcur      key/value of this step as written into the KV cache;\n"
            "                   Qcur_pre_rope, Kcur_pre_rope by name\n"
            "  3 cache_k cache_v the KV cache attention reads, valid cells only\n"
-           "  4 kq_soft_max    attention probabilities (turns flash attention off)\n"
+           "  4 kq_soft_max    attention probabilities (not with -fa on: flash attention fuses them)\n"
            "  5 attn_out_proj  attention output: projection, bias, scale\n"
            "  6 ffn_out        feed-forward output (dense, or experts + shared expert)\n"
            "  extras: embd ffn_inp l_out result_norm logits, and where a model has them\n"
@@ -69,6 +69,7 @@ static void print_help(void) {
            "      --no-sync           do not fsync the files before the manifest (faster; after a\n"
            "                          power loss a manifest may then name data that is not on disk)\n"
            "      --stats             print shape, min, max, mean, NaN/Inf per tensor; write nothing\n"
+           "                          (so not with -o DIR or a CHECKPOINT_DIR: that is refused)\n"
            "      --dump-graph FILE   write llama.cpp's graph of each step size to FILE, one line per\n"
            "                          node, with the checkpoint each node was identified as\n"
            "      --stop-at-nan       with --stats: stop at the first NaN or Inf\n"
@@ -93,7 +94,8 @@ static void print_help(void) {
            "  -c, --ctx-size N        context size (default: the run's length rounded up to 256)\n"
            "  -b, --batch-size N      logical batch (default 2048)\n"
            "  -ub, --ubatch-size N    micro-batch; one step per micro-batch (default 512)\n"
-           "  -fa, --flash-attn MODE  on, off or auto (default auto; off when kq_soft_max is asked)\n"
+           "  -fa, --flash-attn MODE  off (default), on, or auto (llama.cpp's choice); on and auto\n"
+           "                          cannot capture kq_soft_max (flash attention fuses it away)\n"
            "  -ctk, --cache-type-k T  K cache type: f16 (default), f32, bf16, q8_0, ...\n"
            "  -ctv, --cache-type-v T  V cache type\n"
            "  -ngl, --n-gpu-layers N  layers to offload (GPU and RPC devices)\n"
@@ -103,6 +105,8 @@ static void print_help(void) {
            "      --seed N            recorded; generation is greedy and deterministic\n"
            "  -v, --verbose           show llama.cpp's log\n"
            "  -h, --help, --version\n"
+           "  Flash attention is off unless -fa on: a checkpoint's numbers never depend on which\n"
+           "  checkpoints are selected.\n"
            "\n");
     printf("Examples:\n"
            "  " PROG " model.gguf \"Hello\" dump/\n"
@@ -122,7 +126,7 @@ static void set_defaults(struct extractor_options *opt) {
     opt->threads = cores > 0 ? (int) cores : 1;
     opt->n_batch = 2048;
     opt->n_ubatch = 512;
-    opt->flash_attn = FA_AUTO;
+    opt->flash_attn = FA_OFF;
     opt->cache_type_k = "f16";
     opt->cache_type_v = "f16";
     opt->n_gpu_layers = -1;
@@ -362,6 +366,13 @@ static int check_required(const struct extractor_options *opt) {
                                          "cells)"
                                        : "--graph-regex does not go with --parallel (its tensors hold the whole "
                                          "batch, not one sequence)");
+        return 2;
+    }
+    if (opt->stats && opt->output != NULL) {
+        fprintf(stderr,
+                PROG ": error: --stats writes nothing, so the output directory '%s' would stay empty; drop --stats "
+                     "to write the dump there, or drop the directory to only print statistics\n",
+                opt->output);
         return 2;
     }
     if (opt->stop_at_nan && !opt->stats) {

@@ -51,23 +51,23 @@ static bool wants_scores(const struct run *r) {
     return false;
 }
 
-/* Flash attention hides the scores inside one fused node. */
+/* Flash attention hides the scores inside one fused node, and changes the
+ * numbers of every checkpoint after it. It is off unless -fa on (or auto)
+ * asks for it, whatever the selection: a checkpoint's numbers never depend
+ * on which checkpoints are selected. Where it is asked for, the scores
+ * cannot be captured. */
 int choose_flash_attn(struct run *r) {
-    bool scores = wants_scores(r);
-    if (scores && r->opt.flash_attn == FA_ON) {
-        return exit_bad_input("kq_soft_max cannot be captured with -fa on: flash attention fuses the scores away; "
-                              "use -fa off or drop checkpoint 4");
+    if (r->opt.flash_attn != FA_OFF && wants_scores(r)) {
+        return exit_bad_input("kq_soft_max cannot be captured with -fa %s: flash attention fuses the scores away; "
+                              "use -fa off (the default) or drop checkpoint 4",
+                              r->opt.flash_attn == FA_ON ? "on" : "auto");
     }
-    if (scores) {
-        r->fa = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-        r->fa_reason = r->opt.flash_attn == FA_OFF ? "off (-fa off)" : "off: kq_soft_max is requested";
-        r->fa_notice = r->opt.flash_attn == FA_AUTO; /* printed once the run starts */
-    } else {
-        r->fa = r->opt.flash_attn == FA_ON    ? LLAMA_FLASH_ATTN_TYPE_ENABLED
-                : r->opt.flash_attn == FA_OFF ? LLAMA_FLASH_ATTN_TYPE_DISABLED
-                                              : LLAMA_FLASH_ATTN_TYPE_AUTO;
-        r->fa_reason = r->opt.flash_attn == FA_AUTO ? "auto (llama.cpp's default)" : "as given with -fa";
-    }
+    r->fa = r->opt.flash_attn == FA_ON     ? LLAMA_FLASH_ATTN_TYPE_ENABLED
+            : r->opt.flash_attn == FA_AUTO ? LLAMA_FLASH_ATTN_TYPE_AUTO
+                                           : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    r->fa_reason = r->opt.flash_attn == FA_ON     ? "on (-fa on)"
+                   : r->opt.flash_attn == FA_AUTO ? "auto (-fa auto: llama.cpp's choice)"
+                                                  : "off (the default, -fa off)";
     return 0;
 }
 

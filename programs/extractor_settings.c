@@ -23,6 +23,12 @@ char *extractor_settings_json(const struct extractor_settings *s) {
     llorch_json_add_numbers(o, sizes, (const double[]){s->threads, s->n_ctx, s->n_batch, s->n_ubatch}, 4);
     cJSON_AddStringToObject(o, "type_k", s->type_k);
     cJSON_AddStringToObject(o, "type_v", s->type_v);
+    if (s->weight_type && s->weight_type[0]) {
+        cJSON_AddStringToObject(o, "weight_type", s->weight_type);
+    }
+    if (s->gelu_f16) {
+        cJSON_AddStringToObject(o, "ffn_activation_type", "f16");
+    }
     cJSON_AddBoolToObject(o, "flash_attn", s->flash_attn);
     cJSON_AddStringToObject(o, "flash_attn_reason", s->flash_attn_reason);
     cJSON_AddBoolToObject(o, "repack", s->repack);

@@ -10,6 +10,8 @@
 struct extractor_settings {
     int         threads, n_ctx, n_batch, n_ubatch;
     const char *type_k, *type_v;
+    const char *weight_type; /* the type of most of the model's weight bytes */
+    bool        gelu_f16;    /* the FFN's GELU went through ggml's f16 table */
     bool        flash_attn;
     const char *flash_attn_reason;
     bool        repack;
@@ -20,6 +22,12 @@ struct extractor_settings {
     int         steps;
     int         n_parallel; /* --parallel: sequences decoded together; 0: one */
 };
+
+/* The ggml type name ("f32", "f16", "q8_0", ...) that holds most of the
+ * bytes of the GGUF's tensors: llama.cpp multiplies in it (and rounds the
+ * activations to its dot-product type), which decides how far an f32
+ * engine may differ. "" when the file cannot be read. */
+void extractor_weight_type(const char *model_path, char *buf, size_t size);
 
 /* JSON object texts; free() them. NULL when out of memory. */
 char *extractor_settings_json(const struct extractor_settings *s);

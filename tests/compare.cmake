@@ -39,3 +39,15 @@ foreach(case IN LISTS _report_cases)
                    --work ${CMAKE_CURRENT_BINARY_DIR}/report-work ${case})
   set_tests_properties(report_${case} PROPERTIES TIMEOUT 300)
 endforeach()
+
+# The decision by the logits (tests/test_compare_logits.py): every number of
+# --json's "decision" against numpy on the same files, and the exit status
+# of --decision (pass, fail, no logits in common).
+set(_decision_cases clean differs positions missing)
+foreach(case IN LISTS _decision_cases)
+  add_test(NAME compare_decision_${case}
+           COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_compare_logits.py
+                   --tool $<TARGET_FILE:llorch-checkpoint-compare>
+                   --work ${CMAKE_CURRENT_BINARY_DIR}/decision-work ${case})
+  set_tests_properties(compare_decision_${case} PROPERTIES TIMEOUT 300)
+endforeach()

@@ -54,7 +54,9 @@ class Dumps:
         return out
 
     def compare(self, ref, cand, *extra, expect=None):
-        r = run([self.a.compare, ref, cand, "--json", *extra])
+        # the floor is a tolerance's: the f32 preset unless a case asks otherwise
+        preset = [] if "--preset" in extra else ["--preset", "f32"]
+        r = run([self.a.compare, ref, cand, "--json", *preset, *extra])
         j = json.loads(r.stdout)
         check(j["exit_code"] == r.returncode, f"exit status {r.returncode} is the JSON's")
         if expect is not None:
@@ -76,6 +78,10 @@ def case_pass(d):
     plain = d.compare(ref, cand, expect=1)
     failing = [k for k, r in rows_by_key(plain).items() if r["status"] == "FAIL"]
     check(len(failing) >= 1, f"{len(failing)} rows fail the f32 preset alone")
+    # the default judgement passes the right engine without a floor: the f16
+    # cache is stated in the reference's settings
+    auto = d.compare(ref, cand, "--preset", "auto", expect=0)
+    check(any(s["key"] == "type_k" for s in auto["settings_differ"]), "the cache types are named as a difference")
     floor = d.compare(ref, cand, "--noise", noise, expect=0)
     check(floor["verdict"] == "pass" and floor["first_divergence"] is None, "passes with the noise floor")
     check(floor["noise"]["path"] == noise and floor["noise"]["factor"] == FACTOR, "JSON names the floor and k")

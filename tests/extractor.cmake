@@ -66,6 +66,15 @@ foreach(model tiny-gpt2-f32 tiny-llama-f32)
   llorch_extractor_case(parallel ${model})
   set_property(TEST extractor_parallel_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)
 endforeach()
+foreach(model tiny-gpt2-f32 tiny-llama-f32)
+  llorch_extractor_case(fa-default ${model})
+  set_property(TEST extractor_fa-default_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)
+endforeach()
+add_test(NAME extractor_fa-default_shared-stories260K
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/extractor_cases.sh fa-default ${LLORCH_SHARED_MODELS}/stories260K.gguf
+                 ${LLORCH_TEST_DATA}/extractor_fa-default_shared-stories260K)
+set_tests_properties(extractor_fa-default_shared-stories260K PROPERTIES
+  ENVIRONMENT "${_cases_env};COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>" TIMEOUT 120 SKIP_RETURN_CODE 77)
 foreach(model tiny-gpt2-f32 tiny-llama-f16)
   llorch_extractor_case(forms ${model})
   set_property(TEST extractor_forms_${model} APPEND PROPERTY ENVIRONMENT COMPARE=$<TARGET_FILE:llorch-checkpoint-compare>)

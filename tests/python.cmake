@@ -19,5 +19,6 @@ endfunction()
 
 llorch_python_case(python_roundtrip roundtrip ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf)
 llorch_python_case(python_install install "")
+llorch_python_case(python_errors errors "")
 llorch_python_case(python_torch_llama torch ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf)
 llorch_python_case(python_torch_qwen2 torch qwen2)

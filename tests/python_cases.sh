@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package's tests (tests/python.cmake):
-#   python_cases.sh roundtrip|torch|install WORK [MODEL]
+#   python_cases.sh roundtrip|torch|install|errors WORK [MODEL]
 # Environment: PY (a python3 with numpy), EXTRACTOR, ENGINE, COMPARE, MAKER,
 # LLAMA_CPP_DIR (empty: the pinned source). Exit 77: skipped (no torch, no venv).
 set -uo pipefail
@@ -12,6 +12,8 @@ rm -rf "$work" && mkdir -p "$work"
 case "$case_name" in
   roundtrip)
     PYTHONPATH="$repo/python" exec "$PY" "$here/python_checks.py" roundtrip "$work/run" "$model" ;;
+  errors)
+    PYTHONPATH="$repo/python" exec "$PY" "$here/python_checks.py" errors "$work/run" "" ;;
   torch)
     "$PY" -c 'import torch' 2>/dev/null || { echo "SKIP: no torch (Debian: apt-get install python3-torch)"; exit 77; }
     # llama.cpp's own gguf-py reads the GGUF: from the pinned source, cached per commit

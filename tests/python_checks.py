@@ -4,6 +4,7 @@ torch missing).
 
   python_checks.py roundtrip WORK MODEL   the C writer's dumps re-written by the package: bit for bit
   python_checks.py torch WORK MODEL       PyTorch with the hooks against llama.cpp: clean, then a RoPE fault
+  python_checks.py errors WORK ""         the writer refuses what the format forbids; the reader names damaged files
 
 Programs come from the environment: EXTRACTOR, ENGINE, COMPARE."""
 
@@ -44,7 +45,7 @@ def rewrite(src, out, form):
     with DumpWriter(out, form=form) as w:
         w.set_run(producer="python re-write", architecture=mm["architecture"], n_layer=mm["n_layer"],
                   n_embd=mm["n_embd"], n_head=mm["n_head"], n_head_kv=mm["n_head_kv"], n_vocab=mm["n_vocab"],
-                  tokens=src.tokens, settings=m["settings"])
+                  tokens=src.tokens, settings=m["settings"], model_fingerprint=mm.get("fingerprint"))
         for e, a in src:
             w.write(e["checkpoint"], a, layer=e["layer"], step=e["step"], pos_start=e["pos_start"], n_pos=e["n_pos"],
                     n_key=e["n_key"])
@@ -82,7 +83,7 @@ def case_roundtrip(work, model):
     print("npz container and npy files: byte-identical to the C writer's")
 
 
-def torch_dump(model_path, tokens, out, fault=None, steps=(None,)):
+def torch_dump(model_path, tokens, out, fault=None, steps=(None,), keep=None):
     import torch
 
     from llorch_checkpoint.torch_hooks import Capture
@@ -94,6 +95,11 @@ def torch_dump(model_path, tokens, out, fault=None, steps=(None,)):
                  model_path=model_path, settings={"fault": fault or "none"}):
         ids = torch.tensor([tokens], dtype=torch.long)
         cut = steps[0] or len(tokens)
+        if keep is not None:  # as generate() calls it: the prompt with KEEP, then one token per step with 1
+            model(ids[:, :cut], **keep)
+            for t in range(cut, len(tokens)):
+                model(ids[:, t:t + 1], **{k: 1 for k in keep})
+            return
         model(ids[:, :cut])
         if cut < len(tokens):
             model(ids[:, cut:])
@@ -129,6 +135,32 @@ def case_torch(work, model):
     # two steps (a KV cache across forward calls) against llama.cpp's one step
     torch_dump(model, tokens, f"{work}/torch-2steps", steps=(5,))
     check_clean(ref, f"{work}/torch-2steps", "two steps")
+    # generate(): logits_to_keep=1 (num_logits_to_keep in older transformers; or a tensor of indices) on a
+    # 5-token prompt, then a token per step: the logits rows are written at positions 4-7 (3 and 4-7)
+    n_vocab = Dump(ref).manifest["model"]["n_vocab"]
+    # the candidate lacks logits rows by design: where compare fails a run for that, say it is expected
+    helptext = subprocess.run([os.environ["COMPARE"], "--help"], stdout=subprocess.PIPE, text=True).stdout
+    lacks_rows = ["--allow-missing"] if "--allow-missing" in helptext else []
+    for label, keep, want in (("logits_to_keep=1", {"logits_to_keep": 1}, [4]),
+                              ("num_logits_to_keep=1", {"num_logits_to_keep": 1}, [4]),
+                              ("logits_to_keep=tensor([1, 3])", {"logits_to_keep": torch.tensor([1, 3])}, [1, 3])):
+        out = f"{work}/torch-{label.split('=')[0]}-{len(want)}"
+        torch_dump(model, tokens, out, steps=(5,), keep=keep)
+        e = Dump(out).entry("logits", step=0)
+        if e["n_pos"] != len(want) or e.get("positions") != want or e["shape"] != [len(want), n_vocab]:
+            fail(f"{label}: logits of step 0 have n_pos {e['n_pos']}, positions {e.get('positions')}, shape "
+                 f"{e['shape']}; expected positions {want}")
+        rc, r = compare_json(ref, out, *lacks_rows)
+        rows = {x["checkpoint"]: x for x in r["rows"] if x["layer"] is None}
+        lg = rows.get("logits", {})
+        n_rows = len(want) + 3
+        if rc != 0 or lg.get("status") != "PASS" or lg.get("n") != n_rows * n_vocab \
+                or lg.get("ref_only") != 8 - n_rows or lg.get("cand_only") != 0:
+            fail(f"{label}: compare exit {rc}, logits {lg}")
+        bad = [(x["checkpoint"], x["layer"]) for x in r["rows"] if x["status"] != "PASS"]
+        if bad:
+            fail(f"{label}: rows that do not pass: {bad}")
+        print(f"{label}: step 0's logits at positions {want}, {n_rows} of 8 logits rows compared, all pass")
     # llama.cpp also as the candidate: the PyTorch dump is a valid reference
     rc, _ = compare_json(f"{work}/torch", ref)
     if rc != 0:
@@ -144,13 +176,78 @@ def case_torch(work, model):
     if not pre or pre[0]["status"] != "PASS":
         fail("RoPE fault: Qcur_pre_rope of layer 0 should still pass")
     print(f"RoPE fault: compare exit {rc}, first divergence {got}")
+    # layer 1's post-attention norm epsilon 1% off the model's: an error far below the f32 preset's limits
+    # (the tiny models' activations are small: 10% off already reaches them), named where it is
+    torch_dump(model, tokens, f"{work}/torch-eps", fault="ffn-eps:1*1.01")
+    rc, r = compare_json(ref, f"{work}/torch-eps")
+    f = r.get("first_divergence") or {}
+    got = (f.get("checkpoint"), f.get("layer"), f.get("origin"))
+    ffn = next(x for x in r["rows"] if x["checkpoint"] == "ffn_out" and x["layer"] == 1)
+    if rc != 1 or got != ("ffn_out", 1, "introduced"):
+        fail(f"ffn-eps fault: compare exit {rc}, first divergence {got}, expected ('ffn_out', 1, 'introduced')")
+    if not (ffn["nmse"] < 1e-6 and ffn["growth"] > 1e3):
+        fail(f"ffn-eps fault: ffn_out layer 1 has nmse {ffn['nmse']:.3g} (below the f32 preset's 1e-6 expected), "
+             f"growth {ffn['growth']:.3g}")
+    _, fixed = compare_json(ref, f"{work}/torch-eps", "--preset", "f32")
+    print(f"ffn-eps fault: first divergence {got}, nmse {ffn['nmse']:.3g}, {ffn['growth']:.3g}x its input's; "
+          f"--preset f32: {fixed['message']}")
+
+
+def expect_error(label, want, fn):
+    """fn() raises ValueError whose message holds every string of want."""
+    try:
+        fn()
+    except ValueError as e:
+        missing = [w for w in want if w not in str(e)]
+        if missing:
+            fail(f"{label}: the error does not say {missing}: {e}")
+        print(f"{label}: ValueError: {e}")
+        return
+    fail(f"{label}: no ValueError")
+
+
+def case_errors(work, _model):
+    model = dict(producer="t", architecture="llama", n_layer=2, n_embd=4, n_head=2, n_head_kv=1, n_vocab=9,
+                 tokens=[1, 2, 3])
+    w = DumpWriter(f"{work}/w")
+    w.set_run(**model)
+    expect_error("layer past n_layer", ["attn_norm", "layer 2", "from 0 to 1", "n_layer 2"],
+                 lambda: w.write("attn_norm", np.zeros((3, 4), np.float32), layer=2))
+    expect_error("width not n_embd", ["ffn_out", "width 5", "n_embd 4"],
+                 lambda: w.write("ffn_out", np.zeros((3, 5), np.float32), layer=0))
+    expect_error("model-level width not n_embd", ["result_norm", "width 3", "n_embd 4"],
+                 lambda: w.write("result_norm", np.zeros((3, 3), np.float32)))
+    w.write("attn_norm", np.zeros((3, 4), np.float32), layer=1)  # what the format allows still goes in
+    w.write("Qcur", np.zeros((3, 2, 2), np.float32), layer=1)
+    w.write("logits", np.zeros((3, 9), np.float32))
+    w.close()
+    w2 = DumpWriter(f"{work}/w2")  # written before the model is known: checked by set_run
+    w2.write("l_out", np.zeros((3, 6), np.float32), layer=0)
+    expect_error("width checked by set_run", ["l_out", "width 6", "n_embd 4"], lambda: w2.set_run(**model))
+    # a truncated .npy: the reader names the file and says so, in the data and in the header
+    d = f"{work}/w"
+    name = "checkpoint_01_attn_norm_l01_s000.npy"
+    with open(f"{d}/{name}", "rb") as f:
+        whole = f.read()
+    for size in (len(whole) - 5, 20, 3):
+        with open(f"{d}/{name}", "wb") as f:
+            f.write(whole[:size])
+        expect_error(f"{name} cut to {size} bytes", [f"{d}/{name}", "truncated"],
+                     lambda: Dump(d).get("attn_norm", layer=1))
+    # the npz form's container, cut short
+    with DumpWriter(f"{work}/z", form="npz") as z:
+        z.set_run(**model)
+        z.write("attn_norm", np.ones((3, 4), np.float32), layer=0)
+    os.truncate(f"{work}/z/checkpoints.npz", 70)
+    expect_error("checkpoints.npz cut short", [f"{work}/z/checkpoints.npz", "truncated"],
+                 lambda: Dump(f"{work}/z").get("attn_norm", layer=0))
 
 
 def main():
     case, work, model = sys.argv[1:4]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    {"roundtrip": case_roundtrip, "torch": case_torch}[case](work, model)
+    {"roundtrip": case_roundtrip, "torch": case_torch, "errors": case_errors}[case](work, model)
     print("PASS")
 
 

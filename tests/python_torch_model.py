@@ -5,7 +5,10 @@ under llorch_checkpoint.torch_hooks and compare with llama.cpp.
 
 fault="rope-halves": RoPE rotates adjacent pairs instead of HF's halves
 (llama.cpp's rotation applied to HF-layout weights): Qcur of layer 0 must
-be named by compare."""
+be named by compare.
+fault="ffn-eps:L=EPS" or "ffn-eps:L*FACTOR": layer L's post-attention
+RMSNorm uses EPS, or the model's epsilon times FACTOR: a bug far below any
+fixed tolerance: ffn_out of layer L must be named."""
 
 import torch
 from torch import nn
@@ -112,13 +115,18 @@ class CausalLM(nn.Module):
         self.n_past = 0
 
     @torch.no_grad()
-    def forward(self, input_ids):
+    def forward(self, input_ids, logits_to_keep=0, num_logits_to_keep=None):
+        """logits_to_keep as LlamaForCausalLM's (num_logits_to_keep: its older
+        name): generate() passes 1, and lm_head reads the last row only; an int
+        keeps the last rows (0: all), a tensor of indices those rows."""
         pos = torch.arange(self.n_past, self.n_past + input_ids.shape[1])
         self.n_past += input_ids.shape[1]
         x = self.model.embed_tokens(input_ids)
         for layer in self.model.layers:
             x = layer(x, pos)[0]
-        return self.lm_head(self.model.norm(x))
+        keep = num_logits_to_keep if num_logits_to_keep is not None else logits_to_keep
+        rows = slice(-keep, None) if isinstance(keep, int) else keep
+        return self.lm_head(self.model.norm(x)[:, rows, :])
 
 
 def field(reader, key):
@@ -157,4 +165,9 @@ def load_gguf(path, fault=None):
                     t = unpermute_gguf_qk(t, cfg["n_head"] if g == "attn_q" else cfg["n_head_kv"])
                 sd[f"model.layers.{i}.{h}.{kind}"] = t
     model.load_state_dict(sd, strict=True)
+    if fault and fault.startswith("ffn-eps:"):
+        spec = fault[len("ffn-eps:"):]
+        layer, value = spec.split("*" if "*" in spec else "=")
+        eps = cfg["eps"] * float(value) if "*" in spec else float(value)
+        model.model.layers[int(layer)].post_attention_layernorm.eps = eps
     return model.eval()

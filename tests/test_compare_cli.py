@@ -128,6 +128,10 @@ def entry_for(d, name, layer, step, start, n, a, dtype="float32", graph_name=Non
     return e
 
 
+# One synthetic model, so one fingerprint (docs/FORMAT.md, "The model fingerprint").
+SYNTHETIC_FINGERPRINT = "sha256-sampled-v1:" + "5e" * 32
+
+
 def write_dump(d, t, steps=None, tokens=TOKENS, dtypes=None, complete=True, model=None,
                graph=None, edit=None):
     """Writes the dump of model t split into steps [(pos_start, n_pos), ...].
@@ -148,7 +152,8 @@ def write_dump(d, t, steps=None, tokens=TOKENS, dtypes=None, complete=True, mode
     m = {"format": "llorch-checkpoint-dump", "format_version": 1, "complete": complete,
          "status": "ok" if complete else "interrupted", "producer": "test_compare_cli.py",
          "model": model or {"path": "synthetic", "size": -1, "architecture": "gpt2", "n_layer": N_LAYER,
-                            "n_embd": N_EMBD, "n_head": N_HEAD, "n_head_kv": N_HEAD, "n_vocab": N_VOCAB},
+                            "n_embd": N_EMBD, "n_head": N_HEAD, "n_head_kv": N_HEAD, "n_vocab": N_VOCAB,
+                            "fingerprint": SYNTHETIC_FINGERPRINT},
          "prompt": "synthetic", "tokens": tokens, "tokens_file": "tokens.npy",
          "settings": {"n_ubatch": steps[0][1]}, "files": files,
          "missing": [{"checkpoint": "Qcur_pre_rope", "layer": 0, "reason": "gpt2 applies no RoPE"}],
@@ -188,7 +193,7 @@ def run_json(*args, expect=None):
     except ValueError as e:
         fail(f"--json output does not parse: {e}\n{p.stdout}")
     check(report["exit_code"] == p.returncode, f"JSON exit_code {report['exit_code']} != {p.returncode}")
-    check(report["verdict"] == {0: "pass", 1: "fail", 2: "error"}[p.returncode], "JSON verdict")
+    check(report["verdict"] == {0: "pass", 1: "fail", 2: "error", 3: "incomplete"}[p.returncode], "JSON verdict")
     return report
 
 
@@ -211,7 +216,7 @@ def case_identical():
     write_dump(path("cand"), copy_model(t))
     p = run(path("ref"), path("cand"), expect=0)
     n_rows = 1 + N_LAYER * len(LAYER_ORDER) + 2
-    check(f"all {n_rows} checkpoints match within tolerance" in p.stdout, p.stdout)
+    check(f"all {n_rows} checkpoints match by the default judgement" in p.stdout, p.stdout)
     check("=>" not in p.stdout, "no first-failure marker when all pass")
     run(path("ref"), path("ref"), "--preset", "exact", expect=0)
     report = run_json(path("ref"), path("cand"), expect=0)
@@ -667,17 +672,25 @@ def case_structure():
     short = {k: step_slice(k[0], v, 0, 5) if k[0] != "kq_soft_max" else v[:, :5, :5] for k, v in t.items()}
     write_dump(d, short, tokens=TOKENS[:5])
     run(ref, d, expect=2)
-    p = run(ref, d, "--allow-token-mismatch", expect=0)
+    # ... a candidate that lacks positions the reference holds is incomplete (3)
+    p = run(ref, d, "--allow-token-mismatch", expect=3)
     check("only in the reference" in p.stdout and "positions that only one dump has" in p.stdout, p.stdout)
-    # An incomplete dump is compared with a warning.
+    check("not compared: " in p.stdout and "exit status 3" in p.stdout, p.stdout)
+    run(ref, d, "--allow-token-mismatch", "--allow-missing", expect=0)
+    # An incomplete dump is compared with a warning, and fails as incomplete.
     write_dump(d, {k: v for k, v in t.items() if k[1] < 2}, complete=False)
-    p = run(ref, d, expect=0)
+    p = run(ref, d, expect=3)
     check("warning: the candidate" in p.stdout and "INCOMPLETE" in p.stdout, p.stdout)
     check("only in the reference: attn_norm layers 2" in p.stdout, p.stdout)
-    # A checkpoint only one dump has is listed, not an error.
+    check(p.stdout.strip().splitlines()[-1].startswith("incomplete: the candidate says it is incomplete"), p.stdout)
+    # A checkpoint only one dump has is listed, not an error; the candidate
+    # that lacks it fails as incomplete unless told what it produces.
     write_dump(d, {k: v for k, v in t.items() if k[0] != "Qcur"})
-    p = run(ref, d, expect=0)
+    p = run(ref, d, expect=3)
     check("only in the reference: Qcur layers 0,1,2" in p.stdout, p.stdout)
+    run(ref, d, "--allow-missing", expect=0)
+    run(ref, d, "--only", "embd,attn_norm,Kcur,Vcur,cache_k,cache_v,kq_soft_max,5,ffn_inp,6,l_out,result_norm,logits",
+        expect=0)
     report = run_json(d, ref, expect=0)
     check({o["checkpoint"] for o in report["only_in_candidate"]} == {"Qcur"}, str(report["only_in_candidate"]))
     # Different head counts: shapes do not line up, named, exit 2.
@@ -713,8 +726,13 @@ def case_json():
         for k in ("checkpoint", "layer", "status", "n", "max_abs_err", "max_abs_at", "max_rel_err",
                   "mean_abs_err", "rmse", "nmse", "cosine", "within", "tolerance"):
             check(k in r, f"row lacks {k}: {r}")
+    check(report["tolerance"] == {"atol": 1e-4, "rtol": 1e-3, "nmse": 1e-2, "within": 0, "preset": "auto"},
+          str(report["tolerance"]))
+    check(report["judgement"] == "default" and row(report, "ffn_out", 0)["growth"] > 1e3, "the default judgement")
+    report = run_json(path("ref"), path("cand"), "--preset", "f32", expect=1)
     check(report["tolerance"] == {"atol": 1e-4, "rtol": 1e-3, "nmse": 1e-6, "within": 1, "preset": "f32"},
           str(report["tolerance"]))
+    check(report["judgement"] == "tolerance" and "growth" not in row(report, "ffn_out", 0), "a preset's judgement")
 
 
 def case_quiet():
@@ -753,14 +771,14 @@ def case_warnings():
     write_dump(path("cand"), t, tokens=[11, 5, 31, 2, 8, 19, 23], complete=False)
     want = ["warning: token ids differ at position 4: 7 in the reference, 8 in the candidate",
             f"warning: the candidate {path('cand')} is incomplete (\"complete\": false, status: interrupted)"]
-    p = run(path("ref"), path("cand"), "--allow-token-mismatch", expect=0)
+    p = run(path("ref"), path("cand"), "--allow-token-mismatch", expect=3)  # incomplete
     for w in want:
         check(p.stdout.count(w) == 1, f"the table holds '{w}' once:\n{p.stdout}")
         check(w not in p.stderr, f"not repeated on stderr: {p.stderr}")
     lines = p.stdout.splitlines()
     check(lines.index(next(x for x in lines if x.startswith(want[0]))) < len(lines) - 2, "before the summary")
     for flag in ("-q", "--json"):
-        p = run(path("ref"), path("cand"), "--allow-token-mismatch", flag, expect=0)
+        p = run(path("ref"), path("cand"), "--allow-token-mismatch", flag, expect=3)
         check(all(w in p.stderr for w in want), f"{flag}: warnings on stderr: {p.stderr!r}")
     check(all(any(x.startswith(w[9:]) for x in run_json(path("ref"), path("cand"), "--allow-token-mismatch")
                   ["warnings"]) for w in want), "JSON warnings")

@@ -474,7 +474,9 @@ def case_missing():
             cand[k] = v
     cli.write_dump(path("ref"), ref)
     cli.write_dump(path("cand"), cand)
-    report, page, dom = make_report(path("ref"), path("cand"), expect=0)
+    report, page, dom = make_report(path("ref"), path("cand"), expect=3)  # the candidate lacks Qcur
+    check(dom.one(id="verdict").get("data-exit-code") == "3", "the page says incomplete")
+    report, page, dom = make_report(path("ref"), path("cand"), "--allow-missing", expect=0)
     svg, cells = check_heatmap(dom, report)
     missing = {(c.get("data-checkpoint"), c.get("data-layer"), c.get("data-only"))
                for c in cells if "missing" in c.classes()}

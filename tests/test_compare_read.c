@@ -226,6 +226,11 @@ static void test_tolerances(void) {
     char                         err[256];
     llorch_ckpt_compare_options *o = llorch_ckpt_compare_options_create();
     struct llorch_ckpt_tolerance t = llorch_ckpt_compare_options_get(o, "attn_norm");
+    /* the default judgement: only the NMSE ceiling is a fixed limit */
+    CHECK(strcmp(llorch_ckpt_compare_options_preset_name(o), "auto") == 0);
+    CHECK(t.nmse == LLORCH_CKPT_CEILING_NMSE && t.within == 0);
+    CHECK(llorch_ckpt_compare_options_preset(o, "f32", err, sizeof err) == 0);
+    t = llorch_ckpt_compare_options_get(o, "attn_norm");
     CHECK(t.atol == 1e-4 && t.rtol == 1e-3 && t.nmse == 1e-6 && t.within == 1);
     CHECK(llorch_ckpt_compare_options_tolerance(o, "kq_soft_max:atol=1e-5,rtol=1e-4", err, sizeof err) == 0);
     CHECK(llorch_ckpt_compare_options_tolerance(o, "nmse=1e-3", err, sizeof err) == 0);

@@ -128,6 +128,10 @@ static bool ask(llorch_capture *cap, struct ggml_tensor *t) {
     if (t->op == GGML_OP_FLASH_ATTN_EXT) {
         cap->report.flash_attn = true;
     }
+    if (t->op == GGML_OP_UNARY && ggml_backend_buffer_is_host(t->buffer) &&
+        (ggml_get_unary_op(t) == GGML_UNARY_OP_GELU || ggml_get_unary_op(t) == GGML_UNARY_OP_GELU_QUICK)) {
+        cap->report.gelu_f16 = true; /* the CPU's GELU goes through an f16 table (ggml-cpu/vec.h) */
+    }
     if (!cap->report.patched_names && llorch_identify_is_patch_name(t->name)) {
         cap->report.patched_names = true;
     }

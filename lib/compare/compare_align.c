@@ -335,7 +335,8 @@ static int compare_sides(const struct alignment *al, const struct side *ref, con
         struct llorch_cmp_block  b = make_block(al, rs, cs, ra, ca);
         b.ref_step = ref->run.k[rs->file].e->step;
         b.cand_step = cand->run.k[cs->file].e->step;
-        if (llorch_cmp_compare_block(&b, ra, ca, acc) != 0) {
+        if (llorch_cmp_compare_block(&b, ra, ca, acc) != 0 ||
+            (acc->logits && llorch_cmp_logits_add(acc->logits, &b, rs->seq, ra, ca) != 0)) {
             return -1;
         }
         i++;
@@ -413,7 +414,10 @@ void llorch_cmp_compare_group(struct llorch_ckpt_comparison *c, const struct llo
     char                       msg[4096];
     init_row(c, row, g, opt);
     acc.tol = row->tolerance;
-    if (llorch_cmp_align_group(g, rd, cd, &acc, &cov, msg, sizeof msg) != 0) {
+    acc.logits = llorch_cmp_logits_begin(c, g, opt); /* NULL but for the logits */
+    int rc = llorch_cmp_align_group(g, rd, cd, &acc, &cov, msg, sizeof msg);
+    llorch_cmp_logits_end(c, acc.logits, rc == 0);
+    if (rc != 0) {
         row->status = LLORCH_CKPT_STATUS_ERROR;
         row->message = llorch_cmp_keep(c, msg);
     } else {

@@ -20,8 +20,54 @@ static const char *architecture_of(const struct llorch_ckpt_model *m) {
     return m->architecture ? m->architecture : "unknown architecture";
 }
 
+/* The scheme of a fingerprint: what comes before its ':' (the reader
+ * checked the form). */
+static size_t scheme_length(const char *fingerprint) {
+    return strcspn(fingerprint, ":");
+}
+
+/* Fingerprints (model.fingerprint) identify the model: different ones are
+ * different models, whatever their shapes. Without one, or with two of
+ * different schemes, the model cannot be checked. */
+static int check_fingerprints(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                              const llorch_ckpt_dump *cand, bool allow, char *err, size_t err_size) {
+    const char *a = llorch_ckpt_dump_model(ref)->fingerprint, *b = llorch_ckpt_dump_model(cand)->fingerprint;
+    if (a == NULL && b == NULL) {
+        llorch_cmp_warn(c, "neither dump has a model fingerprint (model.fingerprint): the model cannot be checked");
+        return 0;
+    }
+    if (a == NULL || b == NULL) {
+        llorch_cmp_warn(c, "%s has no model fingerprint (model.fingerprint): the model cannot be checked",
+                        llorch_ckpt_dump_name(a == NULL ? ref : cand));
+        return 0;
+    }
+    if (scheme_length(a) != scheme_length(b) || strncmp(a, b, scheme_length(a)) != 0) {
+        llorch_cmp_warn(c,
+                        "the model fingerprints are of different schemes (%.*s in %s, %.*s in %s): the model "
+                        "cannot be checked",
+                        (int) scheme_length(a), a, llorch_ckpt_dump_name(ref), (int) scheme_length(b), b,
+                        llorch_ckpt_dump_name(cand));
+        return 0;
+    }
+    if (strcmp(a, b) == 0) {
+        return 0;
+    }
+    if (!allow) {
+        llorch_set_error(err, err_size,
+                         "the dumps are of different models: model.fingerprint is %s in %s and %s in %s; compare "
+                         "dumps of the same GGUF file, or give --allow-model-mismatch to compare them anyway",
+                         a, llorch_ckpt_dump_name(ref), b, llorch_ckpt_dump_name(cand));
+        return -1;
+    }
+    llorch_cmp_warn(c,
+                    "the dumps are of different models (--allow-model-mismatch): model.fingerprint is %s in %s and "
+                    "%s in %s",
+                    a, llorch_ckpt_dump_name(ref), b, llorch_ckpt_dump_name(cand));
+    return 0;
+}
+
 int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                            char *err, size_t err_size) {
+                            const llorch_ckpt_compare_options *opt, char *err, size_t err_size) {
     const struct llorch_ckpt_model *a = llorch_ckpt_dump_model(ref), *b = llorch_ckpt_dump_model(cand);
     if (!same_architecture(a, b) || a->n_layer != b->n_layer || a->n_embd != b->n_embd) {
         llorch_set_error(err, err_size,
@@ -46,7 +92,7 @@ int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_
                             more[i].a, more[i].b);
         }
     }
-    return 0;
+    return check_fingerprints(c, ref, cand, llorch_cmp_allow_model_mismatch(opt), err, err_size);
 }
 
 /* The sequence with id seq of a dump of several, or NULL. */

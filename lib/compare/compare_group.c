@@ -45,7 +45,13 @@ static int keyed_compare(const void *pa, const void *pb) {
 
 /* The files of the compared sequences (seq >= 0: that one, aligned as
  * sequence 0; -1: all, each under its own id), sorted; *n their count. */
-static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d, int seq, size_t *n) {
+/* --only: a file of a kind the engine does not produce is left out. */
+static bool wanted(const llorch_ckpt_selection *only, const struct llorch_ckpt_entry *e, int kind) {
+    return !only || (kind >= 0 && llorch_ckpt_selection_has(only, (enum llorch_ckpt_kind) kind, e->layer));
+}
+
+static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d, int seq, const llorch_ckpt_selection *only,
+                                               size_t *n) {
     size_t                   total = llorch_ckpt_dump_n_entries(d);
     struct llorch_cmp_keyed *k = malloc((total ? total : 1) * sizeof *k);
     if (!k) {
@@ -54,7 +60,7 @@ static struct llorch_cmp_keyed *sorted_entries(const llorch_ckpt_dump *d, int se
     *n = 0;
     for (size_t i = 0; i < total; i++) {
         const struct llorch_ckpt_entry *e = llorch_ckpt_dump_entry(d, i);
-        if (seq >= 0 && e->seq != seq) {
+        if ((seq >= 0 && e->seq != seq) || !wanted(only, e, llorch_ckpt_kind_from_name(e->checkpoint))) {
             continue;
         }
         k[*n] = (struct llorch_cmp_keyed){.e = e,
@@ -117,11 +123,11 @@ void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g) {
 }
 
 int llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                            const int seqs[2]) {
+                            const int seqs[2], const llorch_ckpt_selection *only) {
     size_t nr = 0, nc = 0;
     memset(g, 0, sizeof *g);
-    g->ref = sorted_entries(ref, seqs[0], &nr);
-    g->cand = sorted_entries(cand, seqs[1], &nc);
+    g->ref = sorted_entries(ref, seqs[0], only, &nr);
+    g->cand = sorted_entries(cand, seqs[1], only, &nc);
     g->groups = malloc((nr + 1) * sizeof *g->groups);
     g->only[1] = malloc((nr + 1) * sizeof *g->only[1]);
     g->only[0] = malloc((nc + 1) * sizeof *g->only[0]);

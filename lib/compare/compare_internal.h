@@ -11,7 +11,8 @@
  *   compare_origin.c     per failing row, where the failure comes from
  * with the tolerances of compare_tolerance.c (presets, --tol settings).
  * compare_profile.c aligns one row again and splits its error by position,
- * head or step (llorch_ckpt_profile_row).
+ * head or step (llorch_ckpt_profile_row); compare_logits.c takes the logits
+ * row's aligned positions for the decision (argmax, top-5, KL).
  */
 #ifndef LLORCH_COMPARE_INTERNAL_H
 #define LLORCH_COMPARE_INTERNAL_H
@@ -26,22 +27,48 @@
  * llorch_ckpt_kind_from_name returns it. */
 #define LLORCH_CMP_NO_KIND (-1)
 
+/* How coarse the numbers of a checkpoint may be on either side, from the
+ * settings both dumps state (compare_settings.c); the default judgement's
+ * floor (compare_judge.c). */
+enum llorch_cmp_class {
+    LLORCH_CMP_CLASS_F32 = 0, /* float32 throughout                             */
+    LLORCH_CMP_CLASS_HALF,    /* rounded to f16/bf16 somewhere (cache, weights) */
+    LLORCH_CMP_CLASS_Q8,      /* activations quantized to 8 bits (Q8_0 weights) */
+    LLORCH_CMP_CLASS_QLOW,    /* fewer bits                                     */
+};
+
+/* The class of each part of the computation (enum llorch_cmp_class). */
+struct llorch_cmp_classes {
+    int all, matmul, cache_k, cache_v, ffn;
+};
+
+/* The NMSE above which the default judgement fails a row wherever it
+ * stands: an RMS error of 10% of the reference's spread. */
+#define LLORCH_CMP_CEILING_NMSE LLORCH_CKPT_CEILING_NMSE
+
 /* ---- the result (compare_run.c) ------------------------------------------------ */
 
 struct llorch_ckpt_comparison {
-    struct llorch_ckpt_row *rows;
-    int                    *kinds; /* per row: enum llorch_ckpt_kind or NO_KIND */
-    size_t                  n_rows;
-    struct llorch_ckpt_key *only[2]; /* [1]: only in the reference */
-    size_t                  n_only[2];
-    char                  **warnings;
-    size_t                  n_warnings;
-    char                  **strings; /* copies that rows and keys point to */
-    size_t                  n_strings;
-    bool                    out_of_memory;
-    int                     seqs[2];                     /* the sequences compared (llorch_cmp_check_sequences) */
-    double                  noise_factor;                /* k of the noise floor, 0 without one */
-    const char             *noise_name, *noise_producer; /* copies; NULL without one */
+    struct llorch_ckpt_row          *rows;
+    int                             *kinds; /* per row: enum llorch_ckpt_kind or NO_KIND */
+    size_t                           n_rows;
+    struct llorch_ckpt_key          *only[2]; /* [1]: only in the reference */
+    size_t                           n_only[2];
+    char                           **warnings;
+    size_t                           n_warnings;
+    char                           **strings; /* copies that rows and keys point to */
+    size_t                           n_strings;
+    bool                             out_of_memory;
+    int                              seqs[2];      /* the sequences compared (llorch_cmp_check_sequences) */
+    double                           noise_factor; /* k of the noise floor, 0 without one */
+    const char                      *noise_name, *noise_producer; /* copies; NULL without one */
+    llorch_ckpt_decision            *decision;                    /* the logits' (compare_logits.c), or NULL */
+    struct llorch_ckpt_setting_diff *settings;                    /* compare_settings.c */
+    size_t                           n_settings;
+    struct llorch_cmp_classes        classes; /* the coarser of both dumps' */
+    bool                             settings_explain;
+    bool                             auto_judgement;
+    struct llorch_ckpt_missing       missing;
 };
 
 /* A copy owned by c (NULL for NULL; "" and a flag when out of memory). */
@@ -58,15 +85,21 @@ void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...);
  * no checkpoint apply). */
 struct llorch_ckpt_tolerance llorch_cmp_tolerance(const llorch_ckpt_compare_options *o, int kind);
 bool                         llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o);
+bool                         llorch_cmp_auto_judgement(const llorch_ckpt_compare_options *o);
+const llorch_ckpt_selection *llorch_cmp_only(const llorch_ckpt_compare_options *o); /* NULL: all */
+bool                         llorch_cmp_allow_missing(const llorch_ckpt_compare_options *o);
+bool                         llorch_cmp_allow_model_mismatch(const llorch_ckpt_compare_options *o);
 /* The sequence asked for of the reference or the candidate, -1: every one. */
 int llorch_cmp_sequence(const llorch_ckpt_compare_options *o, bool reference);
 
 /* ---- whole-dump checks (compare_checks.c) -------------------------------------- */
 
 /* Different architectures, layer counts or widths fail (message in err);
- * other model differences only warn. */
+ * so do different model fingerprints, unless opt allows them (then they
+ * warn); other model differences, and a dump without a fingerprint, only
+ * warn. */
 int llorch_cmp_check_models(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                            char *err, size_t err_size);
+                            const llorch_ckpt_compare_options *opt, char *err, size_t err_size);
 /* Different token ids fail unless allowed (then they warn). */
 /* Which sequence of each dump is compared (seqs[0] reference, seqs[1]
  * candidate; -1: all of a dump of several, or a dump of one): what the
@@ -114,9 +147,10 @@ struct llorch_cmp_grouping {
 };
 
 /* seqs: the sequence of each dump that is compared, -1 for all (see
- * llorch_cmp_check_sequences); the files of the others are left out. */
+ * llorch_cmp_check_sequences); the files of the others are left out, and
+ * so are the kinds `only` does not hold (NULL: none is left out). */
 int  llorch_cmp_build_groups(struct llorch_cmp_grouping *g, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
-                             const int seqs[2]);
+                             const int seqs[2], const llorch_ckpt_selection *only);
 void llorch_cmp_free_grouping(struct llorch_cmp_grouping *g);
 
 /* ---- alignment (compare_align.c) ------------------------------------------------ */
@@ -146,7 +180,8 @@ struct llorch_cmp_ksum {
     double s, c;
 };
 
-struct llorch_cmp_split; /* compare_profile.c, below */
+struct llorch_cmp_split;  /* compare_profile.c, below */
+struct llorch_cmp_logits; /* compare_logits.c, below */
 
 /* The running metrics of one row. */
 struct llorch_cmp_accum {
@@ -157,6 +192,7 @@ struct llorch_cmp_accum {
     struct llorch_cmp_ksum       abs, sq, dot, rr, cc;
     double                       mean, m2; /* Welford's running variance of ref */
     struct llorch_cmp_split     *split;    /* NULL, or a profile that each pair also goes to */
+    struct llorch_cmp_logits    *logits;   /* NULL, or the decision that each aligned token row also goes to */
 };
 
 /* The elements of one position: a box in both files, walked in C order. */
@@ -199,6 +235,27 @@ struct llorch_cmp_split {
  * when out of memory. */
 struct llorch_cmp_accum *llorch_cmp_split_bucket(struct llorch_cmp_split *s, int64_t key);
 
+/* ---- the decision: logits (compare_logits.c) ------------------------------------ */
+
+/* Whether the decision decides (--decision), from the options. */
+bool llorch_cmp_decision_asked(const llorch_ckpt_compare_options *o);
+
+struct llorch_cmp_logits;
+
+/* A collector of the decision when group g is the logits, laid out (token,
+ * vocab) and not raw; else NULL. */
+struct llorch_cmp_logits *llorch_cmp_logits_begin(struct llorch_ckpt_comparison *c, const struct llorch_cmp_group *g,
+                                                  const llorch_ckpt_compare_options *opt);
+/* One aligned token row (the block of one position in both files) of
+ * sequence seq. -1 if an index falls outside a file. */
+int llorch_cmp_logits_add(struct llorch_cmp_logits *l, const struct llorch_cmp_block *b, int seq,
+                          const llorch_ckpt_array *ra, const llorch_ckpt_array *ca);
+/* Frees l (NULL accepted); when the row was compared, its decision goes
+ * to c->decision. */
+void llorch_cmp_logits_end(struct llorch_ckpt_comparison *c, struct llorch_cmp_logits *l, bool compared);
+/* c's decision, or NULL (borrowed). */
+const struct llorch_ckpt_decision *llorch_cmp_decision(const struct llorch_ckpt_comparison *c);
+
 /* ---- the noise floor (compare_noise.c) ------------------------------------------ */
 
 /* Judges every FAIL row of c again by the spread of the same row in floor
@@ -207,7 +264,36 @@ struct llorch_cmp_accum *llorch_cmp_split_bucket(struct llorch_cmp_split *s, int
 void llorch_cmp_apply_noise(struct llorch_ckpt_comparison *c, const struct llorch_ckpt_comparison *floor, double k,
                             const char *floor_name);
 
+/* Fills each row's noise spread and ratio (r->noise, NO_FLOOR where the
+ * noise dump lacks the row) without changing a status. */
+void llorch_cmp_measure_noise(struct llorch_ckpt_comparison *c, const struct llorch_ckpt_comparison *floor, double k,
+                              const char *floor_name);
+
+/* ---- settings (compare_settings.c) ---------------------------------------------- */
+
+/* Reads both dumps' numerics settings: the differences and the classes. */
+int llorch_cmp_read_settings(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
+                             const llorch_ckpt_dump *cand);
+/* The class of one row (kind: enum llorch_ckpt_kind or NO_KIND). */
+int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, enum llorch_ckpt_dtype ref_dtype,
+                         enum llorch_ckpt_dtype cand_dtype);
+/* After the origins: when every failure is within what the differing
+ * settings make, marks them ORIGIN_SETTINGS and sets settings_explain. */
+void llorch_cmp_explain_by_settings(struct llorch_ckpt_comparison *c);
+
+/* ---- the default judgement (compare_judge.c) ------------------------------------ */
+
+/* Every row's status and origin by its growth over its inputs (rows
+ * measured; with a noise floor, its spreads measured). */
+void llorch_cmp_judge_auto(struct llorch_ckpt_comparison *c, int last_layer);
+
 /* ---- origin (compare_origin.c) -------------------------------------------------- */
+
+/* The rows whose errors row i's error is made from: its dataflow inputs,
+ * an absent input replaced by its own inputs. Returns how many (at most
+ * max) went to rows; *known is false when no dataflow rule applies. */
+int llorch_cmp_input_rows(const struct llorch_ckpt_comparison *c, size_t i, int last_layer, size_t *rows, int max,
+                          bool *known);
 
 /* Row i's origin and inputs, from the other rows' status (all rows done). */
 void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int last_layer);

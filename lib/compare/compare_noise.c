@@ -35,13 +35,16 @@ static double ratio_of(double error, double spread) {
     return spread > 0 ? error / spread : INFINITY;
 }
 
-static void judge_row(struct llorch_ckpt_row *r, const struct llorch_ckpt_row *f, double k) {
+static void measure_row(struct llorch_ckpt_row *r, const struct llorch_ckpt_row *f) {
     const struct llorch_ckpt_metrics *m = &r->metrics, *s = &f->metrics;
     double                            by_abs = ratio_of(m->max_abs, s->max_abs), by_rms = ratio_of(m->rmse, s->rmse);
     r->noise = (struct llorch_ckpt_noise){true, s->max_abs, s->rmse, s->nmse, by_abs > by_rms ? by_abs : by_rms};
     if (m->n_nonfinite || s->n_nonfinite) {
         r->noise.ratio = INFINITY; /* a NaN or infinity is never noise */
     }
+}
+
+static void judge_row(struct llorch_ckpt_row *r, double k) {
     if (r->status == LLORCH_CKPT_STATUS_PASS) {
         r->bound = LLORCH_CKPT_BOUND_TOLERANCE;
     } else if (r->noise.ratio <= k) {
@@ -52,8 +55,8 @@ static void judge_row(struct llorch_ckpt_row *r, const struct llorch_ckpt_row *f
     }
 }
 
-void llorch_cmp_apply_noise(struct llorch_ckpt_comparison *c, const struct llorch_ckpt_comparison *floor, double k,
-                            const char *floor_name) {
+void llorch_cmp_measure_noise(struct llorch_ckpt_comparison *c, const struct llorch_ckpt_comparison *floor, double k,
+                              const char *floor_name) {
     size_t                        n_lacking = 0;
     const struct llorch_ckpt_row *first_lacking = NULL;
     c->noise_factor = k;
@@ -65,7 +68,7 @@ void llorch_cmp_apply_noise(struct llorch_ckpt_comparison *c, const struct llorc
             first_lacking = first_lacking ? first_lacking : r;
             n_lacking++;
         } else if (f != r) {
-            judge_row(r, f, k);
+            measure_row(r, f);
         }
     }
     if (first_lacking) {
@@ -74,5 +77,16 @@ void llorch_cmp_apply_noise(struct llorch_ckpt_comparison *c, const struct llorc
                         "judged by the tolerance alone",
                         floor_name, n_lacking, first_lacking->checkpoint, first_lacking->graph_name ? " " : "",
                         first_lacking->graph_name ? first_lacking->graph_name : "", first_lacking->layer);
+    }
+}
+
+void llorch_cmp_apply_noise(struct llorch_ckpt_comparison *c, const struct llorch_ckpt_comparison *floor, double k,
+                            const char *floor_name) {
+    llorch_cmp_measure_noise(c, floor, k, floor_name);
+    for (size_t i = 0; i < c->n_rows; i++) {
+        struct llorch_ckpt_row *r = &c->rows[i];
+        if (r->status != LLORCH_CKPT_STATUS_ERROR && r->noise.present) {
+            judge_row(r, k);
+        }
     }
 }

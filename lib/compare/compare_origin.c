@@ -181,3 +181,54 @@ void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int las
                   : absent ? LLORCH_CKPT_ORIGIN_UNKNOWN
                            : LLORCH_CKPT_ORIGIN_INTRODUCED;
 }
+
+static long row_index(const struct llorch_ckpt_comparison *c, enum llorch_ckpt_kind kind, int layer) {
+    const struct llorch_ckpt_row *r = find_row(c, kind, layer);
+    return r ? (long) (r - c->rows) : -1;
+}
+
+/* Appends the rows of one input, or of its own inputs when it is absent
+ * (depth bounds the walk up the dataflow); *lost is set when an input
+ * leads to no row at all. */
+static int add_input_rows(const struct llorch_ckpt_comparison *c, enum llorch_ckpt_kind kind, int layer, int last_layer,
+                          size_t *rows, int n, int max, int depth, bool *lost) {
+    long at = row_index(c, kind, layer);
+    if (at >= 0) {
+        for (int j = 0; j < n; j++) {
+            if (rows[j] == (size_t) at) {
+                return n;
+            }
+        }
+        if (n < max) {
+            rows[n++] = (size_t) at;
+        }
+        return n;
+    }
+    struct rule             r = dataflow_rule(kind, layer, last_layer);
+    const struct input_set *s = depth > 0 && r.known ? choose_inputs(c, &r) : NULL;
+    if (!s || s->n == 0) {
+        *lost = true;
+        return n;
+    }
+    for (int j = 0; j < s->n; j++) {
+        n = add_input_rows(c, s->in[j].kind, s->in[j].layer, last_layer, rows, n, max, depth - 1, lost);
+    }
+    return n;
+}
+
+int llorch_cmp_input_rows(const struct llorch_ckpt_comparison *c, size_t i, int last_layer, size_t *rows, int max,
+                          bool *known) {
+    const struct llorch_ckpt_row *row = &c->rows[i];
+    int                           kind = c->kinds[i];
+    struct rule                   r = row->graph_name || kind == LLORCH_CMP_NO_KIND
+                                          ? (struct rule){false, 0, {{0}}}
+                                          : dataflow_rule((enum llorch_ckpt_kind) kind, row->layer, last_layer);
+    const struct input_set       *s = r.known ? choose_inputs(c, &r) : NULL;
+    int                           n = 0;
+    bool                          lost = false;
+    for (int j = 0; s && j < s->n; j++) {
+        n = add_input_rows(c, s->in[j].kind, s->in[j].layer, last_layer, rows, n, max, 3, &lost);
+    }
+    *known = r.known && !lost;
+    return n;
+}

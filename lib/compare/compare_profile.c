@@ -179,7 +179,7 @@ llorch_ckpt_profile *llorch_ckpt_profile_row(const llorch_ckpt_comparison *c, co
         llorch_set_error(err, err_size, "no axis is named '%.*s...'", BY_MAX_BYTES, by);
         return NULL;
     }
-    if (llorch_cmp_build_groups(&g, ref, cand, c->seqs) != 0) {
+    if (llorch_cmp_build_groups(&g, ref, cand, c->seqs, NULL) != 0) {
         llorch_set_error(err, err_size, "out of memory");
         return NULL;
     }

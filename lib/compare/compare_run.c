@@ -86,28 +86,54 @@ static int compare_groups(struct llorch_ckpt_comparison *c, const struct llorch_
         c->kinds[c->n_rows] = g->groups[i].ref.k[0].kind;
         llorch_cmp_compare_group(c, &g->groups[i], opt, ref, cand, &c->rows[c->n_rows++]);
     }
-    if (in->floor) {
-        llorch_cmp_apply_noise(c, in->floor, llorch_ckpt_compare_options_get_noise_factor(opt), in->floor_name);
+    int    last_layer = llorch_ckpt_dump_model(ref)->n_layer - 1;
+    double k = llorch_ckpt_compare_options_get_noise_factor(opt);
+    if (llorch_cmp_auto_judgement(opt)) {
+        if (in->floor) {
+            llorch_cmp_measure_noise(c, in->floor, k, in->floor_name);
+        }
+        llorch_cmp_judge_auto(c, last_layer);
+    } else if (in->floor) {
+        llorch_cmp_apply_noise(c, in->floor, k, in->floor_name);
     }
-    int last_layer = llorch_ckpt_dump_model(ref)->n_layer - 1;
     for (size_t i = 0; i < c->n_rows; i++) {
-        llorch_cmp_judge_origin(c, i, last_layer);
+        enum llorch_ckpt_origin judged = c->rows[i].origin;
+        llorch_cmp_judge_origin(c, i, last_layer); /* the inputs shown; their states */
+        if (c->auto_judgement) {
+            c->rows[i].origin = judged; /* the growth decided it */
+        }
     }
+    llorch_cmp_explain_by_settings(c);
     return 0;
+}
+
+/* What the reference holds and the comparison did not see. */
+static void count_missing(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                          const llorch_ckpt_compare_options *opt) {
+    struct llorch_ckpt_missing *m = &c->missing;
+    m->n_rows = c->n_only[1];
+    for (size_t i = 0; i < c->n_rows; i++) {
+        m->n_positions += c->rows[i].n_ref_only;
+    }
+    m->ref_incomplete = !llorch_ckpt_dump_complete(ref);
+    m->cand_incomplete = !llorch_ckpt_dump_complete(cand);
+    m->allowed = llorch_cmp_allow_missing(opt);
+    m->only = llorch_cmp_only(opt) != NULL;
 }
 
 static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
                           const struct run_inputs *in, char *err, size_t err_size) {
     const llorch_ckpt_compare_options *opt = in->opt;
     struct llorch_cmp_grouping         g;
-    if (llorch_cmp_check_models(c, ref, cand, err, err_size) != 0 ||
+    if (llorch_cmp_check_models(c, ref, cand, opt, err, err_size) != 0 ||
         llorch_cmp_check_sequences(ref, cand, opt, c->seqs, err, err_size) != 0 ||
         llorch_cmp_check_tokens(c, ref, cand, c->seqs, llorch_cmp_allow_token_mismatch(opt), err, err_size) != 0) {
         return -1;
     }
     llorch_cmp_note_incomplete(c, ref, "reference");
     llorch_cmp_note_incomplete(c, cand, "candidate");
-    if (llorch_cmp_build_groups(&g, ref, cand, c->seqs) != 0) {
+    if (llorch_cmp_read_settings(c, ref, cand) != 0 ||
+        llorch_cmp_build_groups(&g, ref, cand, c->seqs, llorch_cmp_only(opt)) != 0) {
         llorch_set_error(err, err_size, "out of memory");
         return -1;
     }
@@ -123,6 +149,7 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
     record_only(c, &g);
     llorch_cmp_free_grouping(&g);
     llorch_cmp_note_dtypes(c);
+    count_missing(c, ref, cand, opt);
     if (rc == 0 && c->out_of_memory) {
         llorch_set_error(err, err_size, "out of memory");
         rc = -1;
@@ -221,7 +248,13 @@ const char *llorch_ckpt_comparison_warning(const llorch_ckpt_comparison *c, size
     return i < c->n_warnings ? c->warnings[i] : NULL;
 }
 
-/* An ERROR outweighs a FAIL: the verdict is incomplete. */
+bool llorch_ckpt_comparison_missing_counts(const llorch_ckpt_comparison *c) {
+    const struct llorch_ckpt_missing *m = &c->missing;
+    return !m->allowed && (m->n_rows > 0 || m->n_positions > 0 || m->ref_incomplete || m->cand_incomplete);
+}
+
+/* An ERROR outweighs a FAIL, which outweighs what is missing: each says
+ * more about what to do next. */
 int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c) {
     int code = 0;
     for (size_t i = 0; i < c->n_rows; i++) {
@@ -232,7 +265,27 @@ int llorch_ckpt_comparison_exit_code(const llorch_ckpt_comparison *c) {
             code = 1;
         }
     }
-    return code;
+    return code == 0 && llorch_ckpt_comparison_missing_counts(c) ? 3 : code;
+}
+
+size_t llorch_ckpt_comparison_n_settings(const llorch_ckpt_comparison *c) {
+    return c->n_settings;
+}
+
+const struct llorch_ckpt_setting_diff *llorch_ckpt_comparison_setting(const llorch_ckpt_comparison *c, size_t i) {
+    return i < c->n_settings ? &c->settings[i] : NULL;
+}
+
+bool llorch_ckpt_comparison_settings_explain(const llorch_ckpt_comparison *c) {
+    return c->settings_explain;
+}
+
+const struct llorch_ckpt_missing *llorch_ckpt_comparison_missing(const llorch_ckpt_comparison *c) {
+    return &c->missing;
+}
+
+bool llorch_ckpt_comparison_auto(const llorch_ckpt_comparison *c) {
+    return c->auto_judgement;
 }
 
 void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c) {
@@ -247,23 +300,25 @@ void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c) {
     }
     free(c->strings);
     free(c->warnings);
+    free(c->settings);
     free(c->rows);
     free(c->kinds);
     free(c->only[0]);
     free(c->only[1]);
+    llorch_ckpt_decision_free(c->decision);
     free(c);
 }
 
 /* Indexed by enum llorch_ckpt_status and enum llorch_ckpt_origin. */
 static const char *const status_names[] = {"PASS", "FAIL", "ERROR"};
-static const char *const origin_names[] = {"none", "introduced", "inherited", "unknown"};
+static const char *const origin_names[] = {"none", "introduced", "inherited", "unknown", "settings"};
 
 const char *llorch_ckpt_status_name(enum llorch_ckpt_status s) {
     return llorch_enum_name(status_names, 3, (int) s, "?");
 }
 
 const char *llorch_ckpt_origin_name(enum llorch_ckpt_origin o) {
-    return llorch_enum_name(origin_names, 4, (int) o, "?");
+    return llorch_enum_name(origin_names, 5, (int) o, "?");
 }
 
 const char *llorch_ckpt_bound_name(enum llorch_ckpt_bound b) {

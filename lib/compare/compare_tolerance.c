@@ -33,8 +33,14 @@ struct llorch_ckpt_compare_options {
     struct tol_setting          *settings;
     size_t                       n_settings;
     bool                         allow_token_mismatch;
+    bool                         allow_model_mismatch;
     int                          seq[2]; /* [0] reference, [1] candidate; -1: every one */
     double                       noise_factor;
+    double                       kl_max;         /* the decision's mean KL allowed (compare_logits.c) */
+    bool                         by_decision;    /* --decision: the logits decide */
+    bool                         auto_judgement; /* the default: no preset or limit given */
+    llorch_ckpt_selection       *only;           /* --only, or NULL: every checkpoint */
+    bool                         allow_missing;
 };
 
 /* A row passes the noise floor when its errors are within 4x the spread
@@ -61,6 +67,10 @@ static const struct preset {
     const char                  *name;
     struct llorch_ckpt_tolerance tol;
 } presets[] = {
+    /* auto: judged by compare_judge.c; its tolerance only counts the
+     * elements within f32's atol/rtol (informative) and holds the NMSE
+     * ceiling that fails a row wherever it stands. */
+    {"auto", {1e-4, 1e-3, LLORCH_CMP_CEILING_NMSE, 0.0}},
     {"f32", {1e-4, 1e-3, 1e-6, 1.0}},
     {"f16", {1e-2, 1e-2, 1e-4, 1.0}},
     {"backend", {3e-2, 3e-2, 1e-3, 1.0}},
@@ -74,6 +84,8 @@ llorch_ckpt_compare_options *llorch_ckpt_compare_options_create(void) {
         o->base = presets[0].tol;
         o->seq[0] = o->seq[1] = -1;
         o->noise_factor = DEFAULT_NOISE_FACTOR;
+        o->kl_max = LLORCH_CKPT_KL_MAX_DEFAULT;
+        o->auto_judgement = true;
     }
     return o;
 }
@@ -83,13 +95,14 @@ int llorch_ckpt_compare_options_preset(llorch_ckpt_compare_options *o, const cha
         if (strcmp(preset, presets[i].name) == 0) {
             o->preset = presets[i].name;
             o->base = presets[i].tol;
+            o->auto_judgement = i == 0;
             free(o->settings); /* a preset replaces what came before */
             o->settings = NULL;
             o->n_settings = 0;
             return 0;
         }
     }
-    llorch_set_error(err, err_size, "unknown preset '%s' (f32, f16, backend, exact)", preset);
+    llorch_set_error(err, err_size, "unknown preset '%s' (auto, f32, f16, backend, exact)", preset);
     return -1;
 }
 
@@ -193,6 +206,11 @@ int llorch_ckpt_compare_options_tolerance(llorch_ckpt_compare_options *o, const 
     int rc = parse_spec(text, &s, err, err_size);
     if (rc == 0) {
         o->settings[o->n_settings++] = s;
+        if (o->auto_judgement) { /* an explicit limit: the f32 preset under it */
+            o->auto_judgement = false;
+            o->preset = presets[1].name;
+            o->base = presets[1].tol;
+        }
     }
     free(text);
     return rc;
@@ -204,6 +222,14 @@ void llorch_ckpt_compare_options_allow_token_mismatch(llorch_ckpt_compare_option
 
 bool llorch_cmp_allow_token_mismatch(const llorch_ckpt_compare_options *o) {
     return o->allow_token_mismatch;
+}
+
+void llorch_ckpt_compare_options_allow_model_mismatch(llorch_ckpt_compare_options *o, bool allow) {
+    o->allow_model_mismatch = allow;
+}
+
+bool llorch_cmp_allow_model_mismatch(const llorch_ckpt_compare_options *o) {
+    return o->allow_model_mismatch;
 }
 
 void llorch_ckpt_compare_options_sequences(llorch_ckpt_compare_options *o, int ref_seq, int cand_seq) {
@@ -222,6 +248,29 @@ int llorch_ckpt_compare_options_noise_factor(llorch_ckpt_compare_options *o, dou
 
 double llorch_ckpt_compare_options_get_noise_factor(const llorch_ckpt_compare_options *o) {
     return o->noise_factor;
+}
+
+/* ---- the decision's settings (compare_logits.c) ---- */
+
+int llorch_ckpt_compare_options_kl_max(llorch_ckpt_compare_options *o, double kl_max, char *err, size_t err_size) {
+    if (!isfinite(kl_max) || kl_max < 0) {
+        llorch_set_error(err, err_size, "KL divergence bound %g: a finite number of at least 0", kl_max);
+        return -1;
+    }
+    o->kl_max = kl_max;
+    return 0;
+}
+
+double llorch_ckpt_compare_options_get_kl_max(const llorch_ckpt_compare_options *o) {
+    return o->kl_max;
+}
+
+void llorch_ckpt_compare_options_decision(llorch_ckpt_compare_options *o, bool by_logits) {
+    o->by_decision = by_logits;
+}
+
+bool llorch_cmp_decision_asked(const llorch_ckpt_compare_options *o) {
+    return o->by_decision;
 }
 
 int llorch_cmp_sequence(const llorch_ckpt_compare_options *o, bool reference) {
@@ -254,8 +303,35 @@ struct llorch_ckpt_tolerance llorch_ckpt_compare_options_get(const llorch_ckpt_c
     return llorch_cmp_tolerance(o, checkpoint ? llorch_ckpt_kind_from_name(checkpoint) : LLORCH_CMP_NO_KIND);
 }
 
+bool llorch_cmp_auto_judgement(const llorch_ckpt_compare_options *o) {
+    return o->auto_judgement;
+}
+
+int llorch_ckpt_compare_options_only(llorch_ckpt_compare_options *o, const char *list, char *err, size_t err_size) {
+    llorch_ckpt_selection *sel = llorch_ckpt_selection_create(list, "all", err, err_size);
+    if (!sel) {
+        return -1;
+    }
+    llorch_ckpt_selection_free(o->only);
+    o->only = sel;
+    return 0;
+}
+
+const llorch_ckpt_selection *llorch_cmp_only(const llorch_ckpt_compare_options *o) {
+    return o->only;
+}
+
+void llorch_ckpt_compare_options_allow_missing(llorch_ckpt_compare_options *o, bool allow) {
+    o->allow_missing = allow;
+}
+
+bool llorch_cmp_allow_missing(const llorch_ckpt_compare_options *o) {
+    return o->allow_missing;
+}
+
 void llorch_ckpt_compare_options_free(llorch_ckpt_compare_options *o) {
     if (o) {
+        llorch_ckpt_selection_free(o->only);
         free(o->settings);
         free(o);
     }

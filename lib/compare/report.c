@@ -67,8 +67,9 @@ static void append_clause(char *buf, size_t size, const struct llorch_ckpt_row *
 }
 
 const char *llorch_report_origin_text(char *buf, size_t size, const struct llorch_ckpt_row *r) {
-    static const char *lead[] = {"", "introduced here: ", "inherited: ", "origin unknown: "};
-    bool               first = true;
+    static const char *lead[] = {
+        "", "introduced here: ", "inherited: ", "origin unknown: ", "within what the settings that differ make: "};
+    bool first = true;
     snprintf(buf, size, "%s", lead[r->origin]);
     if (r->n_inputs == 0) {
         size_t used = strlen(buf);
@@ -83,13 +84,88 @@ const char *llorch_report_origin_text(char *buf, size_t size, const struct llorc
     return buf;
 }
 
+/* "what is missing", or "" when nothing counts. */
+static const char *missing_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
+    const struct llorch_ckpt_missing *m = llorch_ckpt_comparison_missing(c);
+    size_t                            used = 0;
+    buf[0] = '\0';
+    if (m->cand_incomplete || m->ref_incomplete) {
+        used += (size_t) snprintf(buf, size, "the %s says it is incomplete",
+                                  m->cand_incomplete ? "candidate" : "reference");
+    }
+    if (m->n_rows > 0 && used < size) {
+        used +=
+            (size_t) snprintf(buf + used, size - used, "%sthe candidate lacks %zu checkpoint row%s the reference holds",
+                              used ? "; " : "", m->n_rows, m->n_rows == 1 ? "" : "s");
+    }
+    if (m->n_positions > 0 && used < size) {
+        snprintf(buf + used, size - used, "%s%lld position%s of compared rows only in the reference", used ? "; " : "",
+                 (long long) m->n_positions, m->n_positions == 1 ? "" : "s");
+    }
+    return buf;
+}
+
+static const char *pass_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
+    size_t n = llorch_ckpt_comparison_n_rows(c);
+    char   missing[512];
+    missing_text(missing, sizeof missing, c);
+    const char *judged = llorch_ckpt_comparison_auto(c) ? "by the default judgement" : "within tolerance";
+    const char *noise = llorch_ckpt_comparison_noise_factor(c) > 0 ? " or the noise floor" : "";
+    if (missing[0] && llorch_ckpt_comparison_missing_counts(c)) {
+        snprintf(buf, size,
+                 "incomplete: %s (the %zu compared checkpoints match %s%s); --only NAMES or --allow-missing if "
+                 "the engine does not produce them",
+                 missing, n, judged, noise);
+    } else {
+        snprintf(buf, size, "all %zu checkpoints match %s%s%s%s", n, judged, noise, missing[0] ? " (allowed: " : "",
+                 missing[0] ? missing : "");
+        if (missing[0]) {
+            size_t used = strlen(buf);
+            snprintf(buf + used, size - used, ")");
+        }
+    }
+    return buf;
+}
+
+/* Every failure is within what the differing settings make: name them,
+ * then each distinct fix once. */
+static const char *settings_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
+    size_t used = (size_t) snprintf(buf, size, "no checkpoint to blame: the settings differ (");
+    size_t n = llorch_ckpt_comparison_n_settings(c);
+    for (size_t i = 0, k = 0; i < n && used < size; i++) {
+        const struct llorch_ckpt_setting_diff *d = llorch_ckpt_comparison_setting(c, i);
+        if (d->changes_numbers) {
+            used += (size_t) snprintf(buf + used, size - used, "%s%s %s in the reference, %s in the candidate",
+                                      k++ ? "; " : "", d->key, d->ref_value ? d->ref_value : "not stated",
+                                      d->cand_value ? d->cand_value : "not stated");
+        }
+    }
+    used += used < size ? (size_t) snprintf(buf + used, size - used, ") and explain every failure") : 0;
+    for (size_t i = 0; i < n && used < size; i++) {
+        const struct llorch_ckpt_setting_diff *d = llorch_ckpt_comparison_setting(c, i);
+        bool                                   repeated = !d->changes_numbers;
+        for (size_t j = 0; j < i && !repeated; j++) {
+            const struct llorch_ckpt_setting_diff *e = llorch_ckpt_comparison_setting(c, j);
+            repeated = e->changes_numbers && strcmp(e->fix, d->fix) == 0;
+        }
+        if (!repeated) {
+            used += (size_t) snprintf(buf + used, size - used, "; %s", d->fix);
+        }
+    }
+    return buf;
+}
+
 const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c) {
     long first = llorch_ckpt_comparison_first_failure(c);
     char title[256], why[1024];
+    if (llorch_report_decision_verdict(buf, size, c)) {
+        return buf; /* --decision: the logits decide */
+    }
     if (first < 0) {
-        snprintf(buf, size, "all %zu checkpoints match within tolerance%s", llorch_ckpt_comparison_n_rows(c),
-                 llorch_ckpt_comparison_noise_factor(c) > 0 ? " or the noise floor" : "");
-        return buf;
+        return pass_text(buf, size, c);
+    }
+    if (llorch_ckpt_comparison_settings_explain(c)) {
+        return settings_text(buf, size, c);
     }
     const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, (size_t) first);
     if (r->status == LLORCH_CKPT_STATUS_ERROR) {
@@ -127,6 +203,15 @@ static void print_header_line(FILE *f, const char *role, const char *name, const
             llorch_ckpt_dump_complete(d) ? "" : "; INCOMPLETE");
 }
 
+/* The numerics settings that differ come first: they qualify every row. */
+static void print_settings(FILE *f, const llorch_ckpt_comparison *c) {
+    for (size_t i = 0; i < llorch_ckpt_comparison_n_settings(c); i++) {
+        const struct llorch_ckpt_setting_diff *d = llorch_ckpt_comparison_setting(c, i);
+        fprintf(f, "%-10s %s: %s in the reference, %s in the candidate; changes %s\n", "settings", d->key,
+                d->ref_value ? d->ref_value : "not stated", d->cand_value ? d->cand_value : "not stated", d->affects);
+    }
+}
+
 static void print_noise_header(FILE *f, const llorch_ckpt_comparison *c) {
     const char *producer, *name = llorch_ckpt_comparison_noise_dump(c, &producer);
     if (!name) {
@@ -152,6 +237,13 @@ static bool same_tolerance(const struct llorch_ckpt_tolerance *a, const struct l
 static void print_tolerances(FILE *f, const llorch_ckpt_comparison *c, const llorch_ckpt_compare_options *o) {
     struct llorch_ckpt_tolerance global = llorch_ckpt_compare_options_get(o, NULL);
     char                         what[128];
+    if (llorch_ckpt_comparison_auto(c)) {
+        fprintf(f,
+                "%-10s default: a row fails where its NMSE grows over %s its inputs' (10000x for kq_soft_max) "
+                "and the floor of its precision, or where it passes NMSE %.0e (--preset f32: fixed limits)\n",
+                "judgement", "1000x", LLORCH_CKPT_CEILING_NMSE);
+        return;
+    }
     snprintf(what, sizeof what, "preset %s", llorch_ckpt_compare_options_preset_name(o));
     print_tolerance(f, what, &global);
     size_t n = llorch_ckpt_comparison_n_rows(c);
@@ -197,6 +289,8 @@ static void print_row(FILE *f, const struct llorch_ckpt_row *r, bool first) {
         fprintf(f, "  %s", llorch_ckpt_origin_name(r->origin));
         if (m->n_nonfinite) {
             fprintf(f, " (%lld NaN/inf differ)", (long long) m->n_nonfinite);
+        } else if (r->allowed > 0) {
+            fprintf(f, " (grew %.3gx over %.3g)", r->growth, r->expected);
         } else if (m->within < r->tolerance.within) {
             fprintf(f, " (%.4g%% within)", m->within * 100);
         } else if (m->nmse > r->tolerance.nmse) {
@@ -275,6 +369,12 @@ static void print_summary(FILE *f, const llorch_ckpt_comparison *c) {
     }
     fprintf(f, ", %zu failed, %zu could not be compared\n", counts[LLORCH_CKPT_STATUS_FAIL],
             counts[LLORCH_CKPT_STATUS_ERROR]);
+    char missing[512];
+    if (missing_text(missing, sizeof missing, c)[0]) {
+        fprintf(f, "not compared: %s%s\n", missing,
+                llorch_ckpt_comparison_missing_counts(c) ? " (this fails the comparison: exit status 3)"
+                                                         : " (allowed by --allow-missing)");
+    }
 }
 
 int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
@@ -282,6 +382,7 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const str
     size_t n = llorch_ckpt_comparison_n_rows(c);
     print_header_line(f, "reference", info->ref_name, info->ref);
     print_header_line(f, "candidate", info->cand_name, info->cand);
+    print_settings(f, c);
     print_noise_header(f, c);
     print_tolerances(f, c, info->options);
     fprintf(f, "\n%-2s %-16s %5s %10s %12s  %-28s %12s %12s %10s  %s\n", "", "checkpoint", "layer", "n", "max_abs_err",
@@ -295,6 +396,7 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const str
     print_coverage(f, c);
     print_warnings(f, c);
     print_summary(f, c);
+    llorch_report_decision_line(f, c);
     return llorch_ckpt_report_verdict(f, c) != 0 || ferror(f) ? -1 : 0;
 }
 
@@ -420,6 +522,13 @@ static cJSON *row_json(const struct llorch_ckpt_row *r, bool with_noise) {
         add_noise(o, r);
     }
     cJSON_AddItemToObject(o, "tolerance", tolerance_json(&r->tolerance));
+    if (r->allowed > 0) { /* the default judgement */
+        static const char *const keys[] = {"floor", "expected", "growth", "allowed_growth"};
+        const double             values[] = {r->floor, r->expected, r->growth, r->allowed};
+        for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+            add_number(o, keys[i], values[i]);
+        }
+    }
     cJSON_AddNumberToObject(o, "ref_only", (double) r->n_ref_only);
     cJSON_AddNumberToObject(o, "cand_only", (double) r->n_cand_only);
     if (r->status != LLORCH_CKPT_STATUS_PASS) {
@@ -481,7 +590,36 @@ static void add_noise_dump(cJSON *root, const llorch_ckpt_comparison *c) {
 }
 
 static const char *verdict_word(int exit_code) {
-    return exit_code == 0 ? "pass" : exit_code == 1 ? "fail" : "error";
+    return exit_code == 0 ? "pass" : exit_code == 1 ? "fail" : exit_code == 3 ? "incomplete" : "error";
+}
+
+static cJSON *settings_json(const llorch_ckpt_comparison *c) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < llorch_ckpt_comparison_n_settings(c); i++) {
+        const struct llorch_ckpt_setting_diff *d = llorch_ckpt_comparison_setting(c, i);
+        cJSON                                 *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "key", d->key);
+        d->ref_value ? cJSON_AddStringToObject(o, "reference", d->ref_value) : cJSON_AddNullToObject(o, "reference");
+        d->cand_value ? cJSON_AddStringToObject(o, "candidate", d->cand_value) : cJSON_AddNullToObject(o, "candidate");
+        cJSON_AddBoolToObject(o, "changes_numbers", d->changes_numbers);
+        cJSON_AddStringToObject(o, "affects", d->affects);
+        cJSON_AddStringToObject(o, "fix", d->fix);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static cJSON *missing_json(const llorch_ckpt_comparison *c) {
+    const struct llorch_ckpt_missing *m = llorch_ckpt_comparison_missing(c);
+    cJSON                            *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rows", (double) m->n_rows);
+    cJSON_AddNumberToObject(o, "positions", (double) m->n_positions);
+    cJSON_AddBoolToObject(o, "reference_incomplete", m->ref_incomplete);
+    cJSON_AddBoolToObject(o, "candidate_incomplete", m->cand_incomplete);
+    cJSON_AddBoolToObject(o, "allowed", m->allowed);
+    cJSON_AddBoolToObject(o, "only", m->only);
+    cJSON_AddBoolToObject(o, "counts", llorch_ckpt_comparison_missing_counts(c));
+    return o;
 }
 
 static int print_json(FILE *f, cJSON *root) {
@@ -494,7 +632,7 @@ static int print_json(FILE *f, cJSON *root) {
 
 int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
     struct llorch_ckpt_tolerance global = llorch_ckpt_compare_options_get(info->options, NULL);
-    int                          code = llorch_ckpt_comparison_exit_code(c);
+    int                          code = llorch_report_exit_code(c); /* the decision's with --decision */
     char                         sentence[2048];
     cJSON *root = cJSON_CreateObject(), *rows = cJSON_CreateArray(), *warnings = cJSON_CreateArray();
     cJSON *tol = tolerance_json(&global);
@@ -505,6 +643,10 @@ int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const stru
     cJSON_AddItemToObject(root, "reference", dump_json(info->ref_name, info->ref));
     cJSON_AddItemToObject(root, "candidate", dump_json(info->cand_name, info->cand));
     cJSON_AddItemToObject(root, "tolerance", tol);
+    cJSON_AddStringToObject(root, "judgement", llorch_ckpt_comparison_auto(c) ? "default" : "tolerance");
+    cJSON_AddItemToObject(root, "settings_differ", settings_json(c));
+    cJSON_AddBoolToObject(root, "settings_explain", llorch_ckpt_comparison_settings_explain(c));
+    cJSON_AddItemToObject(root, "missing", missing_json(c));
     add_noise_dump(root, c);
     cJSON_AddItemToObject(root, "first_divergence", first_json(c));
     for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
@@ -518,6 +660,7 @@ int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const stru
         cJSON_AddItemToArray(warnings, cJSON_CreateString(llorch_ckpt_comparison_warning(c, i)));
     }
     cJSON_AddItemToObject(root, "warnings", warnings);
+    llorch_report_decision_json(root, c);
     return print_json(f, root);
 }
 

@@ -123,11 +123,18 @@ static void counts_line(FILE *f, const llorch_ckpt_comparison *c, const struct l
     for (size_t i = 0; i < n; i++) {
         counts[llorch_ckpt_comparison_row(c, i)->status]++;
     }
-    fprintf(f,
-            "<p id=\"counts\">%zu checkpoints: %zu passed, %zu failed, %zu could not be compared. Tolerance: preset "
-            "%s, atol %.3g, rtol %.3g, nmse %.3g, within %.6g%% (each row's own is in the table).</p>\n",
-            n, counts[0], counts[1], counts[2], llorch_ckpt_compare_options_preset_name(info->options), t.atol, t.rtol,
-            t.nmse, t.within * 100);
+    fprintf(f, "<p id=\"counts\">%zu checkpoints: %zu passed, %zu failed, %zu could not be compared. ", n, counts[0],
+            counts[1], counts[2]);
+    if (llorch_ckpt_comparison_auto(c)) {
+        fputs("Judgement: the default (each row's NMSE against its inputs' and its precision's floor; each row's "
+              "growth is in the table).</p>\n",
+              f);
+        return;
+    }
+    fprintf(
+        f,
+        "Tolerance: preset %s, atol %.3g, rtol %.3g, nmse %.3g, within %.6g%% (each row's own is in the table).</p>\n",
+        llorch_ckpt_compare_options_preset_name(info->options), t.atol, t.rtol, t.nmse, t.within * 100);
 }
 
 static void only_line(FILE *f, const llorch_ckpt_comparison *c, bool in_reference) {
@@ -147,8 +154,34 @@ static void only_line(FILE *f, const llorch_ckpt_comparison *c, bool in_referenc
     fputs(n > ONLY_NAMED ? ", ...</p>\n" : "</p>\n", f);
 }
 
+/* The numerics settings that differ, above everything they qualify. */
+static void settings_lines(FILE *f, const llorch_ckpt_comparison *c) {
+    size_t n = llorch_ckpt_comparison_n_settings(c);
+    if (n == 0) {
+        return;
+    }
+    fputs("<ul class=\"settings-differ\" id=\"settings-differ\">\n", f);
+    for (size_t i = 0; i < n; i++) {
+        const struct llorch_ckpt_setting_diff *d = llorch_ckpt_comparison_setting(c, i);
+        fputs("<li data-key=\"", f);
+        llorch_html_text(f, d->key);
+        fputs("\">settings differ: <code>", f);
+        llorch_html_text(f, d->key);
+        fputs("</code> is ", f);
+        llorch_html_text(f, d->ref_value ? d->ref_value : "not stated");
+        fputs(" in the reference, ", f);
+        llorch_html_text(f, d->cand_value ? d->cand_value : "not stated");
+        fputs(" in the candidate; it changes ", f);
+        llorch_html_text(f, d->affects);
+        fputs(". Fix: ", f);
+        llorch_html_text(f, d->fix);
+        fputs("</li>\n", f);
+    }
+    fputs("</ul>\n", f);
+}
+
 static void write_summary(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
-    static const char *const words[] = {"pass", "fail", "error"};
+    static const char *const words[] = {"pass", "fail", "error", "incomplete"}; /* by exit status */
     char                     sentence[2048];
     int                      code = llorch_ckpt_comparison_exit_code(c);
     fputs("<header>\n<h1>Checkpoint comparison</h1>\n", f);
@@ -157,6 +190,7 @@ static void write_summary(FILE *f, const llorch_ckpt_comparison *c, const struct
     fprintf(f, "<p class=\"verdict %s\" id=\"verdict\" data-exit-code=\"%d\">", words[code], code);
     llorch_html_text(f, llorch_report_verdict_text(sentence, sizeof sentence, c));
     fputs("</p>\n", f);
+    settings_lines(f, c);
     counts_line(f, c, info);
     only_line(f, c, true);
     only_line(f, c, false);

@@ -10,6 +10,7 @@
  *   report_html_charts.c   the first divergence's error per position, head
  *                          and step, as SVG bar charts
  *   report_html_settings.c both dumps' settings side by side
+ *   report_logits.c        the decision by the logits (compare_logits.c)
  */
 #ifndef LLORCH_REPORT_INTERNAL_H
 #define LLORCH_REPORT_INTERNAL_H
@@ -30,6 +31,20 @@ const char *llorch_report_origin_text(char *buf, size_t size, const struct llorc
 const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c);
 /* "token=3 channel=15": where the largest error is. */
 const char *llorch_report_location(char *buf, size_t size, const struct llorch_ckpt_row *r);
+
+/* ---- the decision: logits (report_logits.c) --------------------------------------- */
+
+struct cJSON;
+
+/* "logits: top-1 agreement ...": one line, when logits were compared. */
+void llorch_report_decision_line(FILE *f, const llorch_ckpt_comparison *c);
+/* The closing sentence when the decision decides (--decision): true when
+ * written into buf. */
+bool llorch_report_decision_verdict(char *buf, size_t size, const llorch_ckpt_comparison *c);
+/* The exit code the reports state: the decision's when it decides. */
+int llorch_report_exit_code(const llorch_ckpt_comparison *c);
+/* "decision": null, or the decision's object (docs/COMPARE.md). */
+void llorch_report_decision_json(struct cJSON *root, const llorch_ckpt_comparison *c);
 
 /* ---- the grid (report_grid.c) ----------------------------------------------------- */
 

@@ -171,6 +171,23 @@ static int parse_header_fields(struct ctx *c, const cJSON *root, llorch_ckpt_dum
                : 0;
 }
 
+/* "fingerprint" is optional (dumps from before it, engines that have none);
+ * one that is there must have a fingerprint's form, so that it can be shown
+ * in a one-line message as it is. */
+static int parse_fingerprint(struct ctx *c, const cJSON *model, const char **out) {
+    if (get_string(c, model, "fingerprint", false, out) != 0) {
+        return -1;
+    }
+    if (*out != NULL && !llorch_ckpt_fingerprint_valid(*out)) {
+        *out = NULL;
+        return bad(c,
+                   "field 'fingerprint' is not a model fingerprint (SCHEME:HEX of at most 255 bytes, e.g. "
+                   "\"%s:\" and 64 hex digits)",
+                   LLORCH_CKPT_FINGERPRINT_SCHEME);
+    }
+    return 0;
+}
+
 /* "architecture" is optional: the writer leaves it out when the run names
  * none (struct llorch_ckpt_run), and such a dump must still be readable. */
 static int parse_model(struct ctx *c, const cJSON *root, struct llorch_ckpt_model *m) {
@@ -184,7 +201,8 @@ static int parse_model(struct ctx *c, const cJSON *root, struct llorch_ckpt_mode
                      get_int32(c, model, "n_embd", 0, true, -1, &m->n_embd) ||
                      get_int32(c, model, "n_head", 0, false, -1, &m->n_head) ||
                      get_int32(c, model, "n_head_kv", 0, false, -1, &m->n_head_kv) ||
-                     get_int32(c, model, "n_vocab", 0, false, -1, &m->n_vocab)
+                     get_int32(c, model, "n_vocab", 0, false, -1, &m->n_vocab) ||
+                     parse_fingerprint(c, model, &m->fingerprint)
                  ? -1
                  : 0;
     c->where[0] = '\0';

@@ -88,6 +88,9 @@ static cJSON *model_object(const struct llorch_ckpt_run *run) {
     if (run->architecture != NULL) {
         cJSON_AddStringToObject(m, "architecture", run->architecture);
     }
+    if (run->model_fingerprint != NULL) {
+        cJSON_AddStringToObject(m, "fingerprint", run->model_fingerprint);
+    }
     static const char *const sizes[] = {"n_layer", "n_embd", "n_head", "n_head_kv", "n_vocab"};
     llorch_json_add_numbers(m, sizes,
                             (const double[]){run->n_layer, run->n_embd, run->n_head, run->n_head_kv, run->n_vocab}, 5);
@@ -110,6 +113,13 @@ static int add_json_text(cJSON *obj, const char *key, const char *text, char *er
 }
 
 cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t err_size) {
+    if (run->model_fingerprint != NULL && !llorch_ckpt_fingerprint_valid(run->model_fingerprint)) {
+        snprintf(err, err_size,
+                 "run.model_fingerprint is not a fingerprint (SCHEME:HEX, e.g. from llorch_ckpt_gguf_fingerprint): "
+                 "%.60s",
+                 run->model_fingerprint);
+        return NULL;
+    }
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "producer", run->producer != NULL ? run->producer : "unknown");
     cJSON_AddItemToObject(r, "model", model_object(run));

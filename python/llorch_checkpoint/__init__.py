@@ -11,8 +11,9 @@ from Python, and capture them from PyTorch models (torch_hooks).
 PyTorch: llorch_checkpoint.torch_hooks.Capture (imports torch on use).
 """
 
+from .gguf import gguf_fingerprint
 from .reader import Dump
 from .writer import KINDS, DumpWriter, file_name
 
 __version__ = "0.1.0"
-__all__ = ["Dump", "DumpWriter", "KINDS", "file_name", "__version__"]
+__all__ = ["Dump", "DumpWriter", "KINDS", "file_name", "gguf_fingerprint", "__version__"]

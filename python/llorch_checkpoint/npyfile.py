@@ -78,13 +78,17 @@ def write_text(path, array):
 
 def parse_header(buf):
     """(dtype, shape, data offset) of the .npy bytes in buf."""
-    if bytes(buf[:6]) != MAGIC[:6]:
+    if bytes(buf[:6]) != MAGIC[:6] and not MAGIC.startswith(bytes(buf[:6])):
         raise ValueError("not a .npy file")
+    if len(buf) < 10:
+        raise ValueError(f"truncated: {len(buf)} bytes, shorter than a .npy header")
     major = buf[6]
     if major == 1:
         hlen, start = int.from_bytes(buf[8:10], "little"), 10
     else:
         hlen, start = int.from_bytes(buf[8:12], "little"), 12
+    if len(buf) < start + hlen:
+        raise ValueError(f"truncated: {len(buf)} bytes, shorter than its .npy header ({start + hlen} bytes)")
     d = ast.literal_eval(bytes(buf[start : start + hlen]).decode("latin1"))
     if d.get("fortran_order"):
         raise ValueError("Fortran-ordered .npy files are not dump files")

@@ -75,11 +75,23 @@ class Dump:
             blob = self._container()
             dtype = npyfile.DTYPES[e["dtype"]]
             n = int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1
+            if e["offset"] + n * dtype.itemsize > len(blob):
+                raise ValueError(f"{os.path.join(self.dir, self.container['file'])}: truncated: {len(blob)} bytes, "
+                                 f"{e['key']} needs up to byte {e['offset'] + n * dtype.itemsize}; the dump is "
+                                 f"damaged, re-create it")
             a = np.frombuffer(blob, dtype=dtype, count=n, offset=e["offset"]).reshape(e["shape"])
         else:
-            with open(os.path.join(self.dir, e["file"]), "rb") as f:
+            path = os.path.join(self.dir, e["file"])
+            with open(path, "rb") as f:
                 raw = f.read()
-            dtype, shape, at = npyfile.parse_header(raw)
+            try:
+                dtype, shape, at = npyfile.parse_header(raw)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
+            need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if len(raw) - at < need:
+                raise ValueError(f"{path}: truncated: {len(raw) - at} data bytes after the header, its shape "
+                                 f"{shape} needs {need}; the dump is damaged, re-create it")
             a = np.frombuffer(raw, dtype=dtype, offset=at).reshape(shape)
             if list(shape) != list(e["shape"]):
                 raise ValueError(f"{e['file']}: shape {shape}, the manifest says {e['shape']}")

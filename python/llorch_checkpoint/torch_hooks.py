@@ -13,8 +13,11 @@ Q and K are written in llama.cpp's layout: for llama-family models (whose
 Q/K weights convert_hf_to_gguf.py permutes) each head's channels are
 reordered from HF's two halves to llama.cpp's adjacent pairs."""
 
+import os
+
 import torch
 
+from .gguf import gguf_fingerprint
 from .writer import DumpWriter
 
 # Architectures whose Q/K weights convert_hf_to_gguf.py permutes
@@ -110,6 +113,25 @@ def _rows(x):
     return x.float().cpu().numpy()
 
 
+def _gguf_fingerprint_of(model_path):
+    """The fingerprint of model_path when it is a GGUF file (the model the
+    weights were loaded from, or converted to), else None."""
+    if model_path is None or not os.path.isfile(model_path):
+        return None
+    with open(model_path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            return None
+    return gguf_fingerprint(model_path)
+
+
+def _dtype_name(model):
+    """The precision the model multiplies its weights in, as docs/FORMAT.md's
+    settings.weight_type names it ("f32", "f16", "bf16")."""
+    p = next(model.parameters(), None)
+    names = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+    return names.get(p.dtype, str(p.dtype)) if p is not None else "f32"
+
+
 class Capture:
     """Hooks on a model whose modules are named as Hugging Face's llama/qwen2:
     ...embed_tokens, ...layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj,
@@ -120,7 +142,8 @@ class Capture:
     """
 
     def __init__(self, model, directory, *, architecture, n_head, n_head_kv, head_dim=None, form="npy",
-                 checkpoints="all", qk_layout=None, producer=None, settings=None, model_path=None):
+                 checkpoints="all", qk_layout=None, producer=None, settings=None, model_path=None,
+                 model_fingerprint=None):
         self.model = model
         self.writer = DumpWriter(directory, form=form)
         self.arch, self.n_head, self.n_head_kv = architecture, n_head, n_head_kv
@@ -132,12 +155,14 @@ class Capture:
         self.permute = layout == "pairs"
         self.producer = producer or f"llorch_checkpoint.torch_hooks (torch {torch.__version__})"
         self.settings = {"type_k": "f32", "type_v": "f32", "qk_layout": layout, "torch": torch.__version__,
-                         **(settings or {})}
+                         "weight_type": _dtype_name(model), **(settings or {})}
         self.model_path = model_path
+        self.model_fingerprint = model_fingerprint or _gguf_fingerprint_of(model_path)
         self.modules = self._find_modules(model)
         self.n_layer = len(self.modules["layers"])
         self.head_dim = head_dim or self.modules["layers"][0]["self_attn.q_proj"].out_features // n_head
         self.tokens, self.step, self.pos_start, self.n_tok, self.max_tok = [], -1, 0, 0, 0
+        self.norm_out = None  # (step, the final norm's output): the rows lm_head may read a part of
         self.seen_attention = set()
         self.handles = []
         self._register()
@@ -180,9 +205,9 @@ class Capture:
         for il, l in enumerate(m["layers"]):
             self._register_layer(il, l)
         if "norm" in m:
-            self._hook(m["norm"], lambda mod, i, o: self._write("result_norm", -1, _rows(o)))
+            self._hook(m["norm"], self._on_norm)
         if "lm_head" in m:
-            self._hook(m["lm_head"], lambda mod, i, o: self._write("logits", -1, _rows(o)))
+            self._hook(m["lm_head"], self._on_logits)
 
     def _register_layer(self, il, l):
         def heads(x, n):
@@ -232,11 +257,42 @@ class Capture:
         if probs is not None:
             self._write("kq_soft_max", il, probs.detach()[0].float().cpu().numpy(), n_key=k)
 
-    def _write(self, checkpoint, layer, array, n_key=None):
+    def _on_norm(self, module, inputs, output):
+        self.norm_out = (self.step, output.detach())
+        self._write("result_norm", -1, _rows(output))
+
+    def _on_logits(self, module, inputs, output):
+        """generate() passes logits_to_keep=1 (num_logits_to_keep in older
+        transformers): lm_head then reads the last rows only (or the rows a
+        tensor of indices picks). They are written at their positions."""
+        rows = _rows(output)
+        if rows.shape[0] == self.n_tok:
+            self._write("logits", -1, rows)
+            return
+        picked = self._rows_read(inputs[0].detach(), rows.shape[0])
+        self._write("logits", -1, rows, positions=[self.pos_start + r for r in picked])
+
+    def _rows_read(self, x, n):
+        """Which of the step's rows lm_head's input x (n of them) is: the rows
+        of the final norm's output it equals, else the last n rows."""
+        last = list(range(self.n_tok - n, self.n_tok))
+        if self.norm_out is None or self.norm_out[0] != self.step or x.dim() != 3:
+            return last
+        norm = self.norm_out[1].reshape(-1, x.shape[-1])
+        if norm.shape[0] != self.n_tok:
+            return last
+        same = (x[0][:, None, :] == norm[None, :, :]).all(-1)  # (n, T)
+        if torch.equal(x[0], norm[-n:]) or not bool(same.any(-1).all()):
+            return last
+        picked = [int(torch.nonzero(same[i])[-1]) for i in range(n)]
+        return picked if picked == sorted(set(picked)) else last
+
+    def _write(self, checkpoint, layer, array, n_key=None, positions=None):
         if checkpoint not in self.wanted or self.step < 0:
             return
-        self.writer.write(checkpoint, array, layer=layer, step=self.step, pos_start=self.pos_start,
-                          n_pos=self.n_tok, n_key=n_key if n_key is not None else 0)
+        n_pos = self.n_tok if positions is None else len(positions)
+        self.writer.write(checkpoint, array, layer=layer, step=self.step, pos_start=self.pos_start, n_pos=n_pos,
+                          n_key=n_key if n_key is not None else 0, positions=positions)
 
     # --- the end ------------------------------------------------------------
     def close(self, status="ok"):
@@ -251,7 +307,7 @@ class Capture:
         self.writer.set_run(producer=self.producer, architecture=self.arch, n_layer=self.n_layer,
                             n_embd=emb.shape[1], n_head=self.n_head, n_head_kv=self.n_head_kv, n_vocab=emb.shape[0],
                             tokens=self.tokens, settings={**self.settings, "n_ubatch": self.max_tok},
-                            model_path=self.model_path)
+                            model_path=self.model_path, model_fingerprint=self.model_fingerprint)
         self.writer.close(status)
 
     def _note_missing(self):

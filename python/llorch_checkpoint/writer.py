@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from . import npyfile
+from .gguf import fingerprint_valid
 from .npzfile import NpzStream
 
 FORMAT_NAME = "llorch-checkpoint-dump"
@@ -48,6 +49,27 @@ def file_name(checkpoint, layer, step):
     return f"checkpoint_{number:02d}_{checkpoint}{where}_s{step:03d}.npy"
 
 
+def _check_against_model(checkpoint, layer, shape, axes, model):
+    """The layer within n_layer; a (token, channel) checkpoint n_embd wide (docs/FORMAT.md)."""
+    n_layer, n_embd = model["n_layer"], model["n_embd"]
+    if layer >= n_layer:
+        raise ValueError(f"{checkpoint}: layer {layer} is past the model's layers; expected a layer from 0 to "
+                         f"{n_layer - 1} (n_layer {n_layer})")
+    if KINDS[checkpoint][2] == ("token", "channel") and tuple(axes) == ("token", "channel") and shape[1] != n_embd:
+        raise ValueError(f"{checkpoint}: array width {shape[1]} (shape {tuple(shape)}) does not match the model; "
+                         f"expected n_embd {n_embd} channels")
+
+
+def _fingerprint_field(fingerprint):
+    """{"fingerprint": ...} for the model block, {} for None."""
+    if fingerprint is None:
+        return {}
+    if not fingerprint_valid(fingerprint):
+        raise ValueError(f"model_fingerprint {fingerprint!r} is not a fingerprint (SCHEME:HEX); "
+                         f"compute it with llorch_checkpoint.gguf_fingerprint(path)")
+    return {"fingerprint": fingerprint}
+
+
 class DumpWriter:
     """A dump being written into DIR (new or empty).
 
@@ -70,10 +92,14 @@ class DumpWriter:
         self.npz = NpzStream(os.path.join(directory, "checkpoints.npz.part")) if form == "npz" else None
 
     def set_run(self, *, producer, architecture, n_layer, n_embd, n_head, n_head_kv, n_vocab, tokens,
-                settings=None, model_path=None, model_size=-1, prompt=None, extra=None):
-        """The run: model, token ids (written to tokens.npy), settings."""
+                settings=None, model_path=None, model_size=-1, prompt=None, extra=None, model_fingerprint=None):
+        """The run: model, token ids (written to tokens.npy), settings.
+        model_fingerprint: the model's fingerprint (gguf_fingerprint(path) of
+        its GGUF file), written as model.fingerprint so that compare can
+        tell dumps of different models apart."""
         tokens = [int(t) for t in np.asarray(tokens).reshape(-1)]
-        model = {"size": int(model_size), "architecture": architecture, "n_layer": int(n_layer),
+        model = {"size": int(model_size), "architecture": architecture,
+                 **_fingerprint_field(model_fingerprint), "n_layer": int(n_layer),
                  "n_embd": int(n_embd), "n_head": int(n_head), "n_head_kv": int(n_head_kv), "n_vocab": int(n_vocab)}
         if model_path is not None:
             model = {"path": str(model_path), **model}
@@ -82,6 +108,8 @@ class DumpWriter:
             run["prompt"] = prompt
         run.update({"tokens": tokens, "tokens_file": "tokens.npy", "settings": dict(settings or {})})
         run.update(extra or {})
+        for e in self.files:  # tensors written before the model was known
+            _check_against_model(e["checkpoint"], e["layer"], e["shape"], e["axes"], model)
         self.run = run
         npyfile.write_npy(os.path.join(self.dir, "tokens.npy"), np.asarray(tokens, dtype="<i4"))
 
@@ -100,6 +128,8 @@ class DumpWriter:
         axes = tuple(axes or default_axes)
         if len(axes) != a.ndim:
             raise ValueError(f"{checkpoint}: {len(axes)} axis names {axes} for shape {a.shape}")
+        if self.run is not None:
+            _check_against_model(checkpoint, layer, a.shape, axes, self.run["model"])
         name = file_name(checkpoint, layer, step)
         if name in self.names:
             raise ValueError(f"{name}: this checkpoint of layer {layer}, step {step} was already written")

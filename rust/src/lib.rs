@@ -28,6 +28,7 @@
 
 mod crc32;
 mod f16;
+mod gguf;
 mod kind;
 pub mod npy;
 mod reader;
@@ -36,6 +37,7 @@ pub mod zip;
 
 pub use crate::crc32::{crc32, crc32_update};
 pub use crate::f16::{f16_to_f32, f32_to_f16};
+pub use crate::gguf::{fingerprint_valid, gguf_fingerprint, FINGERPRINT_SCHEME};
 pub use crate::kind::Kind;
 pub use crate::npy::Dtype;
 pub use crate::reader::{read_npy_file, Array, Data, Dump, Entry, Manifest, Missing, Model, Npz, Sequence};

@@ -178,6 +178,8 @@ pub struct Model {
     pub path: Option<String>,
     pub size: i64,
     pub architecture: Option<String>,
+    /// model.fingerprint ("sha256-sampled-v1:..."), when the dump has one
+    pub fingerprint: Option<String>,
     pub n_layer: i64,
     pub n_embd: i64,
     pub n_head: i64,
@@ -465,6 +467,7 @@ impl Manifest {
                 path: opt_str(&m, "path"),
                 size: m.get("size").and_then(int).unwrap_or(-1),
                 architecture: opt_str(&m, "architecture"),
+                fingerprint: opt_str(&m, "fingerprint"),
                 n_layer: mi("n_layer"),
                 n_embd: mi("n_embd"),
                 n_head: mi("n_head"),

@@ -81,6 +81,9 @@ pub struct Run<'a> {
     pub settings_json: Option<&'a str>,
     /// several sequences: each one's tokens in position order; empty for one
     pub sequences: &'a [RunSequence<'a>],
+    /// the model's fingerprint (`gguf_fingerprint` of its GGUF file), written
+    /// as model.fingerprint: compare refuses dumps of different models
+    pub model_fingerprint: Option<&'a str>,
 }
 
 impl<'a> Default for Run<'a> {
@@ -99,6 +102,7 @@ impl<'a> Default for Run<'a> {
             prompt: None,
             settings_json: None,
             sequences: &[],
+            model_fingerprint: None,
         }
     }
 }
@@ -339,6 +343,15 @@ impl Writer {
         m.push(format!("\"size\": {}", run.model_size));
         if let Some(a) = run.architecture {
             m.push(format!("\"architecture\": {}", js(a)));
+        }
+        if let Some(fp) = run.model_fingerprint {
+            if !crate::gguf::fingerprint_valid(fp) {
+                return Err(Error::Invalid(format!(
+                    "Run::model_fingerprint {:?} is not a fingerprint (SCHEME:HEX); compute it with gguf_fingerprint",
+                    fp
+                )));
+            }
+            m.push(format!("\"fingerprint\": {}", js(fp)));
         }
         m.push(format!(
             "\"n_layer\": {}, \"n_embd\": {}, \"n_head\": {}, \"n_head_kv\": {}, \"n_vocab\": {}",

@@ -205,3 +205,36 @@ fn reader_refuses_bad_dumps() {
     assert!(Dump::open(&dir).unwrap().get("attn_norm", Some(0), 0, None).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn model_fingerprint_written_and_read() {
+    let dir = tmp("fingerprint");
+    let fp = format!("{}:{}", llorch_checkpoint::FINGERPRINT_SCHEME, "0a".repeat(32));
+    let mut w = Writer::create(&dir, Options::default()).unwrap();
+    for bad in ["not one", "sha256-sampled-v1:ABC", ":00", "x:"] {
+        assert!(
+            w.set_run(&Run {
+                model_fingerprint: Some(bad),
+                ..run(&[1])
+            })
+            .is_err(),
+            "{:?} refused",
+            bad
+        );
+    }
+    w.set_run(&Run {
+        model_fingerprint: Some(&fp),
+        ..run(&[1])
+    })
+    .unwrap();
+    w.write(&Tensor::f32(Kind::AttnNorm, Some(0), 0, &[1, 4], &[1.0, 2.0, 3.0, 4.0]))
+        .unwrap();
+    w.finish(true, None).unwrap();
+    let d = Dump::open(&dir).unwrap();
+    assert_eq!(d.manifest().model.fingerprint.as_deref(), Some(fp.as_str()));
+    assert!(
+        llorch_checkpoint::gguf_fingerprint(dir.join("manifest.json")).is_err(),
+        "not a GGUF file"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
