@@ -10,7 +10,8 @@
   missing    a crashed or partial candidate fails (exit 3) unless --only or
              --allow-missing says what the engine produces
   selection  two extractor runs that differ only in the checkpoints asked
-             for agree bit for bit on the rows they share
+             for agree bit for bit on the rows they share; flash attention
+             on one side is named as a setting, never blamed on a checkpoint
 
 usage: verdict_check.py CASE WORK MODEL [MODEL...]
 Environment: EXTRACTOR, ENGINE, COMPARE."""
@@ -174,6 +175,17 @@ def case_selection(work, models):
         if any(s["key"] == "flash_attn" for s in j["settings_differ"]):
             fail(f"{model}: flash attention depends on the selection: {j['settings_differ']}")
         print(f"{os.path.basename(model)}: --checkpoints 1,6 and all agree bit for bit on {len(j['rows'])} rows")
+        # flash attention on one side is a setting that differs, never an introduced checkpoint
+        fa = extract(work, model, "fa", "-fa", "on", "--checkpoints", "1-3,5,6")
+        j = compare(every, fa, "--allow-missing", expect=0)
+        if not any(s["key"] == "flash_attn" for s in j["settings_differ"]):
+            fail(f"{model}: -fa on is not named among the settings that differ: {j['settings_differ']}")
+        p = run(os.environ["COMPARE"], every, fa, "--json", "--allow-missing", "--preset", "f32")
+        fixed = json.loads(p.stdout)
+        if p.returncode == 1 and (not fixed["settings_explain"] or "-fa on" not in fixed["message"]):
+            fail(f"{model}: -fa on against off under --preset f32 blames a checkpoint: {fixed['message']}")
+        print(f"{os.path.basename(model)}: -fa on against off passes, flash_attn named; --preset f32: "
+              f"{fixed['message'][:100]}")
 
 
 CASES = {"clean": case_clean, "faults": case_faults, "missing": case_missing, "selection": case_selection}
