@@ -72,15 +72,16 @@ build() {  # build DIR [cmake options...]
 
 demo() {
   build build
-  local out=build/demo
+  local out=build/demo x=build/programs/llorch-checkpoint-extractor c=build/programs/llorch-checkpoint-compare
+  local engine=build/engine/llorch-ref-engine
   rm -rf "$out" && mkdir -p "$out"
   say "making a tiny GPT-2 model"
   build/programs/llorch-make-tiny-model --arch gpt2 --layers 2 --embd 64 --heads 4 --ff 256 --seed 1 \
     -o "$out/tiny-gpt2.gguf"
-  say "extracting its checkpoints"
+  say "extracting its checkpoints with llama.cpp"
   local gpu=()
   [ -n "${LLORCH_GPU:-}" ] && gpu=(-ngl 99)
-  build/programs/llorch-checkpoint-extractor "${gpu[@]}" "$out/tiny-gpt2.gguf" "Once upon a time" "$out/dump"
+  "$x" "${gpu[@]}" "$out/tiny-gpt2.gguf" "Once upon a time" "$out/dump"
   ls "$out/dump"
   /usr/bin/python3 - "$out/dump" <<'PY'
 import json, sys, numpy as np
@@ -92,6 +93,17 @@ for f in m["files"]:
 print(f"numpy loaded {len(m['files'])} files of {d}; e.g. attn_norm layer 0:",
       np.load(f"{d}/checkpoint_01_attn_norm_l00_s000.npy").shape)
 PY
+  say "the same tokens through llorch-ref-engine, a plain-C engine: it computes what llama.cpp computes"
+  "$engine" -m "$out/tiny-gpt2.gguf" --tokens-file "$out/dump/tokens.npy" -o "$out/engine"
+  "$c" "$out/dump" "$out/engine" -q
+  say "an engine with a bug (layer 1's attention norm epsilon is wrong): compare names where"
+  "$engine" -m "$out/tiny-gpt2.gguf" --tokens-file "$out/dump/tokens.npy" -o "$out/engine-bug" --fault eps:1
+  local rc=0
+  "$c" "$out/dump" "$out/engine-bug" -q --html "$out/report.html" || rc=$?
+  [ "$rc" -eq 1 ] || { echo "demo: the faulty engine was not caught (exit $rc)" >&2; exit 1; }
+  say "done: exit status 1 for the faulty engine; the report: $out/report.html"
+  say "the programs: build/programs/llorch-checkpoint-extractor, llorch-checkpoint-compare,"
+  say "  llorch-make-tiny-model, build/engine/llorch-ref-engine (cmake --install build --prefix DIR installs them)"
 }
 
 # Every C file as .clang-format says; a difference fails the tests.
