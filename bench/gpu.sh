@@ -22,12 +22,46 @@
 #            and six to disk; the median over ROUNDS (default 3) of each
 #            round's ratio to "none", configurations in rotating order.
 #
+# 5. hf     bench/transformers_vs_llama_cpp.py, where transformers is installed.
+#
 # Environment: LLORCH_CUDA_ARCHS (default: this machine's GPUs), MODELS
-# (default ../shared/models, where the small test models are, if present).
+# (default ../shared/models, where the small test models are, if present),
+# LLORCH_CARRY (a folder bench/gpu-carry.sh made: the pinned source and the
+# build's libraries, for a machine that reaches no registry).
+#
+#   bash bench/gpu.sh --dry-run [BUILD_DIR]
+# checks, on a machine without a GPU, that the carry folder is all the run
+# needs: the same steps on the CPU (-ngl 0, 1 round), a fresh llama.cpp
+# cache, and npm, apt-get, pip, curl and wget made to fail.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dry=0
+if [ "${1:-}" = --dry-run ]; then
+  dry=1
+  shift
+fi
 build="${1:-$repo/build-gpu}"
 rounds="${2:-3}"
+ngl=99
+gpu=cuda
+if [ -n "${LLORCH_CARRY:-}" ]; then
+  case "$LLORCH_CARRY" in /*) carry="$LLORCH_CARRY" ;; *) carry="$repo/$LLORCH_CARRY" ;; esac
+  [ -f "$carry/env.sh" ] || { echo "error: LLORCH_CARRY=$LLORCH_CARRY has no env.sh; make it with bash bench/gpu-carry.sh" >&2; exit 2; }
+  # shellcheck disable=SC1091
+  . "$carry/env.sh"
+fi
+if [ "$dry" = 1 ]; then
+  [ -n "${LLORCH_CARRY:-}" ] || { echo "error: --dry-run checks a carry folder: set LLORCH_CARRY (bash bench/gpu-carry.sh makes one)" >&2; exit 2; }
+  ngl=0 gpu="" rounds=1
+  offline="$build/offline-bin"
+  mkdir -p "$offline"
+  for tool in npm apt-get apt pip pip3 curl wget; do
+    printf '#!/bin/sh\necho "%s: no network in this dry run" >&2\nexit 1\n' "$tool" >"$offline/$tool"
+    chmod +x "$offline/$tool"
+  done
+  export PATH="$offline:$PATH" NPM="$offline/npm" LLORCH_CACHE_DIR="$build/fresh-cache"
+  echo "dry run: CPU only, a fresh cache in $LLORCH_CACHE_DIR, the network's tools fail"
+fi
 models="${MODELS:-$repo/../shared/models}"
 scratch="$build/gpu-check"
 x="$build/programs/llorch-checkpoint-extractor"
@@ -35,9 +69,10 @@ cmp="$build/programs/llorch-checkpoint-compare"
 engine="$build/engine/llorch-ref-engine"
 say() { printf '\n== %s\n' "$*"; }
 
-say "build (LLORCH_GPU=cuda)"
+say "build (LLORCH_GPU=${gpu:-none})"
 start=$(date +%s)
-LLORCH_GPU=cuda cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+mkdir -p "$build"
+LLORCH_GPU=$gpu cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLORCH_GPU="$gpu" \
   -DLLORCH_CUDA_ARCHS="${LLORCH_CUDA_ARCHS:-}" >"$build.configure.log" 2>&1 \
   || { tail -n 20 "$build.configure.log"; exit 1; }
 cmake --build "$build" --parallel "$(nproc)" >"$build.build.log" 2>&1 || { tail -n 20 "$build.build.log"; exit 1; }
@@ -56,7 +91,7 @@ say "bits: default capture against --split-each on the GPU (compare --preset exa
 capture_path() { sed -n 's/.*"capture": *"\([a-z+]*\)".*/\1/p' "$1/manifest.json" | head -n 1; }
 bits() {  # name model
   local name="$1" m="$2" d="$scratch/bits/$1" rc=0
-  local args=(-m "$m" --tokens 1,2,3,4,5,6,7,8 -n 2 -ngl 99 -ctk f32 -ctv f32 --checkpoints all)
+  local args=(-m "$m" --tokens 1,2,3,4,5,6,7,8 -n 2 -ngl "$ngl" -ctk f32 -ctv f32 --checkpoints all)
   "$x" "${args[@]}" -o "$d/default" >"$d.log" 2>&1 || rc=$?
   [ "$rc" -eq 0 ] && { "$x" "${args[@]}" --split-each -o "$d/split" >>"$d.log" 2>&1 || rc=$?; }
   if [ "$rc" -ne 0 ]; then
@@ -89,7 +124,7 @@ m="$models/stories260K.gguf"
 c="$scratch/cross"
 mkdir -p "$c"
 common=(-m "$m" --tokens 1,400,2,300,45,67,89,12 -ctk f32 -ctv f32 --checkpoints all)
-"$x" "${common[@]}" -ngl 99 -o "$c/gpu" >/dev/null 2>&1
+"$x" "${common[@]}" -ngl "$ngl" -o "$c/gpu" >/dev/null 2>&1
 "$x" "${common[@]}" -ngl 0 -o "$c/cpu" >/dev/null 2>&1
 "$engine" -m "$m" --tokens-file "$c/cpu/tokens.npy" -o "$c/engine" >/dev/null
 "$engine" -m "$m" --tokens-file "$c/cpu/tokens.npy" -o "$c/engine-fault" --fault eps:1 >/dev/null
@@ -101,10 +136,11 @@ echo "  engine vs gpu, --noise cpu:"; "$cmp" "$c/gpu" "$c/engine" --noise "$c/cp
 echo "  engine --fault eps:1 vs gpu, --noise cpu:"; "$cmp" "$c/gpu" "$c/engine-fault" --noise "$c/cpu" | summary | sed 's/^/    /'
 
 # --- 4. ratios ----------------------------------------------------------------
-say "ratios: TinyLlama-shaped Q8_0, 128-token prompt + 32 generated, -ngl 99 -fa off, $rounds rounds"
+say "ratios: TinyLlama-shaped Q8_0, 128-token prompt + 32 generated, -ngl $ngl -fa off, $rounds rounds"
 tl="$scratch/tinyllama-shape-q8_0.gguf"
-"$build/programs/llorch-make-tiny-model" --arch llama --layers 22 --embd 2048 --heads 32 --heads-kv 4 --ff 5632 \
-  --ctx 512 --type q8_0 --seed 11 -o "$tl" >/dev/null
+shape=(--layers 22 --embd 2048 --heads 32 --heads-kv 4 --ff 5632)
+[ "$dry" = 1 ] && shape=(--layers 2 --embd 256 --heads 8 --heads-kv 4 --ff 688) # the steps, not the timings
+"$build/programs/llorch-make-tiny-model" --arch llama "${shape[@]}" --ctx 512 --type q8_0 --seed 11 -o "$tl" >/dev/null
 ids="$(seq 1 128 | awk '{printf "%s%d", (NR > 1 ? "," : ""), ($1 * 211) % 31000 + 1}')"
 confs=(none memory splits split-each disk)
 results="$scratch/ratios.tsv"
@@ -112,7 +148,8 @@ results="$scratch/ratios.tsv"
 for r in $(seq 1 "$rounds"); do
   for k in $(seq 0 $((${#confs[@]} - 1))); do
     conf="${confs[$(( (k + r) % ${#confs[@]} ))]}"
-    args=(-m "$tl" --tokens "$ids" -n 32 -ngl 99 -fa off)
+    args=(-m "$tl" --tokens "$ids" -n 32 -ngl "$ngl" -fa off)
+    [ "$dry" = 1 ] && args+=(--no-repack) # Q8_0 on this kind of CPU: see ../shared/models/README.md
     case "$conf" in
       none)       args+=(--checkpoints none --capture-to memory) ;;
       memory)     args+=(--capture-to memory) ;;
@@ -126,7 +163,7 @@ for r in $(seq 1 "$rounds"); do
     printf '%s\t%s\t%s\t%s\n' "$r" "$conf" "$decode" "$path" >>"$results"
   done
 done
-/usr/bin/python3 - "$results" <<'PY'
+python3 - "$results" <<'PY'
 import collections, statistics, sys
 rows = collections.defaultdict(dict)
 paths = {}
@@ -140,3 +177,17 @@ for conf in ["none", "memory", "splits", "split-each", "disk"]:
     q = [rows[r][conf] / rows[r]["none"] for r in rows if conf in rows[r] and "none" in rows[r]]
     print(f"  {conf:<14} {statistics.median(d):>14.3f} s {statistics.median(q):>14.3f}   {paths.get(conf, '')}")
 PY
+
+# --- 5. hf ------------------------------------------------------------------------
+say "hf: a transformers Llama and Qwen2 against llama.cpp (bench/transformers_vs_llama_cpp.py)"
+if python3 -c 'import transformers, torch' 2>/dev/null; then
+  LLORCH_GGUF_PY=1 bash "$repo/scripts/llama-cpp.sh" "$build/gguf.env" >/dev/null 2>&1
+  gguf_py="$(sed -n 's/^LLAMA_GGUF_PY=//p' "$build/gguf.env")"
+  convert="$(sed -n 's/^LLAMA_CONVERT_HF=//p' "$build/gguf.env")"
+  for arch in llama qwen2; do
+    LLAMA_CONVERT_HF="$convert" PYTHONPATH="$repo/python:$gguf_py" python3 "$repo/bench/transformers_vs_llama_cpp.py" \
+      --arch "$arch" --work "$scratch/hf-$arch" --extractor "$x" --compare "$cmp" 2>&1 | tail -n 5 | sed 's/^/  /' || true
+  done
+else
+  echo "  (no transformers here: skipped)"
+fi
