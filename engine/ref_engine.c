@@ -9,6 +9,10 @@
  *   llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3[;4,5...] | --tokens-file t.npy) -o DIR
  *                     [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]
  *                     [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]
+ *                     [--feed REF_DUMP]
+ *
+ * --feed computes each layer from the reference dump's input to it (its
+ * residual stream; ref_feed.h, docs/FORMAT.md "Fed runs").
  *
  * Exit status: 0 done, 1 failed while running (e.g. a write error),
  * 2 bad input (model, tokens, flags), with one line saying what to fix.
@@ -16,6 +20,7 @@
 #include "cli.h"
 #include "llorch_checkpoint.h"
 #include "ref_checkpoints.h"
+#include "ref_feed.h"
 #include "ref_forward.h"
 #include "ref_input.h"
 #include "ref_model.h"
@@ -37,6 +42,7 @@ struct cli {
     const char        *out_dir;
     const char        *checkpoints; /* --checkpoints, default all */
     const char        *layers;      /* --layers, default all      */
+    const char        *feed;        /* --feed REF_DUMP, or NULL   */
     struct ref_options options;     /* fault, GELU flavour        */
     int                n_predict;   /* -n: tokens to generate     */
     int                n_ubatch;    /* -ub: 0 = the whole prompt  */
@@ -52,6 +58,7 @@ struct engine {
     llorch_ckpt_selection      *selection;
     llorch_ckpt_writer         *writer;
     struct ref_kv_cache         cache;
+    struct ref_feed             feed;                         /* --feed: the reference's rows */
     float                      *logits;                       /* [rows of the largest step][n_vocab] of the last step */
     struct llorch_ckpt_sequence described[REF_MAX_SEQUENCES]; /* the manifest's sequences */
     char                        settings[512];
@@ -63,6 +70,7 @@ static void usage(FILE *out) {
     fprintf(out, "usage: llorch-ref-engine -m MODEL.gguf (--tokens 1,2,3[;4,5...] | --tokens-file tokens.npy)\n"
                  "                         -o DUMP_DIR [-n N] [-ub N] [--kv-type f32|f16] [--checkpoints LIST]\n"
                  "                         [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]\n"
+                 "                         [--feed REF_DUMP]\n"
                  "\n"
                  "Runs the tokens through a gpt2 or llama model with a plain C forward pass and\n"
                  "writes its intermediate tensors as a checkpoint dump (docs/FORMAT.md).\n"
@@ -86,7 +94,11 @@ static void usage(FILE *out) {
                  "  --fault SPEC         one deliberate bug: eps:L, swap-heads:L, rope-offset:L, no-attn-bias:L,\n"
                  "                       mask:L (several sequences: layer L's mask ignores sequence ids),\n"
                  "                       ffn-eps:L (the FFN norm's epsilon); eps:L=1e-4 sets the epsilon\n"
-                 "                       (default 0.1) for a bug as small as wished\n");
+                 "                       (default 0.1) for a bug as small as wished\n"
+                 "  --feed REF_DUMP      compute each layer from REF_DUMP's input to it: after writing its own\n"
+                 "                       embd / l_out / ffn_inp, replace those rows by the reference's (same\n"
+                 "                       model and tokens; -n follows the reference's tokens); the manifest\n"
+                 "                       says \"fed\" (docs/FORMAT.md, \"Fed runs\")\n");
 }
 
 static int bad_input(const char *message) {
@@ -109,12 +121,23 @@ enum option_id {
     OPT_KV_TYPE,
     OPT_GELU,
     OPT_FAULT,
+    OPT_FEED,
 };
 
-static const char *const cli_options[] = {
-    "--text",    "-m|--model=",     "--tokens=",          "--tokens-file=", "-o|--output=", "--checkpoints=",
-    "--layers=", "-n|--n-predict=", "-ub|--ubatch-size=", "--kv-type=",     "--gelu=",      "--fault=",
-    NULL};
+static const char *const cli_options[] = {"--text",
+                                          "-m|--model=",
+                                          "--tokens=",
+                                          "--tokens-file=",
+                                          "-o|--output=",
+                                          "--checkpoints=",
+                                          "--layers=",
+                                          "-n|--n-predict=",
+                                          "-ub|--ubatch-size=",
+                                          "--kv-type=",
+                                          "--gelu=",
+                                          "--fault=",
+                                          "--feed=",
+                                          NULL};
 
 static int parse_count(const char *flag, const char *value, long min, int *out) {
     long v;
@@ -181,6 +204,9 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
             return ref_parse_fault(value, &cli->options.fault, err, sizeof err) == 0 ? 0 : bad_input(err);
         case OPT_TOKENS:
             return parse_token_lists(cli, flag, value);
+        case OPT_FEED:
+            cli->feed = value;
+            return 0;
         default:
             *strings[id] = value;
             return 0;
@@ -274,13 +300,30 @@ static int open_writer(struct engine *e, char *err, size_t err_size) {
     return e->writer != NULL ? 0 : -1;
 }
 
+static const char *model_fingerprint(struct engine *e);
+
+/* --feed: the reference's rows for every layer and token, checked against
+ * the model and the tokens before anything is written. */
+static int open_feed(struct engine *e, char *err, size_t err_size) {
+    if (e->cli.feed == NULL) {
+        return 0;
+    }
+    if (ref_feed_open(&e->feed, e->cli.feed, &e->model, model_fingerprint(e), &e->seqs, e->cli.n_predict, err,
+                      err_size) != 0) {
+        return -1;
+    }
+    e->cli.options.feed = &e->feed;
+    return 0;
+}
+
 /* Loads the model and checks every input against it; exit status or 0. */
 static int prepare(struct engine *e) {
-    char err[1024];
+    char err[1536];
     if (ref_model_load(&e->model, e->cli.model, err, sizeof err) != 0 || read_tokens(e, err, sizeof err) != 0 ||
         check_length(e, err, sizeof err) != 0 ||
         ref_check_fault(&e->cli.options.fault, &e->model, e->seqs.n_seqs, err, sizeof err) != 0 ||
-        open_selection(e, err, sizeof err) != 0 || open_writer(e, err, sizeof err) != 0) {
+        open_feed(e, err, sizeof err) != 0 || open_selection(e, err, sizeof err) != 0 ||
+        open_writer(e, err, sizeof err) != 0) {
         return bad_input(err);
     }
     return 0;
@@ -346,6 +389,7 @@ static int set_run(struct engine *e) {
            .n_tokens = e->seqs.n_tokens,
            .settings_json = e->settings,
            .model_fingerprint = model_fingerprint(e),
+           .fed_json = e->cli.options.feed != NULL ? e->feed.fed_json : NULL,
     };
     if (e->seqs.n_seqs > 1) { /* each sequence's tokens in position order */
         for (int i = 0; i < e->seqs.n_seqs; i++) {
@@ -404,6 +448,12 @@ static int run_steps(struct engine *e) {
             return -1;
         }
         ref_sequences_take_logits(&e->seqs, &batch, e->logits, e->model.hp.n_vocab);
+        if (e->cli.options.feed != NULL && ref_feed_take_tokens(&e->feed, &e->seqs, &batch) > 0) {
+            fprintf(stderr,
+                    "llorch-ref-engine: warning: step %d: the engine's own next token differs from the reference's; "
+                    "decoding the reference's, as a fed run does\n",
+                    step);
+        }
     }
     return 0;
 }
@@ -436,6 +486,7 @@ static void engine_free(struct engine *e) {
     llorch_ckpt_writer_free(e->writer);
     llorch_ckpt_selection_free(e->selection);
     ref_kv_cache_free(&e->cache);
+    ref_feed_free(&e->feed);
     ref_model_free(&e->model);
     ref_sequences_free(&e->seqs);
     ref_prompts_free(&e->cli.prompts);

@@ -21,6 +21,8 @@
  */
 #include "ref_forward.h"
 
+#include "ref_feed.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,11 +517,28 @@ static void ffn_block(struct pass *p, int il) {
     ref_ckpt_rows(p->ck, LLORCH_CKPT_FFN_OUT, il, p->a.out, hp->n_embd);
 }
 
+/* --feed: the residual rows become the reference's at the same (sequence,
+ * position), after the engine's own were written as their checkpoint
+ * (docs/FORMAT.md, "Fed runs"). */
+static void feed_rows(struct pass *p, enum llorch_ckpt_residual where, int il) {
+    const struct ref_feed *feed = p->opt != NULL ? p->opt->feed : NULL;
+    if (feed == NULL || (where == LLORCH_CKPT_RESIDUAL_FFN_INPUT && !feed->ffn)) {
+        return;
+    }
+    int n_embd = p->hp->n_embd;
+    for (int t = 0; t < p->T; t++) {
+        memcpy(&p->a.x[(size_t) t * n_embd], ref_feed_row(feed, where, il, p->seq[t], p->pos[t]),
+               (size_t) n_embd * sizeof(float));
+    }
+}
+
 static void layer(struct pass *p, int il) {
     size_t n = (size_t) p->T * p->hp->n_embd;
+    feed_rows(p, LLORCH_CKPT_RESIDUAL_LAYER_INPUT, il); /* embd or l_out of il-1 was written */
     attention_block(p, il);
     add_in_place(p->a.x, p->a.out, n);
     ref_ckpt_rows(p->ck, LLORCH_CKPT_FFN_INP, il, p->a.x, p->hp->n_embd);
+    feed_rows(p, LLORCH_CKPT_RESIDUAL_FFN_INPUT, il);
     ffn_block(p, il);
     add_in_place(p->a.x, p->a.out, n);
     ref_ckpt_rows(p->ck, LLORCH_CKPT_L_OUT, il, p->a.x, p->hp->n_embd);

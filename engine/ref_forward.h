@@ -34,9 +34,14 @@ struct ref_fault {
     float               value; /* eps and ffn-eps: the epsilon used (default REF_FAULT_EPS_VALUE) */
 };
 
+struct ref_feed; /* ref_feed.h */
+
 /* How a run computes, beyond the model. */
 struct ref_options {
     struct ref_fault fault;
+    /* --feed: each layer's input (and the FFN's) replaced by the
+     * reference's rows after the engine's own are written; NULL: none. */
+    const struct ref_feed *feed;
     /* GELU as llama.cpp's CPU backend computes it: the input rounded to
      * f16, looked up in a table of f16 results. Off: the exact tanh
      * formula in float32 (what the GPU backends compute). */

@@ -64,7 +64,7 @@ static void add_files(llorch_ckpt_dump *d, const struct part *parts, int n) {
 
 static void report(FILE *out, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
                    const llorch_ckpt_dump *cand, const llorch_ckpt_compare_options *o) {
-    struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o};
+    struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o, NULL, NULL};
     llorch_ckpt_report_table(out, c, &info);
     llorch_ckpt_report_json(out, c, &info);
     long first = llorch_ckpt_comparison_first_failure(c);

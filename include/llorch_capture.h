@@ -20,8 +20,9 @@
  *   llorch_capture_finish(cap);               // drains the writer thread
  *   llorch_ckpt_writer_set_run(w, &run); llorch_ckpt_writer_finish(w, true, "ok");
  *
- * The capture only reads: the callback never changes a tensor, and llama.cpp's
- * results are bit-identical with and without it. Checkpoints are found by
+ * The capture only reads (unless feed is set, see below): the callback never
+ * changes a tensor, and llama.cpp's results are bit-identical with and
+ * without it. Checkpoints are found by
  * their place in the dataflow (what enters the KQ matmul, what is added to
  * the residual), not by names: llorch_capture_prepare records the graph of
  * a batch size once, without computing it, and plans which nodes to read.
@@ -93,6 +94,22 @@ struct llorch_capture_params {
                                                   default): splits only, the faster path where
                                                   the CPU computes every layer; 512 MiB suits
                                                   layers on a GPU or RPC device */
+    /* Feeding (docs/FORMAT.md, "Fed runs"): where feed is set, the capture
+     * replaces the residual stream that each layer reads by rows that feed
+     * supplies, after recording llama.cpp's own value as usual: embd (layer
+     * 0's input), l_out of layers 0 .. n_layer-2 (the next layer's input)
+     * and, with feed_ffn_inp, ffn_inp of every layer (the FFN's input).
+     * Each layer's checkpoints are then what llama.cpp computes from the
+     * supplied input to that layer. One sequence only; every capture point
+     * is then read at a graph split (output_bytes is ignored). feed fills
+     * out[i * n_embd + c] for the token at positions[i] (n rows) of
+     * checkpoint kind (LLORCH_CKPT_EMBD, _L_OUT, _FFN_INP) of layer (-1
+     * for embd) and returns 0, or -1 with a one-line message in err. It
+     * runs on the compute thread. NULL (the default): nothing is written. */
+    int (*feed)(void *ctx, enum llorch_ckpt_kind kind, int layer, const int32_t *positions, int32_t n, float *out,
+                char *err, size_t err_size);
+    void *feed_ctx;
+    bool  feed_ffn_inp;
 };
 
 struct llorch_capture_report {
@@ -113,6 +130,7 @@ struct llorch_capture_report {
     size_t splits;                               /* graph splits the capture added (capture points
                                                     before a graph's last node)                   */
     size_t marked_bytes;                         /* the most memory marked as outputs in a graph  */
+    size_t fed_tensors;                          /* feed: tensors replaced, every step counted    */
     size_t kind_tensors[LLORCH_CKPT_KIND_COUNT]; /* per checkpoint kind       */
     size_t kind_bytes[LLORCH_CKPT_KIND_COUNT];
 };

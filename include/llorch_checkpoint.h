@@ -189,6 +189,11 @@ struct llorch_ckpt_run {
      * model.fingerprint: compare refuses two dumps of different models.
      * NULL: none (compare then warns that the model cannot be checked). */
     const char *model_fingerprint;
+    /* A fed run (docs/FORMAT.md, "Fed runs"): the "fed" object as JSON
+     * text, {"from": ..., "producer": ..., "fingerprint": ... or null,
+     * "at": [...], "layers": [...]}, checked and written as given. NULL:
+     * the run computed every layer from its own input. */
+    const char *fed_json;
 };
 
 /* One tensor to write, C order, shape in numpy order. Rows along the "token"

@@ -158,6 +158,32 @@ void               llorch_ckpt_dump_free(llorch_ckpt_dump *d);
 typedef void (*llorch_ckpt_field_fn)(void *ctx, const char *key, const char *value);
 int llorch_ckpt_dump_fields(const llorch_ckpt_dump *d, llorch_ckpt_field_fn fn, void *ctx);
 
+/* The residual stream of a dump (lib/read/read_residual.c), to feed an
+ * engine with another run's input to each layer (docs/FORMAT.md, "Fed
+ * runs"). */
+enum llorch_ckpt_residual {
+    LLORCH_CKPT_RESIDUAL_LAYER_INPUT = 0, /* the input of layer L: embd for L = 0, else l_out of L-1
+                                             (L = n_layer: the final norm's input) */
+    LLORCH_CKPT_RESIDUAL_FFN_INPUT,       /* the FFN's input in layer L: ffn_inp of L */
+};
+/* The checkpoint name and layer that hold `where` of `layer` ("embd", -1;
+ * "l_out", layer - 1; "ffn_inp", layer); -1 when where is unknown. */
+int llorch_ckpt_residual_source(enum llorch_ckpt_residual where, int layer, const char **checkpoint, int *src_layer);
+/* Fills out[n_pos * n_embd] (n_embd: the manifest's model.n_embd) with the
+ * rows of `where` of `layer` at absolute positions pos_start ..
+ * pos_start + n_pos - 1, gathered from whatever steps and files hold them
+ * (a dump made in one step serves an engine that decodes token by token,
+ * and the reverse; files with "positions" too). Where two steps hold a
+ * position, the latest wins (highest step, then last in the manifest), as
+ * compare aligns them. float16 files are converted exactly. seq: in a dump
+ * of several sequences, whose rows (-1 is refused); a dump of one
+ * sequence is that sequence whatever seq is. Every file used is checked
+ * against the manifest (dtype, shape, crc32). -1 with one line naming the
+ * dump, the checkpoint, the layer and the positions when rows are not
+ * there; out is then undefined. */
+int llorch_ckpt_dump_residual(const llorch_ckpt_dump *d, int layer, enum llorch_ckpt_residual where, int seq,
+                              int64_t pos_start, int64_t n_pos, float *out, char *err, size_t err_size);
+
 /* ---- comparing (compare_*.c) -------------------------------------------- */
 
 /* An element passes when |cand - ref| <= atol + rtol*|ref| (numpy's isclose);
@@ -387,6 +413,11 @@ struct llorch_ckpt_missing {
 const struct llorch_ckpt_missing *llorch_ckpt_comparison_missing(const llorch_ckpt_comparison *c);
 /* True when what is missing fails the comparison (not allowed). */
 bool llorch_ckpt_comparison_missing_counts(const llorch_ckpt_comparison *c);
+/* A fed comparison (docs/FORMAT.md, "Fed runs"): 1 when the reference, 2
+ * when the candidate computed each layer from the other's residual stream
+ * (each layer is then judged on its own), 0 when neither. *at (may be
+ * NULL): which residuals were replaced, bits 1 embd, 2 l_out, 4 ffn_inp. */
+int llorch_ckpt_comparison_fed(const llorch_ckpt_comparison *c, unsigned *at);
 /* True when the default judgement decided the rows. */
 bool llorch_ckpt_comparison_auto(const llorch_ckpt_comparison *c);
 void llorch_ckpt_comparison_free(llorch_ckpt_comparison *c);
@@ -487,6 +518,10 @@ struct llorch_ckpt_report_info {
     const char                        *ref_name, *cand_name; /* as given on the command line */
     const llorch_ckpt_dump            *ref, *cand;
     const llorch_ckpt_compare_options *options;
+    /* --isolated: the comparison with one side replaced by its fed run, and
+     * that run's name; NULL when there is none. */
+    const llorch_ckpt_comparison *isolated;
+    const char                   *isolated_name;
 };
 
 /* The table, what only one dump holds, the warnings (one "warning: ..."
@@ -500,6 +535,12 @@ int llorch_ckpt_report_json_error(FILE *f, const char *message);
 /* The closing sentence alone, e.g. "first divergence: attn_norm, layer 2
  * (introduced here: its input l_out layer 1 passed)". */
 int llorch_ckpt_report_verdict(FILE *f, const llorch_ckpt_comparison *c);
+/* The chained comparison and the isolated one (one side fed the other's
+ * residual stream) layer by layer: each layer's attention and FFN, the
+ * largest NMSE of their rows in both, the layers wrong on their own, and
+ * whether isolation clears the chained comparison's first divergence. */
+int llorch_ckpt_report_isolation(FILE *f, const llorch_ckpt_comparison *chained, const llorch_ckpt_comparison *isolated,
+                                 const char *fed_name);
 /* The heat map for a terminal (report_heatmap.c): one line per layer, one
  * cell per checkpoint, a digit for the NMSE's decade, a mark for the
  * status and origin, the first divergence marked; a key of the columns, a

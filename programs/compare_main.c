@@ -36,6 +36,7 @@ struct cli {
     const char                  *html;     /* --html FILE, or NULL */
     const char                  *noise;    /* --noise DIR, or NULL */
     bool                         decision; /* --decision: the logits decide */
+    const char                  *isolated; /* --isolated DIR: a fed run, or NULL */
 };
 
 static void usage(FILE *f) {
@@ -54,7 +55,11 @@ static void usage(FILE *f) {
                "                           are compared, and only their absence counts as missing\n"
                "  --allow-missing          a candidate that lacks checkpoints or positions, or says it\n"
                "                           is incomplete, passes on what it holds (still reported)\n"
-               "  --preset NAME            fixed limits instead of the default judgement: f32, f16\n"
+               "  --isolated FED           judge each layer on its own: FED is llama.cpp fed the\n"
+               "                           candidate's residual stream (extractor --feed CAND), or the\n"
+               "                           candidate fed the reference's; the exit status is that\n"
+               "                           comparison's, beside the chained one, layer by layer\n");
+    fprintf(f, "  --preset NAME            fixed limits instead of the default judgement: f32, f16\n"
                "                           (an f16 KV cache, f16 weights or --dtype native), backend\n"
                "                           (two llama.cpp backends or settings: CPU vs CUDA, flash\n"
                "                           attention on vs off), exact (bit for bit); auto: the default\n"
@@ -118,29 +123,17 @@ enum option_id {
     OPT_DECISION,
     OPT_KL_MAX,
     OPT_ONLY,
-    OPT_ALLOW_MISSING
+    OPT_ALLOW_MISSING,
+    OPT_ISOLATED
 };
 
-static const char *const cli_options[] = {"--json",
-                                          "-q|--quiet",
-                                          "--allow-token-mismatch",
-                                          "--preset=",
-                                          "--tol=",
-                                          "--atol=",
-                                          "--rtol=",
-                                          "--nmse=",
-                                          "--within=",
-                                          "--html=",
-                                          "--heatmap",
-                                          "--seq=",
-                                          "--noise=",
-                                          "--noise-factor=",
-                                          "--allow-model-mismatch",
-                                          "--decision",
-                                          "--kl-max=",
-                                          "--only=",
-                                          "--allow-missing",
-                                          NULL};
+static const char *const cli_options[] = {"--json",          "-q|--quiet",      "--allow-token-mismatch",
+                                          "--preset=",       "--tol=",          "--atol=",
+                                          "--rtol=",         "--nmse=",         "--within=",
+                                          "--html=",         "--heatmap",       "--seq=",
+                                          "--noise=",        "--noise-factor=", "--allow-model-mismatch",
+                                          "--decision",      "--kl-max=",       "--only=",
+                                          "--allow-missing", "--isolated=",     NULL};
 
 /* --atol X is --tol atol=X; --tol takes the spec as it is. */
 static int apply_tolerance(struct cli *cli, int id, const char *value) {
@@ -268,6 +261,9 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
             return llorch_ckpt_compare_options_only(cli->options, value, err, sizeof err) == 0
                        ? 0
                        : cli_usage_error(PROGRAM, "--only %s: %s", value, err);
+        case OPT_ISOLATED:
+            cli->isolated = value;
+            return 0;
         case OPT_ALLOW_MISSING:
             llorch_ckpt_compare_options_allow_missing(cli->options, true);
             return 0;
@@ -413,9 +409,10 @@ static int decision_status(const struct cli *cli, const llorch_ckpt_comparison *
 
 /* The HTML file first: when it cannot be written, the one line that says
  * so is all there is. */
-static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_dump *const dumps[3],
-                  struct llorch_atomic_file *html) {
-    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, dumps[0], dumps[1], cli->options};
+static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const llorch_ckpt_comparison *isolated,
+                  const llorch_ckpt_dump *const dumps[4], struct llorch_atomic_file *html) {
+    struct llorch_ckpt_report_info info = {cli->ref_dir, cli->cand_dir, dumps[0],     dumps[1],
+                                           cli->options, isolated,      cli->isolated};
     if (html && write_html(html, c, &info) != 0) {
         return EXIT_BAD_INPUT;
     }
@@ -424,42 +421,67 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const 
         fprintf(stderr, PROGRAM ": error: cannot write the report\n");
         return EXIT_BAD_INPUT;
     }
-    return decision_status(cli, c);
+    return isolated ? llorch_ckpt_comparison_exit_code(isolated) : decision_status(cli, c);
+}
+
+/* --isolated FED: a run fed the other side's residual stream. Made by the
+ * reference's producer (llama.cpp fed by the candidate), it stands in for
+ * the reference; else (the engine fed by llama.cpp) for the candidate. */
+static llorch_ckpt_comparison *compare_isolated(const struct cli *cli, llorch_ckpt_dump *const d[4], char *err,
+                                                size_t err_size) {
+    const char             *fed = llorch_ckpt_dump_producer(d[3]), *ref = llorch_ckpt_dump_producer(d[0]);
+    bool                    for_ref = fed && ref && strcmp(fed, ref) == 0;
+    llorch_ckpt_comparison *c =
+        llorch_ckpt_compare(for_ref ? d[3] : d[0], for_ref ? d[1] : d[3], cli->options, err, err_size);
+    if (c && llorch_ckpt_comparison_fed(c, NULL) == 0) {
+        snprintf(err, err_size,
+                 "--isolated %s: not a fed run (its manifest has no \"fed\"); make it with "
+                 "llorch-checkpoint-extractor --feed %s (llama.cpp fed by the candidate)",
+                 cli->isolated, cli->cand_dir);
+        llorch_ckpt_comparison_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 static int run(const struct cli *cli) {
     char                      err[4096];
     struct llorch_atomic_file html = {0};
-    llorch_ckpt_dump         *d[3] = {NULL, NULL, NULL}; /* reference, candidate, noise */
-    const char               *dirs[3] = {cli->ref_dir, cli->cand_dir, cli->noise};
-    llorch_ckpt_comparison   *c = NULL;
+    llorch_ckpt_dump         *d[4] = {NULL, NULL, NULL, NULL}; /* reference, candidate, noise, fed */
+    const char               *dirs[4] = {cli->ref_dir, cli->cand_dir, cli->noise, cli->isolated};
+    llorch_ckpt_comparison   *c = NULL, *isolated = NULL;
     int                       status, opened = 0;
     if (cli->html && (status = open_html(cli->html, &html)) != 0) {
         return status;
     }
-    while (opened < 3 && (!dirs[opened] || (d[opened] = llorch_ckpt_dump_open(dirs[opened], err, sizeof err)))) {
+    while (opened < 4 && (!dirs[opened] || (d[opened] = llorch_ckpt_dump_open(dirs[opened], err, sizeof err)))) {
         opened++;
     }
-    c = opened == 3 ? llorch_ckpt_compare_noise(d[0], d[1], d[2], cli->options, err, sizeof err) : NULL;
+    c = opened == 4 ? llorch_ckpt_compare_noise(d[0], d[1], d[2], cli->options, err, sizeof err) : NULL;
+    if (c && cli->isolated && (isolated = compare_isolated(cli, d, err, sizeof err)) == NULL) {
+        llorch_ckpt_comparison_free(c);
+        c = NULL;
+    }
     if (c == NULL) {
         status = fail_input(cli, err);
     } else if (cli->decision && (status = decision_missing(cli, c)) != 0) {
         /* said so */
     } else {
-        status = report(cli, c, (const llorch_ckpt_dump *const *) d, cli->html ? &html : NULL);
+        status = report(cli, c, isolated, (const llorch_ckpt_dump *const *) d, cli->html ? &html : NULL);
     }
     if (html.f) {
         llorch_atomic_abort(&html); /* no report: nothing under its name */
     }
     llorch_ckpt_comparison_free(c);
-    for (int i = 0; i < 3; i++) {
+    llorch_ckpt_comparison_free(isolated);
+    for (int i = 0; i < 4; i++) {
         llorch_ckpt_dump_free(d[i]);
     }
     return status;
 }
 
 int main(int argc, char **argv) {
-    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL, NULL, false};
+    struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL, NULL, false, NULL};
     if (!cli.options) {
         fprintf(stderr, PROGRAM ": out of memory\n");
         return EXIT_BAD_INPUT;

@@ -79,6 +79,7 @@ static void run_free(struct run *r) {
     free(r->tokens);
     free(r->prompt_text);
     free_sequences(r);
+    free_feed(r);
 }
 
 static int finish(struct run *r, int rc) {
@@ -116,7 +117,8 @@ int main(int argc, char **argv) {
     llama_backend_init();
 
     /* each stage runs only if the ones before it succeeded */
-    int (*const stages[])(struct run *) = {load_model,  get_tokens,     make_selection, choose_flash_attn,
+    int (*const stages[])(struct run *) = {load_model,  open_feed,      get_tokens,
+                                           load_feed,   make_selection, choose_flash_attn,
                                            open_output, create_capture, create_context};
     rc = 0;
     for (size_t k = 0; k < sizeof stages / sizeof stages[0] && rc == 0; k++) {

@@ -3,6 +3,7 @@
  *   extractor_model.c     the model (and --rpc servers), the tokens
  *   extractor_run.c       selection, flash attention, output, capture, context, the decode steps
  *   extractor_sequences.c --parallel: several sequences' tokens, decoded together
+ *   extractor_feed.c      --feed: another dump's residual stream as each layer's input
  *   extractor_manifest.c  the manifest and the summary
  *   extractor_settings.c  the manifest's settings as JSON
  *   extractor_options.c   the command line */
@@ -39,6 +40,8 @@ struct sequence {
     llama_token  next;   /* the greedy choice after its last token */
 };
 
+struct extractor_feed; /* --feed (extractor_feed.c) */
+
 /* Everything one run holds; freed by run_free(). */
 struct run {
     struct extractor_options   opt;
@@ -59,6 +62,7 @@ struct run {
     int                        n_ctx, n_chunk, steps;
     double                     decode_seconds;
     size_t                     output_bytes; /* the capture's: --output-mb, or 0 where auto chose splits */
+    struct extractor_feed     *feed;         /* --feed, or NULL */
 };
 
 /* extractor.c */
@@ -89,6 +93,16 @@ int run_length(const struct run *r);
 /* The decode steps of --parallel, once the graphs are prepared. */
 int  run_sequences(struct run *r);
 void free_sequences(struct run *r);
+
+/* extractor_feed.c */
+int   open_feed(struct run *r);         /* checks --feed DUMP against the model (a stage) */
+int   feed_tokens(struct run *r);       /* no prompt given: DUMP's tokens */
+int   check_feed_tokens(struct run *r); /* the run's tokens are DUMP's */
+int   load_feed(struct run *r);         /* reads every row to feed (a stage) */
+void  feed_params(const struct run *r, struct llorch_capture_params *p);
+bool  feed_has_ffn_inp(const struct run *r);
+char *feed_json(const struct run *r); /* the manifest's "fed" object, NULL without --feed */
+void  free_feed(struct run *r);
 
 /* extractor_run.c */
 int                   make_selection(struct run *r);

@@ -59,9 +59,11 @@ int write_manifest(struct run *r, bool complete, const char *status) {
     struct extractor_capture_path path = {rep.steps_outputs, rep.steps_splits, rep.splits};
     char *llama_json = extractor_llama_cpp_json(LLORCH_LLAMA_COMMIT, LLORCH_LLAMA_SOURCE, LLORCH_LLAMA_PATCHED,
                                                 rep.patched_names, &path);
-    if (settings == NULL || llama_json == NULL) {
+    char *fed = feed_json(r);
+    if (settings == NULL || llama_json == NULL || (r->feed != NULL && fed == NULL)) {
         free(settings);
         free(llama_json);
+        free(fed);
         fprintf(stderr, PROG ": error: out of memory writing the manifest\n");
         return 1;
     }
@@ -92,11 +94,13 @@ int write_manifest(struct run *r, bool complete, const char *status) {
         .sequences = r->n_seqs > 0 ? seqs : NULL,
         .n_sequences = r->n_seqs,
         .model_fingerprint = model_fingerprint(r->opt.model, fingerprint, sizeof fingerprint),
+        .fed_json = fed,
     };
     int rc =
         llorch_ckpt_writer_set_run(r->writer, &run) != 0 || llorch_ckpt_writer_finish(r->writer, complete, status) != 0;
     free(settings);
     free(llama_json);
+    free(fed);
     if (rc != 0) {
         fprintf(stderr, PROG ": error: %s\n", llorch_ckpt_writer_error(r->writer));
         return 1;
@@ -137,6 +141,12 @@ void print_summary(const struct run *r) {
             r->n_tokens, r->steps, r->writer != NULL ? ", written to " : "", r->writer != NULL ? r->opt.output : "",
             r->decode_seconds, rep.copy_seconds, copy_share, rep.wait_seconds);
     print_capture_path(&rep, r->output_bytes);
+    if (r->feed != NULL) {
+        fprintf(stderr,
+                "  fed from %s: embd, l_out%s replaced in every layer (%zu tensors); --feed reads and writes at "
+                "graph splits only\n",
+                r->opt.feed, feed_has_ffn_inp(r) ? ", ffn_inp" : "", rep.fed_tensors);
+    }
     if (r->writer != NULL) {
         fprintf(stderr, "  copies held at most %.1f MiB in memory (bound %zu MiB, --queue-mb)\n",
                 (double) rep.memory_peak_bytes / (1 << 20), r->opt.queue_mb);

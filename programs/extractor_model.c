@@ -208,12 +208,13 @@ int get_tokens(struct run *r) {
     if (r->opt.parallel > 0) {
         return get_sequences(r);
     }
-    int rc = r->opt.tokens != NULL ? parse_token_ids(r) : tokenize_prompt(r);
+    bool given = r->opt.tokens != NULL || r->opt.prompt != NULL || r->opt.prompt_file != NULL;
+    int  rc = !given ? feed_tokens(r) : r->opt.tokens != NULL ? parse_token_ids(r) : tokenize_prompt(r);
     if (rc == 0 && r->n_prompt == 0) {
         return exit_bad_input("the prompt gives no tokens; give a non-empty prompt");
     }
     r->n_tokens = r->n_prompt;
-    return rc;
+    return rc != 0 ? rc : check_feed_tokens(r);
 }
 
 /* --- the weights' type (the manifest's settings.weight_type) ----------------- */

@@ -88,6 +88,9 @@ static void print_help(void) {
            "                          reference for the default, which copies several at one split\n"
            "                          where no later node can have overwritten them\n"
            "      --progress          print a progress line per step on stderr\n"
+           "      --feed DUMP         compute each layer from DUMP's own input to it (its embd, l_out\n"
+           "                          and ffn_inp): compare the result with DUMP to judge each layer\n"
+           "                          on its own (DUMP's tokens, unless -p/-f/--tokens give the same)\n"
            "\n");
     printf("llama.cpp settings (recorded in the manifest):\n"
            "  -t, --threads N         compute threads (default: all cores)\n"
@@ -161,6 +164,7 @@ enum option_id {
     OPT_RPC,
     OPT_DUMP_GRAPH,
     OPT_POSITIONS,
+    OPT_FEED,
     OPT_GRAPH_REGEX,
     OPT_N_PREDICT,
     OPT_THREADS,
@@ -201,6 +205,7 @@ static const char *const options[] = {"--raw",
                                       "--rpc=",
                                       "--dump-graph=",
                                       "--positions=",
+                                      "--feed=",
                                       "--graph-regex=",
                                       "-n|--n-predict=",
                                       "-t|--threads=",
@@ -308,9 +313,9 @@ static int apply_value(int id, const char *flag, const char *v, struct extractor
     if (id >= OPT_N_PREDICT) {
         return apply_number(id, flag, v, opt);
     }
-    const char **strings[] = {&opt->model,        &opt->prompt,      &opt->prompt_file, &opt->tokens,
-                              &opt->output,       &opt->checkpoints, &opt->layers,      &opt->cache_type_k,
-                              &opt->cache_type_v, &opt->rpc,         &opt->dump_graph,  &opt->positions};
+    const char **strings[] = {&opt->model,       &opt->prompt,    &opt->prompt_file,  &opt->tokens,       &opt->output,
+                              &opt->checkpoints, &opt->layers,    &opt->cache_type_k, &opt->cache_type_v, &opt->rpc,
+                              &opt->dump_graph,  &opt->positions, &opt->feed};
     if (id != OPT_GRAPH_REGEX) {
         *strings[id - OPT_MODEL] = v;
         return 0;
@@ -345,7 +350,7 @@ static int check_required(const struct extractor_options *opt) {
         fprintf(stderr, "%s" PROG ": no model given; pass -m MODEL.gguf (see --help)\n", usage_line);
         return 2;
     }
-    if (inputs != 1) {
+    if (inputs != 1 && !(inputs == 0 && opt->feed != NULL)) { /* --feed alone runs on its dump's tokens */
         fprintf(stderr, PROG ": give exactly one of -p PROMPT, -f FILE or --tokens IDS (got %d)\n", inputs);
         return 2;
     }

@@ -28,6 +28,7 @@ struct extractor_options {
     const char                  *checkpoints; /* NULL: 1-6 */
     const char                  *layers;      /* NULL: all */
     const char                  *positions;   /* --positions, NULL: every token row */
+    const char                  *feed;        /* --feed DUMP, NULL: each layer from llama.cpp's own input */
     const char                  *graph_regex[16];
     int                          n_graph_regex;
     bool                         raw;

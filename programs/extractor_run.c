@@ -142,6 +142,8 @@ int create_capture(struct run *r) {
     p.stop_at_nan = r->opt.stop_at_nan;
     p.split_each = r->opt.split_each;
     p.stats_out = stdout;
+    feed_params(r, &p);
+    r->output_bytes = p.output_bytes;
     r->capture = llorch_capture_create(&p, err, sizeof err);
     if (r->capture == NULL) {
         return exit_bad_input("%s", err);
@@ -284,7 +286,9 @@ int run_steps(struct run *r) {
         show_progress(r, pos + n, total);
     }
     for (int i = 0; i < r->opt.n_predict && !interrupted; i++) {
-        r->tokens[r->n_tokens] = greedy_token(r, -1);
+        if (r->feed == NULL) { /* fed: DUMP's own next token is there already */
+            r->tokens[r->n_tokens] = greedy_token(r, -1);
+        }
         int rc = decode_step(r, r->n_tokens++, 1);
         if (rc != 0) {
             return rc;

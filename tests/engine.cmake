@@ -76,3 +76,49 @@ engine_test(fault_stories260K_eps    fault ${_engine_stories} ${_engine_stories_
 
 # 4. Bad inputs.
 engine_test(bad_input bad-input ${_engine_models}/tiny-llama-f32.gguf ${_engine_models}/tiny-gpt2-f32.gguf)
+
+# 5. --feed REF_DUMP: each layer computed from the reference's input to it
+# (tests/engine_feed.sh, engine_feed_check.py; docs/FORMAT.md "Fed runs"):
+#   feed_self_*       fed by its own dump (same args), the engine writes the
+#                     same tensor files byte for byte, and "fed" in its
+#                     manifest: one step, -n 2, -ub 2 -n 2, gpt2, several
+#                     sequences; self_cross: a -ub 2 -n 2 run fed by a
+#                     one-step dump of all its tokens
+#   feed_isolation_*  --fault eps:2 fed by llama.cpp (extractor, f32 cache,
+#                     --checkpoints all): compare's first divergence is
+#                     attn_norm of layer 2 and every row of the other layers
+#                     passes; unfed, layers 2 to the last fail. A 4-layer
+#                     tiny llama (made here) and stories260K, one step and
+#                     several (-ub, -n: the engine follows the reference's
+#                     tokens)
+#   feed_bad_input    another model (fingerprint, architecture), other or
+#                     fewer tokens, rows missing: exit 2, one line, no dump
+if(LLORCH_PYTHON)
+  set(_feed_llama4 ${LLORCH_TEST_DATA}/feed-tiny-llama4-f32.gguf)
+  add_test(NAME engine_feed_model
+    COMMAND $<TARGET_FILE:llorch-make-tiny-model> --arch llama --layers 4 --embd 64 --heads 4 --heads-kv 2 --ff 128
+            --seed 5 -o ${_feed_llama4})
+  set_tests_properties(engine_feed_model PROPERTIES FIXTURES_SETUP engine_feed_model TIMEOUT 60)
+  function(engine_feed_test name mode)
+    add_test(NAME engine_feed_${name}
+      COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/engine_feed.sh
+        $<TARGET_FILE:llorch-ref-engine> $<TARGET_FILE:llorch-checkpoint-extractor>
+        $<TARGET_FILE:llorch-checkpoint-compare> ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/engine_feed_check.py
+        ${CMAKE_CURRENT_BINARY_DIR}/engine-work/feed_${name} ${mode} ${ARGN})
+    set_tests_properties(engine_feed_${name} PROPERTIES
+      FIXTURES_REQUIRED "tiny_models;engine_feed_model" SKIP_RETURN_CODE 77 TIMEOUT 180 LABELS engine)
+  endfunction()
+  set(_feed_llama ${_engine_models}/tiny-llama-f32.gguf)
+  engine_feed_test(self_one_step   self ${_feed_llama} ${_engine_tokens})
+  engine_feed_test(self_n2         self ${_feed_llama} ${_engine_tokens} -n 2)
+  engine_feed_test(self_ub2_n2     self ${_feed_llama} ${_engine_tokens} -ub 2 -n 2)
+  engine_feed_test(self_gpt2       self ${_engine_models}/tiny-gpt2-f32.gguf ${_engine_tokens} -ub 3 -n 2)
+  engine_feed_test(self_sequences  self ${_feed_llama} "${_engine_tokens}\;1,7,99" -ub 4 -n 2)
+  engine_feed_test(self_cross      self-cross ${_feed_llama} ${_engine_tokens})
+  engine_feed_test(isolation_llama4        isolation ${_feed_llama4} ${_engine_tokens} 2)
+  engine_feed_test(isolation_llama4_steps  isolation ${_feed_llama4} ${_engine_tokens} 2 -ub 4 -n 2)
+  engine_feed_test(isolation_stories260K   isolation ${_engine_stories} ${_engine_stories_tokens} 2)
+  engine_feed_test(isolation_stories260K_steps isolation ${_engine_stories} ${_engine_stories_tokens} 2 -ub 5 -n 3)
+  engine_feed_test(bad_input bad-input ${_feed_llama} ${_engine_models}/tiny-llama-f16.gguf
+                   ${_engine_models}/tiny-gpt2-f32.gguf 1,450,1200)
+endif()

@@ -1,8 +1,10 @@
 # The Python package (python/llorch_checkpoint): dumps it re-writes are the C
-# writer's bit for bit; `pip install ./python` works offline; and a PyTorch
-# llama and qwen2 with its hooks agree with llama.cpp checkpoint by
-# checkpoint, and compare names a RoPE fault at Qcur of layer 0 (skipped,
-# exit 77, without torch: Debian's python3-torch).
+# writer's bit for bit; `pip install ./python` works offline; a PyTorch
+# llama, qwen2 and GPT-2 with its hooks agree with llama.cpp checkpoint by
+# checkpoint, and compare names a RoPE fault at Qcur of layer 0; fed by
+# llama.cpp's dump (feed=), each layer is proved on its own: a fault in one
+# layer is named there and the layers after it pass (skipped, exit 77,
+# without torch: Debian's python3-torch).
 if(NOT LLORCH_PYTHON)
   return()
 endif()
@@ -22,3 +24,7 @@ llorch_python_case(python_install install "")
 llorch_python_case(python_errors errors "")
 llorch_python_case(python_torch_llama torch ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf)
 llorch_python_case(python_torch_qwen2 torch qwen2)
+llorch_python_case(python_torch_gpt2 gpt2 ${LLORCH_TEST_DATA}/tiny-gpt2-f32.gguf)
+llorch_python_case(python_fed_llama fed llama)
+llorch_python_case(python_fed_qwen2 fed qwen2)
+llorch_python_case(python_fed_gpt2 fed gpt2)

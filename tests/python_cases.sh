@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The Python package's tests (tests/python.cmake):
-#   python_cases.sh roundtrip|torch|install|errors WORK [MODEL]
+#   python_cases.sh roundtrip|torch|gpt2|fed|install|errors WORK [MODEL]
+# MODEL: a GGUF; for torch, qwen2 (made here); for fed, an architecture (llama, qwen2, gpt2: a
+# 6-layer model made here, so that a fault has layers after it).
 # Environment: PY (a python3 with numpy), EXTRACTOR, ENGINE, COMPARE, MAKER,
 # LLAMA_CPP_DIR (empty: the pinned source). Exit 77: skipped (no torch, no venv).
 set -uo pipefail
@@ -14,16 +16,22 @@ case "$case_name" in
     PYTHONPATH="$repo/python" exec "$PY" "$here/python_checks.py" roundtrip "$work/run" "$model" ;;
   errors)
     PYTHONPATH="$repo/python" exec "$PY" "$here/python_checks.py" errors "$work/run" "" ;;
-  torch)
+  torch|gpt2|fed)
     "$PY" -c 'import torch' 2>/dev/null || { echo "SKIP: no torch (Debian: apt-get install python3-torch)"; exit 77; }
     # llama.cpp's own gguf-py reads the GGUF: from the pinned source, cached per commit
     LLORCH_GGUF_PY=1 bash "$repo/scripts/llama-cpp.sh" "$work/gguf.env" || exit 1
     gguf_py="$(sed -n 's/^LLAMA_GGUF_PY=//p' "$work/gguf.env")"
-    if [ "$model" = qwen2 ]; then  # made here: the tiny_models fixture has no qwen2
+    if [ "$case_name" = fed ]; then  # 6 layers: a fault in layer 3 has layers after it
+      arch="$model" model="$work/fed-$model-f32.gguf"
+      case "$arch" in
+        gpt2) "$MAKER" --arch gpt2 --layers 6 --embd 64 --heads 4 --ff 256 --seed 9 -o "$model" || exit 1 ;;
+        *) "$MAKER" --arch "$arch" --layers 6 --embd 64 --heads 4 --heads-kv 2 --ff 128 --seed 7 -o "$model" || exit 1 ;;
+      esac
+    elif [ "$model" = qwen2 ]; then  # made here: the tiny_models fixture has no qwen2
       model="$work/tiny-qwen2-f32.gguf"
       "$MAKER" --arch qwen2 --layers 2 --embd 64 --heads 4 --heads-kv 2 --ff 128 --seed 5 -o "$model" || exit 1
     fi
-    PYTHONPATH="$repo/python:$here:$gguf_py" exec "$PY" "$here/python_checks.py" torch "$work/run" "$model" ;;
+    PYTHONPATH="$repo/python:$here:$gguf_py" exec "$PY" "$here/python_checks.py" "$case_name" "$work/run" "$model" ;;
   install)  # pip install ./python offline, in a fresh venv, from a copy of the source
     "$PY" -m venv --system-site-packages "$work/venv" >/dev/null 2>&1 \
       || { echo "SKIP: no venv module (Debian: apt-get install python3-venv)"; exit 77; }

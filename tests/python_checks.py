@@ -4,10 +4,14 @@ torch missing).
 
   python_checks.py roundtrip WORK MODEL   the C writer's dumps re-written by the package: bit for bit
   python_checks.py torch WORK MODEL       PyTorch with the hooks against llama.cpp: clean, then a RoPE fault
+  python_checks.py gpt2 WORK MODEL        a PyTorch GPT-2 (HF's module names, Conv1D) against llama.cpp's gpt2
+  python_checks.py fed WORK MODEL         PyTorch fed by llama.cpp's dump (feed=): clean, a fault isolated at its
+                                          layer (chained: it spreads), reference_input()
   python_checks.py errors WORK ""         the writer refuses what the format forbids; the reader names damaged files
 
 Programs come from the environment: EXTRACTOR, ENGINE, COMPARE."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,7 +20,7 @@ import sys
 
 import numpy as np
 
-from llorch_checkpoint import Dump, DumpWriter
+from llorch_checkpoint import Dump, DumpWriter, reference_input
 
 TOKENS = "1,15043,3186,338,263,4,29871,1"
 
@@ -83,16 +87,31 @@ def case_roundtrip(work, model):
     print("npz container and npy files: byte-identical to the C writer's")
 
 
-def torch_dump(model_path, tokens, out, fault=None, steps=(None,), keep=None):
+def gguf_arch(path):
+    from gguf import GGUFReader
+
+    return bytes(GGUFReader(path).fields["general.architecture"].parts[-1]).decode()
+
+
+def load_model(model_path, fault=None):
+    """The plain-torch model of a GGUF: GPT-2 (tests/python_torch_gpt2.py) or llama/qwen2."""
+    if gguf_arch(model_path) == "gpt2":
+        from python_torch_gpt2 import load_gguf
+    else:
+        from python_torch_model import load_gguf
+    return load_gguf(model_path, fault)
+
+
+def torch_dump(model_path, tokens, out, fault=None, steps=(None,), keep=None, feed=None, **capture):
+    """The model's dump: one forward call, or one per slice between the cuts in steps."""
     import torch
 
     from llorch_checkpoint.torch_hooks import Capture
-    from python_torch_model import load_gguf
 
-    model = load_gguf(model_path, fault)
+    model = load_model(model_path, fault)
     cfg = model.cfg
     with Capture(model, out, architecture=cfg["arch"], n_head=cfg["n_head"], n_head_kv=cfg["n_head_kv"],
-                 model_path=model_path, settings={"fault": fault or "none"}):
+                 model_path=model_path, settings={"fault": fault or "none"}, feed=feed, **capture):
         ids = torch.tensor([tokens], dtype=torch.long)
         cut = steps[0] or len(tokens)
         if keep is not None:  # as generate() calls it: the prompt with KEEP, then one token per step with 1
@@ -100,32 +119,33 @@ def torch_dump(model_path, tokens, out, fault=None, steps=(None,), keep=None):
             for t in range(cut, len(tokens)):
                 model(ids[:, t:t + 1], **{k: 1 for k in keep})
             return
-        model(ids[:, :cut])
-        if cut < len(tokens):
-            model(ids[:, cut:])
+        cuts = [0] + [c for c in steps if c] + [len(tokens)]
+        for a, b in zip(cuts, cuts[1:]):
+            if b > a:
+                model(ids[:, a:b])
 
 
-def check_clean(ref, cand, label):
+def check_clean(ref, cand, label, rope=True):
     rc, r = compare_json(ref, cand)
     rows = r["rows"]
     bad = [x for x in rows if x["status"] != "PASS"]
     names = {x["checkpoint"] for x in rows}
-    need = {"attn_norm", "Qcur", "Kcur", "Vcur", "Qcur_pre_rope", "Kcur_pre_rope", "cache_k", "cache_v",
-            "kq_soft_max", "attn_out_proj", "ffn_out", "embd", "l_out", "logits"}
+    need = {"attn_norm", "Qcur", "Kcur", "Vcur", "cache_k", "cache_v", "kq_soft_max", "attn_out_proj", "ffn_out",
+            "embd", "ffn_inp", "l_out", "result_norm", "logits"}
+    need |= {"Qcur_pre_rope", "Kcur_pre_rope"} if rope else set()
     if rc != 0 or bad or not need <= names or r["only_in_reference"] or r["only_in_candidate"]:
         fail(f"{label}: compare exit {rc}, failed {[(x['checkpoint'], x['layer']) for x in bad]}, "
              f"missing {sorted(need - names)}, only in one: {r['only_in_reference']} {r['only_in_candidate']}")
     worst = max(rows, key=lambda x: x["max_abs_err"])
     print(f"{label}: {len(rows)} checkpoints pass against llama.cpp; worst max_abs_err "
           f"{worst['max_abs_err']:.3e} ({worst['checkpoint']} layer {worst['layer']})")
+    return r
 
 
 def case_torch(work, model):
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("SKIP: no torch (Debian: apt-get install python3-torch)")
-        sys.exit(77)
+    need_torch()
+    import torch
+
     ref = f"{work}/llama.cpp"
     run(os.environ["EXTRACTOR"], "-m", model, "--tokens", TOKENS, "-ctk", "f32", "-ctv", "f32", "--checkpoints", "all",
         "-o", ref)
@@ -193,6 +213,198 @@ def case_torch(work, model):
           f"--preset f32: {fixed['message']}")
 
 
+def need_torch():
+    if importlib.util.find_spec("torch") is None:
+        print("SKIP: no torch (Debian: apt-get install python3-torch)")
+        sys.exit(77)
+
+
+def extract(model, out, *args):
+    run(os.environ["EXTRACTOR"], "-m", model, "--tokens", TOKENS, "-ctk", "f32", "-ctv", "f32", "--checkpoints", "all",
+        "-o", out, *args)
+    return [int(t) for t in np.load(f"{out}/tokens.npy")]
+
+
+def case_gpt2(work, model):
+    """GPT-2 with HF's module names against llama.cpp's gpt2: every checkpoint, one step and two."""
+    need_torch()
+    ref = f"{work}/llama.cpp"
+    tokens = extract(model, ref)
+    for label, out, steps in (("gpt2, one step", "torch", (None,)), ("gpt2, two steps", "torch-2steps", (5,))):
+        torch_dump(model, tokens, f"{work}/{out}", steps=steps)
+        check_clean(ref, f"{work}/{out}", label, rope=False)
+        e = Dump(f"{work}/{out}").entry("Qcur", 0, step=0)
+        if e["shape"] != [steps[0] or len(tokens), 4, 16]:
+            fail(f"{label}: Qcur layer 0 has shape {e['shape']}")
+    missing = {(m["checkpoint"], m["layer"]) for m in Dump(f"{work}/torch").manifest["missing"]}
+    if missing != {(c, l) for c in ("Qcur_pre_rope", "Kcur_pre_rope") for l in (0, 1)}:
+        fail(f"gpt2: missing {sorted(missing)}; expected the pre-RoPE Q/K of each layer (no RoPE)")
+    # generate(): the prompt with logits_to_keep=1, then one token per call
+    out = f"{work}/torch-keep"
+    torch_dump(model, tokens, out, steps=(5,), keep={"logits_to_keep": 1})
+    helptext = subprocess.run([os.environ["COMPARE"], "--help"], stdout=subprocess.PIPE, text=True).stdout
+    rc, r = compare_json(ref, out, *(["--allow-missing"] if "--allow-missing" in helptext else []))
+    bad = [(x["checkpoint"], x["layer"]) for x in r["rows"] if x["status"] != "PASS"]
+    if rc != 0 or bad:
+        fail(f"gpt2 logits_to_keep=1: compare exit {rc}, rows that do not pass: {bad}")
+    print("gpt2 logits_to_keep=1: every row passes")
+    rc, _ = compare_json(f"{work}/torch", ref)
+    if rc != 0:
+        fail(f"gpt2, PyTorch as the reference: compare exit {rc}")
+
+
+def rows_of(r, layer=None, after=None):
+    """compare's rows of one layer (None: the model-level rows), or of every layer after `after`
+    together with the model-level rows."""
+    if after is not None:
+        return [x for x in r["rows"] if x["layer"] is None or x["layer"] > after]
+    return [x for x in r["rows"] if x["layer"] == layer]
+
+
+def check_feed_exact(ref, cand, n_layer, label):
+    """The fed values are llama.cpp's bit for bit: the model's ffn_inp is llama.cpp's input to the layer plus
+    the model's attention output, its l_out llama.cpp's ffn_inp plus the model's FFN output (float32 adds)."""
+    c = Dump(cand)
+    for il in range(n_layer):  # every row, by position (the two dumps' steps may differ)
+        n = len(c.tokens)
+        want = reference_input(ref, il, positions=range(n)) + c.rows("attn_out_proj", il)
+        if want.tobytes() != c.rows("ffn_inp", il).tobytes():
+            fail(f"{label}: ffn_inp of layer {il} is not llama.cpp's input to it + attn_out_proj, bit for bit")
+        want = reference_input(ref, il, where="ffn", positions=range(n)) + c.rows("ffn_out", il)
+        if want.tobytes() != c.rows("l_out", il).tobytes():
+            fail(f"{label}: l_out of layer {il} is not llama.cpp's ffn_inp + ffn_out, bit for bit")
+    print(f"{label}: the fed residuals are llama.cpp's bit for bit (ffn_inp, l_out of {n_layer} layers)")
+
+
+def check_reference_input(ref, n_layer, label):
+    """reference_input() is np.load of the files it names, by step and by position."""
+    d = Dump(ref)
+
+    def npload(checkpoint, layer, step):
+        e = d.entry(checkpoint, layer, step)
+        if d.container:
+            return np.load(f"{ref}/{d.container['file']}")[e["key"]]
+        return np.load(f"{ref}/{e['file']}")
+
+    steps = sorted({e["step"] for e in d.files})
+    n = 0
+    for il in range(n_layer):
+        for step in steps:
+            for where, (checkpoint, at) in (("layer", ("embd", -1) if il == 0 else ("l_out", il - 1)),
+                                            ("ffn", ("ffn_inp", il))):
+                got, want = reference_input(ref, il, step=step, where=where), npload(checkpoint, at, step)
+                if got.dtype != want.dtype or got.shape != want.shape or got.tobytes() != want.tobytes():
+                    fail(f"{label}: reference_input(layer {il}, step {step}, {where}) is not {checkpoint} "
+                         f"layer {at} step {step}")
+                n += 1
+        # by position, across the dump's steps: the rows of every step, in order
+        whole = np.concatenate([npload("l_out" if il else "embd", il - 1, s) for s in steps])
+        got = reference_input(ref, il, positions=range(len(whole)))
+        if got.tobytes() != whole.tobytes():
+            fail(f"{label}: reference_input(layer {il}, positions 0..{len(whole) - 1}) is not the steps' rows")
+        if reference_input(ref, il, positions=[3, 1]).tobytes() != whole[[3, 1]].tobytes():
+            fail(f"{label}: reference_input(layer {il}, positions [3, 1]) is not rows 3 and 1")
+    if reference_input(d, n_layer - 1).tobytes() != npload("l_out", n_layer - 2, steps[-1]).tobytes():
+        fail(f"{label}: reference_input(layer {n_layer - 1}) (the latest step) is not l_out of the last step")
+    expect_error(f"{label}: where", ["where='attn'"], lambda: reference_input(ref, 0, where="attn"))
+    expect_error(f"{label}: layer", [f"layer {n_layer}", f"0 to {n_layer - 1}"], lambda: reference_input(ref, n_layer))
+    try:
+        reference_input(ref, 1, positions=[0, 99])
+        fail(f"{label}: reference_input at position 99 did not raise")
+    except KeyError as e:
+        if "99" not in str(e):
+            fail(f"{label}: the KeyError does not name position 99: {e}")
+    print(f"{label}: reference_input() equals np.load of {n} files, by step and by position")
+
+
+def case_fed(work, model):
+    """PyTorch fed by llama.cpp: each layer from llama.cpp's input to it (docs/FORMAT.md, "Fed runs")."""
+    need_torch()
+    from llorch_checkpoint.torch_hooks import Capture
+
+    ref, ref2 = f"{work}/llama.cpp", f"{work}/llama.cpp-ub5"
+    tokens = extract(model, ref)
+    extract(model, ref2, "-ub", "5")  # two steps (5 + 3 tokens), the npz form
+    m = Dump(ref).manifest
+    n_layer, rope = m["model"]["n_layer"], m["model"]["architecture"] != "gpt2"
+    fault_layer = n_layer // 2
+    check_reference_input(ref, n_layer, "npy, one step")
+    check_reference_input(ref2, n_layer, "npz, two steps")
+
+    # clean: every row passes, the fed residuals (as the model computed them) too
+    fed = f"{work}/torch-fed"
+    torch_dump(model, tokens, fed, feed=ref)
+    r = check_clean(ref, fed, "fed, one step", rope=rope)
+    got = Dump(fed).manifest.get("fed")
+    want = {"from": ref, "producer": m["producer"], "fingerprint": m["model"]["fingerprint"],
+            "at": ["embd", "l_out", "ffn_inp"], "layers": list(range(n_layer))}
+    if got != want:
+        fail(f"fed: the manifest's fed is {got}; expected {want}")
+    residual = [x for x in r["rows"] if x["checkpoint"] in ("embd", "ffn_inp", "l_out")]
+    if len(residual) != 1 + 2 * n_layer or any(x["status"] != "PASS" for x in residual):
+        fail(f"fed: residual rows {[(x['checkpoint'], x['layer'], x['status']) for x in residual]}")
+    check_feed_exact(ref, fed, n_layer, "fed, one step")
+    # fed across llama.cpp's steps: the torch run's calls (3 + 3 + 2 tokens) are not llama.cpp's (5 + 3)
+    torch_dump(model, tokens, f"{work}/torch-fed-3steps", steps=(3, 6), feed=ref2)
+    check_clean(ref2, f"{work}/torch-fed-3steps", "fed from 2 steps, 3 calls", rope=rope)
+    check_feed_exact(ref2, f"{work}/torch-fed-3steps", n_layer, "fed from 2 steps, 3 calls")
+    # only the layers' inputs: attention and FFN proved together
+    torch_dump(model, tokens, f"{work}/torch-fed-layer", feed=ref, feed_at=("embd", "l_out"))
+    check_clean(ref, f"{work}/torch-fed-layer", "fed at embd and l_out only", rope=rope)
+    at = Dump(f"{work}/torch-fed-layer").manifest["fed"]["at"]
+    if at != ["embd", "l_out"]:
+        fail(f"feed_at=('embd', 'l_out'): fed.at {at}")
+
+    # a fault in one deep layer: named there; fed, the layers after it pass; chained, they fail
+    fault = f"ffn-eps:{fault_layer}=0.1"
+    results = {}
+    for label, feed in (("fed", ref), ("chained", None)):
+        out = f"{work}/torch-fault-{label}"
+        torch_dump(model, tokens, out, fault=fault, feed=feed)
+        rc, r = compare_json(ref, out)
+        f = r.get("first_divergence") or {}
+        got = (f.get("checkpoint"), f.get("layer"), f.get("origin"))
+        if rc != 1 or got != ("ffn_out", fault_layer, "introduced"):
+            fail(f"{fault}, {label}: compare exit {rc}, first divergence {got}, expected "
+                 f"('ffn_out', {fault_layer}, 'introduced')")
+        before = [x for x in r["rows"] if x["layer"] is not None and x["layer"] < fault_layer]
+        if any(x["status"] != "PASS" for x in before):
+            fail(f"{fault}, {label}: a layer before {fault_layer} fails")
+        results[label] = r
+    after = rows_of(results["fed"], after=fault_layer)
+    bad = [(x["checkpoint"], x["layer"]) for x in after if x["status"] != "PASS"]
+    if bad:
+        fail(f"{fault}, fed: rows after layer {fault_layer} fail: {bad}; a fed run isolates the layer")
+    print(f"{fault}, fed: first divergence ffn_out layer {fault_layer}; {len(after)} rows after it all pass")
+    chained = results["chained"]
+    for il in range(fault_layer + 1, n_layer):
+        failing = [x["checkpoint"] for x in rows_of(chained, il) if x["status"] != "PASS"]
+        if "l_out" not in failing:
+            fail(f"{fault}, chained: layer {il} has l_out passing (failing: {failing}); the fault should spread")
+    logits = [x for x in rows_of(chained) if x["checkpoint"] == "logits"]
+    if not logits or logits[0]["status"] == "PASS":
+        fail(f"{fault}, chained: the logits pass")
+    n_bad = sum(x["status"] != "PASS" for x in rows_of(chained, after=fault_layer))
+    print(f"{fault}, chained: first divergence ffn_out layer {fault_layer}; {n_bad} rows after it fail, "
+          f"l_out of every later layer and the logits among them")
+
+    # refusals: a dump of another model
+    probe = load_model(model)
+    for label, mm, words in (("another model's layers", {"n_layer": n_layer + 1}, [f"{n_layer + 1} layers"]),
+                             ("another model's fingerprint", {"fingerprint": "sha256-sampled-v1:00"},
+                              ["fingerprint", "sha256-sampled-v1:00"])):
+        fake = f"{work}/fake-{len(words)}"
+        with DumpWriter(fake) as w:
+            model_block = {"n_layer": n_layer, **mm}
+            w.set_run(producer="fake", architecture=m["model"]["architecture"], n_layer=model_block["n_layer"],
+                      n_embd=m["model"]["n_embd"], n_head=1, n_head_kv=1, n_vocab=m["model"]["n_vocab"],
+                      tokens=tokens, model_fingerprint=mm.get("fingerprint"))
+            w.write("embd", np.zeros((len(tokens), m["model"]["n_embd"]), np.float32))
+        expect_error(f"feed from {label}", words,
+                     lambda: Capture(probe, f"{work}/refused-{len(words)}", architecture="x", n_head=1, n_head_kv=1,
+                                     model_path=model, feed=fake))
+
+
 def expect_error(label, want, fn):
     """fn() raises ValueError whose message holds every string of want."""
     try:
@@ -247,7 +459,9 @@ def main():
     case, work, model = sys.argv[1:4]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    {"roundtrip": case_roundtrip, "torch": case_torch, "errors": case_errors}[case](work, model)
+    cases = {"roundtrip": case_roundtrip, "torch": case_torch, "gpt2": case_gpt2, "fed": case_fed,
+             "errors": case_errors}
+    cases[case](work, model)
     print("PASS")
 
 

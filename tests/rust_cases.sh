@@ -4,8 +4,10 @@
 #   rust_cases.sh writer-vs-c npy|npz WORK
 #   rust_cases.sh reader-vs-numpy npy|npz|safetensors WORK MODEL
 #   rust_cases.sh reader-numpy-npz WORK
+#   rust_cases.sh residual-vs-numpy CASE WORK MODEL   (read_residual.sh CASE, the C and Rust readers)
 # Environment: CRATE (rust/), CARGO_TARGET_DIR, C_WRITER (test_rust_writer),
-# EXTRACTOR, COMPARE, CHECK (rust_reader_check.py), PY.
+# EXTRACTOR, COMPARE, CHECK (rust_reader_check.py), PY; for residual-vs-numpy
+# also READ_RESIDUAL (test_read_residual), RESIDUAL_SH, RESIDUAL_CHECK.
 set -euo pipefail
 case_name=$1
 shift
@@ -145,6 +147,12 @@ np.savez(sys.argv[1], a=rng.standard_normal((3, 5)).astype(np.float32),
     set -e
     cat "$work/c.err"
     [ $rc -eq 1 ] && grep -q 'compressed' "$work/c.err" || fail "a compressed .npz was not refused"
+    ;;
+residual-vs-numpy)
+    # Dump::residual and llorch_ckpt_dump_residual on the same extractor dump, each against numpy
+    rcase=$1 work=$2 model=$3
+    RUST_RESIDUAL="$ex/residual_rows" bash "$RESIDUAL_SH" "$READ_RESIDUAL" "$EXTRACTOR" "$PY" "$RESIDUAL_CHECK" \
+        "$work" "$rcase" "$model"
     ;;
 *)
     fail "unknown case $case_name"

@@ -301,7 +301,7 @@ static void test_memory_compare(void) {
         CHECK(llorch_ckpt_comparison_first_failure(c) == 0);
         CHECK(llorch_ckpt_comparison_exit_code(c) == 1);
         FILE                          *devnull = fopen("/dev/null", "w");
-        struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o};
+        struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o, NULL, NULL};
         CHECK(devnull && llorch_ckpt_report_table(devnull, c, &info) == 0);
         CHECK(devnull && llorch_ckpt_report_json(devnull, c, &info) == 0);
         if (devnull) {

@@ -124,7 +124,7 @@ static char *table_of(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
         return NULL;
     }
     FILE                          *f = open_memstream(&text, &size);
-    struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o};
+    struct llorch_ckpt_report_info info = {"ref", "cand", ref, cand, o, NULL, NULL};
     CHECK(f && llorch_ckpt_report_table(f, c, &info) == 0);
     if (f) {
         fclose(f);

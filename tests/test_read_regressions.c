@@ -173,7 +173,7 @@ static void check_array(const llorch_ckpt_dump *d, size_t i, const llorch_ckpt_a
 
 static void check_report(const llorch_ckpt_comparison *c, const char *dir, const llorch_ckpt_dump *d,
                          const llorch_ckpt_compare_options *opt) {
-    struct llorch_ckpt_report_info info = {dir, dir, d, d, opt};
+    struct llorch_ckpt_report_info info = {dir, dir, d, d, opt, NULL, NULL};
     FILE                          *f = tmpfile();
     CHECK(f != NULL, "tmpfile");
     CHECK(llorch_ckpt_report_table(f, c, &info) == 0, "table report");

@@ -9,6 +9,7 @@
              their own checkpoint and layer, introduced there
   missing    a crashed or partial candidate fails (exit 3) unless --only or
              --allow-missing says what the engine produces
+  isolation  a fault in one layer, chained and fed (--isolated), from both sides
   selection  two extractor runs that differ only in the checkpoints asked
              for agree bit for bit on the rows they share; flash attention
              on one side is named as a setting, never blamed on a checkpoint
@@ -188,7 +189,54 @@ def case_selection(work, models):
               f"{fixed['message'][:100]}")
 
 
-CASES = {"clean": case_clean, "faults": case_faults, "missing": case_missing, "selection": case_selection}
+def isolation_rows(j):
+    return {(layer["layer"], part): layer[part] for layer in j["isolation"]["layers"] for part in ("attention", "ffn")}
+
+
+def case_isolation(work, models):
+    """A fault in one layer: the chained comparison fails from it on (or, with
+    an f16 cache on the reference's side, hides it in the drift); the run fed
+    the reference's residual stream names exactly that layer (--isolated),
+    from either side: the engine fed by llama.cpp, llama.cpp fed by the engine."""
+    model = models[0]
+    fault, layer, part = "ffn-eps:3=1e-3", 3, "ffn"
+    for kv in ("f32", "f16"):
+        ref = extract(work, model, f"llama-{kv}", "-ctk", kv, "-ctv", kv)
+        cand = engine(work, model, "bug", "--fault", fault)
+        fed = engine(work, model, "bug-fed", "--fault", fault, "--feed", ref)
+        j = compare(ref, cand, "--isolated", fed, expect=1)
+        rows = isolation_rows(j)
+        wrong = sorted(k for k, v in rows.items() if v["isolated"] == "FAIL")
+        if wrong != [(layer, part)]:
+            fail(f"{kv} cache: isolated failures {wrong}, expected [({layer}, '{part}')]")
+        chained = sorted(k for k, v in rows.items() if v["chained"] == "FAIL")
+        if kv == "f32" and chained != [(l, p) for l in range(layer, max(r[0] for r in rows) + 1)
+                                       for p in ("attention", "ffn") if (l, p) >= (layer, part)]:
+            fail(f"f32 cache: the chained comparison fails {chained}, expected every part from layer {layer}'s FFN on")
+        if "layer 3's FFN" not in j["isolation"]["wrong_on_their_own"]:
+            fail(f"{kv}: {j['isolation']}")
+        print(f"{kv} cache: chained fails {chained or 'nothing'}; isolated fails {wrong}; per layer FFN NMSE "
+              + ", ".join(f"{l}: {rows[(l, 'ffn')]['chained_nmse']:.2g}/{rows[(l, 'ffn')]['isolated_nmse']:.2g}"
+                          for l in sorted({r[0] for r in rows})))
+    # llama.cpp fed by the engine, where the extractor can feed
+    fed = os.path.join(work, "llama-fed")
+    shutil.rmtree(fed, ignore_errors=True)
+    p = run(os.environ["EXTRACTOR"], "-m", model, "--tokens", TOKENS, "--checkpoints", "all", "-ctk", "f32", "-ctv",
+            "f32", "--feed", cand, "-o", fed)
+    if p.returncode == 2 and "--feed" in p.stderr and "unknown" in p.stderr:
+        print("note: this extractor cannot feed")
+        return
+    if p.returncode != 0:
+        fail(f"extractor --feed: {p.stderr.strip()[-300:]}")
+    j = compare(ref, cand, "--isolated", fed, expect=1)
+    wrong = sorted(k for k, v in isolation_rows(j).items() if v["isolated"] == "FAIL")
+    if wrong != [(layer, part)]:
+        fail(f"llama.cpp fed by the engine: isolated failures {wrong}, expected [({layer}, '{part}')]")
+    print(f"llama.cpp fed by the engine: isolated failures {wrong}")
+
+
+CASES = {"clean": case_clean, "faults": case_faults, "missing": case_missing, "selection": case_selection,
+         "isolation": case_isolation}
 
 if __name__ == "__main__":
     if len(sys.argv) < 4 or sys.argv[1] not in CASES:

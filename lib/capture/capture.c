@@ -109,7 +109,7 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
 void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cparams) {
     cap->kv_unified = cparams->kv_unified; /* how the cache holds sequences (capture_rows.c) */
     cap->n_seq_max = (int32_t) cparams->n_seq_max;
-    if (llorch_ckpt_selection_empty(cap->p.selection)) {
+    if (!llorch_capture_active(cap)) {
         return; /* no callback: the scheduler keeps its fast path */
     }
     cparams->cb_eval = llorch_capture_eval_callback;
@@ -141,11 +141,12 @@ void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens) {
     llorch_capture_make_row_sets(cap);
     cap->next_point = 0;
     cap->next_item = 0;
+    cap->next_feed = 0;
     cap->diverged_at = -1;
     cap->n_step = 0;
     cap->same_pointers = true;
     llorch_graph_reset(&cap->rec);
-    if (cap->plan == NULL && !llorch_ckpt_selection_empty(cap->p.selection)) {
+    if (cap->plan == NULL && llorch_capture_active(cap)) {
         llorch_capture_set_error(cap,
                                  "no capture plan for a micro-batch of %d tokens: call llorch_capture_prepare(cap, "
                                  "ctx, %d) before the first llama_decode (for n_ubatch and for the last, shorter "
@@ -185,6 +186,7 @@ void llorch_capture_note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind
 }
 
 static void end_micro_batch(llorch_capture *cap) {
+    llorch_capture_feed_end_step(cap);
     llorch_capture_release_held(cap, INT32_MAX);
     if (cap->queue != NULL) {
         llorch_queue_flush(cap->queue); /* the step's files get written while the next one computes */
@@ -309,6 +311,7 @@ void llorch_capture_free(llorch_capture *cap) {
     llorch_graph_free(&cap->rec);
     llorch_capture_free_marks(cap);
     llorch_fetch_free(cap->fetch);
+    llorch_capture_feed_free(cap);
     void *const owned[] = {
         cap->held,     cap->plans,     cap->step_t,    cap->ever,     cap->graph_names, cap->missing,  cap->sets,
         cap->set_ints, cap->batch_seq, cap->batch_pos, cap->next_pos, cap->cell_seq,    cap->cell_pos, cap};

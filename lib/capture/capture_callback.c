@@ -159,7 +159,8 @@ static bool ask(llorch_capture *cap, struct ggml_tensor *t) {
         return false;
     }
     bool point = cap->next_point < cap->sched->n_points && cap->sched->points[cap->next_point] == i;
-    point = point && cap->diverged_at < 0 && cap->capturing;
+    /* a fed run takes every point: the feed writes even in steps that keep no rows */
+    point = point && cap->diverged_at < 0 && (cap->capturing || cap->p.feed != NULL);
     cap->report.splits += point && i < cap->plan->graph.n_nodes - 1; /* the last node ends the graph anyway */
     return point;
 }
@@ -175,6 +176,9 @@ bool llorch_capture_eval_callback(struct ggml_tensor *t, bool asking, void *user
     }
     double start = llorch_now_seconds();
     llorch_capture_point(cap, node);
+    if (cap->p.feed != NULL) {
+        llorch_capture_feed_point(cap, node); /* after the point has read what llama.cpp computed */
+    }
     cap->report.copy_seconds += llorch_now_seconds() - start;
     return true; /* never false: a false return only ends the current split; stopping is llorch_capture_abort_callback's
                     job */

@@ -7,7 +7,8 @@
  *                       each sequence's rows and cache cells
  *   capture_outputs.c   marking checkpoints as graph outputs before llama.cpp
  *                       allocates a graph (the patched llama.cpp asks first)
- *   capture_copy.c      the data phase: gather, convert, hand to the writer */
+ *   capture_copy.c      the data phase: gather, convert, hand to the writer
+ *   feed.c              a fed run: replacing the residual stream (--feed) */
 #ifndef LLORCH_CAPTURE_INTERNAL_H
 #define LLORCH_CAPTURE_INTERNAL_H
 
@@ -117,6 +118,13 @@ struct llorch_capture {
     bool                outputs_off; /* a marked tensor was not kept: graph splits from then on */
     llorch_fetch       *fetch;       /* device tensors of a capture point, read together */
 
+    /* a fed run (feed.c): the step's next fed tensor, and scratch rows */
+    int      next_feed;
+    float   *feed_rows;  /* n_tokens x n_embd, as the feed supplies them */
+    void    *feed_bytes; /* the same in the tensor's type */
+    int32_t *feed_pos;
+    size_t   feed_cap; /* rows the scratch holds */
+
     ggml_abort_callback prev_abort;
     void               *prev_abort_data;
     atomic_int          stop;   /* set by a signal handler (lock-free)  */
@@ -181,6 +189,23 @@ const struct llorch_schedule *llorch_capture_schedule(const llorch_capture *cap)
  * marked a graph output, or state that outlives the graph. */
 bool llorch_capture_output_intact(const struct ggml_tensor *t);
 void llorch_capture_free_marks(llorch_capture *cap);
+
+/* feed.c */
+/* True when the capture has work: a selection, or a feed. */
+bool llorch_capture_active(const llorch_capture *cap);
+/* The tensors a fed run replaces (plan.h), 0 without a feed. */
+llorch_feed_mask llorch_capture_feed_mask(const llorch_capture *cap);
+/* A new plan of a fed run: every fed tensor found, or an error naming the
+ * one that is not. -1 after an error. */
+int llorch_capture_feed_check_plan(llorch_capture *cap, const struct llorch_plan *plan);
+/* Whether node i of the step is a fed tensor's capture point. */
+bool llorch_capture_feed_at(const llorch_capture *cap, int i);
+/* After the capture point `node` has read it: overwrites each fed tensor
+ * of that node with the feed's rows. */
+void llorch_capture_feed_point(llorch_capture *cap, int node);
+/* The step's end: every fed tensor was replaced, or an error. */
+void llorch_capture_feed_end_step(llorch_capture *cap);
+void llorch_capture_feed_free(llorch_capture *cap);
 
 /* capture_copy.c */
 /* The data phase of capture point `node`. */

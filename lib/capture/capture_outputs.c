@@ -50,7 +50,7 @@ static int choose_marks(const llorch_capture *cap, const struct llorch_graph *g,
     if (in.n_tokens == 0) {
         return -1; /* not a model's graph that the capture reads */
     }
-    return llorch_plan_build(set, g, &in, cap->p.selection, true, cap->p.output_bytes);
+    return llorch_plan_build(set, g, &in, cap->p.selection, true, cap->p.output_bytes, 0);
 }
 
 /* The marks of graphs with the structure of g: those of an earlier graph
@@ -92,8 +92,8 @@ static void end_recording(llorch_capture *cap) {
 
 void llorch_capture_pass_node(llorch_capture *cap, struct ggml_tensor *t) {
     struct llorch_pass *ps = &cap->pass;
-    if (cap->p.output_bytes == 0 || cap->p.split_each || cap->outputs_off) {
-        return;
+    if (cap->p.output_bytes == 0 || cap->p.split_each || cap->outputs_off || cap->p.feed != NULL) {
+        return; /* a fed run writes the fed tensors at graph splits: it reads there too */
     }
     if (ps->marking && ps->n_marked == ps->rec.n_nodes) { /* both rounds are over: a new graph */
         ps->marking = false;

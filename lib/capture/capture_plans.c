@@ -32,8 +32,13 @@ int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens) {
                                        .n_vocab = cap->n_vocab,
                                        .arch = cap->arch};
     struct llorch_plan           plan;
-    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection, !cap->p.split_each, 0) != 0) {
+    if (llorch_plan_build(&plan, &cap->rec, &in, cap->p.selection, !cap->p.split_each, 0,
+                          llorch_capture_feed_mask(cap)) != 0) {
         return -1;
+    }
+    if (llorch_capture_feed_check_plan(cap, &plan) != 0) {
+        llorch_plan_free(&plan);
+        return -1; /* its error says why (the first error stays) */
     }
     if (llorch_capture_plan_marks(cap, &plan) != 0) {
         llorch_plan_free(&plan);
@@ -102,7 +107,7 @@ static int stopped_decode(struct llama_context *ctx, struct llama_batch b) {
 }
 
 int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32_t n_tokens) {
-    if (llorch_ckpt_selection_empty(cap->p.selection) || llorch_capture_plan_for(cap, n_tokens) != NULL) {
+    if (!llorch_capture_active(cap) || llorch_capture_plan_for(cap, n_tokens) != NULL) {
         return 0;
     }
     llama_memory_t mem = llama_get_memory(ctx);
@@ -138,7 +143,7 @@ int llorch_capture_prepare(llorch_capture *cap, struct llama_context *ctx, int32
     }
     if (cap->rec.n_nodes == 0 || llorch_capture_learn_plan(cap, n_tokens) != 0) {
         llorch_capture_set_error(cap, "out of memory recording the graph of %d tokens", n_tokens);
-        return -1;
+        return -1; /* the first error stays: a plan the feed refused has set it */
     }
     return 0;
 }

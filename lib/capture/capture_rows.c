@@ -107,6 +107,11 @@ int llorch_capture_begin_batch(llorch_capture *cap, const struct llama_batch *ba
                                       "takes one sequence or batches of sequences, not both");
         return -1;
     }
+    if (cap->p.feed != NULL) {
+        llorch_capture_set_error(cap, "a fed capture takes one sequence: call llorch_capture_begin_step, not "
+                                      "llorch_capture_begin_batch");
+        return -1;
+    }
     if (cap->next_pos == NULL) {
         cap->next_pos = calloc((size_t) (cap->n_seq_max > 0 ? cap->n_seq_max : 1), sizeof *cap->next_pos);
     }

@@ -135,9 +135,26 @@ static bool single_backend(const struct llorch_graph *g) {
     return true;
 }
 
+/* A fed run overwrites each fed tensor at its capture point: an item in
+ * that memory, ready by then, must be read there at the latest. (Another
+ * node's memory cannot be the fed tensor's while that node's data is still
+ * to be read: ggml-alloc gives a node's memory to a later node only after
+ * its last reader, which last_intact already ends its interval at.) */
+static int feed_limit(const struct llorch_graph *g, const struct llorch_plan_item *it, int until,
+                      const struct llorch_plan_feed *feeds, int n_feeds) {
+    llorch_gref root = storage_of(g, it->node);
+    for (int f = 0; f < n_feeds; f++) {
+        if (storage_of(g, feeds[f].node) == root && it->at <= feeds[f].node && feeds[f].node < until) {
+            until = feeds[f].node;
+        }
+    }
+    return until;
+}
+
 /* Moves each item's capture point to the end of its interval, then lets
  * every point gather all the items whose interval it falls in. */
-static int merge_points(const struct llorch_graph *g, struct llorch_schedule *s) {
+static int merge_points(const struct llorch_graph *g, struct llorch_schedule *s, const struct llorch_plan_feed *feeds,
+                        int n_feeds) {
     int   n = s->n_items;
     int  *until = malloc((size_t) (n > 0 ? n : 1) * sizeof *until);
     bool *in_mem = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *in_mem);
@@ -151,6 +168,7 @@ static int merge_points(const struct llorch_graph *g, struct llorch_schedule *s)
     for (int i = 0; i < n; i++) {
         until[i] = last_intact(g, s->items[i].node, s->items[i].at, in_mem);
         until[i] = until[i] < s->items[i].at ? s->items[i].at : until[i];
+        until[i] = feed_limit(g, &s->items[i], until[i], feeds, n_feeds);
         order[i] = i;
     }
     /* by interval end (insertion sort: plans hold hundreds of items) */
@@ -191,16 +209,25 @@ static int by_point(const void *a, const void *b) {
     return x->kind < y->kind ? -1 : x->kind > y->kind;
 }
 
-/* Sorts the items and lists their distinct points. */
-static int collect_points(struct llorch_schedule *s) {
+/* Sorts the items and lists their distinct points, and the fed tensors'
+ * nodes (a point each, whether an item is read there or not). */
+static int collect_points(struct llorch_schedule *s, const struct llorch_plan_feed *feeds, int n_feeds) {
     llorch_sort(s->items, (size_t) s->n_items, sizeof *s->items, by_point);
-    s->points = malloc((size_t) (s->n_items > 0 ? s->n_items : 1) * sizeof *s->points);
+    int n = s->n_items + n_feeds;
+    s->points = malloc((size_t) (n > 0 ? n : 1) * sizeof *s->points);
     if (s->points == NULL) {
         return -1;
     }
     for (int i = 0; i < s->n_items; i++) {
-        if (s->n_points == 0 || s->points[s->n_points - 1] != s->items[i].at) {
-            s->points[s->n_points++] = s->items[i].at;
+        s->points[i] = s->items[i].at;
+    }
+    for (int f = 0; f < n_feeds; f++) {
+        s->points[s->n_items + f] = feeds[f].node;
+    }
+    llorch_sort(s->points, (size_t) n, sizeof *s->points, int_compare);
+    for (int i = 0; i < n; i++) {
+        if (s->n_points == 0 || s->points[s->n_points - 1] != s->points[i]) {
+            s->points[s->n_points++] = s->points[i];
         }
     }
     return 0;
@@ -282,10 +309,10 @@ static int schedule_outputs(struct llorch_plan *p, size_t budget) {
         }
     }
     llorch_sort(p->marks, (size_t) p->n_marks, sizeof *p->marks, int_compare);
-    if (p->merge && single_backend(&p->graph) && merge_points(&p->graph, s) != 0) {
+    if (p->merge && single_backend(&p->graph) && merge_points(&p->graph, s, NULL, 0) != 0) {
         return -1;
     }
-    return collect_points(s);
+    return collect_points(s, NULL, 0);
 }
 
 int llorch_plan_use_marks(struct llorch_plan *p, const int *marks, int n_marks) {
@@ -328,17 +355,35 @@ static int collect_items(struct llorch_plan *p, const struct llorch_graph *graph
     return 0;
 }
 
+/* The fed tensors that the graph has, ascending by node (feed.c checks
+ * that none is missing). */
+static int collect_feeds(struct llorch_plan *p, const struct llorch_identify_input *in, llorch_feed_mask feed) {
+    p->feeds = malloc((size_t) (p->identity.n_roles > 0 ? p->identity.n_roles : 1) * sizeof *p->feeds);
+    if (p->feeds == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < p->identity.n_roles; i++) { /* roles are sorted by node */
+        const struct llorch_role *r = &p->identity.roles[i];
+        bool                      last_l_out = r->kind == LLORCH_CKPT_L_OUT && r->layer >= in->n_layer - 1;
+        if ((feed & (1u << r->kind)) != 0 && !last_l_out &&
+            (r->kind == LLORCH_CKPT_EMBD || r->kind == LLORCH_CKPT_L_OUT || r->kind == LLORCH_CKPT_FFN_INP)) {
+            p->feeds[p->n_feeds++] = (struct llorch_plan_feed){r->kind, r->layer, r->node};
+        }
+    }
+    return 0;
+}
+
 int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph, const struct llorch_identify_input *in,
-                      const llorch_ckpt_selection *sel, bool merge, size_t output_budget) {
+                      const llorch_ckpt_selection *sel, bool merge, size_t output_budget, llorch_feed_mask feed) {
     memset(p, 0, sizeof *p);
     p->n_tokens = in->n_tokens;
     p->merge = merge;
     int rc = -1;
     if (llorch_graph_copy(&p->graph, graph) == 0 && llorch_identify_graph(in, &p->identity) == 0 &&
-        collect_items(p, graph, sel, &p->ready) == 0 && schedule_outputs(p, output_budget) == 0 &&
-        copy_items(&p->splits, &p->ready) == 0 &&
-        (!merge || !single_backend(&p->graph) || merge_points(&p->graph, &p->splits) == 0)) {
-        rc = collect_points(&p->splits);
+        collect_feeds(p, in, feed) == 0 && collect_items(p, graph, sel, &p->ready) == 0 &&
+        schedule_outputs(p, output_budget) == 0 && copy_items(&p->splits, &p->ready) == 0 &&
+        (!merge || !single_backend(&p->graph) || merge_points(&p->graph, &p->splits, p->feeds, p->n_feeds) == 0)) {
+        rc = collect_points(&p->splits, p->feeds, p->n_feeds);
     }
     if (rc != 0) {
         llorch_plan_free(p);
@@ -349,8 +394,8 @@ int llorch_plan_build(struct llorch_plan *p, const struct llorch_graph *graph, c
 void llorch_plan_free(struct llorch_plan *p) {
     llorch_graph_free(&p->graph);
     llorch_identity_free(&p->identity);
-    void *const owned[] = {p->ready.items,   p->splits.items,   p->splits.points,
-                           p->outputs.items, p->outputs.points, p->marks};
+    void *const owned[] = {p->ready.items,    p->splits.items, p->splits.points, p->outputs.items,
+                           p->outputs.points, p->marks,        p->feeds};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
     memset(p, 0, sizeof *p);
 }

@@ -30,6 +30,14 @@ struct llorch_schedule {
     int                      n_points;
 };
 
+/* A residual-stream tensor that a fed run replaces (feed.c): the capture
+ * point at `node` reads it, then overwrites it. */
+struct llorch_plan_feed {
+    enum llorch_ckpt_kind kind; /* EMBD, L_OUT or FFN_INP */
+    int                   layer;
+    int                   node;
+};
+
 struct llorch_plan {
     int                    n_tokens;
     bool                   merge;
@@ -49,17 +57,31 @@ struct llorch_plan {
     int                    n_marks;
     size_t                 marked_bytes; /* their size: what the compute buffer grows by */
     bool                   uses_marks;   /* marks given by llorch_plan_use_marks: llama.cpp marks them */
+    /* A fed run: the tensors replaced, ascending by node. Each is a
+     * capture point of the splits schedule, whether selected or not, and
+     * every item in its memory is read there at the latest (before the
+     * write). The outputs schedule does not know them: a fed run reads at
+     * splits only. */
+    struct llorch_plan_feed *feeds;
+    int                      n_feeds;
 };
 
+/* Which tensors a fed run replaces: no feed (0), or a mask of
+ * (1u << LLORCH_CKPT_EMBD), (1u << LLORCH_CKPT_L_OUT) and
+ * (1u << LLORCH_CKPT_FFN_INP). l_out of the last layer is never fed: no
+ * layer reads it. */
+typedef unsigned llorch_feed_mask;
+
 /* Builds a plan from a finished graph: identifies it, keeps the selected
- * checkpoints (and --graph-regex matches) and places their capture points:
+ * checkpoints (and --graph-regex matches) and the fed tensors of `feed`
+ * that the graph has, and places their capture points:
  * with merge, as few as liveness allows; without, each right after its
  * tensor is computed. Checkpoints whose memory is marked a graph output,
  * up to output_budget bytes in graph order (0: none), are read after the
  * graph in the outputs schedule. -1 when out of memory. */
 int  llorch_plan_build(struct llorch_plan *plan, const struct llorch_graph *graph,
                        const struct llorch_identify_input *in, const llorch_ckpt_selection *sel, bool merge,
-                       size_t output_budget);
+                       size_t output_budget, llorch_feed_mask feed);
 void llorch_plan_free(struct llorch_plan *plan);
 
 /* Rebuilds the outputs schedule for the given marks (storage nodes,

@@ -65,7 +65,9 @@ struct llorch_ckpt_comparison {
     llorch_ckpt_decision            *decision;                    /* the logits' (compare_logits.c), or NULL */
     struct llorch_ckpt_setting_diff *settings;                    /* compare_settings.c */
     size_t                           n_settings;
-    struct llorch_cmp_classes        classes; /* the coarser of both dumps' */
+    struct llorch_cmp_classes        classes;  /* the coarser of both dumps' */
+    int                              fed_side; /* 0 chained; 1 the reference, 2 the candidate was fed */
+    unsigned                         fed_at;   /* LLORCH_CMP_FED_* of the residuals replaced */
     bool                             settings_explain;
     bool                             auto_judgement;
     struct llorch_ckpt_missing       missing;
@@ -280,6 +282,21 @@ int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, enum llor
 /* After the origins: when every failure is within what the differing
  * settings make, marks them ORIGIN_SETTINGS and sets settings_explain. */
 void llorch_cmp_explain_by_settings(struct llorch_ckpt_comparison *c);
+
+/* ---- fed runs (compare_fed.c) ---------------------------------------------------- */
+
+#define LLORCH_CMP_FED_EMBD    1u
+#define LLORCH_CMP_FED_L_OUT   2u
+#define LLORCH_CMP_FED_FFN_INP 4u
+
+/* Which dump was fed from the other (docs/FORMAT.md, "Fed runs"); -1 (and
+ * why) when it was fed from a third dump. */
+int llorch_cmp_read_fed(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
+                        char *err, size_t err_size);
+/* True when the input (kind, layer) was replaced by the other side's. */
+bool llorch_cmp_input_fed(const struct llorch_ckpt_comparison *c, int kind, int layer);
+/* True when row (kind, layer) reads a replaced residual: no error comes in. */
+bool llorch_cmp_reads_fed(const struct llorch_ckpt_comparison *c, int kind, int layer);
 
 /* ---- the default judgement (compare_judge.c) ------------------------------------ */
 

@@ -77,6 +77,9 @@ static struct inputs_state inputs_of(const struct llorch_ckpt_comparison *c, siz
     bool                known;
     int                 n = llorch_cmp_input_rows(c, i, last_layer, rows, MAX_JUDGE_INPUTS, &known);
     struct inputs_state s = {0, false, !known};
+    if (llorch_cmp_reads_fed(c, c->kinds[i], c->rows[i].layer)) {
+        return (struct inputs_state){0, false, false}; /* its input is the other side's, exactly */
+    }
     if (!known) {
         n = fallback_inputs(c, i, rows, MAX_JUDGE_INPUTS);
     }

@@ -170,9 +170,10 @@ void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int las
         struct llorch_ckpt_input     *out = &row->inputs[row->n_inputs++];
         out->checkpoint = llorch_ckpt_kind_info(s->in[j].kind)->name;
         out->layer = s->in[j].layer;
-        out->state = !in                                     ? LLORCH_CKPT_INPUT_ABSENT
-                     : in->status == LLORCH_CKPT_STATUS_PASS ? LLORCH_CKPT_INPUT_PASSED
-                                                             : LLORCH_CKPT_INPUT_FAILED;
+        out->state = llorch_cmp_input_fed(c, s->in[j].kind, s->in[j].layer) ? LLORCH_CKPT_INPUT_PASSED /* exact */
+                     : !in                                                  ? LLORCH_CKPT_INPUT_ABSENT
+                     : in->status == LLORCH_CKPT_STATUS_PASS                ? LLORCH_CKPT_INPUT_PASSED
+                                                                            : LLORCH_CKPT_INPUT_FAILED;
         failed |= out->state == LLORCH_CKPT_INPUT_FAILED;
         absent |= out->state == LLORCH_CKPT_INPUT_ABSENT;
     }

@@ -132,6 +132,9 @@ static int run_comparison(struct llorch_ckpt_comparison *c, const llorch_ckpt_du
     }
     llorch_cmp_note_incomplete(c, ref, "reference");
     llorch_cmp_note_incomplete(c, cand, "candidate");
+    if (llorch_cmp_read_fed(c, ref, cand, err, err_size) != 0) {
+        return -1;
+    }
     if (llorch_cmp_read_settings(c, ref, cand) != 0 ||
         llorch_cmp_build_groups(&g, ref, cand, c->seqs, llorch_cmp_only(opt)) != 0) {
         llorch_set_error(err, err_size, "out of memory");

@@ -297,9 +297,36 @@ static size_t first_reached(const struct llorch_ckpt_comparison *c) {
     return c->n_rows;
 }
 
-/* Only when every failure is explained (reached, and within the errors
- * such a difference makes): one real divergence among them is named as
- * usual, with the differences listed above it. */
+static bool reached_directly(const struct llorch_ckpt_comparison *c, size_t i) {
+    for (size_t s = 0; s < c->n_settings; s++) {
+        if (c->settings[s].changes_numbers && reaches(c->settings[s].key, c->kinds[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A failure the settings explain: within the errors such a difference
+ * makes, and at a row the difference reaches, or inherited from one (the
+ * rows are checked in order, so its failed input is explained too). Under
+ * fixed limits in a chained comparison, any row from the first one reached
+ * on: a small rounding crosses a fixed limit wherever the data amplify it
+ * (a norm of a small residual). The default judgement already allows for
+ * the settings, and a fed comparison cuts their error off at every layer:
+ * a failure introduced there is the row's own. */
+static bool explained(const struct llorch_ckpt_comparison *c, size_t i, size_t from, bool coarse) {
+    const struct llorch_ckpt_row *r = &c->rows[i];
+    if (i < from || !within_settings_error(r, coarse)) {
+        return false;
+    }
+    if (reached_directly(c, i) || r->origin == LLORCH_CKPT_ORIGIN_INHERITED) {
+        return true;
+    }
+    return !c->auto_judgement && c->fed_side == 0;
+}
+
+/* Only when every failure is explained: one real divergence among them is
+ * named as usual, with the differences listed above it. */
 void llorch_cmp_explain_by_settings(struct llorch_ckpt_comparison *c) {
     bool   coarse = false;
     size_t n_failed = 0, from = first_reached(c);
@@ -311,7 +338,7 @@ void llorch_cmp_explain_by_settings(struct llorch_ckpt_comparison *c) {
     for (size_t i = 0; i < c->n_rows; i++) {
         if (c->rows[i].status == LLORCH_CKPT_STATUS_FAIL) {
             n_failed++;
-            if (i < from || !within_settings_error(&c->rows[i], coarse)) {
+            if (!explained(c, i, from, coarse)) {
                 return;
             }
         }

@@ -109,7 +109,11 @@ static const char *pass_text(char *buf, size_t size, const llorch_ckpt_compariso
     size_t n = llorch_ckpt_comparison_n_rows(c);
     char   missing[512];
     missing_text(missing, sizeof missing, c);
-    const char *judged = llorch_ckpt_comparison_auto(c) ? "by the default judgement" : "within tolerance";
+    const char *judged = llorch_ckpt_comparison_fed(c, NULL)
+                             ? (llorch_ckpt_comparison_auto(c) ? "by the default judgement, each layer on its own input"
+                                                               : "within tolerance, each layer on its own input")
+                         : llorch_ckpt_comparison_auto(c) ? "by the default judgement"
+                                                          : "within tolerance";
     const char *noise = llorch_ckpt_comparison_noise_factor(c) > 0 ? " or the noise floor" : "";
     if (missing[0] && llorch_ckpt_comparison_missing_counts(c)) {
         snprintf(buf, size,
@@ -174,6 +178,12 @@ const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt
         llorch_report_origin_text(why, sizeof why, r);
     }
     snprintf(buf, size, "first divergence: %s (%s)", llorch_report_row_title(title, sizeof title, r), why);
+    if (llorch_ckpt_comparison_fed(c, NULL)) { /* each layer on its own input: every failing part is a bug */
+        char   wrong[1024];
+        size_t used = strlen(buf);
+        llorch_report_isolated_failures(wrong, sizeof wrong, c);
+        snprintf(buf + used, size - used, "; proved by isolation, wrong on its own input: %s", wrong);
+    }
     return buf;
 }
 
@@ -397,7 +407,13 @@ int llorch_ckpt_report_table(FILE *f, const llorch_ckpt_comparison *c, const str
     print_warnings(f, c);
     print_summary(f, c);
     llorch_report_decision_line(f, c);
-    return llorch_ckpt_report_verdict(f, c) != 0 || ferror(f) ? -1 : 0;
+    if (llorch_ckpt_report_verdict(f, c) != 0) {
+        return -1;
+    }
+    if (info->isolated && llorch_ckpt_report_isolation(f, c, info->isolated, info->isolated_name) != 0) {
+        return -1;
+    }
+    return ferror(f) ? -1 : 0;
 }
 
 /* ---- JSON ------------------------------------------------------------------------- */
@@ -632,14 +648,19 @@ static int print_json(FILE *f, cJSON *root) {
 
 int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info) {
     struct llorch_ckpt_tolerance global = llorch_ckpt_compare_options_get(info->options, NULL);
-    int                          code = llorch_report_exit_code(c); /* the decision's with --decision */
-    char                         sentence[2048];
+    /* the decision's with --decision; with --isolated, the isolated comparison decides */
+    const llorch_ckpt_comparison *decides = info->isolated ? info->isolated : c;
+    int    code = info->isolated ? llorch_ckpt_comparison_exit_code(decides) : llorch_report_exit_code(c);
+    char   sentence[2048];
     cJSON *root = cJSON_CreateObject(), *rows = cJSON_CreateArray(), *warnings = cJSON_CreateArray();
     cJSON *tol = tolerance_json(&global);
     cJSON_AddStringToObject(tol, "preset", llorch_ckpt_compare_options_preset_name(info->options));
     cJSON_AddStringToObject(root, "verdict", verdict_word(code));
     cJSON_AddNumberToObject(root, "exit_code", code);
-    cJSON_AddStringToObject(root, "message", llorch_report_verdict_text(sentence, sizeof sentence, c));
+    cJSON_AddStringToObject(root, "message", llorch_report_verdict_text(sentence, sizeof sentence, decides));
+    if (info->isolated) {
+        cJSON_AddStringToObject(root, "chained_message", llorch_report_verdict_text(sentence, sizeof sentence, c));
+    }
     cJSON_AddItemToObject(root, "reference", dump_json(info->ref_name, info->ref));
     cJSON_AddItemToObject(root, "candidate", dump_json(info->cand_name, info->cand));
     cJSON_AddItemToObject(root, "tolerance", tol);
@@ -660,6 +681,9 @@ int llorch_ckpt_report_json(FILE *f, const llorch_ckpt_comparison *c, const stru
         cJSON_AddItemToArray(warnings, cJSON_CreateString(llorch_ckpt_comparison_warning(c, i)));
     }
     cJSON_AddItemToObject(root, "warnings", warnings);
+    if (info->isolated) {
+        cJSON_AddItemToObject(root, "isolation", llorch_report_isolation_json(c, info->isolated, info->isolated_name));
+    }
     llorch_report_decision_json(root, c);
     return print_json(f, root);
 }

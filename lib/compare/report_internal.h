@@ -11,6 +11,8 @@
  *                          and step, as SVG bar charts
  *   report_html_settings.c both dumps' settings side by side
  *   report_logits.c        the decision by the logits (compare_logits.c)
+ *   report_isolation.c     a chained and an isolated (fed) comparison, layer
+ *                          by layer
  */
 #ifndef LLORCH_REPORT_INTERNAL_H
 #define LLORCH_REPORT_INTERNAL_H
@@ -143,5 +145,16 @@ void llorch_html_heatmap(FILE *f, const llorch_ckpt_comparison *c, const struct 
 void llorch_html_charts(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info);
 /* -1 when out of memory. */
 int llorch_html_settings(FILE *f, const struct llorch_ckpt_report_info *info);
+
+/* ---- isolation (report_isolation.c) ---------------------------------------------- */
+
+/* The parts of layers that fail in a fed comparison: "layer 2's attention
+ * (attn_norm), layer 5's FFN (ffn_out)"; "" when none. */
+void llorch_report_isolated_failures(char *buf, size_t size, const llorch_ckpt_comparison *isolated);
+
+struct cJSON;
+/* The "isolation" object of --json. */
+struct cJSON *llorch_report_isolation_json(const llorch_ckpt_comparison *chained,
+                                           const llorch_ckpt_comparison *isolated, const char *fed_name);
 
 #endif

@@ -112,6 +112,43 @@ static int add_json_text(cJSON *obj, const char *key, const char *text, char *er
     return 0;
 }
 
+/* The "fed" object (docs/FORMAT.md, "Fed runs"): "from" and "producer"
+ * strings, "fingerprint" a string or null, "at" a list of embd, l_out and
+ * ffn_inp, "layers" a list of layers; other keys are kept. */
+static int add_fed(cJSON *obj, const char *text, char *err, size_t err_size) {
+    if (text == NULL) {
+        return 0;
+    }
+    cJSON       *fed = cJSON_Parse(text);
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(fed, "at");
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(fed, "layers");
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(fed, "fingerprint");
+    const cJSON *item;
+    bool         ok = cJSON_IsObject(fed) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fed, "from")) &&
+              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(fed, "producer")) &&
+              (cJSON_IsNull(fp) || (cJSON_IsString(fp) && llorch_ckpt_fingerprint_valid(fp->valuestring))) &&
+              cJSON_IsArray(at) && cJSON_IsArray(layers);
+    const cJSON *at_list = ok ? at : NULL, *layer_list = ok ? layers : NULL;
+    cJSON_ArrayForEach(item, at_list) {
+        ok = ok && cJSON_IsString(item) &&
+             (strcmp(item->valuestring, "embd") == 0 || strcmp(item->valuestring, "l_out") == 0 ||
+              strcmp(item->valuestring, "ffn_inp") == 0);
+    }
+    cJSON_ArrayForEach(item, layer_list) {
+        ok = ok && cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble == (double) item->valueint;
+    }
+    if (!ok) {
+        cJSON_Delete(fed);
+        snprintf(err, err_size,
+                 "run.fed_json is not a \"fed\" object ({\"from\": str, \"producer\": str, \"fingerprint\": str|null, "
+                 "\"at\": [embd|l_out|ffn_inp...], \"layers\": [int...]}): %.60s",
+                 text);
+        return -1;
+    }
+    cJSON_AddItemToObject(obj, "fed", fed);
+    return 0;
+}
+
 cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t err_size) {
     if (run->model_fingerprint != NULL && !llorch_ckpt_fingerprint_valid(run->model_fingerprint)) {
         snprintf(err, err_size,
@@ -145,7 +182,8 @@ cJSON *llorch_manifest_run(const struct llorch_ckpt_run *run, char *err, size_t 
         }
     }
     if (add_json_text(r, "settings", run->settings_json, err, err_size) != 0 ||
-        add_json_text(r, "llama_cpp", run->llama_cpp_json, err, err_size) != 0) {
+        add_json_text(r, "llama_cpp", run->llama_cpp_json, err, err_size) != 0 ||
+        add_fed(r, run->fed_json, err, err_size) != 0) {
         cJSON_Delete(r);
         return NULL;
     }

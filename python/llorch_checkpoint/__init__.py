@@ -7,13 +7,14 @@ from Python, and capture them from PyTorch models (torch_hooks).
                   n_head=4, n_head_kv=2, n_vocab=32000, tokens=[1, 15043])
         w.write("attn_norm", x, layer=0, step=0, pos_start=0)   # x: (T, n_embd)
     Dump("dump").get("attn_norm", layer=0)
+    reference_input("llama.cpp-dump", layer=3)     # what llama.cpp fed into layer 3: (T, n_embd)
 
 PyTorch: llorch_checkpoint.torch_hooks.Capture (imports torch on use).
 """
 
 from .gguf import gguf_fingerprint
-from .reader import Dump
+from .reader import Dump, reference_input
 from .writer import KINDS, DumpWriter, file_name
 
 __version__ = "0.1.0"
-__all__ = ["Dump", "DumpWriter", "KINDS", "file_name", "gguf_fingerprint", "__version__"]
+__all__ = ["Dump", "DumpWriter", "KINDS", "file_name", "gguf_fingerprint", "reference_input", "__version__"]

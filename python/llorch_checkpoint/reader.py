@@ -69,6 +69,42 @@ class Dump:
         """The tensor as a numpy array (float32, float16 or int32)."""
         return self.load(self.entry(checkpoint, layer, step, seq))
 
+    def rows(self, checkpoint, layer=-1, positions=None, seq=None):
+        """The rows of a (token, ...) checkpoint at absolute token positions,
+        gathered across steps (each entry's rows are pos_start .. pos_start +
+        n_pos - 1, or its "positions"), as one array (len(positions), ...).
+        positions None: every position the dump holds, ascending. Raises
+        KeyError naming the positions it does not hold."""
+        where = {}  # position -> (entry, row)
+        found = self.entries(checkpoint, layer, seq=seq)
+        if seq is None and any("seq" in e for e in found):
+            raise ValueError(f"{self.dir} holds several sequences: give seq")
+        for e in found:
+            if "token" not in e["axes"] or e.get("raw"):
+                raise ValueError(f"{checkpoint}: its files have no token axis: rows() reads (token, ...) tensors")
+            pos = e.get("positions") or range(e["pos_start"], e["pos_start"] + e["n_pos"])
+            for r, p in enumerate(pos):
+                where[int(p)] = (e, r)
+        if positions is None:
+            positions = sorted(where)
+        positions = [int(p) for p in positions]
+        lacking = [p for p in positions if p not in where]
+        if lacking or not positions:
+            held = sorted(where)
+            span = f"{held[0]}..{held[-1]}" if held else "none"
+            raise KeyError(f"{self.dir}: {checkpoint} layer {layer}{'' if seq is None else f' seq {seq}'} holds no "
+                           f"rows at positions {lacking[:8] or positions[:8]}{'...' if len(lacking) > 8 else ''} "
+                           f"(it holds positions {span})")
+        loaded, out = {}, []
+        for p in positions:
+            e, r = where[p]
+            key = id(e)
+            if key not in loaded:
+                loaded[key] = self.load(e)
+            a = loaded[key]
+            out.append(a[r] if e["axes"][0] == "token" else np.take(a, r, axis=e["axes"].index("token")))
+        return np.stack(out)
+
     def load(self, e):
         """The tensor of one manifest entry, checked against its crc32."""
         if self.container:
@@ -109,3 +145,37 @@ class Dump:
         """(entry, array) for every file, in manifest order."""
         for e in self.manifest["files"]:
             yield e, self.load(e)
+
+
+WHERE = ("layer", "ffn")
+
+
+def reference_input(dump, layer, step=None, where="layer", positions=None, seq=None):
+    """What the dump's engine fed into layer `layer`, as a numpy array of
+    token rows (the rows of a step, or of the given absolute positions):
+
+      where="layer": the residual stream entering the layer: `embd` for
+                     layer 0, `l_out` of layer - 1 after;
+      where="ffn":   the residual the layer's FFN reads (`ffn_inp`).
+
+    step: the dump's step (None: the latest); positions: absolute token
+    positions instead, gathered across the dump's steps (an engine whose
+    steps are not the dump's). seq: the sequence of a batched dump.
+    For an engine in plain Python that proves each layer on its own:
+    compute layer L from reference_input(llama_cpp_dump, L) and compare
+    its output with the dump's."""
+    d = dump if isinstance(dump, Dump) else Dump(dump)
+    if where not in WHERE:
+        raise ValueError(f"where={where!r}: use 'layer' (the layer's input) or 'ffn' (the FFN's residual input)")
+    n_layer = d.manifest["model"]["n_layer"]
+    if not 0 <= layer < n_layer:
+        raise ValueError(f"layer {layer}: the model has layers 0 to {n_layer - 1}")
+    checkpoint, at = (("embd", -1) if layer == 0 else ("l_out", layer - 1)) if where == "layer" else ("ffn_inp", layer)
+    if not d.entries(checkpoint, at, seq=seq):
+        raise KeyError(f"{d.dir} holds no {checkpoint}{'' if at < 0 else f' of layer {at}'}: extract it with "
+                       f"--checkpoints all (or name {checkpoint})")
+    if positions is not None:
+        if step is not None:
+            raise ValueError("give step or positions, not both")
+        return d.rows(checkpoint, at, positions, seq=seq)
+    return d.get(checkpoint, at, step, seq)

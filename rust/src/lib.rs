@@ -40,8 +40,8 @@ pub use crate::f16::{f16_to_f32, f32_to_f16};
 pub use crate::gguf::{fingerprint_valid, gguf_fingerprint, FINGERPRINT_SCHEME};
 pub use crate::kind::Kind;
 pub use crate::npy::Dtype;
-pub use crate::reader::{read_npy_file, Array, Data, Dump, Entry, Manifest, Missing, Model, Npz, Sequence};
-pub use crate::writer::{Form, Options, Run, RunSequence, Tensor, TensorData, Writer};
+pub use crate::reader::{read_npy_file, Array, Data, Dump, Entry, Manifest, Missing, Model, Npz, Sequence, Where};
+pub use crate::writer::{Fed, Form, Options, Run, RunSequence, Tensor, TensorData, Writer};
 
 /// The format's name and versions (docs/FORMAT.md).
 pub const FORMAT_NAME: &str = "llorch-checkpoint-dump";

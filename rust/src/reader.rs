@@ -677,3 +677,191 @@ impl Dump {
         }
     }
 }
+
+/// Which residual stream of a layer `Dump::residual` reads (docs/FORMAT.md,
+/// "Fed runs"): what an engine fed by the dump replaces its own with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Where {
+    /// the input of layer L: `embd` for L = 0, else `l_out` of L-1
+    /// (L = n_layer: the final norm's input)
+    LayerInput,
+    /// the FFN's input in layer L: `ffn_inp` of L
+    FfnInput,
+}
+
+impl Where {
+    /// The checkpoint and layer that hold it: ("embd", None), ("l_out",
+    /// Some(L-1)) or ("ffn_inp", Some(L)).
+    pub fn source(self, layer: u32) -> (&'static str, Option<u32>) {
+        match self {
+            Where::LayerInput if layer == 0 => ("embd", None),
+            Where::LayerInput => ("l_out", Some(layer - 1)),
+            Where::FfnInput => ("ffn_inp", Some(layer)),
+        }
+    }
+
+    fn describe(self, layer: u32, seq: Option<u32>) -> String {
+        let of_seq = seq.map(|s| format!(" of sequence {}", s)).unwrap_or_default();
+        match self.source(layer) {
+            (_, None) => format!("embd{} (the input of layer 0)", of_seq),
+            ("l_out", Some(l)) => format!("l_out of layer {}{} (the input of layer {})", l, of_seq, layer),
+            (_, Some(l)) => format!("ffn_inp of layer {}{} (the FFN's input)", l, of_seq),
+        }
+    }
+}
+
+impl Dump {
+    /// The rows of `at` of `layer` at absolute positions `pos_start ..
+    /// pos_start + n_pos`, `n_pos * n_embd` floats (n_embd: the manifest's
+    /// model.n_embd), gathered from whatever steps and files hold them: a
+    /// dump made in one step serves an engine that decodes token by token,
+    /// and the reverse; files with `positions` too. Where two steps hold a
+    /// position, the latest wins (highest step, then last in the manifest),
+    /// as compare lines rows up. float16 files are widened exactly. `seq`:
+    /// whose rows in a dump of several sequences (None is refused there); a
+    /// dump of one sequence is that sequence whatever `seq` is. Every file
+    /// used is checked against the manifest; rows that are not there are an
+    /// `Err` naming the dump, the checkpoint, the layer and the positions.
+    /// The same as C's `llorch_ckpt_dump_residual`.
+    pub fn residual(
+        &self,
+        layer: u32,
+        at: Where,
+        seq: Option<u32>,
+        pos_start: u64,
+        n_pos: usize,
+    ) -> Result<Vec<f32>, Error> {
+        let m = &self.manifest;
+        let name = self.dir.display().to_string();
+        let err = |s: String| Error::Invalid(format!("{}: {}", name, s));
+        let max_layer = match at {
+            Where::LayerInput => m.model.n_layer,
+            Where::FfnInput => m.model.n_layer - 1,
+        };
+        if m.model.n_layer > 0 && i64::from(layer) > max_layer {
+            return Err(err(format!(
+                "layer {} is out of range: the model has layers 0-{}",
+                layer,
+                m.model.n_layer - 1
+            )));
+        }
+        if pos_start > i32::MAX as u64 || n_pos > i32::MAX as usize {
+            return Err(err(format!(
+                "positions {} + {} rows: not a range of token positions",
+                pos_start, n_pos
+            )));
+        }
+        let n_embd = usize::try_from(m.model.n_embd)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| err("the manifest gives no model.n_embd: the rows' width is unknown".into()))?;
+        let several = !m.sequences.is_empty();
+        if several && seq.is_none() {
+            return Err(err(format!(
+                "holds {} sequences (format version 3); say which sequence's rows (seq)",
+                m.sequences.len()
+            )));
+        }
+        if several && !m.sequences.iter().any(|s| Some(s.seq) == seq) {
+            return Err(err(format!("has no sequence {}", seq.unwrap_or(0))));
+        }
+        let seq = if several { seq } else { None };
+        let (checkpoint, src_layer) = at.source(layer);
+        let start = pos_start as i64;
+        let end = start + n_pos as i64;
+        // per asked row: (entry index, row in its file)
+        let mut src: Vec<Option<(usize, usize)>> = vec![None; n_pos];
+        let mut held: Option<(i64, i64)> = None;
+        for (i, e) in m.files.iter().enumerate() {
+            if e.checkpoint != checkpoint || e.layer != src_layer || (several && e.seq != seq) {
+                continue;
+            }
+            let raw = e.json.get("raw").and_then(|v| v.as_bool()).unwrap_or(false);
+            if raw || e.shape.len() != 2 || e.axes != ["token", "channel"] {
+                return Err(err(format!(
+                    "{}: {} is not laid out (token, channel); it cannot feed a layer",
+                    e.file, checkpoint
+                )));
+            }
+            if e.shape[1] != n_embd {
+                return Err(err(format!(
+                    "{}: {} channels, but the model's n_embd is {}",
+                    e.file, e.shape[1], n_embd
+                )));
+            }
+            if e.dtype == Dtype::I32 {
+                return Err(err(format!(
+                    "{}: dtype int32; the residual stream must be float32 or float16",
+                    e.file
+                )));
+            }
+            let rows = e.shape[0];
+            let listed = e.positions.as_deref();
+            if listed.map_or(e.n_pos as usize != rows, |p| p.len() != rows) {
+                return Err(err(format!("{}: {} rows do not match n_pos / positions", e.file, rows)));
+            }
+            let mut offer = |p: i64, r: usize| {
+                held = Some(held.map_or((p, p), |(lo, hi)| (lo.min(p), hi.max(p))));
+                if p >= start && p < end {
+                    let slot = &mut src[(p - start) as usize];
+                    if slot.map_or(true, |(j, _)| e.step >= m.files[j].step) {
+                        *slot = Some((i, r));
+                    }
+                }
+            };
+            match listed {
+                Some(p) => p.iter().enumerate().for_each(|(r, &p)| offer(p, r)),
+                None if rows > 0 => {
+                    offer(e.pos_start, 0);
+                    offer(e.pos_start + rows as i64 - 1, rows - 1);
+                    let lo = e.pos_start.max(start);
+                    let hi = (e.pos_start + rows as i64).min(end);
+                    (lo..hi).for_each(|p| offer(p, (p - e.pos_start) as usize));
+                }
+                None => {}
+            }
+        }
+        let what = at.describe(layer, seq);
+        if let Some(first) = src.iter().position(|s| s.is_none()) {
+            let (lo, hi) = held.ok_or_else(|| {
+                err(format!(
+                    "holds no {}; make the reference with --checkpoints all (or at least embd,l_out,ffn_inp) over these tokens",
+                    what
+                ))
+            })?;
+            let run = src[first..].iter().take_while(|s| s.is_none()).count();
+            let missing = src.iter().filter(|s| s.is_none()).count();
+            let p0 = start + first as i64;
+            let where_ = if run > 1 {
+                format!("positions {}-{}", p0, p0 + run as i64 - 1)
+            } else {
+                format!("position {}", p0)
+            };
+            return Err(err(format!(
+                "no {} at {} ({} of the {} positions {}-{} asked are missing); it holds positions {}-{}; make the reference over the same tokens (prompt and generated)",
+                what, where_, missing, n_pos, start, end - 1, lo, hi
+            )));
+        }
+        let mut out = vec![0f32; n_pos * n_embd];
+        let mut order: Vec<(usize, usize, usize)> = src
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let (i, r) = s.expect("every row found");
+                (i, r, k)
+            })
+            .collect();
+        order.sort_unstable();
+        let mut k = 0;
+        while k < order.len() {
+            let i = order[k].0;
+            let values = self.read(&m.files[i])?.to_f32();
+            while k < order.len() && order[k].0 == i {
+                let (_, r, dst) = order[k];
+                out[dst * n_embd..(dst + 1) * n_embd].copy_from_slice(&values[r * n_embd..(r + 1) * n_embd]);
+                k += 1;
+            }
+        }
+        Ok(out)
+    }
+}

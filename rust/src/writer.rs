@@ -57,6 +57,23 @@ pub struct RunSequence<'a> {
     pub prompt: Option<&'a str>,
 }
 
+/// A fed run (docs/FORMAT.md, "Fed runs"): the engine computed each layer
+/// from another dump's residual stream (`Dump::residual`); written as the
+/// manifest's "fed" object.
+#[derive(Clone, Debug, Default)]
+pub struct Fed<'a> {
+    /// the dump fed from, as given
+    pub from: &'a str,
+    /// its producer
+    pub producer: &'a str,
+    /// its model.fingerprint, if it has one
+    pub fingerprint: Option<&'a str>,
+    /// what was replaced: "embd", "l_out", "ffn_inp"
+    pub at: &'a [&'a str],
+    /// the layers whose inputs were replaced
+    pub layers: &'a [u32],
+}
+
 /// What produced the dump and on what input: the manifest's run fields.
 /// A candidate dump for `llorch-checkpoint-compare` should give the model
 /// sizes and the tokens, as `llorch-ref-engine` does.
@@ -84,6 +101,8 @@ pub struct Run<'a> {
     /// the model's fingerprint (`gguf_fingerprint` of its GGUF file), written
     /// as model.fingerprint: compare refuses dumps of different models
     pub model_fingerprint: Option<&'a str>,
+    /// a fed run: the "fed" object; None: computed from its own inputs
+    pub fed: Option<Fed<'a>>,
 }
 
 impl<'a> Default for Run<'a> {
@@ -103,8 +122,36 @@ impl<'a> Default for Run<'a> {
             settings_json: None,
             sequences: &[],
             model_fingerprint: None,
+            fed: None,
         }
     }
+}
+
+/// The "fed" object, checked: `at` from embd, l_out, ffn_inp; a valid
+/// fingerprint or none.
+fn fed_json(f: &Fed) -> Result<String, Error> {
+    if let Some(a) = f.at.iter().find(|a| !["embd", "l_out", "ffn_inp"].contains(a)) {
+        return Err(Error::Invalid(format!(
+            "Run::fed.at holds {:?}; it lists embd, l_out and ffn_inp",
+            a
+        )));
+    }
+    if f.fingerprint.map_or(false, |fp| !crate::gguf::fingerprint_valid(fp)) {
+        return Err(Error::Invalid(format!(
+            "Run::fed.fingerprint {:?} is not a fingerprint (SCHEME:HEX)",
+            f.fingerprint
+        )));
+    }
+    let at: Vec<String> = f.at.iter().map(|a| js(a)).collect();
+    let layers: Vec<String> = f.layers.iter().map(|l| l.to_string()).collect();
+    Ok(format!(
+        "{{\"from\": {}, \"producer\": {}, \"fingerprint\": {}, \"at\": [{}], \"layers\": [{}]}}",
+        js(f.from),
+        js(f.producer),
+        f.fingerprint.map(js).unwrap_or_else(|| "null".into()),
+        at.join(", "),
+        layers.join(", ")
+    ))
 }
 
 /// A tensor's data, C order (last axis fastest).
@@ -384,6 +431,9 @@ impl Writer {
                     )))
                 }
             }
+        }
+        if let Some(f) = &run.fed {
+            r.push_str(&format!(",\n  \"fed\": {}", fed_json(f)?));
         }
         let data: Vec<u8> = run.tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
         let header = npy::header(Dtype::I32, &[run.tokens.len()])?;
