@@ -1,7 +1,9 @@
 /*
  * report_internal.h - what the reports share (private to lib/compare):
  *   report.c               names and sentences: a row's title, its origin,
- *                          the closing verdict, where its largest error is
+ *                          the closing verdict, where its largest error is;
+ *                          the table
+ *   report_json.c          the same as JSON
  *   report_grid.c          the heat map's grid (layers by checkpoints) and
  *                          the scale an NMSE is drawn on
  *   report_heatmap.c       the grid for a terminal
