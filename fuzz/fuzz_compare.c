@@ -69,7 +69,10 @@ static void report(FILE *out, const llorch_ckpt_comparison *c, const llorch_ckpt
     llorch_ckpt_report_json(out, c, &info);
     long first = llorch_ckpt_comparison_first_failure(c);
     int  code = llorch_ckpt_comparison_exit_code(c);
-    if ((first < 0) != (code == 0) || code < 0 || code > 2) {
+    /* a failed or uncomparable row is 1 or 2; else 0, or 3 when what is missing counts */
+    bool missing = llorch_ckpt_comparison_missing_counts(c);
+    if ((first >= 0) != (code == 1 || code == 2) || code < 0 || code > 3 || (code == 3 && !missing) ||
+        (code == 0 && missing)) {
         abort();
     }
 }
