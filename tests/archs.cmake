@@ -33,3 +33,11 @@ set_tests_properties(archs_check_sanitizer PROPERTIES ENVIRONMENT "${_archs_env}
 
 add_test(NAME archs_table COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/archs.sh table ${_archs_data})
 set_tests_properties(archs_table PROPERTIES ENVIRONMENT "${_archs_env}" FIXTURES_REQUIRED "archs_models;archs_results")
+
+# A trained RWKV-7 from ../shared/models (test-llama-archs writes no RWKV
+# variant): its recurrent layers' checkpoints against llama.cpp's graph, and
+# its logits against rwkv.cpp's expected logits. Skipped without the model.
+add_test(NAME archs_rwkv7
+         COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/archs_rwkv7.py $<TARGET_FILE:llorch-checkpoint-extractor>
+                 ${LLORCH_SHARED_MODELS} ${LLORCH_TEST_DATA}/archs_rwkv7)
+set_tests_properties(archs_rwkv7 PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)

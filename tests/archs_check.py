@@ -14,7 +14,8 @@ with flash attention off):
   4. (flash attention off) the default selection, as a user runs it on the
      CPU (gathered at as few graph splits as liveness allows): its tensors
      must be run 1's, bit for bit. In a model whose layers have
-     neither attention nor FFN (mamba) it selects nothing at all.
+     neither attention nor FFN (mamba) it selects only the mixers' input
+     and output (attn_norm, attn_out_proj).
 A run that exits non-zero, or whose stderr holds a sanitizer's report
 (AddressSanitizer, LeakSanitizer, UBSan; the build-asan extractor), is a
 problem whatever else it wrote.
@@ -23,7 +24,11 @@ code, other direction of search where possible), the node each checkpoint
 must come from, and asserts that the captured data equal that node's data
 bit for bit, after the documented layout changes (heads split, key cells
 trimmed, V un-transposed). Absent checkpoints must carry a specific reason
-that agrees with what the rules see (no attention core in the layer, ...).
+that agrees with what the rules see (no attention core in the layer, ...;
+a layer whose mixer is not attention must capture the mixer's input and
+output where the rules find them). In such layers, where l_out is the
+addition of ffn_inp and ffn_out, the captured tensors must add up bit for
+bit.
 
   archs_check.py EXTRACTOR MODEL WORKDIR [--fa on|off]   -> WORKDIR/result.json
 
@@ -62,6 +67,8 @@ class Graph:
                  "view": self.ref(f[5]),
                  "src": [self.ref(x) for x in f[6].split(" | ") if x != ""]}
             self.nodes.append(n)
+        self.memo_norm, self.memo_add, self.memo_ffn = {}, {}, {}
+        self.attention_layers = set()       # set by check() from cores()
         self.cons = [[] for _ in self.nodes]
         for n in self.nodes:
             for s in n["src"]:
@@ -313,8 +320,115 @@ def output_projection(g, core, layer):
         return proj
 
 
+# --- layers whose mixer is not attention (SSM, linear attention, RWKV) -----------------
+
+def is_norm_output(g, i):
+    """A norm's output: NORM / RMS_NORM, with its weight (MUL) and bias (ADD)."""
+    n = g.nodes[i]
+    if n["op"] in ("NORM", "RMS_NORM"):
+        return True
+    w = n["src"][1] if len(n["src"]) > 1 else None
+    if n["op"] in ("MUL", "ADD") and isinstance(w, tuple) and w[0] == "weight" and isinstance(n["src"][0], int):
+        return is_norm_output(g, n["src"][0])
+    return False
+
+
+def strip_layout(g, i):
+    while isinstance(i, int) and g.nodes[i]["op"] in LAYOUT_OPS and isinstance(g.nodes[i]["src"][0], int):
+        i = g.nodes[i]["src"][0]
+    return i
+
+
+def mixer_norm(g, layer):
+    """The norm before a mixer without attention: the latest norm output that
+    the layer's first weight product is computed from (searched backwards
+    from that product; the library searches forward, from every in-projection)."""
+    if layer not in g.memo_norm:
+        prods = [n["i"] for n in g.nodes if g.weight_layer(n["i"]) == layer]
+        g.memo_norm[layer] = None
+        if prods:
+            norms = [a for a in g.ancestors(min(prods)) if is_norm_output(g, a)]
+            g.memo_norm[layer] = max(norms) if norms else None
+    return g.memo_norm[layer]
+
+
+def token_derived(g, i):
+    """i is computed from the token embedding (not from weights, state and
+    per-step inputs alone)."""
+    return any(g.nodes[a]["op"] == "GET_ROWS" and g.nodes[a]["src"][0] == ("weight", "token_embd.weight")
+               for a in g.ancestors(i))
+
+
+def mixer_residual_add(g, layer):
+    """(the ADD that puts the mixer's output into the residual stream, that
+    operand): the first ADD after the norm before the mixer of something
+    computed with the layer's weight products and of a token activation
+    computed without them (the stream; minimax-01 adds the scaled norm)."""
+    if layer in g.memo_add:
+        return g.memo_add[layer]
+    g.memo_add[layer] = (None, None)
+    norm = mixer_norm(g, layer)
+    if norm is None:
+        return g.memo_add[layer]
+    for n in g.nodes:
+        if n["op"] != "ADD" or n["i"] <= norm or not all(isinstance(s, int) for s in n["src"][:2]):
+            continue
+        a, b = n["src"][0], n["src"][1]
+        for x, y in ((a, b), (b, a)):
+            if layer_weights(g, x, layer) and not layer_weights(g, y, layer) and token_derived(g, y):
+                g.memo_add[layer] = (n["i"], x)
+                return g.memo_add[layer]
+    return g.memo_add[layer]
+
+
+def strip_rows(g, i):
+    """i without layout ops and the last layer's row selection."""
+    while True:
+        i = strip_layout(g, i)
+        n = g.nodes[i]
+        if n["op"] == "GET_ROWS" and isinstance(n["src"][1], tuple) and n["src"][1][0] == "input":
+            i = n["src"][0]
+        else:
+            return i
+
+
+def mixer_output(g, layer):
+    """The mixer's output: the operand of its residual add, with row
+    selection, residual multiplier and post-norm peeled off its end."""
+    _, x = mixer_residual_add(g, layer)
+    while x is not None:
+        x = strip_rows(g, x)
+        n = g.nodes[x]
+        if n["op"] == "SCALE":
+            x = n["src"][0]
+        elif is_norm_output(g, x):                  # a post-norm: what it normed
+            while g.nodes[x]["op"] in ("MUL", "ADD"):
+                x = g.nodes[x]["src"][0]
+            x = g.nodes[x]["src"][0]
+        else:
+            return x
+    return None
+
+
+def has_mixer_weights(g, layer):
+    """The layer uses weights outside its blk.N.ffn_* ones (a mixer)."""
+    return any(g.weight_layer(n["i"]) == layer and not re.match(rf"blk\.{layer}\.ffn_", g.weight(n["i"]))
+               for n in g.nodes)
+
+
 def ffn_ancestry(g, layer):
+    """The FFN's weight products: blk.N.ffn_*, and in a layer whose mixer is
+    not attention every product of the layer computed from the mixer's
+    residual add (RWKV's channel mix), whatever its weights are called."""
+    if layer in g.memo_ffn:
+        return g.memo_ffn[layer]
     starts = {n["i"] for n in g.nodes if g.weight(n["i"]) and re.match(rf"blk\.{layer}\.ffn_", g.weight(n["i"]))}
+    if layer not in g.attention_layers:
+        add, _ = mixer_residual_add(g, layer)
+        if add is not None:
+            starts |= {n["i"] for n in g.nodes if n["i"] > add and g.weight_layer(n["i"]) == layer
+                       and add in g.ancestors(n["i"])}
+    g.memo_ffn[layer] = starts
     return starts
 
 
@@ -443,7 +557,7 @@ def check(extractor, model, work, fa):
         return res
     if fa == "off":
         # the default selection, as a user runs it: in layers without attention
-        # or FFN (mamba) it selects nothing, a path that "all" never takes
+        # or FFN (mamba) it selects only attn_norm and attn_out_proj
         defd = os.path.join(work, "default")
         rc, err = run([extractor] + common + ["-o", defd])
         if rc != 0:
@@ -459,6 +573,7 @@ def check(extractor, model, work, fa):
     n_layer, n_embd = m["model"]["n_layer"], m["model"]["n_embd"]
     arch = m["model"]["architecture"]
     by_layer = cores(g)
+    g.attention_layers = set(by_layer)
     K = T
     res.update({"arch": arch, "n_layer": n_layer, "rows": []})
     for f in m["files"]:
@@ -471,12 +586,40 @@ def check(extractor, model, work, fa):
             res["verified"] += 1
         else:
             res["problems"].append(f"{kind} layer {layer} ({node_name}, {op}): {why}")
+    res["problems"] += residual_sums(g, captured_dump, by_layer)
     for a in m["missing"]:
         res["rows"].append({"checkpoint": a["checkpoint"], "layer": a["layer"], "missing": a["reason"]})
         problem = check_absence(g, by_layer, a)
         if problem:
             res["problems"].append(f"{a['checkpoint']} layer {a['layer']} missing: {problem}")
     return res
+
+
+def residual_sums(g, dump, by_layer):
+    """In layers whose mixer is not attention: where l_out is the ADD of
+    the captured ffn_out and ffn_inp (no post-norm or multiplier between),
+    the captured tensors must add up, bit for bit: ffn_inp + ffn_out ==
+    l_out."""
+    files = {(f["checkpoint"], f["layer"]): f for f in dump.manifest["files"]}
+    out = []
+    for (kind, layer), f in files.items():
+        if kind != "l_out" or layer in by_layer or ("ffn_out_final", layer) in files:
+            continue
+        inp, ffn = files.get(("ffn_inp", layer)), files.get(("ffn_out", layer))
+        if inp is None or ffn is None:
+            continue
+        nodes = {k: node_of(g, x.get("graph_name", ""), x.get("graph_op", ""), None) for k, x in
+                 (("l_out", f), ("ffn_inp", inp), ("ffn_out", ffn))}
+        adds = [i for i in nodes["l_out"] if g.nodes[i]["op"] == "ADD"]
+        if not any({strip_rows(g, s) for s in g.nodes[i]["src"][:2] if isinstance(s, int)} &
+                   set(nodes["ffn_inp"]) and
+                   {strip_rows(g, s) for s in g.nodes[i]["src"][:2] if isinstance(s, int)} & set(nodes["ffn_out"])
+                   for i in adds):
+            continue
+        a, b, c = dump.array(inp), dump.array(ffn), dump.array(f)
+        if a.shape != c.shape or b.shape != c.shape or not np.array_equal(a + b, c):
+            out.append(f"layer {layer}: ffn_inp + ffn_out != l_out")
+    return out
 
 
 def node_of(g, name, op, captured_shape):
@@ -504,10 +647,10 @@ def verify(g, full, by_layer, kind, layer, captured, f, n_embd, K):
         return d is not None and captured.size == d.size and np.array_equal(captured.reshape(-1), d.reshape(-1), equal_nan=True)
 
     if kind == "attn_norm":
-        want = attention_input(g, core, layer) if core else None
+        want = attention_input(g, core, layer) if core else mixer_norm(g, layer)
         return (True, "") if want is not None and equal_to(want) else (False, f"expected the shared input of the Q/K projections, node {want}")
     if kind == "attn_out_proj":
-        want = output_projection(g, core, layer) if core else None
+        want = output_projection(g, core, layer) if core else mixer_output(g, layer)
         return (True, "") if want is not None and equal_to(want) else (False, f"expected the end of the output projection, node {want}")
     if kind == "ffn_out":
         hits = [i for i in cands if equal_to(i) and check_ffn_out(g, i, layer)]
@@ -538,9 +681,10 @@ def verify(g, full, by_layer, kind, layer, captured, f, n_embd, K):
 def layer_weights(g, i, layer, ffn=None):
     """True when node i is computed from weights of `layer` (ffn: only the
     FFN's, or only the others')."""
+    ffn_set = ffn_ancestry(g, layer) if ffn is not None else set()
     for a in g.ancestors(i):
         w = g.weight(a)
-        if w and w.startswith(f"blk.{layer}.") and (ffn is None or (".ffn_" in w) == ffn):
+        if w and w.startswith(f"blk.{layer}.") and (ffn is None or (a in ffn_set) == ffn):
             return True
     return False
 
@@ -553,7 +697,7 @@ def is_l_out(g, i, layer, core):
     if n["op"] != "ADD" or not all(isinstance(s, int) for s in n["src"][:2]):
         return False
     a, b = n["src"][0], n["src"][1]
-    has_ffn = any(g.weight(x) and g.weight(x).startswith(f"blk.{layer}.ffn_") for x in range(len(g.nodes)))
+    has_ffn = bool(ffn_ancestry(g, layer))
     if has_ffn:
         return any(layer_weights(g, x, layer, True) and not layer_weights(g, y, layer, True) for x, y in ((a, b), (b, a)))
     return any(layer_weights(g, x, layer) and not layer_weights(g, y, layer) for x, y in ((a, b), (b, a)))
@@ -568,8 +712,7 @@ def is_ffn_inp(g, i, layer, core):
     a, b = n["src"][0], n["src"][1]
     mixer = any(layer_weights(g, x, layer, False) and not layer_weights(g, x, layer, True) and
                 not layer_weights(g, y, layer) for x, y in ((a, b), (b, a)))
-    read = any(g.weight(c) and g.weight(c).startswith(f"blk.{layer}.ffn_") and i in g.ancestors(c)
-               for c in range(i, len(g.nodes)))
+    read = any(c >= i and i in g.ancestors(c) for c in ffn_ancestry(g, layer))
     return mixer and read
 
 
@@ -644,6 +787,13 @@ def check_absence(g, by_layer, a):
         return "the reason is not specific: " + reason
     if a["checkpoint"] in ATTENTION and "has no attention" in reason and a["layer"] in by_layer:
         return "the layer has an attention core: " + reason
+    layer = a["layer"]
+    if layer is not None and layer >= 0 and layer not in by_layer and has_mixer_weights(g, layer):
+        # a mixer without attention: its input and output are there to capture
+        want = {"attn_norm": mixer_norm, "attn_out_proj": mixer_output}.get(a["checkpoint"])
+        node = want(g, layer) if want else None
+        if node is not None:
+            return f"the rules find node {node} ({g.nodes[node]['name']}, {g.nodes[node]['op']}): " + reason
     return None
 
 

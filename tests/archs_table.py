@@ -37,6 +37,10 @@ tensor against llama.cpp's whole graph, dumped node by node
 for bit, the node's data that the rule names, and every missing checkpoint
 must give a specific reason.
 
+In a layer whose mixer is not attention (SSM, short convolution, linear
+attention), `attn_norm` and `attn_out_proj` are the mixer's input and output
+(FORMAT.md); the layer has no Q/K/V, caches or scores.
+
 Tensor names are llama.cpp's, with the layer number written N. Names are
 only how the graph labels a node: the extractor finds each tensor by its
 place in the dataflow, whatever its name says.

@@ -224,9 +224,10 @@ static int setup(struct ictx *c, const struct llorch_identify_input *in, struct 
     c->region = calloc(n, 1);
     c->anc = calloc(n, 1);
     c->anc2 = calloc(n, 1);
+    c->carried = calloc(n, 1);
     c->layers = calloc((size_t) (in->n_layer > 0 ? in->n_layer : 1), sizeof *c->layers);
     if (c->is_const == NULL || c->is_mixer == NULL || c->region == NULL || c->anc == NULL || c->anc2 == NULL ||
-        c->layers == NULL) {
+        c->carried == NULL || c->layers == NULL) {
         return -1;
     }
     for (int il = 0; il < in->n_layer; il++) {
@@ -237,7 +238,7 @@ static int setup(struct ictx *c, const struct llorch_identify_input *in, struct 
 }
 
 static void teardown(struct ictx *c) {
-    void *const owned[] = {c->is_const, c->is_mixer, c->region, c->anc, c->anc2, c->cores, c->layers};
+    void *const owned[] = {c->is_const, c->is_mixer, c->region, c->anc, c->anc2, c->carried, c->cores, c->layers};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }
 

@@ -23,7 +23,9 @@
  * logits) and architecture-specific extras. docs/FORMAT.md states every
  * rule; docs/ARCHITECTURES.md shows the result for every llama.cpp
  * architecture. Where a model has no such tensor, the identity holds an
- * absence with the reason instead. */
+ * absence with the reason instead. In a layer whose mixer is not attention
+ * (SSM, linear attention, RWKV), attn_norm is the mixer's input and
+ * attn_out_proj its output. */
 #ifndef LLORCH_IDENTIFY_H
 #define LLORCH_IDENTIFY_H
 

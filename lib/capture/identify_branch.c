@@ -92,6 +92,9 @@ static bool joins(struct ictx *c, int node, const int *bases, int n_bases) {
         if (!LLORCH_GREF_IS_NODE(x) || c->region[x] || c->is_const[x]) {
             continue;
         }
+        if (c->allow_carried && c->carried[x]) {
+            continue; /* a value from inside an earlier layer's mixer (RWKV-7's first-layer value) */
+        }
         if (adds || !(is_base(c, x, bases, n_bases) || is_side_value(c, x, bases, n_bases))) {
             return false;
         }
@@ -240,6 +243,17 @@ static void absent_attention(struct ictx *c, int il) {
         LLORCH_CKPT_QCUR_PRE_ROPE, LLORCH_CKPT_KCUR_PRE_ROPE, LLORCH_CKPT_CACHE_K, LLORCH_CKPT_CACHE_V,
         LLORCH_CKPT_KQ_SOFT_MAX,   LLORCH_CKPT_ATTN_OUT_PROJ};
     const struct layer_facts *lf = &c->layers[il];
+    const char               *what = lf->mixer_op != NULL ? lf->mixer_op : "not attention";
+    if (lf->has_mixer) { /* the mixer's input and output are attn_norm and attn_out_proj where found */
+        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_NORM, il,
+                              "the in-projections of the mixer of layer %d of %s (%s) share no input of the "
+                              "residual stream's shape",
+                              il, arch(c), what);
+        llorch_id_add_absence(c, LLORCH_CKPT_ATTN_OUT_PROJ, il,
+                              "the mixer of layer %d of %s (%s) has no single output of the residual stream's "
+                              "shape",
+                              il, arch(c), what);
+    }
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (lf->mixer_op != NULL) {
             llorch_id_add_absence(c, kinds[k], il,
@@ -255,54 +269,184 @@ static void absent_attention(struct ictx *c, int il) {
     }
 }
 
-/* The input of a layer's mixer without attention: what the first weight
- * product of the layer outside its FFN reads (the recurrent or linear
- * attention block's in-projection). */
-static int mixer_input(struct ictx *c, int il) {
-    for (int i = 0; i < c->g->n_nodes; i++) {
-        const struct llorch_gleaf *w = llorch_graph_matmul_weight(c->g, i);
-        if (w != NULL && w->layer == il && ffn_family(w, il) == 0 && LLORCH_GREF_IS_NODE(c->g->nodes[i].src[1])) {
-            return llorch_id_strip_views(c, c->g->nodes[i].src[1]);
+/* The in-projections of a layer's mixer without attention: the layer's
+ * weight products outside its FFN that no other weight product of the
+ * layer feeds. Returns how many were written to out. */
+static int mixer_products(struct ictx *c, int il, int *out) {
+    const struct llorch_graph *g = c->g;
+    int                        n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const struct llorch_gleaf *w = llorch_graph_matmul_weight(g, i);
+        if (w == NULL || w->layer != il || ffn_family(w, il) != 0 || !LLORCH_GREF_IS_NODE(g->nodes[i].src[1])) {
+            continue;
+        }
+        llorch_graph_ancestors(g, g->nodes[i].src[1], c->anc);
+        bool first = true;
+        for (int k = 0; k < i && first; k++) {
+            first = !(c->anc[k] && llorch_id_weight_layer(c, k) == il);
+        }
+        if (first) {
+            out[n++] = i;
         }
     }
-    return -1;
+    return n;
+}
+
+/* The mixer's input (attn_norm): the latest tensor of the residual
+ * stream's shape that every in-projection is computed from and that the
+ * layer's own recurrent state does not flow into (RWKV's token shift mixes
+ * the previous token's normed input in: that is inside the mixer). -1 when
+ * there is none. */
+static int mixer_input(struct ictx *c, int il, const int *starts, int n_starts) {
+    const struct llorch_graph *g = c->g;
+    int                       *count = calloc((size_t) g->n_nodes, sizeof *count);
+    uint8_t                   *state = calloc((size_t) g->n_nodes, 1);
+    if (count == NULL || state == NULL) {
+        free(count);
+        free(state);
+        c->oom = true;
+        return -1;
+    }
+    int last = 0;
+    for (int s = 0; s < n_starts; s++) {
+        llorch_graph_ancestors(g, g->nodes[starts[s]].src[1], c->anc);
+        for (int i = 0; i < starts[s]; i++) {
+            count[i] += c->anc[i];
+        }
+        last = starts[s] > last ? starts[s] : last;
+    }
+    for (int i = 0; i < last; i++) {
+        for (int k = 0; k < g->nodes[i].n_src && !state[i]; k++) {
+            llorch_gref                r = g->nodes[i].src[k];
+            const struct llorch_gleaf *l = llorch_graph_leaf(g, r);
+            state[i] = l != NULL ? l->kind == LLORCH_LEAF_STATE && l->layer == il : LLORCH_GREF_IS_NODE(r) && state[r];
+        }
+    }
+    int input = -1;
+    for (int i = last - 1; i >= 0 && input < 0; i--) {
+        const struct llorch_gnode *n = &g->nodes[i];
+        bool residual = n->ne[0] == c->in->n_embd && n->ne[1] == c->in->n_tokens && n->ne[2] == 1 && n->ne[3] == 1;
+        if (count[i] == n_starts && residual && !state[i] && !c->is_const[i] && !llorch_graph_is_view_op(n->op)) {
+            input = i;
+        }
+    }
+    free(count);
+    free(state);
+    return input;
+}
+
+/* Drops the ends that hand a value on to a later layer's mixer rather than
+ * to the residual stream: an end whose every reader outside the branch is
+ * computed from what another end hands on (RWKV-7's first-layer value, read
+ * by every later layer). Returns the number of ends left. */
+static int drop_carried_ends(struct ictx *c, int *ends, int n, int *end) {
+    const struct llorch_graph *g = c->g;
+    if (n < 2 || n > 4) {
+        return n;
+    }
+    bool carried[4] = {false, false, false, false};
+    for (int a = 0; a < n; a++) {
+        const struct llorch_gnode *e = &g->nodes[ends[a]];
+        bool                       all = e->n_consumers > 0;
+        for (int k = 0; k < e->n_consumers && all; k++) {
+            int reader = g->consumers[e->first_consumer + k];
+            if (c->region[reader]) {
+                continue;
+            }
+            llorch_graph_ancestors(g, reader, c->anc);
+            bool later = false;
+            for (int b = 0; b < n && !later; b++) {
+                const struct llorch_gnode *o = &g->nodes[ends[b]];
+                for (int j = 0; j < o->n_consumers && b != a && !later; j++) {
+                    int d = g->consumers[o->first_consumer + j];
+                    later = !c->region[d] && d != reader && c->anc[d];
+                }
+            }
+            all = later;
+        }
+        carried[a] = all;
+    }
+    int kept = 0;
+    for (int a = 0; a < n; a++) {
+        if (!carried[a]) {
+            ends[kept++] = ends[a];
+        }
+    }
+    if (kept > 0) {
+        *end = ends[kept - 1];
+    }
+    return kept;
 }
 
 /* A mixer without attention (SSM, linear attention, short convolution):
- * its branch starts at the weight products that read its input, so that it
- * covers the whole block up to its output projection. */
+ * its branch starts at its in-projections, so that it covers the whole
+ * block up to its output projection. Its input is attn_norm, its output
+ * (the tensor added to the residual stream) attn_out_proj. */
 static void mixer_branch(struct ictx *c, int il) {
-    struct layer_facts *lf = &c->layers[il];
-    int                 base = mixer_input(c, il);
-    if (base < 0) {
-        return; /* an FFN-only layer */
-    }
-    int *starts = malloc((size_t) c->g->n_nodes * sizeof *starts);
-    if (starts == NULL) {
+    const struct llorch_graph *g = c->g;
+    struct layer_facts        *lf = &c->layers[il];
+    int                       *starts = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *starts);
+    int                       *bases = malloc((size_t) (g->n_nodes > 0 ? g->n_nodes : 1) * sizeof *bases);
+    if (starts == NULL || bases == NULL) {
+        free(starts);
+        free(bases);
         c->oom = true;
         return;
     }
-    int n_starts = 0, end;
-    for (int i = 0; i < c->g->n_nodes; i++) {
-        const struct llorch_gleaf *w = llorch_graph_matmul_weight(c->g, i);
-        if (w != NULL && w->layer == il && ffn_family(w, il) == 0 &&
-            llorch_id_strip_views(c, c->g->nodes[i].src[1]) == base) {
-            starts[n_starts++] = i;
+    int n_starts = mixer_products(c, il, starts);
+    if (n_starts == 0) {
+        free(starts);
+        free(bases);
+        return; /* an FFN-only layer */
+    }
+    int base = mixer_input(c, il, starts, n_starts), n_bases = 0;
+    if (base >= 0) {
+        bases[n_bases++] = base;
+        llorch_id_add_role(c, LLORCH_CKPT_ATTN_NORM, il, base, base);
+    }
+    for (int s = 0; s < n_starts; s++) {
+        int  in = llorch_id_strip_views(c, g->nodes[starts[s]].src[1]);
+        bool known = false;
+        for (int b = 0; b < n_bases; b++) {
+            known |= bases[b] == in;
+        }
+        if (!known) {
+            bases[n_bases++] = in;
         }
     }
     lf->has_mixer = true;
-    lf->mixer_base = base;
-    if (grow(c, starts, n_starts, &base, 1, &end) == 1) {
+    lf->mixer_base = n_bases > 0 ? bases[0] : -1;
+    int ends[4], end;
+    c->allow_carried = true;
+    int n = grow_ends(c, starts, n_starts, bases, n_bases, &end, ends);
+    c->allow_carried = false;
+    n = drop_carried_ends(c, ends, n, &end);
+    if (n == 1) {
         lf->attn_end = end;
+        lf->recurrent = true;
+        bool numeric;
+        int  out = peel(c, end, &numeric);
+        while (g->nodes[out].op == GGML_OP_RESHAPE && LLORCH_GREF_IS_NODE(g->nodes[out].src[0]) &&
+               g->nodes[out].view_src == g->nodes[out].src[0]) {
+            out = g->nodes[out].src[0]; /* the product, not an unnamed reshape of it (rwkv) */
+        }
+        llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_PROJ, il, out, out);
+        if (numeric) {
+            llorch_id_add_role(c, LLORCH_CKPT_ATTN_OUT_FINAL, il, end, end);
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++) { /* what a later layer's mixer may read */
+        c->carried[i] |= c->region[i] && i != lf->attn_end;
     }
     free(starts);
+    free(bases);
 }
 
 static void attention_branch(struct ictx *c, int il) {
     struct layer_facts *lf = &c->layers[il];
     if (lf->core < 0) {
-        absent_attention(c, il);
         mixer_branch(c, il);
+        absent_attention(c, il);
         return;
     }
     lf->has_mixer = true;
@@ -354,7 +498,8 @@ static void ffn_families(struct ictx *c, int il, const int *starts, int n_starts
     }
     int present = 0;
     for (int i = 0; i < n_starts; i++) {
-        family[starts[i]] = (uint8_t) ffn_family(llorch_graph_matmul_weight(g, starts[i]), il);
+        int f = ffn_family(llorch_graph_matmul_weight(g, starts[i]), il);
+        family[starts[i]] = (uint8_t) (f != 0 ? f : FAMILY_DENSE); /* found by the dataflow: dense */
         present |= family[starts[i]];
     }
     for (int i = 0; i < g->n_nodes; i++) {
@@ -379,6 +524,19 @@ static void ffn_families(struct ictx *c, int il, const int *starts, int n_starts
     free(family);
 }
 
+/* In a layer whose mixer is not attention, the FFN is found by the
+ * dataflow, whatever its weights are called (RWKV's channel mix): the
+ * layer's weight products computed from the mixer's output. */
+static bool after_mixer(struct ictx *c, int il, int node) {
+    const struct layer_facts  *lf = &c->layers[il];
+    const struct llorch_gleaf *w = llorch_graph_matmul_weight(c->g, node);
+    if (!lf->recurrent || lf->attn_end < 0 || node <= lf->attn_end || w == NULL || w->layer != il) {
+        return false;
+    }
+    llorch_graph_ancestors(c->g, node, c->anc);
+    return c->anc[lf->attn_end] != 0;
+}
+
 static void ffn_branch(struct ictx *c, int il) {
     const struct llorch_graph *g = c->g;
     struct layer_facts        *lf = &c->layers[il];
@@ -392,7 +550,8 @@ static void ffn_branch(struct ictx *c, int il) {
     }
     int n_starts = 0, n_bases = 0;
     for (int i = 0; i < g->n_nodes; i++) {
-        if (ffn_family(llorch_graph_matmul_weight(g, i), il) != 0 && LLORCH_GREF_IS_NODE(g->nodes[i].src[1])) {
+        if (LLORCH_GREF_IS_NODE(g->nodes[i].src[1]) &&
+            (ffn_family(llorch_graph_matmul_weight(g, i), il) != 0 || after_mixer(c, il, i))) {
             starts[n_starts++] = i;
             int  base = llorch_id_strip_views(c, g->nodes[i].src[1]);
             bool known = false;
@@ -406,7 +565,12 @@ static void ffn_branch(struct ictx *c, int il) {
     }
     lf->ffn_starts = n_starts;
     lf->ffn_base = n_bases > 0 ? bases[0] : -1;
-    if (n_starts == 0) {
+    if (n_starts == 0 && lf->recurrent) {
+        llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
+                              "layer %d of %s has no feed-forward block (no weight of layer %d is "
+                              "applied to its mixer's output)",
+                              il, arch(c), il);
+    } else if (n_starts == 0) {
         llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
                               "layer %d of %s has no feed-forward block (no blk.%d.ffn_* "
                               "weight is used)",

@@ -32,6 +32,7 @@ struct layer_facts {
     int         ffn_ends_at[4]; /* the FFN's ends (unpeeled) */
     int         n_ffn_ends;
     int         mixer_base; /* what the mixer's first products read, or -1 */
+    bool        recurrent;  /* a mixer without attention whose branch was grown */
     bool        mla;        /* V read from the K cache */
     bool        no_cache;   /* K and V are the current tokens' */
     bool        no_rope, partial_rope;
@@ -46,12 +47,15 @@ struct ictx {
     uint8_t                            *is_mixer;   /* attention or recurrent core  */
     uint8_t                            *region;     /* scratch: one branch          */
     uint8_t                            *anc, *anc2; /* scratch: ancestor marks      */
-    struct attn_core                   *cores;
-    int                                 n_cores;
-    struct layer_facts                 *layers; /* [n_layer] */
-    struct llorch_identity             *out;
-    size_t                              cap_roles, cap_absent;
-    bool                                oom;
+    uint8_t *carried; /* inside an earlier layer's recurrent mixer branch (not its end): a value that a later
+                         layer's mixer may read (RWKV-7's first-layer value) */
+    bool                    allow_carried; /* growing a recurrent mixer branch: carried values are not foreign */
+    struct attn_core       *cores;
+    int                     n_cores;
+    struct layer_facts     *layers; /* [n_layer] */
+    struct llorch_identity *out;
+    size_t                  cap_roles, cap_absent;
+    bool                    oom;
 };
 
 /* identify.c */
