@@ -88,7 +88,7 @@ rm -rf "$scratch" && mkdir -p "$scratch/archs"
 
 # --- 2. bits ------------------------------------------------------------------
 say "bits: default capture against --split-each on the GPU (compare --preset exact)"
-capture_path() { sed -n 's/.*"capture": *"\([a-z+]*\)".*/\1/p' "$1/manifest.json" | head -n 1; }
+capture_path() { sed -n 's/.*"capture":[[:space:]]*"\([a-z+]*\)".*/\1/p' "$1/manifest.json" | head -n 1; }
 bits() {  # name model
   local name="$1" m="$2" d="$scratch/bits/$1" rc=0
   local args=(-m "$m" --tokens 1,2,3,4,5,6,7,8 -n 2 -ngl "$ngl" -ctk f32 -ctv f32 --checkpoints all)
