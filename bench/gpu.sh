@@ -129,17 +129,19 @@ common=(-m "$m" --tokens 1,400,2,300,45,67,89,12 -ctk f32 -ctv f32 --checkpoints
 "$engine" -m "$m" --tokens-file "$c/cpu/tokens.npy" -o "$c/engine" >/dev/null
 "$engine" -m "$m" --tokens-file "$c/cpu/tokens.npy" -o "$c/engine-fault" --fault eps:1 >/dev/null
 summary() { grep -E '^[0-9]+ checkpoints|^first divergence|^all ' || true; }
+# (compare exits 1 on a divergence: that is a result here, not a failure of the script)
 for preset in f32 backend; do
-  echo "  gpu vs cpu, --preset $preset:"; "$cmp" "$c/gpu" "$c/cpu" --preset "$preset" | summary | sed 's/^/    /'
+  echo "  gpu vs cpu, --preset $preset:"; { "$cmp" "$c/gpu" "$c/cpu" --preset "$preset" || true; } | summary | sed 's/^/    /'
 done
-echo "  engine vs gpu, --noise cpu:"; "$cmp" "$c/gpu" "$c/engine" --noise "$c/cpu" | summary | sed 's/^/    /'
-echo "  engine --fault eps:1 vs gpu, --noise cpu:"; "$cmp" "$c/gpu" "$c/engine-fault" --noise "$c/cpu" | summary | sed 's/^/    /'
+echo "  engine vs gpu, --noise cpu:"; { "$cmp" "$c/gpu" "$c/engine" --noise "$c/cpu" || true; } | summary | sed 's/^/    /'
+echo "  engine --fault eps:1 vs gpu, --noise cpu:"
+{ "$cmp" "$c/gpu" "$c/engine-fault" --noise "$c/cpu" || true; } | summary | sed 's/^/    /'
 
 # --- 4. ratios ----------------------------------------------------------------
 say "ratios: TinyLlama-shaped Q8_0, 128-token prompt + 32 generated, -ngl $ngl -fa off, $rounds rounds"
 tl="$scratch/tinyllama-shape-q8_0.gguf"
 shape=(--layers 22 --embd 2048 --heads 32 --heads-kv 4 --ff 5632)
-[ "$dry" = 1 ] && shape=(--layers 2 --embd 256 --heads 8 --heads-kv 4 --ff 688) # the steps, not the timings
+[ "$dry" = 1 ] && shape=(--layers 2 --embd 256 --heads 8 --heads-kv 4 --ff 704) # the steps, not the timings
 "$build/programs/llorch-make-tiny-model" --arch llama "${shape[@]}" --ctx 512 --type q8_0 --seed 11 -o "$tl" >/dev/null
 ids="$(seq 1 128 | awk '{printf "%s%d", (NR > 1 ? "," : ""), ($1 * 211) % 31000 + 1}')"
 confs=(none memory splits split-each disk)
