@@ -150,7 +150,7 @@ results="$scratch/ratios.tsv"
 for r in $(seq 1 "$rounds"); do
   for k in $(seq 0 $((${#confs[@]} - 1))); do
     conf="${confs[$(( (k + r) % ${#confs[@]} ))]}"
-    args=(-m "$tl" --tokens "$ids" -n 32 -ngl "$ngl" -fa off)
+    args=(-v -m "$tl" --tokens "$ids" -n 32 -ngl "$ngl" -fa off) # -v: the decode and capture: lines
     [ "$dry" = 1 ] && args+=(--no-repack) # Q8_0 on this kind of CPU: see ../shared/models/README.md
     case "$conf" in
       none)       args+=(--checkpoints none --capture-to memory) ;;

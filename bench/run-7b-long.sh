@@ -28,7 +28,7 @@ echo "model: $model ($(du -b "$model" | cut -f1) bytes); prompt 4096 tokens, -ub
 
 declare -A decode wall rss size
 one() {  # conf [label]
-  local conf="$1" label="${2:-$1}" args=(--tokens "$ids" -c 4096 -ub 512 -fa off --progress)
+  local conf="$1" label="${2:-$1}" args=(-v --tokens "$ids" -c 4096 -ub 512 -fa off --progress)
   case "$conf" in
     none) args+=(--checkpoints none --capture-to memory) ;;
     six) args+=(--checkpoints 1-6 --positions last:16 -o "$dumps/six") ;;

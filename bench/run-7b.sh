@@ -9,7 +9,7 @@
 #   none   nothing captured (no callback)
 #   six    all six checkpoints of all 32 layers, written to disk (npy form)
 # Each round runs both, in an order that alternates; the ratio is the median
-# over rounds of six/none for the decode time the extractor prints and for
+# over rounds of six/none for the decode time the extractor prints (-v) and for
 # the wall time. RUNS repeats the set back to back without clean-up.
 # Peak RSS of each configuration is printed from /usr/bin/time.
 set -euo pipefail
@@ -28,7 +28,7 @@ echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 
 echo "model: $model ($(du -b "$model" | cut -f1) bytes); $rounds rounds; $runs runs back to back"
 
 one() {  # run conf round
-  local run="$1" conf="$2" round="$3" args=(--tokens 1,15043 -c 1024 -fa off)
+  local run="$1" conf="$2" round="$3" args=(-v --tokens 1,15043 -c 1024 -fa off)
   local out="$dumps/r$run-$conf-$round"
   if [ "$conf" = none ]; then args+=(--checkpoints none --capture-to memory); else args+=(-o "$out"); fi
   local start end log

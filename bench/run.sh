@@ -11,14 +11,17 @@
 #   prompt-t2   128-token prompt, 2 threads
 #   decode-t2   8-token prompt + 32 generated tokens (33 steps), 2 threads
 # Configurations: none, memory (--capture-to memory), disk (the default
-# form of that run), and disk in the other form (npy or npz). BENCH_EXTRA
-# adds configurations: nosync (disk with --no-sync: what fsync costs),
-# splits (memory read at graph splits, --output-mb 0: as with a llama.cpp
-# without the patch).
+# form of that run), and disk in the other form (npy or npz). On the CPU
+# the default reads at graph splits. BENCH_EXTRA adds configurations:
+# nosync (disk with --no-sync: what fsync costs), marked (memory, the
+# checkpoints marked graph outputs and read after the graph, --output-mb
+# 512: the path a GPU takes by default), splits (memory, --output-mb 0: graph
+# splits whatever the device, as with a llama.cpp without the patch; the
+# same path as the default on the CPU).
 #
 # Each round runs every configuration of a scenario once, in an order that
 # rotates from round to round; a ratio is the median over rounds of the
-# per-round ratio to "none", for the decode time the extractor prints and
+# per-round ratio to "none", for the decode time the extractor prints (-v) and
 # for the process's wall time. The CPU seconds (user, system) the process
 # used are printed as medians: what the writer thread and the kernel cost. RUNS repeats the whole set back to back, with
 # no clean-up in between: each run leaves its dumps where they are, as a
@@ -60,9 +63,10 @@ one() {  # run scenario config round -> appends "run scenario config round decod
     npz)    args+=(-o "$out" --format npz) ;;
     nosync) args+=(-o "$out" --no-sync) ;;
     splits) args+=(--capture-to memory --output-mb 0) ;;
+    marked) args+=(--capture-to memory --output-mb 512) ;;
   esac
   local log decode times
-  log="$(/usr/bin/time -f 'TIME %e %U %S' "$x" -m "$model" -fa off "${args[@]}" 2>&1 >/dev/null)" \
+  log="$(/usr/bin/time -f 'TIME %e %U %S' "$x" -v -m "$model" -fa off "${args[@]}" 2>&1 >/dev/null)" \
     || { echo "$log" >&2; exit 1; }
   decode="$(echo "$log" | sed -n 's/^ *decode \([0-9.]*\) s.*/\1/p')"
   times="$(echo "$log" | sed -n 's/^TIME //p' | tr ' ' '\t')"     # wall, user CPU, system CPU

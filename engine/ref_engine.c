@@ -72,19 +72,19 @@ static void usage(FILE *out) {
                  "                         [--layers RANGES] [--text] [--gelu tanh|f16-table] [--fault SPEC]\n"
                  "                         [--feed REF_DUMP]\n"
                  "\n"
-                 "Runs the tokens through a gpt2 or llama model with a plain C forward pass and\n"
+                 "Runs the tokens through a gpt2, llama or qwen2 model with a plain C forward pass and\n"
                  "writes its intermediate tensors as a checkpoint dump (docs/FORMAT.md).\n"
                  "\n"
-                 "  -m MODEL.gguf        model (F32, F16, BF16, Q8_0 or Q4_K weights)\n"
+                 "  -m, --model FILE     model (F32, F16, BF16, Q8_0 or Q4_K weights)\n"
                  "  --tokens LISTS       token ids, comma separated; several lists split by ';' (up to 256)\n"
                  "                       are as many sequences decoded together in one batch, in the order\n"
                  "                       of llorch-checkpoint-extractor --parallel N (the prompts one after\n"
                  "                       another, then one token of every sequence per step), with one\n"
                  "                       unified KV cache; every tensor is then written per sequence\n"
                  "  --tokens-file FILE   token ids as a 1-D int32 .npy file (one sequence)\n"
-                 "  -o DUMP_DIR          output directory (new or empty)\n"
-                 "  -n N                 generate N more tokens greedily, one step each (default 0)\n"
-                 "  -ub N                process the prompts in steps of at most N tokens (default: one step)\n"
+                 "  -o, --output DIR     output directory (new or empty)\n"
+                 "  -n, --n-predict N    generate N more tokens greedily, one step each (default 0)\n"
+                 "  -ub, --ubatch-size N process the prompts in steps of at most N tokens (default: one step)\n"
                  "  --kv-type T          f32 (default) or f16: round K and V (and Q, P in attention) to f16\n"
                  "  --checkpoints LIST   names or numbers 1-6, 'extras', 'all' (default all)\n"
                  "  --layers RANGES      'all' (default) or ranges such as 0-3,11\n"
@@ -98,11 +98,13 @@ static void usage(FILE *out) {
                  "  --feed REF_DUMP      compute each layer from REF_DUMP's input to it: after writing its own\n"
                  "                       embd / l_out / ffn_inp, replace those rows by the reference's (same\n"
                  "                       model and tokens; -n follows the reference's tokens); the manifest\n"
-                 "                       says \"fed\" (docs/FORMAT.md, \"Fed runs\")\n");
+                 "                       says \"fed\" (docs/FORMAT.md, \"Fed runs\")\n"
+                 "  -h, --help           this text\n"
+                 "  --version            the version\n");
 }
 
 static int bad_input(const char *message) {
-    fprintf(stderr, "llorch-ref-engine: %s\n", message);
+    fprintf(stderr, "llorch-ref-engine: error: %s\n", message);
     return EXIT_BAD_INPUT;
 }
 

@@ -1,5 +1,5 @@
 /*
- * ref_model.h - the weights and hyperparameters of a GPT-2 or llama model,
+ * ref_model.h - the weights and hyperparameters of a GPT-2, llama or qwen2 model,
  * read from a GGUF file and converted to float32.
  *
  * Every weight matrix is stored as llama.cpp stores it: ggml shape

@@ -69,6 +69,8 @@ enum llorch_ckpt_kind {
     LLORCH_CKPT_FFN_MOE_OUT,    /*    routed experts, combined              */
     LLORCH_CKPT_FFN_SHEXP_OUT,  /*    shared expert                         */
     LLORCH_CKPT_FFN_DENSE_OUT,  /*    dense FFN beside the experts          */
+    LLORCH_CKPT_CACHE_R,        /* 3  recurrent state r after the step      */
+    LLORCH_CKPT_CACHE_S,        /* 3  recurrent state s after the step      */
     LLORCH_CKPT_GRAPH,          /*    any graph tensor matched by a regex   */
     LLORCH_CKPT_KIND_COUNT
 };
@@ -268,7 +270,11 @@ int         llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, cons
 const char *llorch_ckpt_writer_error(const llorch_ckpt_writer *w);
 size_t      llorch_ckpt_writer_bytes(const llorch_ckpt_writer *w);
 size_t      llorch_ckpt_writer_files(const llorch_ckpt_writer *w);
-void        llorch_ckpt_writer_free(llorch_ckpt_writer *w);
+/* Frees the writer. A writer that wrote no manifest (finish was never
+ * called, or failed: a full disk) first removes every file it wrote, and
+ * the directory where it made it, so that nothing half-written is left to
+ * look like a dump and a run into the same directory can start again. */
+void llorch_ckpt_writer_free(llorch_ckpt_writer *w);
 
 #ifdef __cplusplus
 }

@@ -7,10 +7,10 @@
  *   lib/compare/  alignment by layer and absolute position, metrics,
  *                 tolerances, pass/fail and the first divergence
  *                 (compare_*.c); one row's error by position, head or
- *                 step (compare_profile.c); the human table, the JSON
- *                 report and the one-line verdict (report.c), the terminal
- *                 heat map (report_heatmap.c) and the HTML report
- *                 (report_html*.c)
+ *                 step (compare_profile.c); the human table (report.c),
+ *                 the JSON report (report_json.c), the one-line verdict
+ *                 (report_text.c), the terminal heat map
+ *                 (report_heatmap.c) and the HTML report (report_html*.c)
  *
  * The dump format is docs/FORMAT.md; the report and the tolerances are
  * described in docs/COMPARE.md.
@@ -512,7 +512,7 @@ llorch_ckpt_decision *llorch_ckpt_comparison_decision(const llorch_ckpt_comparis
 int  llorch_ckpt_decision_exit_code(const llorch_ckpt_decision *d);
 void llorch_ckpt_decision_free(llorch_ckpt_decision *d);
 
-/* ---- reporting (report.c) ------------------------------------------------ */
+/* ---- reporting (report*.c) ----------------------------------------------- */
 
 struct llorch_ckpt_report_info {
     const char                        *ref_name, *cand_name; /* as given on the command line */

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PROGRAM "llorch-checkpoint-compare"
+#define PROG "llorch-checkpoint-compare"
 
 enum {
     EXIT_PASS = 0,
@@ -40,7 +40,7 @@ struct cli {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: " PROGRAM " REFERENCE_DIR CANDIDATE_DIR [options]\n"
+    fprintf(f, "usage: " PROG " REFERENCE_DIR CANDIDATE_DIR [options]\n"
                "\n"
                "Compares two checkpoint dumps position by position and names the first\n"
                "(checkpoint, layer) where the candidate goes wrong, or says why none is to blame.\n"
@@ -145,7 +145,7 @@ static int apply_tolerance(struct cli *cli, int id, const char *value) {
         snprintf(spec, sizeof spec, "%s=%s", keys[id - OPT_ATOL], value);
     }
     if (llorch_ckpt_compare_options_tolerance(cli->options, spec, err, sizeof err) != 0) {
-        return cli_usage_error(PROGRAM, "%s", err);
+        return cli_usage_error(PROG, "%s", err);
     }
     return 0;
 }
@@ -156,10 +156,10 @@ static int apply_seq(struct cli *cli, const char *value) {
     char        buf[64];
     const char *colon = strchr(value, ':');
     snprintf(buf, sizeof buf, "%.*s", colon != NULL ? (int) (colon - value) : (int) strlen(value), value);
-    int rc = cli_int(PROGRAM, "--seq", buf, 0, 255, &ref);
+    int rc = cli_int(PROG, "--seq", buf, 0, 255, &ref);
     cand = ref;
     if (rc == 0 && colon != NULL) {
-        rc = cli_int(PROGRAM, "--seq", colon + 1, 0, 255, &cand);
+        rc = cli_int(PROG, "--seq", colon + 1, 0, 255, &cand);
     }
     if (rc == 0) {
         llorch_ckpt_compare_options_sequences(cli->options, (int) ref, (int) cand);
@@ -171,10 +171,10 @@ static int apply_noise_factor(struct cli *cli, const char *value) {
     char   err[256], *end;
     double k = strtod(value, &end);
     if (end == value || *end) {
-        return cli_usage_error(PROGRAM, "--noise-factor expects a number, got '%s'", value);
+        return cli_usage_error(PROG, "--noise-factor expects a number, got '%s'", value);
     }
     if (llorch_ckpt_compare_options_noise_factor(cli->options, k, err, sizeof err) != 0) {
-        return cli_usage_error(PROGRAM, "--noise-factor: %s", err);
+        return cli_usage_error(PROG, "--noise-factor: %s", err);
     }
     return 0;
 }
@@ -184,10 +184,10 @@ static int apply_kl_max(struct cli *cli, const char *value) {
     char   err[256], *end;
     double x = strtod(value, &end);
     if (end == value || *end) {
-        return cli_usage_error(PROGRAM, "--kl-max expects a number, got '%s'", value);
+        return cli_usage_error(PROG, "--kl-max expects a number, got '%s'", value);
     }
     if (llorch_ckpt_compare_options_kl_max(cli->options, x, err, sizeof err) != 0) {
-        return cli_usage_error(PROGRAM, "--kl-max: %s", err);
+        return cli_usage_error(PROG, "--kl-max: %s", err);
     }
     return 0;
 }
@@ -198,7 +198,7 @@ static int positional(struct cli *cli, const char *arg) {
     } else if (!cli->cand_dir) {
         cli->cand_dir = arg;
     } else {
-        return cli_usage_error(PROGRAM, "unexpected argument '%s' (two dumps are compared)", arg);
+        return cli_usage_error(PROG, "unexpected argument '%s' (two dumps are compared)", arg);
     }
     return 0;
 }
@@ -224,7 +224,7 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
         }
         return llorch_ckpt_compare_options_preset(cli->options, value, err, sizeof err) == 0
                    ? 0
-                   : cli_usage_error(PROGRAM, "%s", err);
+                   : cli_usage_error(PROG, "%s", err);
     }
     if (p->presets) {
         return 0;
@@ -260,7 +260,7 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
         case OPT_ONLY:
             return llorch_ckpt_compare_options_only(cli->options, value, err, sizeof err) == 0
                        ? 0
-                       : cli_usage_error(PROGRAM, "--only %s: %s", value, err);
+                       : cli_usage_error(PROG, "--only %s: %s", value, err);
         case OPT_ISOLATED:
             cli->isolated = value;
             return 0;
@@ -275,15 +275,15 @@ static int apply_option(void *ctx, int id, const char *flag, const char *value) 
 /* Returns -1 to go on, or the exit status. */
 static int parse_cli(struct cli *cli, int argc, char **argv) {
     struct pass presets = {cli, true}, rest = {cli, false};
-    int         rc = cli_parse(PROGRAM, cli_options, argc, argv, apply_option, &presets);
+    int         rc = cli_parse(PROG, cli_options, argc, argv, apply_option, &presets);
     if (rc == 0) {
-        rc = cli_parse(PROGRAM, cli_options, argc, argv, apply_option, &rest);
+        rc = cli_parse(PROG, cli_options, argc, argv, apply_option, &rest);
     }
     if (rc == CLI_HELP || rc == CLI_VERSION) {
         if (rc == CLI_HELP) {
             usage(stdout);
         } else {
-            printf(PROGRAM " %s\n", LLORCH_CKPT_VERSION);
+            printf(PROG " %s\n", LLORCH_CKPT_VERSION);
         }
         return EXIT_PASS;
     }
@@ -291,8 +291,9 @@ static int parse_cli(struct cli *cli, int argc, char **argv) {
         return rc;
     }
     if (!cli->cand_dir) {
-        usage(stderr);
-        return EXIT_BAD_INPUT;
+        fprintf(stderr, "usage: " PROG " REFERENCE_DIR CANDIDATE_DIR [options]\n");
+        return cli_usage_error(PROG, "%s; give two dumps, e.g. llama.cpp's and your engine's (see --help)",
+                               cli->ref_dir ? "only one dump given" : "no dumps given");
     }
     return -1;
 }
@@ -301,18 +302,18 @@ static int parse_cli(struct cli *cli, int argc, char **argv) {
  * no room for them and JSON is for programs, so people get them here. */
 static void print_diagnostics(const struct cli *cli, const llorch_ckpt_comparison *c) {
     for (size_t i = 0; cli->output != OUTPUT_TABLE && i < llorch_ckpt_comparison_n_warnings(c); i++) {
-        fprintf(stderr, PROGRAM ": warning: %s\n", llorch_ckpt_comparison_warning(c, i));
+        fprintf(stderr, PROG ": warning: %s\n", llorch_ckpt_comparison_warning(c, i));
     }
     for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
         const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, i);
         if (r->status == LLORCH_CKPT_STATUS_ERROR) {
-            fprintf(stderr, PROGRAM ": error: %s\n", r->message);
+            fprintf(stderr, PROG ": error: %s\n", r->message);
         }
     }
 }
 
 static int fail_input(const struct cli *cli, const char *message) {
-    fprintf(stderr, PROGRAM ": error: %s\n", message);
+    fprintf(stderr, PROG ": error: %s\n", message);
     if (cli->output == OUTPUT_JSON) {
         llorch_ckpt_report_json_error(stdout, message);
     }
@@ -348,15 +349,15 @@ static int open_html(const char *path, struct llorch_atomic_file *a) {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     if (!name[0] || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
-        return cli_usage_error(PROGRAM, "--html %s is a directory; give the report's file name, e.g. %s%sreport.html",
+        return cli_usage_error(PROG, "--html %s is a directory; give the report's file name, e.g. %s%sreport.html",
                                path, path, name[0] ? "/" : "");
     }
     if (strlen(path) + 8 > sizeof a->path) {
-        return cli_usage_error(PROGRAM, "--html %.64s...: the path is too long; choose a shorter one", path);
+        return cli_usage_error(PROG, "--html %.64s...: the path is too long; choose a shorter one", path);
     }
     snprintf(dir, sizeof dir, "%.*s", slash ? (int) (slash - path) : 1, slash ? path : ".");
     if (llorch_atomic_create(a, slash == path ? "" : dir, name, err, sizeof err) != 0) {
-        fprintf(stderr, PROGRAM ": error: --html: %s\n", err);
+        fprintf(stderr, PROG ": error: --html: %s\n", err);
         return EXIT_BAD_INPUT;
     }
     return 0;
@@ -368,13 +369,13 @@ static int write_html(struct llorch_atomic_file *html, const llorch_ckpt_compari
     if (llorch_ckpt_report_html(html->f, c, info) != 0) {
         llorch_atomic_abort(html);
         fprintf(stderr,
-                PROGRAM ": error: --html: cannot write %s (a write error or out of memory); free space or "
-                        "choose another path\n",
+                PROG ": error: --html: cannot write %s (a write error or out of memory); free space or "
+                     "choose another path\n",
                 html->path);
         return -1;
     }
     if (llorch_atomic_commit(html, false, err, sizeof err) != 0) {
-        fprintf(stderr, PROGRAM ": error: --html: %s\n", err);
+        fprintf(stderr, PROG ": error: --html: %s\n", err);
         return -1;
     }
     return 0;
@@ -418,7 +419,7 @@ static int report(const struct cli *cli, const llorch_ckpt_comparison *c, const 
     }
     print_diagnostics(cli, c);
     if (print_report(cli, c, &info) != 0 || fflush(stdout) != 0) {
-        fprintf(stderr, PROGRAM ": error: cannot write the report\n");
+        fprintf(stderr, PROG ": error: cannot write the report\n");
         return EXIT_BAD_INPUT;
     }
     return isolated ? llorch_ckpt_comparison_exit_code(isolated) : decision_status(cli, c);
@@ -483,7 +484,7 @@ static int run(const struct cli *cli) {
 int main(int argc, char **argv) {
     struct cli cli = {NULL, NULL, OUTPUT_TABLE, llorch_ckpt_compare_options_create(), NULL, NULL, false, NULL};
     if (!cli.options) {
-        fprintf(stderr, PROGRAM ": out of memory\n");
+        fprintf(stderr, PROG ": error: out of memory; close other programs and try again\n");
         return EXIT_BAD_INPUT;
     }
     int status = parse_cli(&cli, argc, argv);

@@ -2,55 +2,16 @@
  * checkpoints as a dump (docs/FORMAT.md).
  *
  * main() reads top to bottom: options, model, tokens, selection, output,
- * capture, context, the decode steps, then the manifest and a summary. */
+ * capture, context; then the decode steps, of one sequence
+ * (extractor_single.c) or of several with --parallel
+ * (extractor_sequences.c); then the manifest and a summary. The files it
+ * calls never call back (extractor.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "extractor.h"
 
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static llorch_capture *volatile interrupt_target;
-volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig) {
-    (void) sig;
-    interrupted = 1;
-    if (interrupt_target != NULL) {
-        llorch_capture_request_stop(interrupt_target);
-    }
-}
-
-int exit_bad_input(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    return 2;
-}
-
-/* llama.cpp's log is shown with -v only; its first error is kept so that
- * our one-line error can say why. */
-static bool verbose_log;
-static char llama_first_error[256];
-static void log_filter(enum ggml_log_level level, const char *text, void *data) {
-    (void) data;
-    if (verbose_log) {
-        fputs(text, stderr);
-    }
-    if (level == GGML_LOG_LEVEL_ERROR && llama_first_error[0] == '\0') {
-        snprintf(llama_first_error, sizeof llama_first_error, "%s", text);
-        llama_first_error[strcspn(llama_first_error, "\n")] = '\0';
-    }
-}
-
-const char *llama_reason(void) {
-    return llama_first_error[0] != '\0' ? llama_first_error : "no reason given; run with -v";
-}
 
 static void print_version(void) {
     printf(PROG " %s\n", LLORCH_CKPT_VERSION);
@@ -61,11 +22,9 @@ static void print_version(void) {
     printf("dump format %s %d\n", LLORCH_CKPT_FORMAT_NAME, LLORCH_CKPT_FORMAT_VERSION);
 }
 
-/* --- main ------------------------------------------------------------------ */
-
-static void run_free(struct run *r) {
+static void run_free(struct extractor_run *r) {
     llorch_capture_free(r->capture);
-    llorch_ckpt_writer_free(r->writer);
+    llorch_ckpt_writer_free(r->writer); /* without a manifest, it removes what it wrote */
     llorch_ckpt_selection_free(r->selection);
     if (r->ctx != NULL) {
         llama_free(r->ctx);
@@ -78,31 +37,45 @@ static void run_free(struct run *r) {
     }
     free(r->tokens);
     free(r->prompt_text);
-    free_sequences(r);
-    free_feed(r);
+    extractor_free_sequences(r);
+    extractor_free_feed(r);
 }
 
-static int finish(struct run *r, int rc) {
+/* The tokens: of one sequence, or of each of --parallel N. */
+static int get_tokens(struct extractor_run *r) {
+    return r->opt.parallel > 0 ? extractor_get_sequences(r) : extractor_get_tokens(r);
+}
+
+/* The decode steps, once the graphs are recorded: 0, 1 (failed) or 130
+ * (interrupted). */
+static int run_steps(struct extractor_run *r) {
+    extractor_catch_signals(r->capture);
+    return r->n_seqs > 0 ? extractor_run_sequences(r) : extractor_run_steps(r);
+}
+
+/* After the steps: the writer's last files, the manifest (also of an
+ * interrupted run, marked incomplete), the summary. */
+static int finish(struct extractor_run *r, int rc) {
     if (llorch_capture_finish(r->capture) != 0 && rc != 130) {
-        fprintf(stderr, PROG ": error: %s\n", llorch_capture_error(r->capture));
-        return 1; /* no manifest: the dump is not complete */
+        return extractor_fail("%s", llorch_capture_error(r->capture)); /* no manifest: the dump is not complete */
     }
     if (rc == 1) {
-        fprintf(stderr, PROG ": error: llama_decode failed (llama.cpp: %s)\n", llama_reason());
-        return 1;
+        return extractor_fail(
+            "llama_decode failed at step %d (llama.cpp: %s); if it ran out of memory, lower -ub or -c", r->steps - 1,
+            extractor_llama_reason());
     }
-    if (r->writer != NULL && write_manifest(r, rc == 0, rc == 130 ? "interrupted" : "ok") != 0) {
+    if (r->writer != NULL && extractor_write_manifest(r, rc == 0, rc == 130 ? "interrupted" : "ok") != 0) {
         return 1;
     }
     if (rc == 130) {
         fprintf(stderr, PROG ": interrupted; the manifest marks the dump incomplete\n");
     }
-    print_summary(r);
+    extractor_print_summary(r);
     return rc;
 }
 
 int main(int argc, char **argv) {
-    struct run r;
+    struct extractor_run r;
     memset(&r, 0, sizeof r);
     int rc = extractor_parse_options(argc, argv, &r.opt);
     if (rc == 3) {
@@ -112,22 +85,19 @@ int main(int argc, char **argv) {
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
     }
-    verbose_log = r.opt.verbose;
-    llama_log_set(log_filter, NULL);
+    extractor_log_init(r.opt.verbose);
     llama_backend_init();
 
     /* each stage runs only if the ones before it succeeded */
-    int (*const stages[])(struct run *) = {load_model,  open_feed,      get_tokens,
-                                           load_feed,   make_selection, choose_flash_attn,
-                                           open_output, create_capture, create_context};
-    rc = 0;
+    int (*const stages[])(struct extractor_run *) = {
+        extractor_load_model,   extractor_open_feed,      get_tokens,
+        extractor_load_feed,    extractor_make_selection, extractor_choose_flash_attn,
+        extractor_open_output,  extractor_create_capture, extractor_create_context,
+        extractor_prepare_steps};
     for (size_t k = 0; k < sizeof stages / sizeof stages[0] && rc == 0; k++) {
         rc = stages[k](&r);
     }
     if (rc == 0) {
-        interrupt_target = r.capture;
-        signal(SIGINT, on_sigint);
-        signal(SIGXFSZ, SIG_IGN); /* a file-size limit becomes a write error, not a kill */
         rc = finish(&r, run_steps(&r));
     }
     run_free(&r);

@@ -34,51 +34,52 @@ static bool has_checkpoint(const llorch_ckpt_dump *d, const char *name) {
 
 /* DUMP must be a dump of this model: architecture, sizes and, where both
  * have one, the fingerprint. */
-static int check_model(const struct run *r, const llorch_ckpt_dump *d) {
+static int check_model(const struct extractor_run *r, const llorch_ckpt_dump *d) {
     const struct llorch_ckpt_model *m = llorch_ckpt_dump_model(d);
     char                            arch[64] = "", fp[LLORCH_CKPT_FINGERPRINT_SIZE], err[512];
     llama_model_meta_val_str(r->model, "general.architecture", arch, sizeof arch);
     int n_layer = llama_model_n_layer(r->model), n_embd = llama_model_n_embd(r->model);
     if ((m->architecture != NULL && strcmp(m->architecture, arch) != 0) || m->n_layer != n_layer ||
         m->n_embd != n_embd) {
-        return exit_bad_input("--feed %s is a dump of another model (%s, %d layers, n_embd %d; '%s' is %s, %d "
-                              "layers, n_embd %d); feed from a dump of this model",
-                              r->opt.feed, m->architecture != NULL ? m->architecture : "no architecture", m->n_layer,
-                              m->n_embd, r->opt.model, arch, n_layer, n_embd);
+        return extractor_bad_input("--feed %s is a dump of another model (%s, %d layers, n_embd %d; '%s' is %s, %d "
+                                   "layers, n_embd %d); feed from a dump of this model",
+                                   r->opt.feed, m->architecture != NULL ? m->architecture : "no architecture",
+                                   m->n_layer, m->n_embd, r->opt.model, arch, n_layer, n_embd);
     }
     if (m->fingerprint != NULL && llorch_ckpt_gguf_fingerprint(r->opt.model, fp, sizeof fp, err, sizeof err) == 0 &&
         strcmp(fp, m->fingerprint) != 0) {
-        return exit_bad_input("--feed %s is a dump of another model file (its model.fingerprint differs from that "
-                              "of '%s'); feed from a dump of this model's weights",
-                              r->opt.feed, r->opt.model);
+        return extractor_bad_input("--feed %s is a dump of another model file (its model.fingerprint differs from that "
+                                   "of '%s'); feed from a dump of this model's weights",
+                                   r->opt.feed, r->opt.model);
     }
     return 0;
 }
 
-int open_feed(struct run *r) {
+int extractor_open_feed(struct extractor_run *r) {
     if (r->opt.feed == NULL) {
         return 0;
     }
     if (r->opt.parallel > 0) {
-        return exit_bad_input("--feed does not go with --parallel: a fed run decodes one sequence; drop --parallel");
+        return extractor_bad_input(
+            "--feed does not go with --parallel: a fed run decodes one sequence; drop --parallel");
     }
     char err[1024];
     r->feed = calloc(1, sizeof *r->feed);
     if (r->feed == NULL) {
-        return exit_bad_input("out of memory opening --feed %s", r->opt.feed);
+        return extractor_fail("out of memory opening --feed %s", r->opt.feed);
     }
     r->feed->dump = llorch_ckpt_dump_open(r->opt.feed, err, sizeof err);
     if (r->feed->dump == NULL) {
-        return exit_bad_input("--feed: %s; give the directory of a dump", err);
+        return extractor_bad_input("--feed: %s; give the directory of a dump", err);
     }
     const llorch_ckpt_dump *d = r->feed->dump;
     if (llorch_ckpt_dump_n_sequences(d) > 0) {
-        return exit_bad_input("--feed %s holds %zu sequences (--parallel); feed from a dump of one sequence",
-                              r->opt.feed, llorch_ckpt_dump_n_sequences(d));
+        return extractor_bad_input("--feed %s holds %zu sequences (--parallel); feed from a dump of one sequence",
+                                   r->opt.feed, llorch_ckpt_dump_n_sequences(d));
     }
     if (!llorch_ckpt_dump_has_tokens(d) || llorch_ckpt_dump_n_tokens(d) == 0) {
-        return exit_bad_input("--feed %s lists no tokens; feed from a dump whose manifest has its token ids",
-                              r->opt.feed);
+        return extractor_bad_input("--feed %s lists no tokens; feed from a dump whose manifest has its token ids",
+                                   r->opt.feed);
     }
     r->feed->n_layer = llama_model_n_layer(r->model);
     r->feed->n_embd = llama_model_n_embd(r->model);
@@ -88,16 +89,16 @@ int open_feed(struct run *r) {
 
 /* Without -p, -f or --tokens: DUMP's tokens, the last -n of them decoded
  * one by one as generated tokens. */
-int feed_tokens(struct run *r) {
+int extractor_feed_tokens(struct extractor_run *r) {
     size_t n = llorch_ckpt_dump_n_tokens(r->feed->dump);
     if ((size_t) r->opt.n_predict >= n) {
-        return exit_bad_input("-n %d: --feed %s holds %zu tokens in all; give -n below that", r->opt.n_predict,
-                              r->opt.feed, n);
+        return extractor_bad_input("-n %d: --feed %s holds %zu tokens in all; give -n below that", r->opt.n_predict,
+                                   r->opt.feed, n);
     }
     r->n_alloc = (int) n + 1;
     r->tokens = malloc((size_t) r->n_alloc * sizeof *r->tokens);
     if (r->tokens == NULL) {
-        return exit_bad_input("out of memory reading the tokens of --feed %s", r->opt.feed);
+        return extractor_fail("out of memory reading the tokens of --feed %s", r->opt.feed);
     }
     memcpy(r->tokens, llorch_ckpt_dump_tokens(r->feed->dump), n * sizeof *r->tokens);
     r->n_prompt = (int) n - r->opt.n_predict;
@@ -107,22 +108,23 @@ int feed_tokens(struct run *r) {
 /* The run's tokens must be DUMP's: the prompt its first tokens, and what
  * -n decodes its remaining ones (taken from it, not chosen greedily: the
  * fed logits are not DUMP's own run's). */
-int check_feed_tokens(struct run *r) {
+int extractor_check_feed_tokens(struct extractor_run *r) {
     if (r->feed == NULL) {
         return 0;
     }
     const int32_t *ids = llorch_ckpt_dump_tokens(r->feed->dump);
     size_t         n = llorch_ckpt_dump_n_tokens(r->feed->dump);
     if ((size_t) r->n_prompt + (size_t) r->opt.n_predict != n) {
-        return exit_bad_input("--feed %s holds %zu tokens, this run %d (%d prompt + -n %d); run on its tokens (drop "
-                              "-p, -f and --tokens) or set -n to match",
-                              r->opt.feed, n, r->n_prompt + r->opt.n_predict, r->n_prompt, r->opt.n_predict);
+        return extractor_bad_input(
+            "--feed %s holds %zu tokens, this run %d (%d prompt + -n %d); run on its tokens (drop "
+            "-p, -f and --tokens) or set -n to match",
+            r->opt.feed, n, r->n_prompt + r->opt.n_predict, r->n_prompt, r->opt.n_predict);
     }
     for (int i = 0; i < r->n_prompt; i++) {
         if (r->tokens[i] != ids[i]) {
-            return exit_bad_input("--feed %s: its token at position %d is %d, this run's %d; run on its tokens "
-                                  "(drop -p, -f and --tokens)",
-                                  r->opt.feed, i, (int) ids[i], (int) r->tokens[i]);
+            return extractor_bad_input("--feed %s: its token at position %d is %d, this run's %d; run on its tokens "
+                                       "(drop -p, -f and --tokens)",
+                                       r->opt.feed, i, (int) ids[i], (int) r->tokens[i]);
         }
     }
     for (size_t i = (size_t) r->n_prompt; i < n; i++) {
@@ -133,17 +135,17 @@ int check_feed_tokens(struct run *r) {
 
 /* Every row the run will feed, read now: a bad or short DUMP is refused
  * before anything is written. */
-int load_feed(struct run *r) {
+int extractor_load_feed(struct extractor_run *r) {
     if (r->feed == NULL) {
         return 0;
     }
     struct extractor_feed *f = r->feed;
     int                    slots = f->n_layer * (f->ffn_inp ? 2 : 1);
-    f->n_pos = run_length(r);
+    f->n_pos = extractor_run_length(r);
     size_t slot_floats = (size_t) f->n_pos * (size_t) f->n_embd;
     f->rows = malloc((size_t) slots * slot_floats * sizeof *f->rows);
     if (f->rows == NULL) {
-        return exit_bad_input("out of memory reading the residual stream of --feed %s (%d x %d rows)", r->opt.feed,
+        return extractor_fail("out of memory reading the residual stream of --feed %s (%d x %d rows)", r->opt.feed,
                               slots, f->n_pos);
     }
     char err[1024];
@@ -152,7 +154,7 @@ int load_feed(struct run *r) {
             s < f->n_layer ? LLORCH_CKPT_RESIDUAL_LAYER_INPUT : LLORCH_CKPT_RESIDUAL_FFN_INPUT;
         if (llorch_ckpt_dump_residual(f->dump, s % f->n_layer, where, -1, 0, f->n_pos,
                                       f->rows + (size_t) s * slot_floats, err, sizeof err) != 0) {
-            return exit_bad_input("--feed: %s", err);
+            return extractor_bad_input("--feed: %s", err);
         }
     }
     return 0;
@@ -179,7 +181,7 @@ static int supply_rows(void *ctx, enum llorch_ckpt_kind kind, int layer, const i
     return 0;
 }
 
-void feed_params(const struct run *r, struct llorch_capture_params *p) {
+void extractor_feed_params(const struct extractor_run *r, struct llorch_capture_params *p) {
     if (r->feed != NULL) {
         p->feed = supply_rows;
         p->feed_ctx = r->feed;
@@ -188,12 +190,12 @@ void feed_params(const struct run *r, struct llorch_capture_params *p) {
     }
 }
 
-bool feed_has_ffn_inp(const struct run *r) {
+bool extractor_feed_has_ffn_inp(const struct extractor_run *r) {
     return r->feed != NULL && r->feed->ffn_inp;
 }
 
 /* The manifest's "fed" object (docs/FORMAT.md), or NULL without --feed. */
-char *feed_json(const struct run *r) {
+char *extractor_feed_json(const struct extractor_run *r) {
     if (r->feed == NULL) {
         return NULL;
     }
@@ -214,7 +216,7 @@ char *feed_json(const struct run *r) {
     return text;
 }
 
-void free_feed(struct run *r) {
+void extractor_free_feed(struct extractor_run *r) {
     if (r->feed != NULL) {
         llorch_ckpt_dump_free(r->feed->dump);
         free(r->feed->rows);

@@ -639,6 +639,8 @@ def verify(g, full, by_layer, kind, layer, captured, f, n_embd, K):
         wants, what = exp
         ok = any(same(captured.reshape(-1) if w.ndim == 1 else captured, w) for w in wants)
         return (True, "") if ok else (False, f"data differ from {what}")
+    if kind in ("cache_r", "cache_s"):
+        return verify_state(g, full, kind, layer, captured)
     cands = node_of(g, f.get("graph_name", ""), f.get("graph_op", ""), captured.shape)
     datas = {i: full.data(i) for i in cands}
 
@@ -758,6 +760,85 @@ def expert_family(g, i, layer, want):
         if w and w.startswith(f"blk.{layer}.ffn_"):
             fams.add("shared" if "shexp" in w else "experts" if ("exps" in w or "gate_inp." in w) else "dense")
     return fams == {want}
+
+
+# which input of a recurrence op is its state (ggml.c)
+STATE_OPERAND = {"SSM_SCAN": 0, "RWKV_WKV6": 5, "RWKV_WKV7": 6, "GATED_LINEAR_ATTN": 4, "GATED_DELTA_NET": 5}
+
+
+def recurrence_state_leaves(g):
+    """The state leaves that recurrence ops read as their state: each op's
+    state operand, traced back through row selection and layout ops."""
+    leaves = set()
+    for n in g.nodes:
+        k = STATE_OPERAND.get(n["op"])
+        todo = [n["src"][k]] if k is not None and k < len(n["src"]) else []
+        while todo:
+            s = todo.pop()
+            if isinstance(s, tuple):
+                leaves |= {s[1]} if s[0] == "state" else set()
+                continue
+            m = g.nodes[s]
+            if isinstance(m["view"], tuple) and m["view"][0] == "state":
+                leaves.add(m["view"][1])
+            elif m["op"] in LAYOUT_OPS | {"GET_ROWS"}:
+                todo.append(m["src"][0])
+    return leaves
+
+
+def state_leaf_layer(name):
+    """The layer llama.cpp's recurrent memory names a state tensor after:
+    cache_r_lN, or NAME-N where the model renamed it (kimi, plamo2)."""
+    m = re.search(r"(?:_l|-)(\d+)$", name)
+    return int(m.group(1)) if m else None
+
+
+def state_writes(g, kind, layer):
+    """The copies, in graph order, of values computed from the layer's
+    weights into the layer's state leaf: cache_s is the leaf that a
+    recurrence op reads as its state (in a model without a mixer op: a leaf
+    whose new value is computed from its old one, as linear attention's
+    state matrix), cache_r another one that a mixer op is computed from."""
+    out = []
+    for n in g.nodes:
+        view = n["view"]
+        if n["op"] != "CPY" or not (isinstance(view, tuple) and view[0] == "state") or g.elements(n["i"]) == 0:
+            continue
+        if state_leaf_layer(view[1]) != layer or not isinstance(n["src"][0], int):
+            continue
+        s_leaf = view[1] in recurrence_state_leaves(g) or (
+            not any(m["op"] in MIXER_OPS for m in g.nodes) and any(isinstance(g.nodes[a]["view"], tuple) and
+                                                   g.nodes[a]["view"] == view for a in g.ancestors(n["src"][0])))
+        if layer_weights(g, n["src"][0], layer) and s_leaf == (kind == "cache_s") and (s_leaf or view[1] in mixer_leaves(g)):
+            out.append(n["i"])
+    return out
+
+
+MIXER_OPS = set(STATE_OPERAND) | {"SSM_CONV"}
+
+
+def mixer_leaves(g):
+    """The state leaves that some mixer op (a recurrence or a short
+    convolution) is computed from."""
+    above = set()
+    for n in g.nodes:
+        if n["op"] in MIXER_OPS:
+            above |= g.ancestors(n["i"])
+    return {g.nodes[i]["view"][1] for i in above
+            if isinstance(g.nodes[i]["view"], tuple) and g.nodes[i]["view"][0] == "state"}
+
+
+def verify_state(g, full, kind, layer, captured):
+    """The state row after the step: the layer's copies into it, in graph
+    order, one after the other (one copy, or one per part of the row)."""
+    writes = state_writes(g, kind, layer)
+    parts = [full.data(i) for i in writes]
+    if not writes or any(p is None for p in parts):
+        return False, f"the rules find no copy into the layer's {kind} state ({writes})"
+    data = np.concatenate([p.reshape(-1) for p in parts])
+    if data.size == captured.size and np.array_equal(data, captured.reshape(-1), equal_nan=True):
+        return True, ""
+    return False, f"data differ from the copies {writes} into the state"
 
 
 SEMANTIC = {

@@ -15,7 +15,7 @@ import sys
 RUNS = [("as-written", "as written"), ("no-scale", "without .scale tensors"), ("flash", "flash attention on")]
 
 ORDER = ["embd", "attn_norm", "Qcur_pre_rope", "Qcur", "Kcur_pre_rope", "Kcur", "Vcur", "q_norm", "k_norm",
-         "Qcur_unscaled", "cache_k", "cache_v", "kq_soft_max", "attn_out_proj", "attn_out_final", "ffn_inp",
+         "Qcur_unscaled", "cache_k", "cache_v", "cache_r", "cache_s", "kq_soft_max", "attn_out_proj", "attn_out_final", "ffn_inp",
          "ffn_moe_out", "ffn_shexp_out", "ffn_dense_out", "ffn_out", "ffn_out_final", "l_out", "result_norm",
          "logits"]
 

@@ -245,7 +245,10 @@ PY
     grep -q "writing .* failed" err.txt || { cat err.txt; fail "full output: no write error"; }
     [ ! -e full/manifest.json ] || fail "full output: a manifest was written"
     ! ls full/*.part >/dev/null 2>&1 || fail "full output: .part files left"
+    [ ! -e full ] || { ls -A full; fail "full output: the files written before the error were left"; }
     echo "ok: full output directory -> exit 1: $(head -n1 err.txt)"
+    "$x" -m "$model" -p "$long" -o full 2>err.txt || { cat err.txt; fail "full output: the same run again failed"; }
+    echo "ok: what the full run wrote was removed, and the same command then runs"
     ;;
   forms)         # npz and safetensors hold the npy form's bits, read by numpy and a spec reader; compare reads all
     args=(-m "$model" -p "Once upon a time" -n 3 --checkpoints all --dtype native)
@@ -387,6 +390,63 @@ PY
       [ "$rc" = 130 ] || { cat "err-$form.txt"; fail "$form: interrupted run exited $rc, expected 130"; }
       checks incomplete "int-$form"
     done
+    ;;
+  full-disk)     # a full file system (a 64 KiB tmpfs; needs root): each form removes what it wrote, and
+                 # the same command then runs into the same directory
+    [ "$(id -u)" = 0 ] || { echo "skipped: mounting a small tmpfs needs root"; exit 77; }
+    mkdir -p small
+    mount -t tmpfs -o size=64k tmpfs small 2>/dev/null || { echo "skipped: cannot mount a tmpfs here"; exit 77; }
+    trap 'umount "$work/small" 2>/dev/null' EXIT
+    long="$(printf 'a full disk %.0s' $(seq 1 40))"
+    mkdir small/kept
+    for args in "--format npy" "--format npy --text --layers 0" "--format npz -n 2" "--format safetensors -n 2"; do
+      for dir in small/new small/kept; do
+        # shellcheck disable=SC2086
+        "$x" -m "$model" -p "$long" $args -o "$dir" >out.txt 2>full.txt; rc=$?
+        [ "$rc" = 1 ] || { cat full.txt; fail "$args -o $dir on a full disk: exit $rc, expected 1"; }
+        grep -q "No space left on device; free space" full.txt || { cat full.txt; fail "$args: no ENOSPC message"; }
+        [ -z "$(ls -A small | grep -v '^kept$')" ] && [ -z "$(ls -A small/kept)" ] \
+          || { ls -AR small; fail "$args -o $dir: files were left"; }
+      done
+      # shellcheck disable=SC2086
+      "$x" -m "$model" -p "a short prompt" $args --layers 0 --checkpoints 1 -o small/kept 2>err.txt \
+        || { cat err.txt; fail "$args: a run that fits after the failed one"; }
+      rm -rf small/kept/*
+      echo "ok: full disk, $args: exit 1, nothing left, and the directory takes the next run: $(head -n1 full.txt)"
+    done
+    ;;
+  output)        # what people read: the summary, -v's details, --progress, --help
+    "$x" -m "$model" -p "Hello" -o one 2>err.txt || { cat err.txt; fail run; }
+    cat err.txt
+    grep -qE "^llorch-checkpoint-extractor: wrote [0-9]+ tensors \(.*\) of [0-9]+ tokens? in 1 step to one$" err.txt \
+      || fail "the first summary line"
+    grep -q "^  files: [0-9]* .npy, tokens.npy, manifest.json$" err.txt || fail "the files line"
+    grep -q "^next: llorch-checkpoint-compare one YOUR_DUMP" err.txt || fail "the next step"
+    ! grep -qE "^ *(decode|capture:|copies held)" err.txt || fail "internals without -v"
+    [ "$(wc -l <err.txt)" = 3 ] || fail "more than three lines without -v"
+    "$x" -m "$model" -p "Hello" -n 2 --text --progress -v -o text 2>err.txt || { cat err.txt; fail run; }
+    grep -q "^  decode [0-9.]* s, of which" err.txt || fail "-v: no decode line"
+    grep -q "^  capture: [0-9]* steps read after the graph" err.txt || fail "-v: no capture line"
+    grep -q "^  copies held at most" err.txt || fail "-v: no memory line"
+    grep -qE "of [0-9]+ tokens in 3 steps to text$" err.txt || fail "-v: the summary line"
+    n="$(ls text/checkpoint_*.npy | wc -l)"
+    grep -q "^  files: $n .npy and $n .txt ($((2 * n)) in all)" err.txt || fail "--text: the files line"
+    # --progress numbers the steps as the files are: s000, s001, s002
+    for step in 0 1 2; do
+      grep -q "^step $step: " err.txt || fail "--progress: no step $step"
+      ls text/*_s00$step.npy >/dev/null || fail "no files of step $step"
+    done
+    ! grep -q "^step 3: " err.txt || fail "--progress counts from 1"
+    "$x" -m "$model" -p "Hello" --stats 2>err.txt >/dev/null || fail "--stats"
+    grep -q "nothing written" err.txt && grep -q "^next: to write these tensors" err.txt || { cat err.txt; fail "--stats summary"; }
+    "$x" --help >help.txt || fail "--help"
+    grep -q "numbered .npy files for a run of one decode step, one .npz for a run" help.txt || fail "--help: the form"
+    grep -q "auto (default): a run of one decode step" help.txt || fail "--help: --format auto"
+    for flag in --seed --identify; do
+      sed -n '/^Recorded in the manifest, and nothing else/,/^$/p' help.txt | grep -q -- "$flag" \
+        || fail "--help: $flag is not among the options that change nothing"
+    done
+    echo "ok: the summary, -v, --progress, --text and --help say what was done"
     ;;
   *) fail "unknown case $case_name" ;;
 esac

@@ -28,3 +28,19 @@ llorch_python_case(python_torch_gpt2 gpt2 ${LLORCH_TEST_DATA}/tiny-gpt2-f32.gguf
 llorch_python_case(python_fed_llama fed llama)
 llorch_python_case(python_fed_qwen2 fed qwen2)
 llorch_python_case(python_fed_gpt2 fed gpt2)
+# The package's numpy RWKV-7 (python -m llorch_checkpoint.rwkv7) against llama.cpp on
+# ../shared/models' trained RWKV-7: the same files, compare passes, its faults named
+# where they are, fed runs both ways with --isolated, rwkv.cpp's expected logits
+# (skipped, exit 77, without the model).
+add_test(NAME python_rwkv7 COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/python_rwkv7.py ${LLORCH_SHARED_MODELS}
+                                   ${LLORCH_TEST_DATA}/python_rwkv7)
+set_tests_properties(python_rwkv7 PROPERTIES ENVIRONMENT "${_python_env};PYTHONPATH=${PROJECT_SOURCE_DIR}/python"
+                                             SKIP_RETURN_CODE 77 TIMEOUT 300)
+
+# The reader on the extractor's safetensors dump: every tensor equals the
+# same run's npz dump read by the reader, a few values equal a header parsed
+# by the test itself, and a file cut short is named (python_checks.py).
+add_test(NAME python_safetensors COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/python_checks.py safetensors
+                                         ${LLORCH_TEST_DATA}/python_safetensors/run ${LLORCH_TEST_DATA}/tiny-llama-f32.gguf)
+set_tests_properties(python_safetensors PROPERTIES ENVIRONMENT "${_python_env};PYTHONPATH=${PROJECT_SOURCE_DIR}/python"
+                                                   FIXTURES_REQUIRED tiny_models TIMEOUT 300)

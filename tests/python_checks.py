@@ -8,6 +8,8 @@ torch missing).
   python_checks.py fed WORK MODEL         PyTorch fed by llama.cpp's dump (feed=): clean, a fault isolated at its
                                           layer (chained: it spreads), reference_input()
   python_checks.py errors WORK ""         the writer refuses what the format forbids; the reader names damaged files
+  python_checks.py safetensors WORK MODEL the reader reads the extractor's safetensors dump: every tensor as the same
+                                          run's npz dump, a few values as a header parsed here; damaged files named
 
 Programs come from the environment: EXTRACTOR, ENGINE, COMPARE."""
 
@@ -15,6 +17,7 @@ import importlib.util
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -455,12 +458,78 @@ def case_errors(work, _model):
                  lambda: Dump(f"{work}/z").get("attn_norm", layer=0))
 
 
+def case_safetensors(work, model):
+    # one run, two containers: f16 cache kept as f16 (--dtype native), so both F32 and F16 tensors; 4 steps
+    args = ["-m", model, "--tokens", TOKENS, "-ub", "3", "-n", "1", "--checkpoints", "all", "--dtype", "native",
+            "-t", "2"]
+    for form in ("safetensors", "npz"):
+        run(os.environ["EXTRACTOR"], *args, "--format", form, "-o", f"{work}/{form}")
+    st, z = Dump(f"{work}/safetensors"), Dump(f"{work}/npz")
+    if st.container != {"format": "safetensors", "file": "checkpoints.safetensors"}:
+        fail(f"the safetensors dump's container is {st.container}")
+    if [e["key"] for e in st.files] != [e["key"] for e in z.files]:
+        fail("the safetensors and npz dumps list different tensors")
+    if st.tokens.tobytes() != z.tokens.tobytes():
+        fail("the two dumps' tokens differ")
+    dtypes = set()
+    for (e, a), (_, b) in zip(st, z):
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            fail(f"{e['key']}: safetensors {a.dtype}{a.shape} differs from the npz dump's {b.dtype}{b.shape}")
+        dtypes.add(str(a.dtype))
+    if dtypes != {"float32", "float16"}:
+        fail(f"the dump's tensors are {sorted(dtypes)}, expected float32 and float16")
+    print(f"safetensors: {len(st.files)} tensors ({', '.join(sorted(dtypes))}) equal the npz dump's bit for bit")
+
+    # independently: the header parsed here, values against numpy's own reading of the npz
+    path = f"{work}/safetensors/checkpoints.safetensors"
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    if header.get("__metadata__", {}).get("format") != "llorch-checkpoint-dump" or (8 + n) % 8:
+        fail(f"safetensors header: metadata {header.get('__metadata__')}, data at {8 + n}")
+    npz = np.load(f"{work}/npz/checkpoints.npz")
+    f16 = [k for k, t in header.items() if k != "__metadata__" and t["dtype"] == "F16"]
+    keys = [st.files[0]["key"], st.files[-1]["key"], f16[0], "checkpoint_01_attn_norm_l01_s002"]
+    for key in keys:
+        t = header[key]
+        begin, end = t["data_offsets"]
+        want = np.frombuffer(raw[8 + n + begin : 8 + n + end], dtype={"F32": "<f4", "F16": "<f2"}[t["dtype"]])
+        want = want.reshape(t["shape"])
+        got = st.get(**{k: v for k, v in [(k, next(e for e in st.files if e["key"] == key)[k])
+                                          for k in ("checkpoint", "layer", "step")]})
+        if want.tobytes() != got.tobytes() or want.dtype != got.dtype or npz[key].tobytes() != want.tobytes():
+            fail(f"{key}: the header parsed here gives other values than the reader or numpy's npz")
+        print(f"  {key}: {t['dtype']} {t['shape']}, first values {want.reshape(-1)[:3].tolist()}: as the reader")
+
+    # damaged: cut in the data, in the header, in the header's length; the reader names the file
+    for size in (len(raw) - 6, 8 + n // 2, 5):
+        shutil.rmtree(f"{work}/cut", ignore_errors=True)
+        shutil.copytree(f"{work}/safetensors", f"{work}/cut")
+        os.truncate(f"{work}/cut/checkpoints.safetensors", size)
+        last = max(st.files, key=lambda e: header[e["key"]]["data_offsets"][1])  # the tensor at the end
+        expect_error(f"checkpoints.safetensors cut to {size} bytes",
+                     [f"{work}/cut/checkpoints.safetensors", "truncated", "re-create it"],
+                     lambda: Dump(f"{work}/cut").get(last["checkpoint"], last["layer"], last["step"]))
+    # a manifest that disagrees with the container: its shape
+    shutil.rmtree(f"{work}/cut")
+    shutil.copytree(f"{work}/safetensors", f"{work}/cut")
+    with open(f"{work}/cut/manifest.json", encoding="utf-8") as f:
+        m = json.load(f)
+    m["files"][0]["shape"] = [1] + m["files"][0]["shape"]
+    with open(f"{work}/cut/manifest.json", "w", encoding="utf-8") as f:
+        json.dump(m, f)
+    first = m["files"][0]
+    expect_error("manifest shape differs", ["checkpoints.safetensors", "the manifest says"],
+                 lambda: Dump(f"{work}/cut").get(first["checkpoint"], first["layer"], first["step"]))
+
+
 def main():
     case, work, model = sys.argv[1:4]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     cases = {"roundtrip": case_roundtrip, "torch": case_torch, "gpt2": case_gpt2, "fed": case_fed,
-             "errors": case_errors}
+             "errors": case_errors, "safetensors": case_safetensors}
     cases[case](work, model)
     print("PASS")
 

@@ -10,7 +10,8 @@
 #                                written (.scale tensors) and without them, 3 steps
 #   recurrent_*_checkpoints      the extractor's own per-layer checkpoints of the
 #                                same models (attn_norm, attn_out_proj, ffn_inp,
-#                                ffn_out, l_out), over several steps
+#                                ffn_out, l_out, and the states cache_r and
+#                                cache_s after every step), over several steps
 # Skipped (77) where a model is absent.
 if(NOT LLORCH_PYTHON)
   return()

@@ -454,6 +454,14 @@ CHECKPOINT_NAMES = {
 }
 
 
+# the recurrent state checkpoints and the reference's state they hold
+# (llama.cpp's memory order, docs/FORMAT.md "The recurrent state")
+STATE_OF = {
+    "rwkv7": {"cache_s": "wkv_state", "cache_r": "shift_state"},
+    "mamba": {"cache_s": "ssm_state", "cache_r": "conv_state"},
+}
+
+
 def check_checkpoints(arch, dump, ref, n_layer, chk, skip_if_absent=False):
     have = {}
     for e in dump.files:
@@ -475,6 +483,15 @@ def check_checkpoints(arch, dump, ref, n_layer, chk, skip_if_absent=False):
             for e in sorted(have[(found[0], il)], key=lambda e: e["step"]):
                 a = dump.load(e)
                 chk.check(f"s{e['step']} L{il} {q} [{found[0]}]", a, rows_of(e, a, ref[il][q]))
+    for il in range(n_layer):
+        # the state each step leaves: the reference's run up to its last token
+        for kind, q in STATE_OF[arch].items():
+            if (kind, il) not in have:
+                chk.note(f"L{il} {kind}", "no checkpoint", fail=True)
+                continue
+            for e in sorted(have[(kind, il)], key=lambda e: e["step"]):
+                part = prefix_forward(arch, e["pos_start"] + e["n_pos"])[il]
+                chk.check(f"s{e['step']} L{il} {kind}", dump.load(e).reshape(-1), part[q].reshape(-1))
     for q in ("embd", "result_norm", "logits"):
         for e in sorted(have.get((q, -1), []), key=lambda e: e["step"]):
             a = dump.load(e)

@@ -13,7 +13,7 @@ case_name=$1
 shift
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 if ! command -v cargo >/dev/null; then
-    echo "SKIP: cargo not found (apt-get install cargo librust-serde-json-dev)"
+    echo "SKIP: cargo not found (apt-get install cargo librust-serde-json-dev librust-sha2-dev librust-crc32fast-dev librust-half-dev librust-zip-dev)"
     exit 77
 fi
 fail() {
@@ -41,7 +41,7 @@ writer-vs-c)
     set -e
     cat "$work/compare.txt"
     [ $rc -eq 0 ] || fail "compare --preset exact exited $rc"
-    grep -q '^21 checkpoints: 21 passed, 0 failed, 0 could not be compared$' "$work/compare.txt" ||
+    grep -q '^21 checkpoint rows: 21 passed, 0 failed, 0 could not be compared$' "$work/compare.txt" ||
         fail "compare did not pass all 21 checkpoints"
     # the same bytes: every .npy file (npy form) or the archive (npz), and tokens.npy
     if [ "$form" = npz ]; then
@@ -76,7 +76,7 @@ print("manifests equal but for the producer")' "$work/c" "$work/rust" "$form"
     grep -Eq '^=> +ffn_out +1 .* token=3 channel=7 .*FAIL' "$work/perturbed.txt" ||
         fail "the perturbed value (ffn_out, layer 1, token 3, channel 7) was not reported"
     grep -q '^first divergence: ffn_out, layer 1 ' "$work/perturbed.txt" || fail "the first divergence is not ffn_out layer 1"
-    grep -q '^21 checkpoints: 20 passed, 1 failed' "$work/perturbed.txt" || fail "not exactly one checkpoint failed"
+    grep -q '^21 checkpoint rows: 20 passed, 1 failed' "$work/perturbed.txt" || fail "not exactly one checkpoint failed"
     echo "ok: the Rust writer's $form dump is the C writer's, byte for byte"
     ;;
 reader-vs-numpy)

@@ -216,7 +216,7 @@ def case_identical():
     write_dump(path("cand"), copy_model(t))
     p = run(path("ref"), path("cand"), expect=0)
     n_rows = 1 + N_LAYER * len(LAYER_ORDER) + 2
-    check(f"all {n_rows} checkpoints match by the default judgement" in p.stdout, p.stdout)
+    check(f"all {n_rows} checkpoint rows match by the default judgement" in p.stdout, p.stdout)
     check("=>" not in p.stdout, "no first-failure marker when all pass")
     run(path("ref"), path("ref"), "--preset", "exact", expect=0)
     report = run_json(path("ref"), path("cand"), expect=0)
@@ -667,11 +667,11 @@ def case_structure():
     check("token ids differ at position 4" in p.stderr, p.stderr)
     p = run(ref, d, "--allow-token-mismatch", expect=0)
     check("warning: token ids differ" in p.stdout, p.stdout)
-    # Fewer tokens with --allow-token-mismatch: positions only one dump has
-    # are noted, the rest compared.
+    # Fewer tokens, a prefix of the reference's: positions only one dump has
+    # are noted, the rest compared (more in structure_token_prefix below).
     short = {k: step_slice(k[0], v, 0, 5) if k[0] != "kq_soft_max" else v[:, :5, :5] for k, v in t.items()}
     write_dump(d, short, tokens=TOKENS[:5])
-    run(ref, d, expect=2)
+    run(ref, d, expect=3)
     # ... a candidate that lacks positions the reference holds is incomplete (3)
     p = run(ref, d, "--allow-token-mismatch", expect=3)
     check("only in the reference" in p.stdout and "positions that only one dump has" in p.stdout, p.stdout)
@@ -708,6 +708,62 @@ def case_structure():
     write_dump(d, t, dtypes={"cache_k": "float16", "cache_v": "float16"})
     p = run(ref, d, "--preset", "f16", expect=0)
     check("differ in dtype" in p.stdout and p.stderr == "", p.stdout + p.stderr)
+    structure_token_prefix()
+
+
+def prefix_of(t, n):
+    """Model t's first n positions: what a run on its first n tokens computes."""
+    return {k: step_slice(k[0], v, 0, n) if k[0] != "kq_soft_max" else v[:, :n, :n] for k, v in t.items()}
+
+
+def structure_token_prefix():
+    """A shorter run whose token ids are a prefix of the other's compares on
+    the shared positions (docs/COMPARE.md, "The verdict"): a shorter
+    reference leaves the candidate's extra positions uncompared and passes;
+    a shorter candidate is incomplete (exit status 3) unless --allow-missing;
+    ids that differ are refused in one line that names both dumps."""
+    tokens = [11, 5, 31, 2, 7, 19, 23, 3, 29, 13, 17, 37]
+    long_t = make_model(seed=3, T=len(tokens))
+    short, long_one, long_gen = path("prefix-9"), path("prefix-12"), path("prefix-12-generated")
+    write_dump(short, prefix_of(long_t, 9), tokens=tokens[:9])
+    write_dump(long_one, long_t, tokens=tokens)
+    # the 9-token prompt and 3 generated tokens, a step each
+    write_dump(long_gen, long_t, tokens=tokens, steps=[(0, 9), (9, 1), (10, 1), (11, 1)])
+    # A shorter reference: passes; the summary says what was not compared.
+    for cand in (long_one, long_gen):
+        p = run(short, cand, expect=0)
+        want = (f"warning: the reference {short} ran on 9 tokens, the candidate {cand} on 12 whose first 9 "
+                "are the reference's: the candidate's positions 9 to 11 are not compared")
+        check(want in p.stdout, f"{cand}: the note on uncompared positions:\n{p.stdout}")
+        check("0 only in the reference, 3 only in the candidate (not compared)" in p.stdout, p.stdout)
+        check("not compared: " not in p.stdout and p.stderr == "", p.stdout + p.stderr)
+        report = run_json(short, cand, expect=0)
+        check(row(report, "attn_norm", 1)["n"] == 9 * N_EMBD, "the 9 shared positions are compared")
+        check(row(report, "kq_soft_max", 0)["n"] == N_HEAD * 9 * 10 // 2, "scores: keys 0..t of 9 tokens")
+        check(any("positions 9 to 11 are not compared" in w for w in report["warnings"]), "JSON warning")
+    # A shorter candidate: incomplete, exit status 3, unless --allow-missing.
+    for ref in (long_one, long_gen):
+        p = run(ref, short, expect=3)
+        check("positions 9 to 11 are missing from the candidate" in p.stdout, p.stdout)
+        check("not compared: " in p.stdout and "exit status 3" in p.stdout, p.stdout)
+        check(p.stdout.strip().splitlines()[-1].startswith("incomplete: "), p.stdout)
+        check(run_json(ref, short, expect=3)["missing"]["positions"] > 0, "JSON missing positions")
+        p = run(ref, short, "--allow-missing", expect=0)
+        check("(allowed by --allow-missing)" in p.stdout, p.stdout)
+    # Different ids, within the shared positions: refused, one line naming
+    # both dumps and the fix; --allow-token-mismatch compares anyway.
+    other = path("prefix-12-other")
+    write_dump(other, long_t, tokens=tokens[:6] + [8] + tokens[7:])
+    for ref, cand, a, b in ((short, other, 23, 8), (other, short, 8, 23)):
+        p = run(ref, cand, expect=2)
+        lines = p.stderr.strip().splitlines()
+        check(len(lines) == 1 and lines[0].startswith(
+            f"llorch-checkpoint-compare: error: token ids differ at position 6: {a} in the reference, "
+            f"{b} in the candidate"), f"one line:\n{p.stderr}")
+        check(ref in lines[0] and cand in lines[0] and "--allow-token-mismatch" in lines[0], lines[0])
+        check(run_json(ref, cand, expect=2)["verdict"] == "error", "JSON error")
+    p = run(short, other, "--allow-token-mismatch", expect=0)  # the values are the same
+    check("warning: token ids differ at position 6: 23 in the reference, 8 in the candidate" in p.stdout, p.stdout)
 
 
 def case_json():

@@ -165,7 +165,7 @@ static void test_table_warnings(void) {
             fprintf(stderr, "  the table:\n%s", table);
         }
         /* Before the summary, which with the verdict closes the report. */
-        const char *summary = strstr(table, "1 checkpoints: 1 passed");
+        const char *summary = strstr(table, "1 checkpoint row: 1 passed");
         CHECK(summary && strstr(table, tokens) < summary);
     }
     free(table);

@@ -26,3 +26,12 @@ verdict_test(faults ${LLORCH_SHARED_MODELS}/stories260K.gguf)
 verdict_test(missing ${_verdict_tiny})
 verdict_test(selection ${LLORCH_SHARED_MODELS}/stories260K.gguf ${LLORCH_TEST_DATA}/tiny-gpt2-f16.gguf)
 verdict_test(isolation ${LLORCH_SHARED_MODELS}/stories260K.gguf)
+
+# Recurrent layers: a fault planted at the state (cache_r, cache_s) or the
+# mixer's output of a Mamba-like and an RWKV-like layer is named there
+# (synthetic dumps in llama.cpp's graph order; tests/compare_recurrent.py).
+add_test(NAME verdict_recurrent
+  COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/compare_recurrent.py
+    --tool $<TARGET_FILE:llorch-checkpoint-compare> --python-dir ${PROJECT_SOURCE_DIR}/python
+    --work ${CMAKE_CURRENT_BINARY_DIR}/verdict-work/recurrent)
+set_tests_properties(verdict_recurrent PROPERTIES TIMEOUT 300)

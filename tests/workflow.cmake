@@ -31,3 +31,27 @@ llorch_workflow_case(reference ${LLORCH_SHARED_MODELS}/stories260K.gguf stories2
 llorch_workflow_case(faults ${LLORCH_SHARED_MODELS}/stories260K.gguf stories260K)
 llorch_workflow_case(reference ${LLORCH_SHARED_MODELS}/synthetic-random-gpt2.gguf shared-gpt2-f16)
 llorch_workflow_case(quantized ${LLORCH_SHARED_MODELS}/synthetic-random-qwen2.gguf shared-qwen2-q8_0)
+
+# The docs against the programs: every option of every program is in its
+# --help and in README.md/docs/*.md/engine/README.md, and every option a
+# --help names is accepted (options_check.py); the README's sh and python
+# snippets run as written, each Python one against the form of dump it
+# names (readme_snippets.py).
+if(LLORCH_PYTHON)
+  set(_docs_programs $<TARGET_FILE:llorch-checkpoint-extractor> $<TARGET_FILE:llorch-checkpoint-compare>
+                     $<TARGET_FILE:llorch-ref-engine> $<TARGET_FILE:llorch-make-tiny-model>)
+  add_test(NAME docs_options COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/options_check.py ${PROJECT_SOURCE_DIR}
+                                     ${_docs_programs})
+  add_test(NAME docs_readme_snippets
+           COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/readme_snippets.py ${PROJECT_SOURCE_DIR} ${_docs_programs}
+                   ${LLORCH_TEST_DATA}/docs_readme_snippets)
+  set_tests_properties(docs_options PROPERTIES TIMEOUT 120)
+  set_tests_properties(docs_readme_snippets PROPERTIES TIMEOUT 300)
+endif()
+
+# The house rules (tests/layering_check.py): lib/, programs/ and engine/
+# are one-way stacks of files (no file calls, directly or through others,
+# a file that calls it) and no file is over 600 lines.
+if(LLORCH_PYTHON)
+  add_test(NAME layering COMMAND ${LLORCH_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/layering_check.py ${PROJECT_SOURCE_DIR})
+endif()

@@ -1,5 +1,6 @@
-/* capture.c - the capture's lifecycle: create, attach the callbacks,
- * begin and end each step, finish, report.
+/* capture.c - the capture's lifecycle (the top of lib/capture): create,
+ * attach the callbacks, sync, finish, report, free. The steps are
+ * capture_step.c's.
  *
  * The scheduler asks the eval callback about every node once, in execution
  * order, before computing it (ask == true); a true answer computes the
@@ -18,42 +19,9 @@
 
 #include "util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void llorch_capture_set_error(llorch_capture *cap, const char *fmt, ...) {
-    if (cap->failed) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cap->error, sizeof cap->error, fmt, ap);
-    va_end(ap);
-    cap->failed = 1;
-}
-
-size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer) {
-    return (size_t) kind * (size_t) (cap->n_layer + 1) + (size_t) (layer + 1);
-}
-
-/* --- the writer thread ----------------------------------------------------- */
-
-static int consume(void *ctx, const struct llorch_queue_item *item) {
-    llorch_capture *cap = ctx;
-    if (cap->p.sink != LLORCH_CAPTURE_SINK_WRITE) {
-        return 0; /* memory sink: copied, then dropped */
-    }
-    double start = llorch_now_seconds();
-    int    rc = llorch_ckpt_writer_write(cap->p.writer, &item->tensor);
-    atomic_store(&cap->write_seconds, atomic_load(&cap->write_seconds) + (llorch_now_seconds() - start));
-    if (rc != 0) {
-        snprintf(cap->write_error, sizeof cap->write_error, "%s", llorch_ckpt_writer_error(cap->p.writer));
-        return -1;
-    }
-    return 0;
-}
 
 /* --- create / attach ------------------------------------------------------- */
 
@@ -96,7 +64,7 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
         return NULL;
     }
     if (cap->p.sink != LLORCH_CAPTURE_SINK_STATS && !llorch_ckpt_selection_empty(cap->p.selection)) {
-        cap->queue = llorch_queue_create(cap->p.queue_bytes, consume, cap);
+        cap->queue = llorch_queue_create(cap->p.queue_bytes, llorch_capture_consume, cap);
         if (cap->queue == NULL) {
             llorch_capture_free(cap);
             snprintf(err, err_size, "cannot start the writer thread");
@@ -120,111 +88,6 @@ void llorch_capture_attach(llorch_capture *cap, struct llama_context_params *cpa
     cparams->abort_callback_data = cap;
 }
 
-/* --- steps ----------------------------------------------------------------- */
-
-/* llama.cpp computes a batch larger than n_ubatch as micro-batches of
- * n_ubatch consecutive tokens of the batch (the last one shorter), one
- * graph each (llama_batch_allocr::split_simple; with several sequences,
- * too, as long as the cache is unified). */
-int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t done) {
-    int32_t left = cap->batch_n - done;
-    return cap->n_ubatch > 0 && left > cap->n_ubatch ? cap->n_ubatch : left;
-}
-
-/* One micro-batch: one graph, one step of the dump. */
-void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens) {
-    cap->pos_start = cap->in_seq ? cap->batch_pos[cap->batch_done] : cap->batch_pos0 + cap->batch_done;
-    cap->n_tokens = n_tokens;
-    cap->n_graph_names = 0;
-    cap->plan = llorch_capture_plan_for(cap, n_tokens);
-    cap->sched = cap->plan != NULL ? &cap->plan->splits : NULL; /* until its graph starts computing */
-    llorch_capture_make_row_sets(cap);
-    cap->next_point = 0;
-    cap->next_item = 0;
-    cap->next_feed = 0;
-    cap->diverged_at = -1;
-    cap->n_step = 0;
-    cap->same_pointers = true;
-    llorch_graph_reset(&cap->rec);
-    if (cap->plan == NULL && llorch_capture_active(cap)) {
-        llorch_capture_set_error(cap,
-                                 "no capture plan for a micro-batch of %d tokens: call llorch_capture_prepare(cap, "
-                                 "ctx, %d) before the first llama_decode (for n_ubatch and for the last, shorter "
-                                 "micro-batch of a larger batch)",
-                                 n_tokens, n_tokens);
-    }
-}
-
-void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n_tokens) {
-    if (cap->in_seq) {
-        llorch_capture_set_error(cap, "llorch_capture_begin_step after llorch_capture_begin_batch: a capture "
-                                      "takes one sequence or batches of sequences, not both");
-        return;
-    }
-    cap->batch_n = n_tokens;
-    cap->batch_done = 0;
-    cap->batch_pos0 = pos_start;
-    llorch_capture_begin_micro_batch(cap, llorch_capture_next_micro_batch_size(cap, 0));
-}
-
-void llorch_capture_note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason) {
-    for (int i = 0; i < cap->n_missing; i++) {
-        if (cap->missing[i].kind == kind && cap->missing[i].layer == layer) {
-            return;
-        }
-    }
-    struct missing_note *grown = realloc(cap->missing, (size_t) (cap->n_missing + 1) * sizeof *grown);
-    if (grown == NULL) {
-        llorch_capture_set_error(cap, "out of memory");
-        return;
-    }
-    cap->missing = grown;
-    struct missing_note *m = &cap->missing[cap->n_missing++];
-    m->kind = kind;
-    m->layer = layer;
-    snprintf(m->reason, sizeof m->reason, "%s", reason);
-}
-
-static void end_micro_batch(llorch_capture *cap) {
-    llorch_capture_feed_end_step(cap);
-    llorch_capture_release_held(cap, INT32_MAX);
-    if (cap->queue != NULL) {
-        llorch_queue_flush(cap->queue); /* the step's files get written while the next one computes */
-    }
-    if (cap->plan != NULL && cap->diverged_at >= 0 && !cap->failed) {
-        char        reason[256];
-        const char *name = cap->diverged_at < cap->n_step ? cap->step_t[cap->diverged_at]->name : "";
-        for (int i = cap->next_item; i < cap->sched->n_items; i++) {
-            const struct llorch_plan_item *it = &cap->sched->items[i];
-            snprintf(reason, sizeof reason,
-                     "not captured in step %d: its graph differs from the prepared one at "
-                     "node %d (%s)",
-                     cap->step, cap->diverged_at, name);
-            llorch_capture_note_missing(cap, it->kind, it->layer, reason);
-        }
-        /* the steps after this one likely have the new structure */
-        if (llorch_capture_learn_plan(cap, cap->n_tokens) != 0) {
-            llorch_capture_set_error(cap, "out of memory recording the graph of step %d", cap->step);
-        }
-    }
-    cap->plan = NULL;
-    cap->sched = NULL;
-    cap->step++;
-}
-
-/* capture_callback.c sees where one micro-batch's graph ends and the
- * next one's begins. */
-void llorch_capture_next_micro_batch(llorch_capture *cap) {
-    end_micro_batch(cap);
-    cap->batch_done += cap->n_tokens;
-    llorch_capture_begin_micro_batch(cap, llorch_capture_next_micro_batch_size(cap, cap->batch_done));
-}
-
-int llorch_capture_end_step(llorch_capture *cap) {
-    end_micro_batch(cap);
-    return cap->failed ? -1 : 0;
-}
-
 void llorch_capture_request_stop(llorch_capture *cap) {
     cap->stop = 1;
 }
@@ -243,8 +106,11 @@ static void record_missing(llorch_capture *cap) {
     char reason[256];
     for (int k = 0; k < LLORCH_CKPT_GRAPH; k++) {
         const struct llorch_ckpt_kind_info *info = llorch_ckpt_kind_info((enum llorch_ckpt_kind) k);
-        if (info->optional && !llorch_ckpt_selection_named(cap->p.selection, (enum llorch_ckpt_kind) k)) {
-            continue; /* extras of some architectures only: absent is no news */
+        /* extras of some architectures only: absent is no news; a numbered
+         * one (the recurrent state) is listed where a layer should have it */
+        bool quiet = info->optional && !llorch_ckpt_selection_named(cap->p.selection, (enum llorch_ckpt_kind) k);
+        if (quiet && info->number == 0) {
+            continue;
         }
         int first = info->per_layer ? 0 : -1, last = info->per_layer ? cap->n_layer - 1 : -1;
         for (int il = first; il <= last; il++) {
@@ -255,6 +121,9 @@ static void record_missing(llorch_capture *cap) {
             const char *why = NULL;
             for (int p = 0; p < cap->n_plans && why == NULL; p++) {
                 why = llorch_identity_absent_reason(&cap->plans[p].identity, (enum llorch_ckpt_kind) k, il);
+            }
+            if (why == NULL && quiet) {
+                continue;
             }
             if (why == NULL) {
                 snprintf(reason, sizeof reason, "not found in the %s graph of this llama.cpp", cap->arch);
@@ -312,8 +181,8 @@ void llorch_capture_free(llorch_capture *cap) {
     llorch_capture_free_marks(cap);
     llorch_fetch_free(cap->fetch);
     llorch_capture_feed_free(cap);
-    void *const owned[] = {
-        cap->held,     cap->plans,     cap->step_t,    cap->ever,     cap->graph_names, cap->missing,  cap->sets,
-        cap->set_ints, cap->batch_seq, cap->batch_pos, cap->next_pos, cap->cell_seq,    cap->cell_pos, cap};
+    void *const owned[] = {cap->held,        cap->state_rows, cap->plans,    cap->step_t,   cap->ever,
+                           cap->graph_names, cap->missing,    cap->sets,     cap->set_ints, cap->batch_seq,
+                           cap->batch_pos,   cap->next_pos,   cap->cell_seq, cap->cell_pos, cap};
     llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

@@ -1,7 +1,7 @@
 /* capture_copy.c - the data phase of a capture point: each planned tensor
  * is gathered and converted into a buffer of the writer queue (the only
- * work on the compute thread), held until the tensors of earlier nodes are
- * in, then handed to the writer thread, printed (--stats) or dropped. */
+ * work on the compute thread) and held (capture_sink.c) until the tensors
+ * of earlier nodes are in. */
 #define _POSIX_C_SOURCE 200809L
 #include "capture_internal.h"
 
@@ -13,41 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* --- the data phase -------------------------------------------------------- */
-
-/* Stats mode: one line per tensor, on the compute thread (a debug mode). */
-static void print_stats(llorch_capture *cap, const struct llorch_queue_item *item) {
-    const float *v = item->data;
-    size_t       n = item->bytes / sizeof(float), nan = 0, inf = 0, finite = 0;
-    double       mn = INFINITY, mx = -INFINITY, sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(v[i])) {
-            nan++;
-        } else if (isinf(v[i])) {
-            inf++;
-        } else {
-            mn = v[i] < mn ? v[i] : mn;
-            mx = v[i] > mx ? v[i] : mx;
-            sum += v[i];
-            finite++;
-        }
-    }
-    const struct llorch_ckpt_tensor *t = &item->tensor;
-    char                             shape[64];
-    int                              len = 0;
-    for (int i = 0; i < t->n_dims; i++) {
-        len += snprintf(shape + len, sizeof shape - (size_t) len, i ? ",%lld" : "%lld", (long long) t->shape[i]);
-    }
-    fprintf(cap->p.stats_out, "%-14s %5d %4d %-24s (%s) min %-12.6g max %-12.6g mean %-12.6g nan %zu inf %zu\n",
-            llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, item->graph_name, shape, finite ? mn : 0.0,
-            finite ? mx : 0.0, finite ? sum / (double) finite : 0.0, nan, inf);
-    cap->report.nonfinite += nan + inf;
-    if ((nan || inf) && cap->p.stop_at_nan) {
-        llorch_capture_set_error(cap, "%s (%s layer %d step %d) holds %zu NaN and %zu Inf values", item->graph_name,
-                                 llorch_ckpt_kind_info(t->kind)->name, t->layer, t->step, nan, inf);
-    }
-}
 
 /* "Qcur-0" seen again in this step becomes "Qcur-0#1", "Qcur-0#2", ... */
 static void unique_graph_name(llorch_capture *cap, const char *name, char *out, size_t size) {
@@ -144,60 +109,6 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     return item;
 }
 
-/* Drops an item that is not handed to the writer. */
-void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *item) {
-    if (cap->queue != NULL) {
-        llorch_queue_recycle(cap->queue, item); /* no thread hand-off: its buffer is reused */
-    } else {
-        free(item->data);
-        free(item);
-    }
-}
-
-static void hold(llorch_capture *cap, struct llorch_queue_item *item) {
-    if (cap->n_held == cap->cap_held) {
-        int                        n = cap->cap_held != 0 ? cap->cap_held * 2 : 32;
-        struct llorch_queue_item **grown = realloc(cap->held, (size_t) n * sizeof *grown);
-        if (grown == NULL) {
-            llorch_capture_drop_item(cap, item);
-            llorch_capture_set_error(cap, "out of memory");
-            return;
-        }
-        cap->held = grown;
-        cap->cap_held = n;
-    }
-    int i = cap->n_held++;
-    while (i > 0 && cap->held[i - 1]->node > item->node) { /* keep graph order */
-        cap->held[i] = cap->held[i - 1];
-        i--;
-    }
-    cap->held[i] = item;
-}
-
-/* Hands on every held item of a node before `before`, in graph order: the
- * dump lists tensors in graph order although the cache windows are
- * gathered later, when attention has read them. */
-void llorch_capture_release_held(llorch_capture *cap, int before) {
-    int n = 0;
-    while (n < cap->n_held && cap->held[n]->node < before) {
-        struct llorch_queue_item *item = cap->held[n++];
-        if (cap->failed) {
-            llorch_capture_drop_item(cap, item);
-        } else if (cap->p.sink == LLORCH_CAPTURE_SINK_STATS) {
-            print_stats(cap, item);
-            llorch_capture_drop_item(cap, item);
-        } else if (cap->p.sink == LLORCH_CAPTURE_SINK_MEMORY) {
-            llorch_capture_drop_item(cap, item); /* copied, then dropped */
-        } else if (llorch_queue_push(cap->queue, item) != 0) {
-            llorch_capture_set_error(cap, "%s", cap->write_error);
-        }
-    }
-    if (n > 0) {
-        memmove(cap->held, cap->held + n, (size_t) (cap->n_held - n) * sizeof *cap->held);
-        cap->n_held -= n;
-    }
-}
-
 /* The layout of t for row set s: its rows only (--positions, one
  * sequence's) and, with several sequences, its cells only. */
 static int set_layout(llorch_capture *cap, const struct ggml_tensor *t, const struct llorch_plan_item *pi,
@@ -244,8 +155,43 @@ static int check_cells(llorch_capture *cap, const struct ggml_tensor *t, const v
     return -1;
 }
 
-static void capture_set(llorch_capture *cap, const struct llorch_plan_item *pi, const struct llorch_row_set *s) {
+/* The recurrent state is the whole row of llama.cpp's state tensor that
+ * the layer's copies wrote (identify_state.c): one copy, or several that
+ * each write a part of the row (kimi-linear's three convolution windows).
+ * The row is read through a tensor of its own over the state's memory,
+ * kept in cap->state_rows (one per item: the fetch knows tensors by their
+ * address). */
+static const struct ggml_tensor *item_tensor(llorch_capture *cap, const struct llorch_plan_item *pi) {
     const struct ggml_tensor *t = cap->step_t[pi->node];
+    const struct ggml_tensor *leaf = t->view_src;
+    bool                      state = pi->kind == LLORCH_CKPT_CACHE_R || pi->kind == LLORCH_CKPT_CACHE_S;
+    if (!state || leaf == NULL || leaf->ne[2] * leaf->ne[3] != 1 || leaf->nb[1] == 0 || ggml_nbytes(t) == 0) {
+        return t;
+    }
+    size_t i = (size_t) (pi - cap->sched->items);
+    if (i >= cap->n_state_rows) {
+        size_t              n = cap->sched->n_items > 0 ? (size_t) cap->sched->n_items : 1;
+        struct ggml_tensor *grown = realloc(cap->state_rows, n * sizeof *grown);
+        if (grown == NULL) {
+            return t;
+        }
+        cap->state_rows = grown;
+        cap->n_state_rows = n;
+    }
+    size_t              first = t->view_offs / leaf->nb[1], last = (t->view_offs + ggml_nbytes(t) - 1) / leaf->nb[1];
+    struct ggml_tensor *row = &cap->state_rows[i];
+    *row = *leaf;
+    row->ne[1] = (int64_t) (last - first + 1);
+    row->data = (char *) leaf->data + first * leaf->nb[1];
+    row->view_src = (struct ggml_tensor *) leaf;
+    row->view_offs = first * leaf->nb[1];
+    row->op = t->op; /* the manifest names the last copy, its op and its name */
+    snprintf(row->name, sizeof row->name, "%s", t->name);
+    return row;
+}
+
+static void capture_set(llorch_capture *cap, const struct llorch_plan_item *pi, const struct llorch_row_set *s) {
+    const struct ggml_tensor *t = item_tensor(cap, pi);
     struct llorch_layout      l;
     if (set_layout(cap, t, pi, s, &l) != 0) {
         return;
@@ -267,7 +213,7 @@ static void capture_set(llorch_capture *cap, const struct llorch_plan_item *pi, 
     if (pi->kind != LLORCH_CKPT_GRAPH && pi->layer >= -1 && pi->layer < cap->n_layer) {
         cap->ever[llorch_capture_ever_index(cap, pi->kind, pi->layer)] = true;
     }
-    hold(cap, item);
+    llorch_capture_hold(cap, item);
 }
 
 /* An item read after the graph whose memory llama.cpp did not keep (the
@@ -309,7 +255,7 @@ static void fetch_point(llorch_capture *cap, int node) {
     char                          err[256];
     llorch_fetch_reset(cap->fetch);
     for (int i = cap->next_item; i < sched->n_items && sched->items[i].at == node; i++) {
-        if (llorch_fetch_add(cap->fetch, cap->step_t[sched->items[i].node]) != 0) {
+        if (llorch_fetch_add(cap->fetch, item_tensor(cap, &sched->items[i])) != 0) {
             llorch_capture_set_error(cap, "out of memory reading %s from its device",
                                      cap->step_t[sched->items[i].node]->name);
             return;

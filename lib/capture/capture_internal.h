@@ -60,7 +60,9 @@ struct graph_name_count { /* --graph-regex: repeats of a name in a step */
     int  count;
 };
 
+/* The fields are grouped by the file that writes them. */
 struct llorch_capture {
+    /* capture.c: the parameters and the model */
     struct llorch_capture_params p;
     char                         arch[64];
     int                          n_layer, n_embd, n_vocab;
@@ -69,7 +71,7 @@ struct llorch_capture {
     struct llorch_plan *plans; /* one per prepared number of tokens */
     int                 n_plans;
 
-    /* the llama_decode under way (capture_rows.c) */
+    /* the llama_decode under way (capture_rows.c, capture_step.c) */
     int32_t  batch_n;               /* its tokens                                          */
     int32_t  batch_done;            /* its tokens in the micro-batches before this one     */
     int32_t  batch_pos0;            /* one sequence: the position of its first token       */
@@ -82,7 +84,8 @@ struct llorch_capture {
     int32_t *cell_seq, *cell_pos; /* in_seq: every cache cell filled so far     */
     int32_t  n_cells, cap_cells;
 
-    /* the step being computed */
+    /* the step being computed (capture_step.c; the row sets: capture_rows.c;
+     * the recording and the schedule: capture_callback.c) */
     int                           step;
     int32_t                       pos_start, n_tokens;
     struct llorch_row_set        *sets; /* one per file of each planned tensor */
@@ -102,15 +105,19 @@ struct llorch_capture {
     int                           next_point;  /* index into sched->points */
     int                           next_item;   /* index into sched->items */
     int                           diverged_at; /* first node that differs from the plan, or -1 */
-    struct llorch_queue_item    **held;        /* gathered, waiting for earlier nodes */
+    struct llorch_queue_item    **held;        /* capture_sink.c: gathered, waiting for earlier nodes */
+    struct ggml_tensor           *state_rows;  /* capture_copy.c: the recurrent state's rows, per item */
+    size_t                        n_state_rows;
     int                           n_held, cap_held;
     bool                         *ever; /* [kind][layer + 1] captured in any step */
     struct graph_name_count      *graph_names;
     int                           n_graph_names;
 
+    /* capture_state.c */
     struct missing_note *missing;
     int                  n_missing;
 
+    /* capture_outputs.c */
     struct llorch_pass  pass;
     struct llorch_plan *mark_sets; /* per graph structure: its marks (plans built with output_bytes) */
     int                 n_mark_sets;
@@ -125,6 +132,7 @@ struct llorch_capture {
     int32_t *feed_pos;
     size_t   feed_cap; /* rows the scratch holds */
 
+    /* capture.c (attach), capture_callback.c, capture_state.c */
     ggml_abort_callback prev_abort;
     void               *prev_abort_data;
     atomic_int          stop;   /* set by a signal handler (lock-free)  */
@@ -136,6 +144,22 @@ struct llorch_capture {
     _Atomic double write_seconds;     /* added to by the writer thread, read for reports */
 };
 
+/* The files of lib/capture, bottom to top; a file calls only the files
+ * before it (graph.c, identify*.c, plan.c, convert.c, fetch.c, queue.c and
+ * buffers.c are below them all).
+ *
+ *   capture_state.c    error, what was ever captured, notes on what was not
+ *   capture_sink.c     held tensors, the writer thread's consumer, --stats
+ *   capture_rows.c     which rows of a step go into which file
+ *   feed.c             a fed run's overwrites
+ *   capture_copy.c     the data phase of a capture point
+ *   capture_outputs.c  llama.cpp's asking rounds: graph outputs to mark
+ *   capture_plans.c    the plans: one per graph structure
+ *   capture_step.c     steps and micro-batches
+ *   capture_callback.c the eval and abort callbacks
+ *   capture.c          create, attach, sync, finish, free */
+
+/* --- capture_state.c --- */
 /* Sets the capture's error (the first one wins) and stops the computation. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
@@ -143,20 +167,26 @@ __attribute__((format(printf, 2, 3)))
 void llorch_capture_set_error(llorch_capture *cap, const char *fmt, ...);
 /* Index of (kind, layer) in cap->ever; layer -1 for model-level kinds. */
 size_t llorch_capture_ever_index(const llorch_capture *cap, int kind, int layer);
-
-/* capture.c: records that (kind, layer) was not captured, and why (the
- * first reason given for it stays). */
+/* Records that (kind, layer) was not captured, and why (the first reason
+ * given for it stays). */
 void llorch_capture_note_missing(llorch_capture *cap, enum llorch_ckpt_kind kind, int layer, const char *reason);
-/* capture.c: the decode under way moves on to its next micro-batch (the
- * scheduler started that micro-batch's graph). */
-void llorch_capture_next_micro_batch(llorch_capture *cap);
-/* One micro-batch of n_tokens tokens, after cap->batch_done: one graph,
- * one step of the dump. */
-void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens);
-/* The size of the micro-batch after the tokens done so far (0: none). */
-int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t done);
+/* True when the capture has work: a selection, or a feed. */
+bool llorch_capture_active(const llorch_capture *cap);
 
-/* capture_rows.c */
+/* --- capture_sink.c --- */
+/* Keeps a gathered item until the items of earlier nodes are in. */
+void llorch_capture_hold(llorch_capture *cap, struct llorch_queue_item *item);
+/* Hands on every held item of a node before `before`, in graph order. */
+void llorch_capture_release_held(llorch_capture *cap, int before);
+/* Drops an item that is not handed to the writer. */
+void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *item);
+/* The writer thread's consumer (llorch_queue_create). */
+int llorch_capture_consume(void *ctx, const struct llorch_queue_item *item);
+
+/* --- capture_rows.c --- */
+/* The checks and the bookkeeping of a batch of several sequences
+ * (llorch_capture_begin_batch). -1 after an error. */
+int llorch_capture_take_batch(llorch_capture *cap, const struct llama_batch *batch);
 /* The row sets of the micro-batch that starts now (cap->n_tokens tokens
  * after cap->batch_done); with several sequences, its tokens fill the next
  * cache cells. -1 after an error. */
@@ -168,31 +198,7 @@ int llorch_capture_make_row_sets(llorch_capture *cap);
 bool llorch_capture_scores_in_seq(const llorch_capture *cap, const struct ggml_tensor *t, const void *host,
                                   const struct llorch_row_set *s, int32_t *cell);
 
-/* capture_plans.c */
-const struct llorch_plan *llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens);
-/* Makes (or replaces) the plan for the graph in cap->rec. */
-int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens);
-
-/* capture_callback.c */
-bool llorch_capture_eval_callback(struct ggml_tensor *t, bool ask, void *user_data);
-bool llorch_capture_abort_callback(void *data);
-
-/* capture_outputs.c */
-/* A node of a graph that llama.cpp is about to allocate (t->buffer NULL). */
-void llorch_capture_pass_node(llorch_capture *cap, struct ggml_tensor *t);
-/* Gives a new plan the marks of llama.cpp's graphs of its structure (none
- * when llama.cpp never asked). -1 when out of memory. */
-int llorch_capture_plan_marks(llorch_capture *cap, struct llorch_plan *plan);
-/* The schedule of the step that starts computing now. */
-const struct llorch_schedule *llorch_capture_schedule(const llorch_capture *cap);
-/* True when t's memory is still what the graph computed, after the graph:
- * marked a graph output, or state that outlives the graph. */
-bool llorch_capture_output_intact(const struct ggml_tensor *t);
-void llorch_capture_free_marks(llorch_capture *cap);
-
-/* feed.c */
-/* True when the capture has work: a selection, or a feed. */
-bool llorch_capture_active(const llorch_capture *cap);
+/* --- feed.c --- */
 /* The tensors a fed run replaces (plan.h), 0 without a feed. */
 llorch_feed_mask llorch_capture_feed_mask(const llorch_capture *cap);
 /* A new plan of a fed run: every fed tensor found, or an error naming the
@@ -207,12 +213,40 @@ void llorch_capture_feed_point(llorch_capture *cap, int node);
 void llorch_capture_feed_end_step(llorch_capture *cap);
 void llorch_capture_feed_free(llorch_capture *cap);
 
-/* capture_copy.c */
+/* --- capture_copy.c --- */
 /* The data phase of capture point `node`. */
 void llorch_capture_point(llorch_capture *cap, int node);
-/* Hands on every held item of a node before `before`, in graph order. */
-void llorch_capture_release_held(llorch_capture *cap, int before);
-/* Drops an item that is not handed to the writer. */
-void llorch_capture_drop_item(llorch_capture *cap, struct llorch_queue_item *item);
+
+/* --- capture_outputs.c --- */
+/* A node of a graph that llama.cpp is about to allocate (t->buffer NULL). */
+void llorch_capture_pass_node(llorch_capture *cap, struct ggml_tensor *t);
+/* Gives a new plan the marks of llama.cpp's graphs of its structure (none
+ * when llama.cpp never asked). -1 when out of memory. */
+int llorch_capture_plan_marks(llorch_capture *cap, struct llorch_plan *plan);
+/* The schedule of the step that starts computing now. */
+const struct llorch_schedule *llorch_capture_schedule(const llorch_capture *cap);
+/* True when t's memory is still what the graph computed, after the graph:
+ * marked a graph output, or state that outlives the graph. */
+bool llorch_capture_output_intact(const struct ggml_tensor *t);
+void llorch_capture_free_marks(llorch_capture *cap);
+
+/* --- capture_plans.c --- */
+const struct llorch_plan *llorch_capture_plan_for(const llorch_capture *cap, int32_t n_tokens);
+/* Makes (or replaces) the plan for the graph in cap->rec. */
+int llorch_capture_learn_plan(llorch_capture *cap, int32_t n_tokens);
+
+/* --- capture_step.c --- */
+/* The decode under way moves on to its next micro-batch (the scheduler
+ * started that micro-batch's graph). */
+void llorch_capture_next_micro_batch(llorch_capture *cap);
+/* One micro-batch of n_tokens tokens, after cap->batch_done: one graph,
+ * one step of the dump. */
+void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens);
+/* The size of the micro-batch after the tokens done so far (0: none). */
+int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t done);
+
+/* --- capture_callback.c --- */
+bool llorch_capture_eval_callback(struct ggml_tensor *t, bool ask, void *user_data);
+bool llorch_capture_abort_callback(void *data);
 
 #endif

@@ -100,7 +100,7 @@ static int check_context(llorch_capture *cap, bool several) {
     return 0;
 }
 
-int llorch_capture_begin_batch(llorch_capture *cap, const struct llama_batch *batch) {
+int llorch_capture_take_batch(llorch_capture *cap, const struct llama_batch *batch) {
     int32_t n = batch->n_tokens;
     if (cap->step > 0 && !cap->in_seq) {
         llorch_capture_set_error(cap, "llorch_capture_begin_batch after llorch_capture_begin_step: a capture "
@@ -138,8 +138,7 @@ int llorch_capture_begin_batch(llorch_capture *cap, const struct llama_batch *ba
     cap->batch_n = n;
     cap->batch_done = 0;
     cap->batch_pos0 = n > 0 ? cap->batch_pos[0] : 0;
-    llorch_capture_begin_micro_batch(cap, llorch_capture_next_micro_batch_size(cap, 0));
-    return cap->failed ? -1 : 0;
+    return 0;
 }
 
 /* --- the row sets of a micro-batch --------------------------------------------- */

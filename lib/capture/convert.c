@@ -257,6 +257,29 @@ static int key_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, i
     return 0;
 }
 
+/* The recurrent state: the written rows as one vector, in llama.cpp's
+ * memory order. The capture decodes one sequence per step on such models,
+ * so the copy writes one row; its view must be contiguous. */
+static int state_layout(const struct ggml_tensor *t, struct llorch_layout *l, char *err, size_t err_size) {
+    int64_t n = t->ne[0];
+    for (int i = 1; i < 4; i++) {
+        if (t->ne[i] > 1 && t->nb[i] != t->nb[i - 1] * (size_t) t->ne[i - 1]) {
+            snprintf(err, err_size, "%s is a strided view of the recurrent state, not one contiguous row", t->name);
+            return -1;
+        }
+        n *= t->ne[i];
+    }
+    if (t->nb[0] != ggml_type_size(t->type) || ggml_blck_size(t->type) != 1) {
+        snprintf(err, err_size, "%s is a strided view of the recurrent state, not one contiguous row", t->name);
+        return -1;
+    }
+    l->g = llorch_gather_identity(t);
+    l->g.ne[0] = n;
+    l->g.ne[1] = l->g.ne[2] = l->g.ne[3] = 1;
+    l->n_dims = 1;
+    return 0;
+}
+
 int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kind, int32_t n_tokens, int32_t n_key,
                           bool raw, struct llorch_layout *l, char *err, size_t err_size) {
     memset(l, 0, sizeof *l);
@@ -278,6 +301,9 @@ int llorch_convert_layout(const struct ggml_tensor *t, enum llorch_ckpt_kind kin
     if (keyed) {
         l->token_axis = kind == LLORCH_CKPT_KQ_SOFT_MAX ? 1 : -1; /* [head, token, key] */
         return key_layout(t, kind, n_key, l, err, err_size);
+    }
+    if (kind == LLORCH_CKPT_CACHE_R || kind == LLORCH_CKPT_CACHE_S) {
+        return state_layout(t, l, err, err_size);
     }
     const char *axes = llorch_ckpt_kind_info(kind)->axes;
     bool        heads = strchr(axes, ',') != strrchr(axes, ','); /* token,head,channel */

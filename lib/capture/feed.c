@@ -36,10 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool llorch_capture_active(const llorch_capture *cap) {
-    return cap->p.feed != NULL || !llorch_ckpt_selection_empty(cap->p.selection);
-}
-
 llorch_feed_mask llorch_capture_feed_mask(const llorch_capture *cap) {
     if (cap->p.feed == NULL) {
         return 0;

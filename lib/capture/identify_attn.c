@@ -230,10 +230,6 @@ static int head_norm_of(struct ictx *c, int x, int after) {
     return -1;
 }
 
-static const char *arch(const struct ictx *c) {
-    return c->in->arch != NULL ? c->in->arch : "this model";
-}
-
 /* The head size of what attention reads: Q and K as [dim, tokens, heads];
  * V as [cells, dim, heads] for KQV, [dim, cells, heads] for flash attention. */
 static int64_t head_dim_of(const struct ictx *c, const struct attn_core *core, int which) {
@@ -252,8 +248,8 @@ static void attention_kv(struct ictx *c, const struct attn_core *core, int ready
         llorch_id_add_role(c, LLORCH_CKPT_KCUR, il, *kcur, *kcur); /* final once computed; */
         llorch_id_add_role(c, LLORCH_CKPT_VCUR, il, *vcur, *vcur); /* its memory is reused later */
         const char *why = "layer %d of %s attends without a KV cache: K and V are the current tokens' Kcur/Vcur";
-        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_K, il, why, il, arch(c));
-        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_V, il, why, il, arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_K, il, why, il, llorch_id_arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_V, il, why, il, llorch_id_arch(c));
         return;
     }
     int kw = cache_write_of(c, core->k_cache, core->fa >= 0 ? core->fa : core->kq);
@@ -265,13 +261,13 @@ static void attention_kv(struct ictx *c, const struct attn_core *core, int ready
     llorch_id_role_or_absence(c, LLORCH_CKPT_CACHE_K, il, kview, ready_k,
                               "layer %d of %s reads its keys as a concatenation of several cache views (compressed "
                               "attention), not one cache window",
-                              il, arch(c));
+                              il, llorch_id_arch(c));
     if (core->v_cache == core->k_cache) {
         lf->mla = true;
         const char *why = "layer %d of %s reads V from the K cache (MLA: the first channels of the latent cache_k); "
                           "there is no V cache and no separate Vcur";
-        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_V, il, why, il, arch(c));
-        llorch_id_add_absence(c, LLORCH_CKPT_VCUR, il, why, il, arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_CACHE_V, il, why, il, llorch_id_arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_VCUR, il, why, il, llorch_id_arch(c));
         return;
     }
     int vw = core->v_cache >= 0 ? cache_write_of(c, core->v_cache, core->fa >= 0 ? core->fa : core->kqv) : -1;
@@ -296,13 +292,13 @@ static void attention_rope(struct ictx *c, int il, int x, int after, enum llorch
         llorch_id_add_absence(c, kind, il,
                               "layer %d of %s applies RoPE to part of the channels only (MLA): there is "
                               "no single pre-RoPE tensor",
-                              il, arch(c));
+                              il, llorch_id_arch(c));
     } else {
         lf->no_rope = true;
         llorch_id_add_absence(c, kind, il,
                               "layer %d of %s applies no RoPE: Qcur/Kcur are the values entering "
                               "attention",
-                              il, arch(c));
+                              il, llorch_id_arch(c));
     }
 }
 
@@ -329,7 +325,7 @@ void llorch_id_attention(struct ictx *c, int index) {
     llorch_id_role_or_absence(c, LLORCH_CKPT_ATTN_NORM, il, input, input,
                               "in layer %d of %s the query and key projections share no input (the keys are not "
                               "computed in this layer)",
-                              il, arch(c));
+                              il, llorch_id_arch(c));
     attention_rope(c, il, q, input, LLORCH_CKPT_QCUR_PRE_ROPE);
     attention_rope(c, il, kcur >= 0 ? kcur : core->k_in, input, LLORCH_CKPT_KCUR_PRE_ROPE);
     int qn = head_norm_of(c, q, input), kn = kcur >= 0 ? head_norm_of(c, kcur, input) : -1;

@@ -15,10 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *arch(const struct ictx *c) {
-    return c->in->arch != NULL ? c->in->arch : "this model";
-}
-
 static bool is_recurrent_mixer(enum ggml_op op) {
     return op == GGML_OP_SSM_SCAN || op == GGML_OP_SSM_CONV || op == GGML_OP_GATED_DELTA_NET ||
            op == GGML_OP_RWKV_WKV6 || op == GGML_OP_RWKV_WKV7 || op == GGML_OP_GATED_LINEAR_ATTN;
@@ -248,23 +244,23 @@ static void absent_attention(struct ictx *c, int il) {
         llorch_id_add_absence(c, LLORCH_CKPT_ATTN_NORM, il,
                               "the in-projections of the mixer of layer %d of %s (%s) share no input of the "
                               "residual stream's shape",
-                              il, arch(c), what);
+                              il, llorch_id_arch(c), what);
         llorch_id_add_absence(c, LLORCH_CKPT_ATTN_OUT_PROJ, il,
                               "the mixer of layer %d of %s (%s) has no single output of the residual stream's "
                               "shape",
-                              il, arch(c), what);
+                              il, llorch_id_arch(c), what);
     }
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (lf->mixer_op != NULL) {
             llorch_id_add_absence(c, kinds[k], il,
                                   "layer %d of %s has no attention: its mixer is %s (a recurrent "
                                   "or linear-attention layer)",
-                                  il, arch(c), lf->mixer_op);
+                                  il, llorch_id_arch(c), lf->mixer_op);
         } else {
             llorch_id_add_absence(c, kinds[k], il,
                                   "layer %d of %s has no attention (no softmax or flash "
                                   "attention in this layer)",
-                                  il, arch(c));
+                                  il, llorch_id_arch(c));
         }
     }
 }
@@ -466,7 +462,7 @@ static void attention_branch(struct ictx *c, int il) {
         llorch_id_add_absence(c, LLORCH_CKPT_ATTN_OUT_PROJ, il,
                               "the attention of layer %d of %s has %d outputs; "
                               "none of them is the single branch output",
-                              il, arch(c), n);
+                              il, llorch_id_arch(c), n);
         return;
     }
     lf->attn_end = end;
@@ -569,12 +565,12 @@ static void ffn_branch(struct ictx *c, int il) {
         llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
                               "layer %d of %s has no feed-forward block (no weight of layer %d is "
                               "applied to its mixer's output)",
-                              il, arch(c), il);
+                              il, llorch_id_arch(c), il);
     } else if (n_starts == 0) {
         llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
                               "layer %d of %s has no feed-forward block (no blk.%d.ffn_* "
                               "weight is used)",
-                              il, arch(c), il);
+                              il, llorch_id_arch(c), il);
     } else {
         int end;
         lf->ffn_ends = grow_ends(c, starts, n_starts, bases, n_bases, &end, lf->ffn_ends_at);
@@ -586,7 +582,7 @@ static void ffn_branch(struct ictx *c, int il) {
             llorch_id_add_absence(c, LLORCH_CKPT_FFN_OUT, il,
                                   "layer %d of %s adds %d feed-forward branches to the "
                                   "residual separately (see ffn_dense_out, ffn_moe_out): no tensor holds their sum",
-                                  il, arch(c), lf->ffn_ends);
+                                  il, llorch_id_arch(c), lf->ffn_ends);
         }
         ffn_families(c, il, starts, n_starts);
     }

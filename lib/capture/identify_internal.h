@@ -1,6 +1,8 @@
-/* identify_internal.h - shared by identify.c, identify_attn.c,
- * identify_branch.c and identify_stream.c: the analysis context and its
- * helpers. */
+/* identify_internal.h - the analysis context and the functions of each
+ * file of the identification, bottom to top: identify_base.c (result,
+ * shared helpers), the passes (identify_attn.c, identify_branch.c,
+ * identify_state.c, identify_stream.c), identify.c (their order). A file
+ * calls only the files before it in this list. */
 #ifndef LLORCH_IDENTIFY_INTERNAL_H
 #define LLORCH_IDENTIFY_INTERNAL_H
 
@@ -58,9 +60,10 @@ struct ictx {
     bool                    oom;
 };
 
-/* identify.c */
-void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready);
-void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...)
+/* identify_base.c: the result and the shared helpers, below every pass */
+const char *llorch_id_arch(const struct ictx *c); /* the architecture's name, for reasons */
+void        llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready);
+void        llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
@@ -86,5 +89,8 @@ void llorch_id_mixers(struct ictx *c);
 void llorch_id_branches(struct ictx *c, int layer);
 void llorch_id_residual(struct ictx *c);
 void llorch_id_output(struct ictx *c);
+
+/* identify_state.c */
+void llorch_id_states(struct ictx *c, int layer);
 
 #endif

@@ -12,10 +12,6 @@
 
 #include <string.h>
 
-static const char *arch(const struct ictx *c) {
-    return c->in->arch != NULL ? c->in->arch : "this model";
-}
-
 /* The node that merges `end` into something else, its op, and the other
  * operand of that merge. */
 static int merge_of(const struct ictx *c, int end, int *other) {
@@ -38,12 +34,12 @@ static void absent_stream(struct ictx *c, int il, enum llorch_ckpt_kind kind, co
         llorch_id_add_absence(c, kind, il,
                               "layer %d of %s merges its branches into the residual with %s, not an "
                               "addition (several residual streams): there is no single residual tensor",
-                              il, arch(c), lf->merge_op);
+                              il, llorch_id_arch(c), lf->merge_op);
     } else {
         llorch_id_add_absence(c, kind, il,
                               "the residual stream of layer %d of %s was not found: no branch end is "
                               "added to it",
-                              il, arch(c));
+                              il, llorch_id_arch(c));
     }
 }
 
@@ -102,7 +98,7 @@ static void parallel_stream(struct ictx *c, int il, int m, int f) {
     llorch_id_add_absence(c, LLORCH_CKPT_FFN_INP, il,
                           "layer %d of %s runs attention and FFN in parallel on the "
                           "same input: the FFN reads the layer's input (l_out of the layer before, or embd)",
-                          il, arch(c));
+                          il, llorch_id_arch(c));
 }
 
 /* l_out and ffn_inp of one layer. */
@@ -140,7 +136,7 @@ static void layer_stream(struct ictx *c, int il) {
         llorch_id_add_absence(c, LLORCH_CKPT_FFN_INP, il,
                               "layer %d of %s has %s: no residual stream between a "
                               "mixer and an FFN",
-                              il, arch(c), !lf->has_mixer ? "no mixer before its FFN" : "no FFN");
+                              il, llorch_id_arch(c), !lf->has_mixer ? "no mixer before its FFN" : "no FFN");
     }
     absent_stream(c, il, LLORCH_CKPT_FFN_INP, lf);
     absent_stream(c, il, LLORCH_CKPT_L_OUT, lf);
@@ -183,7 +179,8 @@ void llorch_id_residual(struct ictx *c) {
     if (embd >= 0) {
         llorch_id_add_role(c, LLORCH_CKPT_EMBD, -1, embd, embd);
     } else {
-        llorch_id_add_absence(c, LLORCH_CKPT_EMBD, -1, "%s has no token embedding lookup in this graph", arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_EMBD, -1, "%s has no token embedding lookup in this graph",
+                              llorch_id_arch(c));
     }
 }
 
@@ -202,8 +199,8 @@ void llorch_id_output(struct ictx *c) {
         }
     }
     if (head < 0) {
-        llorch_id_add_absence(c, LLORCH_CKPT_LOGITS, -1, "%s computes no logits in this graph", arch(c));
-        llorch_id_add_absence(c, LLORCH_CKPT_RESULT_NORM, -1, "%s computes no logits in this graph", arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_LOGITS, -1, "%s computes no logits in this graph", llorch_id_arch(c));
+        llorch_id_add_absence(c, LLORCH_CKPT_RESULT_NORM, -1, "%s computes no logits in this graph", llorch_id_arch(c));
         return;
     }
     llorch_id_add_role(c, LLORCH_CKPT_LOGITS, -1, logits, logits);

@@ -31,6 +31,8 @@ static const struct llorch_ckpt_kind_info kinds[LLORCH_CKPT_KIND_COUNT] = {
     {LLORCH_CKPT_FFN_MOE_OUT, "ffn_moe_out", 0, true, "token,channel", true},
     {LLORCH_CKPT_FFN_SHEXP_OUT, "ffn_shexp_out", 0, true, "token,channel", true},
     {LLORCH_CKPT_FFN_DENSE_OUT, "ffn_dense_out", 0, true, "token,channel", true},
+    {LLORCH_CKPT_CACHE_R, "cache_r", 3, true, "state", true},
+    {LLORCH_CKPT_CACHE_S, "cache_s", 3, true, "state", true},
     {LLORCH_CKPT_GRAPH, "graph", 0, false, "", false},
 };
 

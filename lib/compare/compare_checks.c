@@ -142,11 +142,14 @@ static const int32_t *compared_tokens(const llorch_ckpt_dump *d, int seq, size_t
     return s != NULL ? s->tokens : llorch_ckpt_dump_tokens(d);
 }
 
-/* Describes the first difference of two token lists into buf; 0 if equal. */
+/* Compares two token lists. Returns 0 if equal; 1 if they differ, with
+ * the first difference in buf; 2 if one is a prefix of the other (a shorter
+ * run of the same input), with a note in buf. */
 static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand, const int seqs[2], char *buf,
                             size_t size) {
     size_t         n, m;
     const int32_t *a = compared_tokens(ref, seqs[0], &n), *b = compared_tokens(cand, seqs[1], &m);
+    const char    *rn = llorch_ckpt_dump_name(ref), *cn = llorch_ckpt_dump_name(cand);
     for (size_t i = 0; i < n && i < m; i++) {
         if (a[i] != b[i]) {
             snprintf(buf, size, "token ids differ at position %zu: %d in the reference, %d in the candidate", i,
@@ -154,30 +157,47 @@ static int token_difference(const llorch_ckpt_dump *ref, const llorch_ckpt_dump 
             return 1;
         }
     }
-    if (n != m) {
-        snprintf(buf, size, "token ids differ: the reference has %zu tokens, the candidate %zu", n, m);
-        return 1;
+    if (n < m) {
+        snprintf(buf, size,
+                 "the reference %s ran on %zu tokens, the candidate %s on %zu whose first %zu are the "
+                 "reference's: the candidate's positions %zu to %zu are not compared",
+                 rn, n, cn, m, n, n, m - 1);
+        return 2;
+    }
+    if (n > m) {
+        snprintf(buf, size,
+                 "the candidate %s ran on %zu tokens, the reference %s on %zu whose first %zu are the "
+                 "candidate's: the reference's positions %zu to %zu are missing from the candidate",
+                 cn, m, rn, n, m, m, n - 1);
+        return 2;
     }
     return 0;
 }
 
 int llorch_cmp_check_tokens(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref, const llorch_ckpt_dump *cand,
                             const int seqs[2], bool allow, char *err, size_t err_size) {
-    char msg[256];
+    char msg[1024];
     if (!llorch_ckpt_dump_has_tokens(ref) || !llorch_ckpt_dump_has_tokens(cand)) {
         llorch_cmp_warn(c, "token ids not checked: %s has none",
                         llorch_ckpt_dump_name(llorch_ckpt_dump_has_tokens(ref) ? cand : ref));
         return 0;
     }
-    if (!token_difference(ref, cand, seqs, msg, sizeof msg)) {
+    int diff = token_difference(ref, cand, seqs, msg, sizeof msg);
+    if (diff == 0) {
         return 0;
     }
-    if (!allow) {
-        llorch_set_error(err, err_size, "%s (--allow-token-mismatch compares them anyway)", msg);
-        return -1;
+    if (diff == 2 || allow) {
+        /* a prefix: the rows line up by position, and the positions only
+         * one dump holds are counted (a candidate that lacks some is
+         * incomplete, exit status 3, unless --allow-missing) */
+        llorch_cmp_warn(c, "%s", msg);
+        return 0;
     }
-    llorch_cmp_warn(c, "%s", msg);
-    return 0;
+    llorch_set_error(err, err_size,
+                     "%s (reference %s, candidate %s): they ran on different inputs; compare dumps of the same "
+                     "tokens, or give --allow-token-mismatch to compare them anyway",
+                     msg, llorch_ckpt_dump_name(ref), llorch_ckpt_dump_name(cand));
+    return -1;
 }
 
 void llorch_cmp_note_incomplete(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *d, const char *role) {

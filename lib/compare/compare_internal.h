@@ -1,18 +1,30 @@
 /*
  * compare_internal.h - what the stages of the comparison share (private to
- * lib/compare). compare_run.c (the entry points and the result object)
- * runs them in this order:
- *   compare_checks.c     whole-dump checks: same model, same tokens, warnings
+ * lib/compare). The compare_*.c files form a one-way stack: each calls
+ * only files below it. From the bottom to the top:
+ *   compare_tolerance.c  the options: presets, --tol settings, --only
+ *   compare_logits.c     the decision by the logits (argmax, top-5, KL),
+ *                        from the logits row's aligned positions
+ *   compare_result.c     the result object: its creation, rows, owned
+ *                        strings, warnings, accessors and release; every
+ *                        stage above writes into it
  *   compare_group.c      the entries of both dumps grouped into (checkpoint,
  *                        layer) rows, each a run of files ordered by step
- *   compare_align.c      per row, both runs lined up by absolute position
- *   compare_metrics.c    the element-wise metrics over what lines up
- *   compare_noise.c      with a noise floor, each failing row judged again
+ *   compare_metrics.c    the element-wise metrics over what lines up, and
+ *                        the buckets a profile splits them into
+ *   compare_checks.c     whole-dump checks: same model, same tokens, warnings
+ *   compare_fed.c        which dump was fed from the other
  *   compare_origin.c     per failing row, where the failure comes from
- * with the tolerances of compare_tolerance.c (presets, --tol settings).
- * compare_profile.c aligns one row again and splits its error by position,
- * head or step (llorch_ckpt_profile_row); compare_logits.c takes the logits
- * row's aligned positions for the decision (argmax, top-5, KL).
+ *   compare_settings.c   both dumps' numerics settings and their classes
+ *   compare_judge.c      the default judgement: each row's growth
+ *   compare_noise.c      with a noise floor, each failing row judged again
+ *   compare_align.c      per row, both runs lined up by absolute position
+ *   compare_profile.c    aligns one row again and splits its error by
+ *                        position, head or step (llorch_ckpt_profile_row)
+ *   compare_run.c        the entry points (llorch_ckpt_compare*): runs the
+ *                        stages in order (checks, grouping, alignment and
+ *                        metrics, noise, judgement, origins)
+ * The reports (report_internal.h) stand on top of this stack.
  */
 #ifndef LLORCH_COMPARE_INTERNAL_H
 #define LLORCH_COMPARE_INTERNAL_H
@@ -46,7 +58,7 @@ struct llorch_cmp_classes {
  * stands: an RMS error of 10% of the reference's spread. */
 #define LLORCH_CMP_CEILING_NMSE LLORCH_CKPT_CEILING_NMSE
 
-/* ---- the result (compare_run.c) ------------------------------------------------ */
+/* ---- the result (compare_result.c) --------------------------------------------- */
 
 struct llorch_ckpt_comparison {
     struct llorch_ckpt_row          *rows;
@@ -80,6 +92,10 @@ const char *llorch_cmp_keep(struct llorch_ckpt_comparison *c, const char *s);
 __attribute__((format(printf, 2, 3)))
 #endif
 void llorch_cmp_warn(struct llorch_ckpt_comparison *c, const char *fmt, ...);
+/* A new, empty comparison (calloc'd), or NULL when out of memory. */
+struct llorch_ckpt_comparison *llorch_cmp_comparison_new(void);
+/* Room for n rows and their kinds (zeroed); -1 when out of memory. */
+int llorch_cmp_alloc_rows(struct llorch_ckpt_comparison *c, size_t n);
 
 /* ---- options (compare_tolerance.c) ---------------------------------------------- */
 
@@ -182,7 +198,7 @@ struct llorch_cmp_ksum {
     double s, c;
 };
 
-struct llorch_cmp_split;  /* compare_profile.c, below */
+struct llorch_cmp_split;  /* below */
 struct llorch_cmp_logits; /* compare_logits.c, below */
 
 /* The running metrics of one row. */
@@ -215,7 +231,7 @@ int llorch_cmp_compare_block(const struct llorch_cmp_block *b, const llorch_ckpt
 void llorch_cmp_finish_metrics(const struct llorch_cmp_accum *a, struct llorch_ckpt_metrics *m);
 bool llorch_cmp_metrics_pass(const struct llorch_ckpt_metrics *m, const struct llorch_ckpt_tolerance *t);
 
-/* ---- profiles (compare_profile.c) ---------------------------------------------- */
+/* ---- a profile's buckets (compare_metrics.c, for compare_profile.c) ----------- */
 
 /* One bucket of a profile: the pairs whose coordinate (or step) is key. */
 struct llorch_cmp_bucket {
@@ -276,8 +292,10 @@ void llorch_cmp_measure_noise(struct llorch_ckpt_comparison *c, const struct llo
 /* Reads both dumps' numerics settings: the differences and the classes. */
 int llorch_cmp_read_settings(struct llorch_ckpt_comparison *c, const llorch_ckpt_dump *ref,
                              const llorch_ckpt_dump *cand);
-/* The class of one row (kind: enum llorch_ckpt_kind or NO_KIND). */
-int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, enum llorch_ckpt_dtype ref_dtype,
+/* The class of one row (kind: enum llorch_ckpt_kind or NO_KIND);
+ * attention: its layer has attention rows (else the KV cache's type does
+ * not reach its mixer output). */
+int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, bool attention, enum llorch_ckpt_dtype ref_dtype,
                          enum llorch_ckpt_dtype cand_dtype);
 /* After the origins: when every failure is within what the differing
  * settings make, marks them ORIGIN_SETTINGS and sets settings_explain. */
@@ -305,6 +323,10 @@ bool llorch_cmp_reads_fed(const struct llorch_ckpt_comparison *c, int kind, int 
 void llorch_cmp_judge_auto(struct llorch_ckpt_comparison *c, int last_layer);
 
 /* ---- origin (compare_origin.c) -------------------------------------------------- */
+
+/* Whether layer l has a row of attention (Q, K, V, caches, scores): false
+ * for a recurrent layer, whose mixer has none. */
+bool llorch_cmp_has_attention_rows(const struct llorch_ckpt_comparison *c, int l);
 
 /* The rows whose errors row i's error is made from: its dataflow inputs,
  * an absent input replaced by its own inputs. Returns how many (at most

@@ -104,7 +104,8 @@ static bool judge_row(struct llorch_ckpt_comparison *c, size_t i, int last_layer
     enum llorch_ckpt_origin old_origin = r->origin;
     struct inputs_state     in = inputs_of(c, i, last_layer);
     double                  e = row_error(r);
-    r->floor = class_floor[llorch_cmp_row_class(&c->classes, c->kinds[i], r->ref_dtype, r->cand_dtype)];
+    bool                    attention = r->layer < 0 || llorch_cmp_has_attention_rows(c, r->layer);
+    r->floor = class_floor[llorch_cmp_row_class(&c->classes, c->kinds[i], attention, r->ref_dtype, r->cand_dtype)];
     r->allowed = c->kinds[i] == LLORCH_CKPT_KQ_SOFT_MAX ? ALLOWED_GROWTH_SCORES : ALLOWED_GROWTH;
     r->expected = in.max_error > r->floor ? in.max_error : r->floor;
     r->growth = isfinite(e) ? e / r->expected : INFINITY;

@@ -2,11 +2,14 @@
  * compare_metrics.c - the element-wise metrics of a row (docs/COMPARE.md):
  * pairs of values, in double precision, walked block by block in C order
  * and accumulated into errors, NMSE, cosine and the fraction within
- * tolerance, with where the largest error is.
+ * tolerance, with where the largest error is; and the buckets a profile
+ * (compare_profile.c, above) splits a row's pairs into, each pair also
+ * added to the bucket of its coordinate or step.
  */
 #include "compare_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Values gathered from a file at a time: one run of the last axis. */
@@ -108,6 +111,61 @@ void llorch_cmp_strides(const llorch_ckpt_array *a, int64_t *stride) {
         stride[0] = 1; /* a scalar: one element */
     }
 }
+
+/* ---- a profile's buckets (struct llorch_cmp_split) --------------------------------- */
+
+/* The index of the first bucket whose key is not below key. */
+static size_t lower_bound(const struct llorch_cmp_split *s, int64_t key) {
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->buckets[mid].key < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static struct llorch_cmp_accum *insert_bucket(struct llorch_cmp_split *s, size_t at, int64_t key) {
+    if (s->n == s->cap) {
+        size_t                    cap = s->cap ? 2 * s->cap : 64;
+        struct llorch_cmp_bucket *grown = realloc(s->buckets, cap * sizeof *grown);
+        if (!grown) {
+            s->out_of_memory = true;
+            return NULL;
+        }
+        s->buckets = grown;
+        s->cap = cap;
+    }
+    memmove(&s->buckets[at + 1], &s->buckets[at], (s->n - at) * sizeof *s->buckets);
+    memset(&s->buckets[at], 0, sizeof *s->buckets);
+    s->buckets[at].key = key;
+    s->buckets[at].acc.tol = s->tol;
+    s->buckets[at].acc.max_abs = -1;
+    s->n++;
+    s->last = at;
+    return &s->buckets[at].acc;
+}
+
+/* Consecutive pairs mostly share a bucket: the last one is tried first. */
+struct llorch_cmp_accum *llorch_cmp_split_bucket(struct llorch_cmp_split *s, int64_t key) {
+    if (s->out_of_memory) {
+        return NULL;
+    }
+    if (s->last < s->n && s->buckets[s->last].key == key) {
+        return &s->buckets[s->last].acc;
+    }
+    size_t at = lower_bound(s, key);
+    if (at < s->n && s->buckets[at].key == key) {
+        s->last = at;
+        return &s->buckets[at].acc;
+    }
+    return insert_bucket(s, at, key);
+}
+
+/* ---- walking a block ------------------------------------------------------------- */
 
 /* A profile (compare_profile.c) also gets the pair, in the bucket of its
  * step or of its coordinate on the split axis (j: the last axis' index). */

@@ -9,7 +9,7 @@
 
 /* Inputs of a checkpoint that stand in for one another (l_out, or the two
  * summands that make it). */
-#define MAX_ALTS 2
+#define MAX_ALTS 3
 
 struct input_set {
     int n;
@@ -127,6 +127,67 @@ static const struct llorch_ckpt_row *find_row(const struct llorch_ckpt_compariso
     return NULL;
 }
 
+/* True when both rows are there and a's comes first: rows are in the
+ * order of the reference's dump, which is llama.cpp's graph order, so a
+ * later row cannot be an input of an earlier one. */
+static bool before(const struct llorch_ckpt_comparison *c, enum llorch_ckpt_kind a, enum llorch_ckpt_kind b, int l) {
+    const struct llorch_ckpt_row *x = find_row(c, a, l), *y = find_row(c, b, l);
+    return x != NULL && y != NULL && x < y;
+}
+
+bool llorch_cmp_has_attention_rows(const struct llorch_ckpt_comparison *c, int l) {
+    static const enum llorch_ckpt_kind kinds[] = {LLORCH_CKPT_QCUR,    LLORCH_CKPT_KCUR,    LLORCH_CKPT_VCUR,
+                                                  LLORCH_CKPT_CACHE_K, LLORCH_CKPT_CACHE_V, LLORCH_CKPT_KQ_SOFT_MAX};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        if (find_row(c, kinds[k], l) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A recurrent layer (docs/COMPARE.md): the state r is computed from the
+ * mixer's input, and, where it comes after ffn_inp (RWKV's token shift
+ * holds the channel mix's input too), from ffn_inp; the state s from r
+ * where r comes first (a convolution feeds the scan), else from the
+ * mixer's input; the mixer's output from the last state before it.
+ * False for the kinds and layers this does not apply to. */
+static bool recurrent_rule(const struct llorch_ckpt_comparison *c, enum llorch_ckpt_kind kind, int l, struct rule *r) {
+    switch (kind) {
+        case LLORCH_CKPT_CACHE_R:
+            if (before(c, LLORCH_CKPT_FFN_INP, LLORCH_CKPT_CACHE_R, l)) {
+                add_two(r, LLORCH_CKPT_ATTN_NORM, l, LLORCH_CKPT_FFN_INP, l);
+            }
+            add_one(r, LLORCH_CKPT_ATTN_NORM, l);
+            return true;
+        case LLORCH_CKPT_CACHE_S:
+            if (before(c, LLORCH_CKPT_CACHE_R, LLORCH_CKPT_CACHE_S, l)) {
+                add_one(r, LLORCH_CKPT_CACHE_R, l);
+            }
+            add_one(r, LLORCH_CKPT_ATTN_NORM, l);
+            return true;
+        case LLORCH_CKPT_ATTN_OUT_PROJ:
+            if (llorch_cmp_has_attention_rows(c, l)) {
+                return false;
+            }
+            if (before(c, LLORCH_CKPT_CACHE_S, LLORCH_CKPT_ATTN_OUT_PROJ, l)) {
+                add_one(r, LLORCH_CKPT_CACHE_S, l);
+            } else if (before(c, LLORCH_CKPT_CACHE_R, LLORCH_CKPT_ATTN_OUT_PROJ, l)) {
+                add_one(r, LLORCH_CKPT_CACHE_R, l);
+            }
+            add_one(r, LLORCH_CKPT_ATTN_NORM, l);
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* The rule of a checkpoint row of this comparison. */
+static struct rule rule_of(const struct llorch_ckpt_comparison *c, enum llorch_ckpt_kind kind, int l, int last_layer) {
+    struct rule r = {true, 0, {{0}}};
+    return recurrent_rule(c, kind, l, &r) ? r : dataflow_rule(kind, l, last_layer);
+}
+
 static int count_present(const struct llorch_ckpt_comparison *c, const struct input_set *s) {
     int n = 0;
     for (int i = 0; i < s->n; i++) {
@@ -162,7 +223,7 @@ void llorch_cmp_judge_origin(struct llorch_ckpt_comparison *c, size_t i, int las
     }
     struct rule             r = row->graph_name || kind == LLORCH_CMP_NO_KIND
                                     ? (struct rule){false, 0, {{0}}}
-                                    : dataflow_rule((enum llorch_ckpt_kind) kind, row->layer, last_layer);
+                                    : rule_of(c, (enum llorch_ckpt_kind) kind, row->layer, last_layer);
     const struct input_set *s = r.known ? choose_inputs(c, &r) : NULL;
     bool                    failed = false, absent = false;
     for (int j = 0; s && j < s->n; j++) {
@@ -205,7 +266,7 @@ static int add_input_rows(const struct llorch_ckpt_comparison *c, enum llorch_ck
         }
         return n;
     }
-    struct rule             r = dataflow_rule(kind, layer, last_layer);
+    struct rule             r = rule_of(c, kind, layer, last_layer);
     const struct input_set *s = depth > 0 && r.known ? choose_inputs(c, &r) : NULL;
     if (!s || s->n == 0) {
         *lost = true;
@@ -223,7 +284,7 @@ int llorch_cmp_input_rows(const struct llorch_ckpt_comparison *c, size_t i, int 
     int                           kind = c->kinds[i];
     struct rule                   r = row->graph_name || kind == LLORCH_CMP_NO_KIND
                                           ? (struct rule){false, 0, {{0}}}
-                                          : dataflow_rule((enum llorch_ckpt_kind) kind, row->layer, last_layer);
+                                          : rule_of(c, (enum llorch_ckpt_kind) kind, row->layer, last_layer);
     const struct input_set       *s = r.known ? choose_inputs(c, &r) : NULL;
     int                           n = 0;
     bool                          lost = false;

@@ -98,7 +98,7 @@ static void classes_of(const struct numerics *n, struct llorch_cmp_classes *c) {
     c->cache_v = max_int(type_class(n->type_v), fa ? LLORCH_CMP_CLASS_HALF : LLORCH_CMP_CLASS_F32);
 }
 
-int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, enum llorch_ckpt_dtype ref_dtype,
+int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, bool attention, enum llorch_ckpt_dtype ref_dtype,
                          enum llorch_ckpt_dtype cand_dtype) {
     int cls = c->all;
     if (ref_dtype == LLORCH_CKPT_DTYPE_F16 || cand_dtype == LLORCH_CKPT_DTYPE_F16) {
@@ -111,8 +111,9 @@ int llorch_cmp_row_class(const struct llorch_cmp_classes *c, int kind, enum llor
             return max_int(cls, c->cache_v);
         case LLORCH_CKPT_KQ_SOFT_MAX: /* Q meets K in the cache's type */
             return max_int(cls, c->cache_k);
-        case LLORCH_CKPT_ATTN_OUT_PROJ: /* the scores meet V in its type, then a matmul */
-            return max_int(max_int(cls, c->cache_v), c->matmul);
+        case LLORCH_CKPT_ATTN_OUT_PROJ: /* the scores meet V in its type, then a matmul; a recurrent
+                                           mixer reads no V */
+            return max_int(max_int(cls, attention ? c->cache_v : LLORCH_CMP_CLASS_F32), c->matmul);
         case LLORCH_CKPT_FFN_OUT: /* a matmul after the activation */
         case LLORCH_CKPT_FFN_OUT_FINAL:
         case LLORCH_CKPT_FFN_MOE_OUT:

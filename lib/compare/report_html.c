@@ -3,15 +3,14 @@
  * HTML and inline SVG with its style sheet inside, no script, no font or
  * file from elsewhere, so that it opens from disk anywhere and can be
  * mailed or attached to a bug. This file holds the page's frame, the
- * summary, the full table (every number --json has, in data- attributes)
- * and the escaping every string from a dump goes through; the heat map,
- * the charts and the settings have their own files (report_internal.h).
+ * summary and the full table (every number --json has, in data-
+ * attributes); the heat map, the charts and the settings have their own
+ * files, and so has the escaping every string from a dump goes through
+ * (report_html_escape.c). The top of the HTML report: it calls them all,
+ * below it (report_internal.h).
  */
 #include "report_internal.h"
 
-#include <cjson/cJSON.h>
-
-#include <math.h>
 #include <string.h>
 
 /* At most this many tensors only one dump has are named in the summary:
@@ -37,72 +36,6 @@ static const char style[] =
     ".legend span{display:inline-flex;align-items:center;gap:.35em}figure{margin:1em 0}\n"
     "figcaption{font-size:13px;margin-bottom:.3em}\n";
 
-/* ---- escaping and numbers -------------------------------------------------------- */
-
-/* What stands for each character that could end a text or an attribute. */
-static const char *const entities[128] = {
-    ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
-};
-
-void llorch_html_text(FILE *f, const char *s) {
-    for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p; p++) {
-        if (*p < 128 && entities[*p]) {
-            fputs(entities[*p], f);
-        } else if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f) {
-            fputs("&#xFFFD;", f); /* a control character would be a parse error */
-        } else {
-            fputc(*p, f);
-        }
-    }
-}
-
-void llorch_html_attr(FILE *f, const char *name, const char *value) {
-    fprintf(f, " %s=\"", name);
-    llorch_html_text(f, value);
-    fputc('"', f);
-}
-
-static const char *nonfinite_text(double v) {
-    return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
-}
-
-/* cJSON prints the number, so that the page holds exactly what --json
- * does (cJSON's %.15g where that reads back within an ulp, else %.17g). */
-void llorch_html_number(FILE *f, const char *name, double v) {
-    cJSON *number = isfinite(v) ? cJSON_CreateNumber(v) : NULL;
-    char  *text = number ? cJSON_PrintUnformatted(number) : NULL;
-    if (text) {
-        fprintf(f, " %s=\"%s\"", name, text);
-    } else if (isfinite(v)) {
-        fprintf(f, " %s=\"%.17g\"", name, v); /* out of memory: exact all the same */
-    } else {
-        fprintf(f, " %s=\"%s\"", name, nonfinite_text(v));
-    }
-    cJSON_free(text);
-    cJSON_Delete(number);
-}
-
-void llorch_html_short(FILE *f, double v) {
-    if (isfinite(v)) {
-        fprintf(f, "%.3e", v);
-    } else {
-        fputs(nonfinite_text(v), f);
-    }
-}
-
-void llorch_html_row_attrs(FILE *f, const struct llorch_ckpt_row *r, size_t i) {
-    char layer[16];
-    snprintf(layer, sizeof layer, r->layer >= 0 ? "%d" : "null", r->layer);
-    fprintf(f, " data-row=\"%zu\"", i);
-    llorch_html_attr(f, "data-checkpoint", r->checkpoint);
-    llorch_html_attr(f, "data-layer", layer);
-    if (r->graph_name) {
-        llorch_html_attr(f, "data-graph-name", r->graph_name);
-    }
-    llorch_html_attr(f, "data-status", llorch_ckpt_status_name(r->status));
-    llorch_html_attr(f, "data-origin", llorch_ckpt_origin_name(r->origin));
-}
-
 /* ---- the summary ------------------------------------------------------------------ */
 
 static void dump_line(FILE *f, const char *role, const char *name, const llorch_ckpt_dump *d) {
@@ -123,8 +56,8 @@ static void counts_line(FILE *f, const llorch_ckpt_comparison *c, const struct l
     for (size_t i = 0; i < n; i++) {
         counts[llorch_ckpt_comparison_row(c, i)->status]++;
     }
-    fprintf(f, "<p id=\"counts\">%zu checkpoints: %zu passed, %zu failed, %zu could not be compared. ", n, counts[0],
-            counts[1], counts[2]);
+    fprintf(f, "<p id=\"counts\">%zu checkpoint rows: %zu passed, %zu failed, %zu could not be compared. ", n,
+            counts[0], counts[1], counts[2]);
     if (llorch_ckpt_comparison_auto(c)) {
         fputs("Judgement: the default (each row's NMSE against its inputs' and its precision's floor; each row's "
               "growth is in the table).</p>\n",

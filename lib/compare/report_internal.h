@@ -1,20 +1,30 @@
 /*
- * report_internal.h - what the reports share (private to lib/compare):
- *   report.c               names and sentences: a row's title, its origin,
- *                          the closing verdict, where its largest error is;
- *                          the table
- *   report_json.c          the same as JSON
+ * report_internal.h - what the reports share (private to lib/compare).
+ * They stand on the compare_*.c stack (compare_internal.h) and form a
+ * one-way stack of their own: each file calls only files below it. From
+ * the bottom to the top:
+ *   report_logits.c        the decision by the logits (compare_logits.c)
  *   report_grid.c          the heat map's grid (layers by checkpoints) and
  *                          the scale an NMSE is drawn on
+ *   report_parts.c         each layer's attention and FFN in a comparison;
+ *                          the parts that fail in an isolated (fed) one
+ *   report_text.c          names and sentences: a row's title, its origin,
+ *                          where its largest error is, what was not
+ *                          compared, the closing verdict
+ *   report_isolation.c     a chained and an isolated (fed) comparison, layer
+ *                          by layer
  *   report_heatmap.c       the grid for a terminal
- *   report_html.c          the HTML page: its frame, summary and full table
+ *   report_html_escape.c   HTML escaping, numbers and row attributes, for
+ *                          every report_html*.c file
+ *   report_html_settings.c both dumps' settings side by side
  *   report_html_heatmap.c  the grid as SVG
  *   report_html_charts.c   the first divergence's error per position, head
  *                          and step, as SVG bar charts
- *   report_html_settings.c both dumps' settings side by side
- *   report_logits.c        the decision by the logits (compare_logits.c)
- *   report_isolation.c     a chained and an isolated (fed) comparison, layer
- *                          by layer
+ *   report_html.c          the HTML page (--html): its frame, summary and
+ *                          full table
+ *   report_json.c          the report as JSON (--json)
+ *   report.c               the table for people, and its verdict
+ * report.c, report_json.c and report_html.c hold the reports' entry points.
  */
 #ifndef LLORCH_REPORT_INTERNAL_H
 #define LLORCH_REPORT_INTERNAL_H
@@ -25,7 +35,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* ---- names and sentences (report.c) ------------------------------------------- */
+/* ---- names and sentences (report_text.c) -------------------------------------- */
 
 /* "attn_norm, layer 2", "result_norm", "graph attn_norm-0" */
 const char *llorch_report_row_title(char *buf, size_t size, const struct llorch_ckpt_row *r);
@@ -35,6 +45,9 @@ const char *llorch_report_origin_text(char *buf, size_t size, const struct llorc
 const char *llorch_report_verdict_text(char *buf, size_t size, const llorch_ckpt_comparison *c);
 /* "token=3 channel=15": where the largest error is. */
 const char *llorch_report_location(char *buf, size_t size, const struct llorch_ckpt_row *r);
+/* "what is missing" (an incomplete dump, rows and positions only the
+ * reference holds), or "" when nothing counts. */
+const char *llorch_report_missing_text(char *buf, size_t size, const llorch_ckpt_comparison *c);
 
 /* ---- the decision: logits (report_logits.c) --------------------------------------- */
 
@@ -126,7 +139,7 @@ void llorch_report_nmse_rgb(double nmse, unsigned char rgb[3]);
 /* floor(-log10 nmse) within 0..9: the heat map's digit. */
 int llorch_report_nmse_decade(double nmse);
 
-/* ---- HTML (report_html*.c) ------------------------------------------------------ */
+/* ---- HTML: escaping and numbers (report_html_escape.c) -------------------------- */
 
 /* Writes s with & < > " ' and control characters escaped: safe in text and
  * in a double-quoted attribute. */
@@ -142,17 +155,35 @@ void llorch_html_row_attrs(FILE *f, const struct llorch_ckpt_row *r, size_t i);
 /* A number as the page shows it: %.3e, or inf/nan. */
 void llorch_html_short(FILE *f, double v);
 
+/* ---- HTML: the page's parts (report_html_*.c) ------------------------------------- */
+
 void llorch_html_heatmap(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_report_grid *g,
                          const struct llorch_ckpt_report_info *info);
 void llorch_html_charts(FILE *f, const llorch_ckpt_comparison *c, const struct llorch_ckpt_report_info *info);
 /* -1 when out of memory. */
 int llorch_html_settings(FILE *f, const struct llorch_ckpt_report_info *info);
 
-/* ---- isolation (report_isolation.c) ---------------------------------------------- */
+/* ---- a layer's parts (report_parts.c) -------------------------------------------- */
 
+/* One part of one layer (its attention, or its FFN) in one comparison. */
+struct llorch_report_part {
+    bool                          present;
+    double                        nmse;   /* the largest of its rows; infinite for an ERROR */
+    const struct llorch_ckpt_row *failed; /* its first row that does not pass, or NULL */
+};
+
+/* The part of a layer a row belongs to: the FFN (its output and what the
+ * residual adds after it) or the attention (everything before). */
+bool llorch_report_is_ffn(const llorch_ckpt_comparison *c, const struct llorch_ckpt_row *r);
+/* The attention (ffn false) or FFN (ffn true) of layer in c. */
+struct llorch_report_part llorch_report_part_of(const llorch_ckpt_comparison *c, int layer, bool ffn);
+/* The largest layer of c's rows (-1: none is in a layer). */
+int llorch_report_max_layer(const llorch_ckpt_comparison *c);
 /* The parts of layers that fail in a fed comparison: "layer 2's attention
  * (attn_norm), layer 5's FFN (ffn_out)"; "" when none. */
 void llorch_report_isolated_failures(char *buf, size_t size, const llorch_ckpt_comparison *isolated);
+
+/* ---- isolation (report_isolation.c) ---------------------------------------------- */
 
 struct cJSON;
 /* The "isolation" object of --json. */

@@ -4,7 +4,8 @@
  * layer on its own") side by side, layer by layer: each layer's attention
  * and FFN, their largest NMSE and status in both, the layers wrong on
  * their own, and whether isolation clears what the chained comparison
- * blamed.
+ * blamed. Each layer's parts come from report_parts.c, the sentences
+ * from report_text.c, both below.
  */
 #include "report_internal.h"
 
@@ -13,75 +14,12 @@
 #include <math.h>
 #include <string.h>
 
-/* The part of a layer a row belongs to: the FFN (its output and what the
- * residual adds after it) or the attention (everything before). */
-static bool is_ffn(const struct llorch_ckpt_row *r) {
-    static const char *const ffn[] = {"ffn_out",     "l_out",         "ffn_out_final",
-                                      "ffn_moe_out", "ffn_shexp_out", "ffn_dense_out"};
-    for (size_t i = 0; i < sizeof ffn / sizeof ffn[0]; i++) {
-        if (strcmp(r->checkpoint, ffn[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* One part of one layer in one comparison. */
-struct part {
-    bool                          present;
-    double                        nmse;   /* the largest of its rows; infinite for an ERROR */
-    const struct llorch_ckpt_row *failed; /* its first row that does not pass, or NULL */
-};
-
-static struct part part_of(const llorch_ckpt_comparison *c, int layer, bool ffn) {
-    struct part p = {false, 0, NULL};
-    for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
-        const struct llorch_ckpt_row *r = llorch_ckpt_comparison_row(c, i);
-        if (r->layer != layer || r->graph_name || is_ffn(r) != ffn) {
-            continue;
-        }
-        double e = r->status == LLORCH_CKPT_STATUS_ERROR || r->metrics.n_nonfinite ? INFINITY : r->metrics.nmse;
-        p.present = true;
-        p.nmse = e > p.nmse ? e : p.nmse;
-        if (!p.failed && r->status != LLORCH_CKPT_STATUS_PASS) {
-            p.failed = r;
-        }
-    }
-    return p;
-}
-
-static int max_layer(const llorch_ckpt_comparison *c) {
-    int last = -1;
-    for (size_t i = 0; i < llorch_ckpt_comparison_n_rows(c); i++) {
-        int l = llorch_ckpt_comparison_row(c, i)->layer;
-        last = l > last ? l : last;
-    }
-    return last;
-}
-
-static void print_part(FILE *f, struct part chained, struct part isolated) {
+static void print_part(FILE *f, struct llorch_report_part chained, struct llorch_report_part isolated) {
     if (!chained.present && !isolated.present) {
         fprintf(f, "  %10s %10s %-5s", "-", "-", "");
         return;
     }
     fprintf(f, "  %10.2e %10.2e %-5s", chained.nmse, isolated.nmse, isolated.failed ? "FAIL" : "ok");
-}
-
-/* "layer 2's attention (attn_norm)", for the closing lines. */
-void llorch_report_isolated_failures(char *buf, size_t size, const llorch_ckpt_comparison *isolated) {
-    int    last = max_layer(isolated);
-    size_t used = 0;
-    int    n = 0;
-    buf[0] = '\0';
-    for (int l = 0; l <= last && used < size; l++) {
-        for (int ffn = 0; ffn < 2 && used < size; ffn++) {
-            struct part p = part_of(isolated, l, ffn);
-            if (p.failed) {
-                used += (size_t) snprintf(buf + used, size - used, "%slayer %d's %s (%s)", n++ ? ", " : "", l,
-                                          ffn ? "FFN" : "attention", p.failed->checkpoint);
-            }
-        }
-    }
 }
 
 /* The chained comparison's first divergence, when isolation passes its layer. */
@@ -95,22 +33,23 @@ static const struct llorch_ckpt_row *cleared_blame(const llorch_ckpt_comparison 
     if (r->layer < 0) {
         return NULL;
     }
-    struct part p = part_of(isolated, r->layer, is_ffn(r));
+    struct llorch_report_part p = llorch_report_part_of(isolated, r->layer, llorch_report_is_ffn(chained, r));
     return p.present && !p.failed ? r : NULL;
 }
 
 int llorch_ckpt_report_isolation(FILE *f, const llorch_ckpt_comparison *chained, const llorch_ckpt_comparison *isolated,
                                  const char *fed_name) {
-    int  last = max_layer(isolated) > max_layer(chained) ? max_layer(isolated) : max_layer(chained);
+    int  last = llorch_report_max_layer(isolated) > llorch_report_max_layer(chained) ? llorch_report_max_layer(isolated)
+                                                                                     : llorch_report_max_layer(chained);
     char wrong[2048], title[256];
     fprintf(f, "\nisolation  %s: each layer computed from the other side's own input to it; largest NMSE of its rows\n",
             fed_name);
     fprintf(f, "%7s  %33s  %33s\n", "", "attention: chained  isolated", "FFN: chained  isolated");
     for (int l = 0; l <= last; l++) {
         fprintf(f, "%7d     ", l);
-        print_part(f, part_of(chained, l, false), part_of(isolated, l, false));
+        print_part(f, llorch_report_part_of(chained, l, false), llorch_report_part_of(isolated, l, false));
         fputs("          ", f);
-        print_part(f, part_of(chained, l, true), part_of(isolated, l, true));
+        print_part(f, llorch_report_part_of(chained, l, true), llorch_report_part_of(isolated, l, true));
         fputc('\n', f);
     }
     llorch_report_isolated_failures(wrong, sizeof wrong, isolated);
@@ -133,7 +72,8 @@ cJSON *llorch_report_isolation_json(const llorch_ckpt_comparison *chained, const
                                     const char *fed_name) {
     cJSON *o = cJSON_CreateObject(), *layers = cJSON_CreateArray();
     char   wrong[2048], sentence[2048];
-    int    last = max_layer(isolated) > max_layer(chained) ? max_layer(isolated) : max_layer(chained);
+    int last = llorch_report_max_layer(isolated) > llorch_report_max_layer(chained) ? llorch_report_max_layer(isolated)
+                                                                                    : llorch_report_max_layer(chained);
     cJSON_AddStringToObject(o, "path", fed_name);
     cJSON_AddNumberToObject(o, "exit_code", llorch_ckpt_comparison_exit_code(isolated));
     cJSON_AddStringToObject(o, "message", llorch_report_verdict_text(sentence, sizeof sentence, isolated));
@@ -141,10 +81,11 @@ cJSON *llorch_report_isolation_json(const llorch_ckpt_comparison *chained, const
         cJSON *row = cJSON_CreateObject();
         cJSON_AddNumberToObject(row, "layer", l);
         for (int ffn = 0; ffn < 2; ffn++) {
-            struct part a = part_of(chained, l, ffn), b = part_of(isolated, l, ffn);
-            cJSON      *p = cJSON_CreateObject();
+            struct llorch_report_part a = llorch_report_part_of(chained, l, ffn),
+                                      b = llorch_report_part_of(isolated, l, ffn);
+            cJSON *p = cJSON_CreateObject();
             isfinite(a.nmse) ? cJSON_AddNumberToObject(p, "chained_nmse", a.nmse)
-                                  : cJSON_AddNullToObject(p, "chained_nmse");
+                             : cJSON_AddNullToObject(p, "chained_nmse");
             isfinite(b.nmse) ? cJSON_AddNumberToObject(p, "isolated_nmse", b.nmse)
                              : cJSON_AddNullToObject(p, "isolated_nmse");
             cJSON_AddStringToObject(p, "chained", a.failed ? "FAIL" : "PASS");

@@ -10,9 +10,11 @@
 #include "read_internal.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A manifest of 100k files is ~40 MB; a 1 GiB one is not a manifest. */
@@ -84,12 +86,34 @@ static int open_container_file(llorch_ckpt_dump *d, char *err, size_t err_size) 
     return d->container ? 0 : -1;
 }
 
+/* Where the manifest could not be read because it or its directory is
+ * not there, says so (in the words of the Python reader) with the fix;
+ * any other error keeps its own message. */
+static void missing_manifest(const char *dir, char *err, size_t err_size) {
+    struct stat st;
+    char        path[4096];
+    llorch_read_join_path(path, sizeof path, dir, MANIFEST_NAME);
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT) {
+            llorch_set_error(err, err_size, "%s: no such directory; give the directory of a dump", dir);
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        llorch_set_error(err, err_size, "%s: not a directory; give the directory of a dump", dir);
+    } else if (lstat(path, &st) != 0 && errno == ENOENT) {
+        llorch_set_error(err, err_size,
+                         "%s: no manifest.json: not a dump, or still being written (a run writes its manifest "
+                         "last); give the directory of a finished dump",
+                         dir);
+    }
+}
+
 llorch_ckpt_dump *llorch_ckpt_dump_open(const char *dir, char *err, size_t err_size) {
     unsigned char *text;
     size_t         size;
     char           manifest_name[4096];
     llorch_read_join_path(manifest_name, sizeof manifest_name, dir, MANIFEST_NAME);
     if (llorch_read_file_in_dir(dir, MANIFEST_NAME, MANIFEST_MAX_BYTES, &text, &size, err, err_size) != 0) {
+        missing_manifest(dir, err, err_size); /* the usual case, said as people need it */
         return NULL;
     }
     llorch_ckpt_dump *d = llorch_read_dump_from_text((const char *) text, size, dir, manifest_name, err, err_size);
@@ -356,31 +380,4 @@ llorch_ckpt_array *llorch_ckpt_dump_load(const llorch_ckpt_dump *d, size_t i, ch
         return NULL;
     }
     return a;
-}
-
-/* ---- freeing ------------------------------------------------------------- */
-
-void llorch_ckpt_dump_free(llorch_ckpt_dump *d) {
-    if (!d) {
-        return;
-    }
-    for (size_t i = 0; i < d->n_files; i++) {
-        free(d->files[i].name);
-        free(d->files[i].buf);
-    }
-    free(d->files);
-    llorch_container_free(d->container);
-    if (d->container_fd >= 0) {
-        close(d->container_fd);
-    }
-    cJSON_Delete(d->root);
-    for (size_t i = 0; d->entries && i < d->n_entries; i++) {
-        free((void *) d->entries[i].positions);
-        free((void *) d->entries[i].cells);
-    }
-    for (size_t i = 0; i < d->n_sequences; i++) {
-        free((void *) d->sequences[i].tokens);
-    }
-    void *const owned[] = {d->entries, d->sequences, d->tokens, d->dir, d->name, d->manifest_name, d};
-    llorch_free_all(owned, sizeof owned / sizeof owned[0]);
 }

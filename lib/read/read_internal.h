@@ -3,6 +3,7 @@
  * lib/read: the array and dump objects, the limits that more than one file
  * applies, and the helpers one file defines for the others:
  *
+ *   read_object.c    the dump object's allocation and free (the bottom)
  *   read_file.c      plain names, paths for messages, opening and reading
  *                    a file inside the dump directory
  *   read_npy.c       the .npy parser and the llorch_ckpt_array_* API
@@ -104,6 +105,10 @@ int llorch_read_shape_bytes(int n_dims, const int64_t *shape, enum llorch_ckpt_d
 /* The dump a manifest describes, without its files. text must be
  * NUL-terminated at text[size]; name is the dump's name, manifest_name
  * the one messages give. */
+/* read_object.c: an empty dump object named `name`; NULL (err set) when out
+ * of memory. llorch_ckpt_dump_free frees it. */
+llorch_ckpt_dump *llorch_read_dump_new(const char *name, const char *manifest_name, char *err, size_t err_size);
+
 llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, const char *name, const char *manifest_name,
                                              char *err, size_t err_size);
 

@@ -565,16 +565,9 @@ static int parse_json(struct ctx *c, const char *text, size_t size, cJSON **out)
 /* text must be NUL-terminated at text[size]. */
 llorch_ckpt_dump *llorch_read_dump_from_text(const char *text, size_t size, const char *name, const char *manifest_name,
                                              char *err, size_t err_size) {
-    llorch_ckpt_dump *d = calloc(1, sizeof *d);
+    llorch_ckpt_dump *d = llorch_read_dump_new(name, manifest_name, err, err_size);
     struct ctx        c = {manifest_name, "", err, err_size};
-    if (d) {
-        d->container_fd = -1;
-        d->name = llorch_strdup(name);
-        d->manifest_name = llorch_strdup(manifest_name);
-    }
-    if (!d || !d->name || !d->manifest_name) {
-        llorch_set_error(err, err_size, "%s: out of memory", manifest_name);
-        llorch_ckpt_dump_free(d);
+    if (!d) {
         return NULL;
     }
     if (parse_json(&c, text, size, &d->root) != 0 || parse_header_fields(&c, d->root, d) != 0 ||

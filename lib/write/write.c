@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct llorch_ckpt_writer {
     char                  *dir;
@@ -39,6 +41,10 @@ struct llorch_ckpt_writer {
     bool                   sequences; /* the run has several sequences: format version 3 */
     size_t                 bytes;     /* data bytes written (headers not counted) */
     size_t                 n_files;
+    bool                   made_dir;        /* the directory did not exist before */
+    bool                   container_named; /* the container has its final name */
+    bool                   tokens_written;  /* tokens.npy was (or may have been) written */
+    bool                   finished;        /* the manifest is written: the dump is whole */
     char                   error[1024];
 };
 
@@ -103,6 +109,8 @@ llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch
                                             size_t err_size) {
     struct llorch_ckpt_writer_options none = {0};
     opt = opt != NULL ? opt : &none;
+    struct stat st;
+    bool        existed = dir != NULL && stat(dir, &st) == 0;
     if (check_options(dir, opt, err, err_size) != 0 ||
         llorch_write_prepare_dir(dir, opt->allow_nonempty, err, err_size) != 0) {
         return NULL;
@@ -116,6 +124,7 @@ llorch_ckpt_writer *llorch_ckpt_writer_open(const char *dir, const struct llorch
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
+    w->made_dir = !existed;
     w->text = opt->text;
     w->sync = !opt->no_sync;
     w->form = opt->form;
@@ -288,6 +297,7 @@ static int write_tokens(llorch_ckpt_writer *w, const int32_t *tokens, int n_toke
         .dtype = LLORCH_CKPT_DTYPE_I32,
         .data = n_tokens > 0 ? (const void *) tokens : (const void *) &none,
     };
+    w->tokens_written = true;
     return llorch_write_npy_file(w->dir, "tokens.npy", &t, false, w->error, sizeof w->error);
 }
 
@@ -335,6 +345,7 @@ static int finish_container(llorch_ckpt_writer *w) {
         return writer_error(w, "cannot rename %s to %s: %s; check the output directory", w->container_part, path,
                             strerror(errno));
     }
+    w->container_named = true;
     return 0;
 }
 
@@ -375,6 +386,7 @@ int llorch_ckpt_writer_finish(llorch_ckpt_writer *w, bool complete, const char *
                               sizeof w->error) != 0) {
         return -1;
     }
+    w->finished = true;
     return w->sync ? llorch_sync_path(w->dir, w->error, sizeof w->error) : 0;
 }
 
@@ -386,12 +398,47 @@ size_t llorch_ckpt_writer_files(const llorch_ckpt_writer *w) {
     return w->n_files;
 }
 
+/* A writer freed before its manifest was written (a full disk, a failed
+ * run) leaves no dump: it removes every file it wrote (a container's .part
+ * goes with its writer), and the directory if it made it, so that the
+ * same command can run again into the same directory. */
+static void remove_written(const llorch_ckpt_writer *w) {
+    char path[4200];
+    for (size_t i = 0; w->form == LLORCH_CKPT_FORM_NPY && i < w->names.n_slots; i++) {
+        const char *name = w->names.slots[i];
+        if (name != NULL) {
+            snprintf(path, sizeof path, "%s/%s", w->dir, name);
+            remove(path);
+            snprintf(path, sizeof path, "%s/%.*s.txt", w->dir, (int) strlen(name) - 4, name);
+            if (w->text) {
+                remove(path);
+            }
+        }
+    }
+    if (w->container_named) {
+        snprintf(path, sizeof path, "%s/%s", w->dir, w->container);
+        remove(path);
+    }
+    snprintf(path, sizeof path, "%s/tokens.npy", w->dir);
+    if (w->tokens_written) {
+        remove(path);
+    }
+    if (w->made_dir) {
+        rmdir(w->dir); /* only when empty: nothing of anyone else's goes */
+    }
+}
+
 void llorch_ckpt_writer_free(llorch_ckpt_writer *w) {
     if (w == NULL) {
         return;
     }
-    llorch_npz_writer_free(w->npz);
+    llorch_npz_writer_free(w->npz); /* first: an unfinished container's .part goes here */
     llorch_st_writer_free(w->st);
+    w->npz = NULL;
+    w->st = NULL;
+    if (!w->finished) {
+        remove_written(w);
+    }
     llorch_name_set_free(&w->names);
     cJSON_Delete(w->run);
     cJSON_Delete(w->files);

@@ -10,11 +10,14 @@ from Python, and capture them from PyTorch models (torch_hooks).
     reference_input("llama.cpp-dump", layer=3)     # what llama.cpp fed into layer 3: (T, n_embd)
 
 PyTorch: llorch_checkpoint.torch_hooks.Capture (imports torch on use).
+RWKV-7 in plain numpy from a GGUF: python3 -m llorch_checkpoint.rwkv7 (GGUFTensors reads the weights).
 """
 
 from .gguf import gguf_fingerprint
+from .gguf_tensors import GGUFTensors
 from .reader import Dump, reference_input
 from .writer import KINDS, DumpWriter, file_name
 
 __version__ = "0.1.0"
-__all__ = ["Dump", "DumpWriter", "KINDS", "file_name", "gguf_fingerprint", "reference_input", "__version__"]
+__all__ = ["Dump", "DumpWriter", "GGUFTensors", "KINDS", "file_name", "gguf_fingerprint", "reference_input",
+           "__version__"]

@@ -1,12 +1,13 @@
-"""Reads a checkpoint dump (docs/FORMAT.md) of any version (1 to 3) in the
-npy or npz form: numpy arrays by (checkpoint, layer, step, sequence)."""
+"""Reads a checkpoint dump (docs/FORMAT.md) of any version (1 to 3) in any
+form (npy, npz or safetensors): numpy arrays by (checkpoint, layer, step,
+sequence)."""
 
 import json
 import os
 
 import numpy as np
 
-from . import npyfile
+from . import npyfile, safetensorsfile
 
 KNOWN_VERSIONS = (1, 2, 3)
 
@@ -31,9 +32,11 @@ class Dump:
             raise ValueError(f"{path}: format {m.get('format')!r} version {m.get('format_version')!r} is not known")
         self.verify = verify
         self.container = m.get("container")
-        if self.container and self.container.get("format") != "npz":
-            raise ValueError(f"container {self.container.get('format')!r}: this reader reads npy and npz dumps")
+        if self.container and self.container.get("format") not in ("npz", "safetensors"):
+            raise ValueError(f"container {self.container.get('format')!r}: this reader reads npy, npz and "
+                             f"safetensors dumps")
         self._blob = None
+        self._tensors = None  # a safetensors container's header, parsed on first use
 
     @property
     def files(self):
@@ -107,7 +110,9 @@ class Dump:
 
     def load(self, e):
         """The tensor of one manifest entry, checked against its crc32."""
-        if self.container:
+        if self.container and self.container["format"] == "safetensors":
+            a = self._safetensor(e)
+        elif self.container:
             blob = self._container()
             dtype = npyfile.DTYPES[e["dtype"]]
             n = int(np.prod(e["shape"], dtype=np.int64)) if e["shape"] else 1
@@ -138,8 +143,34 @@ class Dump:
     def _container(self):
         if self._blob is None:
             path = os.path.join(self.dir, self.container["file"])
-            self._blob = np.memmap(path, dtype=np.uint8, mode="r")
+            # np.memmap cannot map an empty file; such a container is read as no bytes (and is truncated)
+            self._blob = np.memmap(path, dtype=np.uint8, mode="r") if os.path.getsize(path) else b""
         return self._blob
+
+    def _safetensor(self, e):
+        """Entry e's tensor in checkpoints.safetensors, by the container's own
+        header (its member is the entry's key), checked against the manifest:
+        dtype, shape and offset. F16 stays float16, as in a .npy file."""
+        path = os.path.join(self.dir, self.container["file"])
+        blob = self._container()
+        try:
+            if self._tensors is None:
+                self._tensors = safetensorsfile.parse_header(blob)[0]
+            key = e.get("key", e["file"])
+            t = self._tensors.get(key)
+            if t is None:
+                raise ValueError(f"no tensor {key!r}, which the manifest lists; the dump is damaged, re-create it")
+            a = safetensorsfile.array(blob, t, e["dtype"])
+        except ValueError as err:
+            msg = str(err)
+            if msg.startswith("truncated"):
+                msg += "; the dump is damaged, re-create it"
+            raise ValueError(f"{path}: {msg}") from None
+        if list(a.shape) != list(e["shape"]):
+            raise ValueError(f"{path}: tensor {key!r} has shape {list(a.shape)}, the manifest says {e['shape']}")
+        if "offset" in e and e["offset"] != t.begin:
+            raise ValueError(f"{path}: tensor {key!r} starts at byte {t.begin}, the manifest says {e['offset']}")
+        return a
 
     def __iter__(self):
         """(entry, array) for every file, in manifest order."""

@@ -39,6 +39,8 @@ KINDS = {
     "ffn_moe_out": (0, True, ("token", "channel")),
     "ffn_shexp_out": (0, True, ("token", "channel")),
     "ffn_dense_out": (0, True, ("token", "channel")),
+    "cache_r": (3, True, ("state",)),
+    "cache_s": (3, True, ("state",)),
 }
 
 

@@ -29,10 +29,12 @@ pub enum Kind {
     FfnMoeOut,
     FfnShexpOut,
     FfnDenseOut,
+    CacheR,
+    CacheS,
 }
 
 // (kind, name, number, per_layer, axes)
-const TABLE: [(Kind, &str, u32, bool, &str); 24] = [
+const TABLE: [(Kind, &str, u32, bool, &str); 26] = [
     (Kind::AttnNorm, "attn_norm", 1, true, "token,channel"),
     (Kind::Qcur, "Qcur", 2, true, "token,head,channel"),
     (Kind::Kcur, "Kcur", 2, true, "token,head,channel"),
@@ -57,6 +59,8 @@ const TABLE: [(Kind, &str, u32, bool, &str); 24] = [
     (Kind::FfnMoeOut, "ffn_moe_out", 0, true, "token,channel"),
     (Kind::FfnShexpOut, "ffn_shexp_out", 0, true, "token,channel"),
     (Kind::FfnDenseOut, "ffn_dense_out", 0, true, "token,channel"),
+    (Kind::CacheR, "cache_r", 3, true, "state"),
+    (Kind::CacheS, "cache_s", 3, true, "state"),
 ];
 
 impl Kind {
@@ -116,7 +120,7 @@ mod tests {
 
     #[test]
     fn names_and_files() {
-        assert_eq!(Kind::all().count(), 24);
+        assert_eq!(Kind::all().count(), 26);
         for k in Kind::all() {
             assert_eq!(Kind::from_name(k.name()), Some(k));
         }

@@ -4,7 +4,7 @@
 //! allocated beyond what the file holds.
 
 use crate::npy::{self, Dtype};
-use crate::zip::{self, MemberSpan, Source};
+use crate::npz::{self, MemberSpan, Source};
 use crate::{crc32, f16_to_f32, io_err, Error};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -136,7 +136,7 @@ impl Npz {
     }
 
     fn from_source(src: Source) -> Result<Npz, Error> {
-        let members = zip::index(&src)?;
+        let members = npz::index(&src)?;
         Ok(Npz { src, members })
     }
 

@@ -5,7 +5,7 @@
 
 use crate::kind::Kind;
 use crate::npy::{self, Dtype};
-use crate::zip::NpzWriter;
+use crate::npz::NpzWriter;
 use crate::{crc32, io_err, Error};
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -278,7 +278,7 @@ fn int_list<T: ToString>(v: &[T]) -> String {
 }
 
 struct Container {
-    npz: NpzWriter<BufWriter<File>>,
+    npz: NpzWriter,
     part: PathBuf,
 }
 
@@ -355,9 +355,16 @@ impl Writer {
             Form::Npy => None,
             Form::Npz => {
                 let part = dir.join("checkpoints.npz.part");
-                let f = File::create(&part).map_err(io_err(&part))?;
+                // read too: finish() reads the central directory back (crate::npz)
+                let f = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&part)
+                    .map_err(io_err(&part))?;
                 Some(Container {
-                    npz: NpzWriter::new(BufWriter::with_capacity(1 << 20, f)),
+                    npz: NpzWriter::new(f),
                     part,
                 })
             }
@@ -596,13 +603,10 @@ impl Writer {
         if let Some(c) = self.container.take() {
             let path = self.dir.join("checkpoints.npz");
             let part = c.part.clone();
-            let done = c.npz.finish().map_err(|e| match e {
+            let f = c.npz.finish().map_err(|e| match e {
                 Error::Io(_, io) => Error::Io(part.display().to_string(), io),
                 e => e,
             })?;
-            let f = done
-                .into_inner()
-                .map_err(|e| Error::Io(part.display().to_string(), e.into_error()))?;
             if self.sync {
                 f.sync_all().map_err(io_err(&part))?;
             }

@@ -66,7 +66,13 @@ static int option_value(const char *prog, const struct option *o, int id, const 
     return id;
 }
 
-int cli_next(const char *prog, const char *const *options, int argc, char **argv, int *i, const char **value) {
+/* cli_next on a plain NULL-terminated list of names. */
+static const char *list_names(const void *table, int id) {
+    return ((const char *const *) table)[id];
+}
+
+static int next_in(const char *prog, cli_names_fn names, const void *table, int argc, char **argv, int *i,
+                   const char **value) {
     *value = NULL;
     if (*i >= argc) {
         return CLI_END;
@@ -82,10 +88,11 @@ int cli_next(const char *prog, const char *const *options, int argc, char **argv
         *value = arg;
         return CLI_POSITIONAL;
     }
-    for (int id = 0; options[id] != NULL; id++) {
+    const char *entry;
+    for (int id = 0; (entry = names(table, id)) != NULL; id++) {
         struct option o;
         const char   *inline_value;
-        split(options[id], &o);
+        split(entry, &o);
         if (matches(&o, arg, &inline_value)) {
             return option_value(prog, &o, id, arg, inline_value, argc, argv, i, value);
         }
@@ -94,13 +101,22 @@ int cli_next(const char *prog, const char *const *options, int argc, char **argv
     return CLI_ERROR;
 }
 
+int cli_next(const char *prog, const char *const *options, int argc, char **argv, int *i, const char **value) {
+    return next_in(prog, list_names, options, argc, argv, i, value);
+}
+
 int cli_parse(const char *prog, const char *const *options, int argc, char **argv, cli_apply_fn apply, void *ctx) {
+    return cli_parse_table(prog, list_names, options, argc, argv, apply, ctx);
+}
+
+int cli_parse_table(const char *prog, cli_names_fn names, const void *table, int argc, char **argv, cli_apply_fn apply,
+                    void *ctx) {
     int i = 1;
     for (;;) {
         const char *value;
         char        flag[64]; /* the option as given, without "=VALUE", for messages */
         snprintf(flag, sizeof flag, "%.*s", i < argc ? (int) strcspn(argv[i], "=") : 0, i < argc ? argv[i] : "");
-        int id = cli_next(prog, options, argc, argv, &i, &value);
+        int id = next_in(prog, names, table, argc, argv, &i, &value);
         if (id == CLI_END) {
             return 0;
         }

@@ -1,4 +1,4 @@
-/* cli.h - the command line of every program, one way:
+/* cli.h - the command line of every program (programs/, engine/), one way:
  *   -x VALUE, --long VALUE and --long=VALUE; switches take no value;
  *   -h/--help and --version;
  *   an unknown option, or an option without its value, is a usage error
@@ -40,6 +40,16 @@ typedef int (*cli_apply_fn)(void *ctx, int id, const char *flag, const char *val
  * CLI_VERSION when asked for (the caller prints them), or an exit status:
  * CLI_EXIT_USAGE for a usage error (reported), or apply's. */
 int cli_parse(const char *prog, const char *const *options, int argc, char **argv, cli_apply_fn apply, void *ctx);
+
+/* The names of option id (>= 0) of a program's own table of options, in
+ * the notation of cli_next ("-m|--model="), or NULL past its last one. */
+typedef const char *(*cli_names_fn)(const void *table, int id);
+
+/* cli_parse for a program that keeps its options in a table of its own
+ * (one row per option: names, value, help): names(table, id) gives the
+ * names of row id. */
+int cli_parse_table(const char *prog, cli_names_fn names, const void *table, int argc, char **argv, cli_apply_fn apply,
+                    void *ctx);
 
 /* Parses an integer in [min, max] into *out. Returns 0, or reports one
  * line and returns CLI_EXIT_USAGE. *out is written only on success. */
