@@ -296,8 +296,9 @@ const char *llorch_report_grid_label(char *buf, size_t size, const struct llorch
 
 /* ---- the color scale ------------------------------------------------------------------ */
 
-/* log10 NMSE to color: pale green where two correct f32 implementations
- * land, teal up to the default tolerance (1e-6), then orange to dark red. */
+/* log10 NMSE to color: pale green at 1e-16 (where two correct f32
+ * implementations land), darker green to 1e-8, pale yellow at 1e-6, orange
+ * at 1e-3, dark red at 1 and above. */
 static const struct stop {
     double        at;
     unsigned char rgb[3];

@@ -132,7 +132,8 @@ enum llorch_grid_look llorch_report_grid_look(const llorch_ckpt_comparison *c, c
 const char *llorch_report_grid_label(char *buf, size_t size, const struct llorch_grid_line *line);
 
 /* The color scale: log10 NMSE from -16 (and 0: identical) to 0 and above,
- * pale to dark red, the same in the page and the terminal. */
+ * pale green through green, yellow and orange to dark red (report_grid.c),
+ * the same in the page and the terminal. */
 #define LLORCH_SCALE_LOW  (-16.0)
 #define LLORCH_SCALE_HIGH 0.0
 void llorch_report_nmse_rgb(double nmse, unsigned char rgb[3]);
