@@ -190,6 +190,12 @@ int extractor_load_model(struct extractor_run *r);
 char *extractor_read_text_file(const char *path);
 /* Tokenizes text (BOS added) into a fresh array with room for `extra`
  * more; returns the count, or -1. */
+/* The prompt's tokens, with room for `extra` more: their count, -1 when
+ * the text cannot be tokenized, EXTRACTOR_NO_TOKENIZER when the model has
+ * no tokenizer. */
+#define EXTRACTOR_NO_TOKENIZER (-2)
+#define EXTRACTOR_NO_TOKENIZER_FIX                                                                                     \
+    "the model has no tokenizer (its vocabulary type is none); give the prompt as token ids with --tokens 1,2,3"
 int extractor_tokenize(const struct llama_vocab *vocab, const char *text, int extra, llama_token **tokens);
 
 /* extractor_feed.c */

@@ -146,6 +146,10 @@ char *extractor_read_text_file(const char *path) {
 }
 
 int extractor_tokenize(const struct llama_vocab *vocab, const char *text, int extra, llama_token **tokens) {
+    *tokens = NULL;
+    if (llama_vocab_type(vocab) == LLAMA_VOCAB_TYPE_NONE) {
+        return EXTRACTOR_NO_TOKENIZER; /* llama.cpp would abort */
+    }
     int len = (int) strlen(text);
     int n = -llama_tokenize(vocab, text, len, NULL, 0, true, false);
     *tokens = n >= 0 ? malloc((size_t) (n + extra) * sizeof **tokens) : NULL;

@@ -30,6 +30,9 @@ static int split_lines(char *text, char **lines, int n) {
 static int add_prompt(struct extractor_run *r, struct extractor_sequence *s, const char *text) {
     s->prompt = strdup(text);
     s->n_prompt = extractor_tokenize(r->vocab, text, r->opt.n_predict + 1, &s->tokens);
+    if (s->n_prompt == EXTRACTOR_NO_TOKENIZER) {
+        return extractor_bad_input("%s", EXTRACTOR_NO_TOKENIZER_FIX);
+    }
     if (s->prompt == NULL || s->n_prompt < 0) {
         return extractor_bad_input("cannot tokenize the prompt of sequence %d; check that it is valid UTF-8",
                                    (int) (s - r->seqs));

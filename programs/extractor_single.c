@@ -26,6 +26,9 @@ static int tokenize_prompt(struct extractor_run *r) {
         r->prompt_text = strdup(text);
     }
     int n = extractor_tokenize(r->vocab, text, r->opt.n_predict + 1, &r->tokens);
+    if (n == EXTRACTOR_NO_TOKENIZER) {
+        return extractor_bad_input("%s", EXTRACTOR_NO_TOKENIZER_FIX);
+    }
     if (n < 0) {
         return extractor_bad_input("cannot tokenize the prompt; check that it is valid UTF-8");
     }

@@ -556,6 +556,11 @@ def check(extractor, model, work, fa):
         res["problems"].append(f"full-graph dump failed ({rc}): {err}")
         return res
     if fa == "off":
+        # a text prompt: a model without a tokenizer (these random models) is
+        # a one-line error that points to --tokens, never llama.cpp's abort
+        rc, err = run([extractor, "-m", model, "-p", "hi", "-o", os.path.join(work, "text-prompt")])
+        if rc not in (0, 2) or (rc == 2 and "--tokens" not in err):
+            res["problems"].append(f"-p on this model: exit {rc}: {err}")
         # the default selection, as a user runs it: in layers without attention
         # or FFN (mamba) it selects only attn_norm and attn_out_proj
         defd = os.path.join(work, "default")
