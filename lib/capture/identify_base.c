@@ -13,6 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool llorch_id_is_recurrence(enum ggml_op op) {
+    return op == GGML_OP_SSM_SCAN || op == GGML_OP_GATED_DELTA_NET || op == GGML_OP_RWKV_WKV6 ||
+           op == GGML_OP_RWKV_WKV7 || op == GGML_OP_GATED_LINEAR_ATTN;
+}
+
 const char *llorch_id_arch(const struct ictx *c) {
     return c->in->arch != NULL ? c->in->arch : "this model";
 }

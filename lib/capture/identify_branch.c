@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A recurrence op, or a short convolution (a mixer of its own in lfm2). */
 static bool is_recurrent_mixer(enum ggml_op op) {
-    return op == GGML_OP_SSM_SCAN || op == GGML_OP_SSM_CONV || op == GGML_OP_GATED_DELTA_NET ||
-           op == GGML_OP_RWKV_WKV6 || op == GGML_OP_RWKV_WKV7 || op == GGML_OP_GATED_LINEAR_ATTN;
+    return llorch_id_is_recurrence(op) || op == GGML_OP_SSM_CONV;
 }
 
 void llorch_id_mixers(struct ictx *c) {

@@ -62,8 +62,11 @@ struct ictx {
 
 /* identify_base.c: the result and the shared helpers, below every pass */
 const char *llorch_id_arch(const struct ictx *c); /* the architecture's name, for reasons */
-void        llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready);
-void        llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...)
+/* The ops that carry a state from token to token (SSM scan, WKV, gated
+ * linear attention, delta net). */
+bool llorch_id_is_recurrence(enum ggml_op op);
+void llorch_id_add_role(struct ictx *c, enum llorch_ckpt_kind kind, int layer, int node, int ready);
+void llorch_id_add_absence(struct ictx *c, enum llorch_ckpt_kind kind, int layer, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif

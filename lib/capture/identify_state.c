@@ -40,11 +40,6 @@ static int state_leaf_of(const struct ictx *c, int node) {
     return LLORCH_GREF_LEAF_INDEX(root);
 }
 
-static bool is_recurrence(enum ggml_op op) {
-    return op == GGML_OP_SSM_SCAN || op == GGML_OP_GATED_DELTA_NET || op == GGML_OP_RWKV_WKV6 ||
-           op == GGML_OP_RWKV_WKV7 || op == GGML_OP_GATED_LINEAR_ATTN;
-}
-
 static bool moves_rows(enum ggml_op op) {
     return llorch_graph_is_view_op(op) || op == GGML_OP_GET_ROWS || op == GGML_OP_CONT;
 }
@@ -55,7 +50,7 @@ static bool reaches_recurrence(const struct ictx *c, int node, int depth) {
     const struct llorch_gnode *n = &c->g->nodes[node];
     for (int k = 0; k < n->n_consumers && depth > 0; k++) {
         int m = c->g->consumers[n->first_consumer + k];
-        if (is_recurrence(c->g->nodes[m].op) ||
+        if (llorch_id_is_recurrence(c->g->nodes[m].op) ||
             (moves_rows(c->g->nodes[m].op) && reaches_recurrence(c, m, depth - 1))) {
             return true;
         }
@@ -90,8 +85,7 @@ static bool feeds_mixer(struct ictx *c, int leaf, int mixer) {
 
 struct state_writers {
     int leaf;
-    int n;    /* copies into it of values computed from the tokens */
-    int last; /* the last of them */
+    int last; /* the last copy into it of a value computed from the tokens */
 };
 
 #define MAX_STATE_LEAVES 4
@@ -117,9 +111,8 @@ static int find_writers(struct ictx *c, int il, struct state_writers *w) {
             if (n == MAX_STATE_LEAVES) {
                 continue;
             }
-            w[n++] = (struct state_writers){leaf, 0, -1};
+            w[n++] = (struct state_writers){leaf, -1};
         }
-        w[k].n++;
         w[k].last = i;
     }
     return n;
