@@ -210,8 +210,8 @@ def case_faults(env, ref):
             fail(f"--fault {spec}: --preset f32 exits {rc_f32} ({r_f32.get('message')}); the fault was meant to be "
                  f"below its fixed limits")
         first = r["first_divergence"]["checkpoint"]
-        print(f"--fault {spec}: {checkpoint}, layer {layer}, fails, introduced (NMSE {x['nmse']:.2e}, "
-              f"{x['growth']:.0f}x its inputs'; max_abs_err {x['max_abs_err']:.2e})"
+        print(f"--fault {spec}: {checkpoint}, layer {layer}, fails, {x['origin']} (NMSE {x['nmse']:.2e}, "
+              f"{x['growth']:.3g}x its inputs'; max_abs_err {x['max_abs_err']:.2e})"
               + (f", after the state it leaves ({first}, NMSE {row(r, first, layer)['nmse']:.2e})"
                  if first != checkpoint else "") + "; --preset f32 passes the run")
     # a bad fault is refused with exit 2
