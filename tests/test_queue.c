@@ -4,14 +4,21 @@
  *
  * The phases are chosen so that released chunks of one size cannot serve
  * the next size: kept as spares beside a full queue, they would take the
- * memory past the bound. */
+ * memory past the bound.
+ *
+ * Memory reserved before a step is mapped (every page resident, where a
+ * fresh buffer's pages are not), serves that many bytes of buffers without
+ * a new chunk, and stays within the bound. */
+#define _DEFAULT_SOURCE /* mincore */
 #define _POSIX_C_SOURCE 200809L
 #include "queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MIB   ((size_t) 1 << 20)
 #define BOUND (16 * MIB)
@@ -54,6 +61,94 @@ static int push_items(llorch_queue *q, int *next, int count, size_t bytes) {
     return 0;
 }
 
+static int consume_nothing(void *ctx, const struct llorch_queue_item *item) {
+    (void) ctx;
+    (void) item;
+    return 0;
+}
+
+/* The pages of [p, p + bytes) that are resident. */
+static size_t resident_pages(void *p, size_t bytes) {
+    size_t         page = (size_t) sysconf(_SC_PAGESIZE), n = bytes / page, count = 0;
+    unsigned char *vec = calloc(n, 1);
+    if (vec != NULL && mincore(p, bytes, vec) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            count += vec[i] & 1;
+        }
+    }
+    free(vec);
+    return count;
+}
+
+/* A buffer of `bytes` taken and released at once; returns the fraction of
+ * the 8 MiB chunk under it that is resident. */
+static double resident_under_new_buffer(llorch_queue *q, size_t bytes) {
+    struct llorch_queue_item item = {0};
+    item.data = llorch_queue_buffer(q, bytes, &item.chunk);
+    if (item.data == NULL) {
+        return -1.0;
+    }
+    size_t                    page = (size_t) sysconf(_SC_PAGESIZE);
+    double                    share = (double) resident_pages(item.data, 8 * MIB) / (double) (8 * MIB / page);
+    struct llorch_queue_item *heap = malloc(sizeof *heap);
+    *heap = item;
+    llorch_queue_recycle(q, heap);
+    return share;
+}
+
+static int check_reserve(void) {
+    int           failures = 0;
+    double        wait;
+    size_t        peak_bytes, held, held_after;
+    llorch_queue *fresh = llorch_queue_create(BOUND, consume_nothing, NULL);
+    llorch_queue *q = llorch_queue_create(BOUND, consume_nothing, NULL);
+    if (fresh == NULL || q == NULL) {
+        return 1;
+    }
+    double unreserved = resident_under_new_buffer(fresh, 1 * MIB);
+    llorch_queue_reserve(q, 12 * MIB);
+    llorch_queue_stats(q, &wait, &peak_bytes, &held);
+    double reserved = resident_under_new_buffer(q, 1 * MIB);
+    if (unreserved > 0.5 || reserved < 1.0) {
+        fprintf(stderr, "FAIL: resident share of a new buffer's chunk: %.2f without reserve, %.2f with\n", unreserved,
+                reserved);
+        failures++;
+    }
+    if (held < 12 * MIB || held > BOUND) {
+        fprintf(stderr, "FAIL: reserving 12 MiB holds %zu bytes (bound %zu)\n", held, BOUND);
+        failures++;
+    }
+    struct llorch_queue_item items[12];
+    for (int i = 0; i < 12; i++) { /* buffers of 12 MiB held at once come from the reserve */
+        items[i].data = llorch_queue_buffer(q, 1 * MIB - 64, &items[i].chunk);
+    }
+    llorch_queue_stats(q, &wait, &peak_bytes, &held_after);
+    if (held_after != held) {
+        fprintf(stderr, "FAIL: 12 MiB of buffers after reserving 12 MiB grew the memory from %zu to %zu\n", held,
+                held_after);
+        failures++;
+    }
+    for (int i = 0; i < 12; i++) {
+        struct llorch_queue_item *heap = malloc(sizeof *heap);
+        *heap = items[i];
+        llorch_queue_recycle(q, heap);
+    }
+    llorch_queue_reserve(q, 10 * BOUND);
+    llorch_queue_stats(q, &wait, &peak_bytes, &held);
+    if (held > BOUND) {
+        fprintf(stderr, "FAIL: reserving past the bound holds %zu bytes (bound %zu)\n", held, BOUND);
+        failures++;
+    }
+    llorch_queue_free(fresh);
+    llorch_queue_free(q);
+    if (failures == 0) {
+        printf(
+            "ok: reserve maps %.0f%% of a chunk (%.0f%% unreserved), serves 12 MiB of buffers, stays within %zu MiB\n",
+            100.0 * reserved, 100.0 * unreserved, BOUND / MIB);
+    }
+    return failures;
+}
+
 int main(void) {
     struct consumer c = {0};
     llorch_queue   *q = llorch_queue_create(BOUND, consume, &c);
@@ -88,6 +183,7 @@ int main(void) {
         failures++;
     }
     llorch_queue_free(q);
+    failures += check_reserve();
     if (failures == 0) {
         printf("ok: %d items through a %zu MiB bound: at most %.1f MiB held, %.2f s waiting for the writer\n", next,
                BOUND / MIB, (double) peak_after_phases / MIB, wait);

@@ -60,6 +60,18 @@ static struct llorch_buffer_chunk *new_chunk(llorch_buffers *b, size_t size) {
     return c;
 }
 
+/* Maps every page of a chunk: the first touch, off the compute path. */
+static void fault_in(struct llorch_buffer_chunk *c) {
+#ifdef MADV_POPULATE_WRITE
+    if (madvise(c->base, c->size, MADV_POPULATE_WRITE) == 0) {
+        return;
+    }
+#endif
+    for (size_t off = 0; off < c->size; off += 4096) { /* older kernels: one write per page */
+        ((volatile char *) c->base)[off] = 0;
+    }
+}
+
 static void free_chunk(llorch_buffers *b, struct llorch_buffer_chunk *c) {
     b->held -= c->size;
     free(c->base);
@@ -138,6 +150,29 @@ void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_c
     c->refs++;
     *chunk = c;
     return p;
+}
+
+/* Bytes that buffers can take without a new chunk: the rest of the
+ * current chunk (all of it once released) and the spares. */
+static size_t ready_bytes(const llorch_buffers *b) {
+    const struct llorch_buffer_chunk *c = b->current;
+    size_t                            in_current = c == NULL ? 0 : c->refs == 0 ? c->size : c->size - c->used;
+    return in_current + b->spare_bytes;
+}
+
+void llorch_buffers_reserve(llorch_buffers *b, size_t bytes) {
+    size_t ready = ready_bytes(b);
+    while (ready < bytes && b->held + CHUNK_SIZE <= b->bound) {
+        struct llorch_buffer_chunk *c = new_chunk(b, CHUNK_SIZE);
+        if (c == NULL) {
+            return; /* advice only: the copies allocate what they need */
+        }
+        fault_in(c);
+        c->next = b->spares;
+        b->spares = c;
+        b->spare_bytes += c->size;
+        ready += c->size;
+    }
 }
 
 void llorch_buffers_release(llorch_buffers *b, struct llorch_buffer_chunk *c) {

@@ -22,7 +22,13 @@ bool llorch_buffers_fit(const llorch_buffers *b, size_t bytes);
 /* A buffer of `bytes` (64-byte aligned); *chunk receives its chunk, for
  * release. NULL when out of memory. */
 void *llorch_buffers_get(llorch_buffers *b, size_t bytes, struct llorch_buffer_chunk **chunk);
-void  llorch_buffers_release(llorch_buffers *b, struct llorch_buffer_chunk *chunk);
+/* Maps spare chunks, within the bound, until buffers of `bytes` in all can
+ * be handed out without touching fresh memory: called before a step, it
+ * keeps the first touch (a page fault per page, several times the copy on
+ * a virtual machine) off the compute path. Advice: out of memory or at
+ * the bound it maps less. */
+void llorch_buffers_reserve(llorch_buffers *b, size_t bytes);
+void llorch_buffers_release(llorch_buffers *b, struct llorch_buffer_chunk *chunk);
 /* Bytes held in chunks (in use or spare). */
 size_t llorch_buffers_held(const llorch_buffers *b);
 void   llorch_buffers_free(llorch_buffers *b);

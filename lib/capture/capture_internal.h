@@ -88,7 +88,9 @@ struct llorch_capture {
      * the recording and the schedule: capture_callback.c) */
     int                           step;
     int32_t                       pos_start, n_tokens;
-    struct llorch_row_set        *sets; /* one per file of each planned tensor */
+    size_t                        step_bytes_start; /* report.bytes when the step began */
+    size_t                        last_step_bytes;  /* captured by the step before, 0 before the first */
+    struct llorch_row_set        *sets;             /* one per file of each planned tensor */
     int                           n_sets, cap_sets;
     int32_t                      *set_ints; /* the sets' rows, positions and cells */
     size_t                        cap_set_ints;

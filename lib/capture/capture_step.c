@@ -16,6 +16,34 @@ int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t 
     return cap->n_ubatch > 0 && left > cap->n_ubatch ? cap->n_ubatch : left;
 }
 
+/* The bytes the coming step will likely capture: the step before's and an
+ * eighth (the cache windows grow by a row a token), or before the first
+ * step, the planned tensors' sizes in the prepared graph (whose cache
+ * windows are padded: more than the first step uses). */
+static size_t expected_step_bytes(const llorch_capture *cap) {
+    if (cap->last_step_bytes > 0) {
+        return cap->last_step_bytes + cap->last_step_bytes / 8;
+    }
+    size_t                        sum = 0;
+    const struct llorch_schedule *s = &cap->plan->splits;
+    for (int i = 0; i < s->n_items; i++) {
+        const int64_t *ne = cap->plan->graph.nodes[s->items[i].node].ne;
+        sum += (size_t) (ne[0] * ne[1] * ne[2] * ne[3]) * sizeof(float);
+    }
+    return sum;
+}
+
+/* Copies written to files are held until the writer gets to them, which
+ * on a machine whose cores all compute is after the last step: every
+ * step's copies land in fresh memory. Mapped before the step, that memory's
+ * first touch stays off the compute path. */
+static void reserve_step_memory(llorch_capture *cap) {
+    if (cap->queue != NULL && cap->plan != NULL && cap->p.sink == LLORCH_CAPTURE_SINK_WRITE) {
+        llorch_queue_reserve(cap->queue, expected_step_bytes(cap));
+    }
+    cap->step_bytes_start = cap->report.bytes;
+}
+
 /* One micro-batch: one graph, one step of the dump. */
 void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens) {
     cap->pos_start = cap->in_seq ? cap->batch_pos[cap->batch_done] : cap->batch_pos0 + cap->batch_done;
@@ -23,6 +51,7 @@ void llorch_capture_begin_micro_batch(llorch_capture *cap, int32_t n_tokens) {
     cap->n_graph_names = 0;
     cap->plan = llorch_capture_plan_for(cap, n_tokens);
     cap->sched = cap->plan != NULL ? &cap->plan->splits : NULL; /* until its graph starts computing */
+    reserve_step_memory(cap);
     llorch_capture_make_row_sets(cap);
     cap->next_point = 0;
     cap->next_item = 0;
@@ -55,6 +84,7 @@ void llorch_capture_begin_step(llorch_capture *cap, int32_t pos_start, int32_t n
 static void end_micro_batch(llorch_capture *cap) {
     llorch_capture_feed_end_step(cap);
     llorch_capture_release_held(cap, INT32_MAX);
+    cap->last_step_bytes = cap->report.bytes - cap->step_bytes_start;
     if (cap->queue != NULL) {
         llorch_queue_flush(cap->queue); /* the step's files get written while the next one computes */
     }

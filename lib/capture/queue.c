@@ -71,6 +71,14 @@ void *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_ch
     return p;
 }
 
+void llorch_queue_reserve(llorch_queue *q, size_t bytes) {
+    pthread_mutex_lock(&q->lock);
+    llorch_buffers_reserve(q->buffers, bytes);
+    size_t held = llorch_buffers_held(q->buffers);
+    q->peak_held = held > q->peak_held ? held : q->peak_held;
+    pthread_mutex_unlock(&q->lock);
+}
+
 static struct llorch_queue_item *pop_locked(llorch_queue *q) {
     struct llorch_queue_item *item = q->head;
     q->head = item->next;

@@ -38,6 +38,8 @@ llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn cons
  * thread's copy out of freshly mapped pages. *chunk goes into the item;
  * the buffer is released with the item (llorch_queue_recycle). */
 void *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_chunk **chunk);
+/* Maps memory for `bytes` of buffers ahead of need (llorch_buffers_reserve). */
+void llorch_queue_reserve(llorch_queue *q, size_t bytes);
 /* Takes ownership of an item that is not to be consumed (or was never
  * pushed): it and its buffer are released as if it had been consumed. */
 void llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item);
