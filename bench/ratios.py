@@ -6,11 +6,29 @@
 Columns of the input: run, scenario, configuration, round, decode seconds,
 wall seconds, and optionally user and system CPU seconds. A ratio is the
 median over rounds of (configuration / none) measured in the same round;
-CPU seconds are medians.
+CPU seconds are medians. Then, per scenario and configuration, the decode
+ratios of all runs pooled: their median and a 95% bootstrap interval of it
+(2,000 resamples, fixed seed), the figure that noise between runs moves
+least.
 """
 import collections
+import random
 import statistics
 import sys
+
+
+def pooled(table, order):
+    """Prints the decode ratios of every run pooled, per scenario."""
+    rng = random.Random(1)
+    print(f"\npooled over runs: {'scenario':10} {'config':7} {'rounds':>6} {'decode ratio':>12} {'95% interval':>13}")
+    for scen in sorted({s for _, s in table}):
+        for conf in order:
+            rs = [r[0] for (run, s), confs in table.items() if s == scen for r in confs.get(conf, [])]
+            if not rs:
+                continue
+            boot = sorted(statistics.median(rng.choices(rs, k=len(rs))) for _ in range(2000))
+            print(f"{'':17} {scen:10} {conf:7} {len(rs):6} {statistics.median(rs):12.3f} "
+                  f"{boot[49]:6.3f}-{boot[1949]:.3f}")
 
 
 def main():
@@ -45,6 +63,7 @@ def main():
             print(f"{lead}   {conf:7} {med(r[0] for r in rs):12.3f} {med(r[1] for r in rs):10.3f} "
                   f"{med(r[2] for r in rs):7.2f}/{med(r[3] for r in rs):<7.2f}")
             lead = " " * len(lead)
+    pooled(table, [c for c in order if c != "none"])
     return 0
 
 

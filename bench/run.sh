@@ -11,7 +11,9 @@
 #   prompt-t2   128-token prompt, 2 threads
 #   decode-t2   8-token prompt + 32 generated tokens (33 steps), 2 threads
 # Configurations: none, memory (--capture-to memory), disk (the default
-# form of that run), and disk in the other form (npy or npz). On the CPU
+# form of that run), disk in the other form (npy or npz), and again (the
+# same command as none, run again: its ratio is the harness's own noise,
+# what a capture that cost nothing would measure). On the CPU
 # the default reads at graph splits. BENCH_EXTRA adds configurations:
 # nosync (disk with --no-sync: what fsync costs), marked (memory, the
 # checkpoints marked graph outputs and read after the graph, --output-mb
@@ -22,7 +24,8 @@
 # Each round runs every configuration of a scenario once, in an order that
 # rotates from round to round; a ratio is the median over rounds of the
 # per-round ratio to "none", for the decode time the extractor prints (-v) and
-# for the process's wall time. The CPU seconds (user, system) the process
+# for the process's wall time; after the runs, the decode ratios pooled over
+# all runs' rounds, with a 95% bootstrap interval of their median. The CPU seconds (user, system) the process
 # used are printed as medians: what the writer thread and the kernel cost. RUNS repeats the whole set back to back, with
 # no clean-up in between: each run leaves its dumps where they are, as a
 # user running the extractor again and again does.
@@ -57,6 +60,7 @@ one() {  # run scenario config round -> appends "run scenario config round decod
   out="$dumps/r$run-$scen-$conf-$round"
   case "$conf" in
     none)   args+=(--checkpoints none --capture-to memory) ;;
+    again)  args+=(--checkpoints none --capture-to memory) ;;
     memory) args+=(--capture-to memory) ;;
     disk)   args+=(-o "$out") ;;
     npy)    args+=(-o "$out" --format npy) ;;
@@ -76,7 +80,7 @@ one() {  # run scenario config round -> appends "run scenario config round decod
 "$x" -m "$model" --tokens 1,2 --checkpoints none --capture-to memory >/dev/null 2>&1   # page cache
 for run in $(seq 1 "$runs"); do
   for scen in prompt-t1 prompt-t2 decode-t2; do
-    confs=(none memory disk "$( [ "$scen" = decode-t2 ] && echo npy || echo npz )" ${BENCH_EXTRA:-})
+    confs=(none memory disk "$( [ "$scen" = decode-t2 ] && echo npy || echo npz )" again ${BENCH_EXTRA:-})
     for round in $(seq 1 "$rounds"); do
       n=${#confs[@]}
       for k in $(seq 0 $((n - 1))); do
