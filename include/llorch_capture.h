@@ -27,9 +27,12 @@
  * the residual), not by names: llorch_capture_prepare records the graph of
  * a batch size once, without computing it, and plans which nodes to read.
  * In the ask phase the callback answers true only at those nodes. Copies
- * happen on the compute thread (a strided gather into a fresh buffer);
- * files are written by a writer thread behind a queue; the memory held
- * for copies not yet written is bounded by queue_bytes.
+ * happen on the compute thread (a strided gather into memory that earlier
+ * copies used, or that was mapped before the step began: a page touched
+ * for the first time while the graph computes costs more than the copy);
+ * files are written by a writer thread behind a queue; the
+ * memory held for copies not yet written, and mapped ahead for them, is
+ * bounded by queue_bytes.
  *
  * Scope: one sequence (seq_id 0) decoded from position 0 into a fresh KV
  * cache, so that cache cell i holds position i; the cache and score files
@@ -120,8 +123,11 @@ struct llorch_capture_report {
     double write_seconds;                        /* writer thread: time spent writing files       */
     size_t queue_peak_bytes;                     /* the most data bytes queued for the writer at once */
     size_t memory_peak_bytes;                    /* the most memory held for copies at once (bound: queue_bytes) */
-    bool   flash_attn;                           /* a FLASH_ATTN_EXT node was seen                */
-    bool   gelu_f16;                             /* a GELU ran on the CPU: ggml looks it up in an
+    bool   writer_during_decode;                 /* the writer was woken while graphs computed (a core
+                                                    left to it, or a device computing); else it
+                                                    wrote after the last step or near the bound  */
+    bool flash_attn;                             /* a FLASH_ATTN_EXT node was seen                */
+    bool gelu_f16;                               /* a GELU ran on the CPU: ggml looks it up in an
                                                     f16 table (input and output rounded to f16)   */
     bool   patched_names;                        /* the patch's names were seen in the graph      */
     size_t nonfinite;                            /* stats: NaN/Inf values seen                    */

@@ -197,6 +197,13 @@ static void print_details(const struct extractor_run *r, const struct llorch_cap
     if (r->writer != NULL) {
         extractor_detail("  copies held at most %.1f MiB in memory (bound %zu MiB, --queue-mb)\n",
                          (double) rep->memory_peak_bytes / (1 << 20), r->opt.queue_mb);
+        if (rep->writer_during_decode) {
+            extractor_detail("  the writer wrote during the decode, on a core the computation left free\n");
+        } else {
+            extractor_detail("  the writer wrote after the last step (or near the bound): -t %d takes every core, "
+                             "and a writer beside the compute threads would slow them\n",
+                             r->opt.threads);
+        }
     }
     extractor_detail("  flash attention %s; KV cache %s/%s; %s\n", rep->flash_attn ? "on" : "off", r->opt.cache_type_k,
                      r->opt.cache_type_v, r->opt.repack ? "repacked weights" : "no repack (portable kernels)");

@@ -6,6 +6,10 @@
  * the next size: kept as spares beside a full queue, they would take the
  * memory past the bound.
  *
+ * A lazy queue's writer consumes nothing until it is woken (the bound
+ * near, a drain), a flush notwithstanding, and sleeps again once it has
+ * emptied the queue; an eager queue's writer consumes as work comes.
+ *
  * Memory reserved before a step is mapped (every page resident, where a
  * fresh buffer's pages are not), serves that many bytes of buffers without
  * a new chunk, and stays within the bound. */
@@ -13,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "queue.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +64,87 @@ static int push_items(llorch_queue *q, int *next, int count, size_t bytes) {
         }
     }
     return 0;
+}
+
+static int count_consumed(void *ctx, const struct llorch_queue_item *item) {
+    (void) item;
+    atomic_fetch_add((atomic_int *) ctx, 1);
+    return 0;
+}
+
+/* Pushes count items of 1 MiB (contents unchecked). */
+static int push_mib(llorch_queue *q, int count) {
+    for (int i = 0; i < count; i++) {
+        struct llorch_queue_item *item = calloc(1, sizeof *item);
+        if (item == NULL || (item->data = llorch_queue_buffer(q, MIB, &item->chunk)) == NULL) {
+            return -1;
+        }
+        item->bytes = MIB;
+        if (llorch_queue_push(q, item) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether *seen reaches want within ten seconds (a writer that was woken
+ * gets there at once; the margin is for a loaded machine). */
+static int reaches(atomic_int *seen, int want) {
+    struct timespec step = {0, 1000 * 1000};
+    for (int i = 0; i < 10000 && atomic_load(seen) < want; i++) {
+        nanosleep(&step, NULL);
+    }
+    return atomic_load(seen) >= want;
+}
+
+static int check_lazy(void) {
+    atomic_int      seen = 0;
+    int             failures = 0;
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    llorch_queue   *q = llorch_queue_create(BOUND, count_consumed, &seen);
+    if (q == NULL) {
+        return 1;
+    }
+    llorch_queue_set_eager(q, false);
+    if (push_mib(q, 4) != 0) {
+        return 1;
+    }
+    llorch_queue_flush(q);
+    nanosleep(&pause, NULL);
+    if (atomic_load(&seen) != 0) {
+        fprintf(stderr, "FAIL: a lazy writer consumed %d items before it was woken\n", atomic_load(&seen));
+        failures++;
+    }
+    if (llorch_queue_drain(q) != 0 || atomic_load(&seen) != 4) {
+        fprintf(stderr, "FAIL: drain left a lazy writer at %d of 4 items\n", atomic_load(&seen));
+        failures++;
+    }
+    if (push_mib(q, 4) != 0) { /* 4 MiB queued: the bound (16) is not near */
+        return 1;
+    }
+    nanosleep(&pause, NULL);
+    if (atomic_load(&seen) != 4) {
+        fprintf(stderr, "FAIL: a drained lazy writer went on to consume (%d of 4 items)\n", atomic_load(&seen));
+        failures++;
+    }
+    if (push_mib(q, 5) != 0 || !reaches(&seen, 5)) { /* 9 MiB queued: within 8 MiB of the bound */
+        fprintf(stderr, "FAIL: a lazy writer near the bound was not woken (%d items)\n", atomic_load(&seen));
+        failures++;
+    }
+    llorch_queue_drain(q);
+    llorch_queue_set_eager(q, true);
+    if (push_mib(q, 9) != 0 || !reaches(&seen, 22)) { /* 9 MiB: one batch (8 MiB) wakes an eager writer */
+        fprintf(stderr, "FAIL: an eager writer consumed %d of 22 items without a drain\n", atomic_load(&seen));
+        failures++;
+    }
+    if (llorch_queue_finish(q) != 0 || atomic_load(&seen) != 22) {
+        failures++;
+    }
+    llorch_queue_free(q);
+    if (failures == 0) {
+        printf("ok: a lazy writer waits for a wake (drain, the bound near), an eager one writes as work comes\n");
+    }
+    return failures;
 }
 
 static int consume_nothing(void *ctx, const struct llorch_queue_item *item) {
@@ -184,6 +270,7 @@ int main(void) {
     }
     llorch_queue_free(q);
     failures += check_reserve();
+    failures += check_lazy();
     if (failures == 0) {
         printf("ok: %d items through a %zu MiB bound: at most %.1f MiB held, %.2f s waiting for the writer\n", next,
                BOUND / MIB, (double) peak_after_phases / MIB, wait);

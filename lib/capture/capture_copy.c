@@ -104,6 +104,10 @@ static struct llorch_queue_item *new_item(llorch_capture *cap, const struct ggml
     d->graph_name = item->graph_name;
     d->graph_op = item->graph_op;
     d->device = device_of(t, item->device, sizeof item->device);
+    if (d->device != NULL && !cap->report.writer_during_decode && cap->queue != NULL) {
+        cap->report.writer_during_decode = true; /* a device computes: the cores are free */
+        llorch_queue_set_eager(cap->queue, true);
+    }
     d->axes = l->axes;
     d->raw = l->raw;
     return item;

@@ -18,8 +18,9 @@ int32_t llorch_capture_next_micro_batch_size(const llorch_capture *cap, int32_t 
 
 /* The bytes the coming step will likely capture: the step before's and an
  * eighth (the cache windows grow by a row a token), or before the first
- * step, the planned tensors' sizes in the prepared graph (whose cache
- * windows are padded: more than the first step uses). */
+ * step, the planned tensors' sizes in the prepared graph, at most a
+ * quarter of the bound: its cache windows are padded (llama.cpp pads the
+ * cells a graph reads to 256), far more than a short first step reads. */
 static size_t expected_step_bytes(const llorch_capture *cap) {
     if (cap->last_step_bytes > 0) {
         return cap->last_step_bytes + cap->last_step_bytes / 8;
@@ -30,7 +31,7 @@ static size_t expected_step_bytes(const llorch_capture *cap) {
         const int64_t *ne = cap->plan->graph.nodes[s->items[i].node].ne;
         sum += (size_t) (ne[0] * ne[1] * ne[2] * ne[3]) * sizeof(float);
     }
-    return sum;
+    return sum < cap->p.queue_bytes / 4 ? sum : cap->p.queue_bytes / 4;
 }
 
 /* Copies written to files are held until the writer gets to them, which

@@ -29,12 +29,22 @@ struct llorch_queue {
     size_t                    peak_held;   /* the most memory the buffers held at once */
     llorch_buffers           *buffers;     /* the items' data */
     size_t                    unsignalled; /* bytes pushed since the writer was last woken */
-    bool                      closing;
-    int                       failed; /* the consumer's first failure */
-    double                    wait_seconds;
-    llorch_queue_consume_fn   consume;
-    void                     *ctx;
+    bool                      eager;       /* wake the writer as work comes (llorch_queue_set_eager) */
+    bool                      awake;       /* the writer may consume: always when eager; when lazy,
+                                              from a wake until it has emptied the queue */
+    bool                    closing;
+    int                     failed; /* the consumer's first failure */
+    double                  wait_seconds;
+    llorch_queue_consume_fn consume;
+    void                   *ctx;
 };
+
+/* Lets the writer consume, and wakes it. Called with the lock held. */
+static void wake_locked(llorch_queue *q) {
+    q->awake = true;
+    q->unsignalled = 0;
+    pthread_cond_broadcast(&q->changed);
+}
 
 /* Releases an item and its buffer. Called with the lock held. */
 static void recycle_locked(llorch_queue *q, struct llorch_queue_item *item) {
@@ -57,8 +67,7 @@ void *llorch_queue_buffer(llorch_queue *q, size_t bytes, struct llorch_buffer_ch
     pthread_mutex_lock(&q->lock);
     if (q->items > 0 && !llorch_buffers_fit(q->buffers, bytes) && !q->failed) {
         double start = llorch_now_seconds();
-        q->unsignalled = 0;
-        pthread_cond_broadcast(&q->changed); /* the writer may be waiting for a batch to fill */
+        wake_locked(q); /* the writer may be waiting for a batch to fill, or lazy */
         while (q->items > 0 && !llorch_buffers_fit(q->buffers, bytes) && !q->failed) {
             pthread_cond_wait(&q->changed, &q->lock);
         }
@@ -88,10 +97,12 @@ static struct llorch_queue_item *pop_locked(llorch_queue *q) {
     return item;
 }
 
-/* The writer runs only on cores the computation leaves idle: at -t 2 on
- * two cores that is between steps and at the end, and its work never
- * takes a compute thread's time slice. When the queue is full the
- * computation waits, the cores idle, and the writer runs. */
+/* The writer runs at idle priority: where the computation leaves a core
+ * idle, it writes there at once. Where every core computes, the scheduler
+ * still gives it a time slice now and then, and a compute thread waits at
+ * a barrier meanwhile: such a producer makes the queue lazy
+ * (llorch_queue_set_eager). When the queue is full the computation waits,
+ * the cores idle, and the writer runs. */
 static void lower_priority(void) {
 #ifdef SCHED_IDLE
     struct sched_param param = {.sched_priority = 0};
@@ -104,7 +115,7 @@ static void *writer_main(void *arg) {
     lower_priority();
     pthread_mutex_lock(&q->lock);
     for (;;) {
-        while (q->head == NULL && !q->closing) {
+        while ((q->head == NULL || !q->awake) && !q->closing) {
             pthread_cond_wait(&q->changed, &q->lock);
         }
         if (q->head == NULL) {
@@ -123,6 +134,9 @@ static void *writer_main(void *arg) {
         q->bytes -= item->bytes;
         q->items--;
         recycle_locked(q, item);
+        if (q->head == NULL && !q->eager) {
+            q->awake = false; /* lazy: back to sleep until the next wake */
+        }
         pthread_cond_broadcast(&q->changed);
     }
     pthread_mutex_unlock(&q->lock);
@@ -142,6 +156,8 @@ llorch_queue *llorch_queue_create(size_t max_bytes, llorch_queue_consume_fn cons
     }
     q->consume = consume;
     q->ctx = ctx;
+    q->eager = true;
+    q->awake = true;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->changed, NULL);
     if (pthread_create(&q->thread, NULL, writer_main, q) != 0) {
@@ -161,6 +177,7 @@ int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item) {
      * empty: waiting for room that can never come would deadlock. */
     if (q->bytes > 0 && q->bytes + item->bytes > q->max_bytes && !q->failed) {
         double start = llorch_now_seconds();
+        wake_locked(q); /* a lazy writer may sleep: only it makes room */
         while (q->bytes > 0 && q->bytes + item->bytes > q->max_bytes && !q->failed) {
             pthread_cond_wait(&q->changed, &q->lock);
         }
@@ -184,26 +201,37 @@ int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item) {
         q->peak_bytes = q->bytes;
     }
     /* waking the writer for every tensor costs a context switch each; it is
-     * woken for a batch, or by llorch_queue_flush */
+     * woken for a batch, or by llorch_queue_flush; a lazy queue's writer
+     * only when the bound comes near */
     q->unsignalled += item->bytes;
-    if (q->unsignalled >= WAKE_BYTES || q->bytes + WAKE_BYTES > q->max_bytes) {
-        q->unsignalled = 0;
-        pthread_cond_broadcast(&q->changed);
+    if ((q->eager && q->unsignalled >= WAKE_BYTES) || q->bytes + WAKE_BYTES > q->max_bytes) {
+        wake_locked(q);
     }
     pthread_mutex_unlock(&q->lock);
     return 0;
 }
 
+void llorch_queue_set_eager(llorch_queue *q, bool eager) {
+    pthread_mutex_lock(&q->lock);
+    q->eager = eager;
+    q->awake = eager;
+    if (eager) {
+        wake_locked(q);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
 void llorch_queue_flush(llorch_queue *q) {
     pthread_mutex_lock(&q->lock);
-    q->unsignalled = 0;
-    pthread_cond_broadcast(&q->changed);
+    if (q->eager) {
+        wake_locked(q);
+    }
     pthread_mutex_unlock(&q->lock);
 }
 
 int llorch_queue_drain(llorch_queue *q) {
     pthread_mutex_lock(&q->lock);
-    pthread_cond_broadcast(&q->changed);
+    wake_locked(q);
     while (q->items > 0) {
         pthread_cond_wait(&q->changed, &q->lock);
     }

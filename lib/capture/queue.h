@@ -10,6 +10,7 @@
 
 struct llorch_buffer_chunk;
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One captured tensor; the queue owns it once pushed and frees it (and its
@@ -45,9 +46,14 @@ void llorch_queue_reserve(llorch_queue *q, size_t bytes);
 void llorch_queue_recycle(llorch_queue *q, struct llorch_queue_item *item);
 /* Takes ownership of item. Returns -1 when the consumer has failed. The
  * writer thread is woken once several megabytes are queued, or by
- * llorch_queue_flush. */
+ * llorch_queue_flush; a lazy queue's only near the bound. */
 int llorch_queue_push(llorch_queue *q, struct llorch_queue_item *item);
-/* Wakes the writer thread for whatever is queued. */
+/* Eager (the default): the writer is woken as work comes, to write while
+ * the producer computes. Lazy: only near the bound, and by drain and
+ * finish, for a producer whose computation keeps every core busy: even at
+ * idle priority a runnable writer takes time slices from it. */
+void llorch_queue_set_eager(llorch_queue *q, bool eager);
+/* Wakes the writer thread for whatever is queued (eager queues only). */
 void llorch_queue_flush(llorch_queue *q);
 /* Waits until every item pushed so far is consumed; returns the consumer's
  * first failure (0 if none). The thread keeps running. */
