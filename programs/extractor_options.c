@@ -178,7 +178,8 @@ static const struct option_row options[] = {
              "checkpoints were read (the capture: line) and the memory used"},
     /* llama.cpp settings */
     {"-t|--threads=", "N", SECTION_LLAMA, ARG_INT, FIELD(threads), 1, INT_MAX,
-     .help = "compute threads (default: all cores)"},
+     .help = "compute threads (default: all cores); with fewer than the\n"
+             "cores, the writer thread writes during the decode, else after it"},
     {"-c|--ctx-size=", "N", SECTION_LLAMA, ARG_INT, FIELD(n_ctx), 0, INT_MAX,
      .help = "context size (default: the run's length rounded up to 256)"},
     {"-b|--batch-size=", "N", SECTION_LLAMA, ARG_INT, FIELD(n_batch), 1, INT_MAX,
