@@ -9,12 +9,12 @@
 #include "extractor.h"
 
 #include "cli.h"
+#include "util.h"
 
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* --- what an option's value does ---------------------------------------------- */
 
@@ -178,8 +178,8 @@ static const struct option_row options[] = {
              "checkpoints were read (the capture: line) and the memory used"},
     /* llama.cpp settings */
     {"-t|--threads=", "N", SECTION_LLAMA, ARG_INT, FIELD(threads), 1, INT_MAX,
-     .help = "compute threads (default: all cores); with fewer than the\n"
-             "cores, the writer thread writes during the decode, else after it"},
+     .help = "compute threads (default: the cores this process may use); with\n"
+             "fewer, the writer thread writes during the decode, else after it"},
     {"-c|--ctx-size=", "N", SECTION_LLAMA, ARG_INT, FIELD(n_ctx), 0, INT_MAX,
      .help = "context size (default: the run's length rounded up to 256)"},
     {"-b|--batch-size=", "N", SECTION_LLAMA, ARG_INT, FIELD(n_batch), 1, INT_MAX,
@@ -290,8 +290,7 @@ static int apply_argument(void *ctx, int id, const char *flag, const char *value
 
 static void set_defaults(struct extractor_options *opt) {
     memset(opt, 0, sizeof *opt);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    opt->threads = cores > 0 ? (int) cores : 1;
+    opt->threads = llorch_usable_cores(); /* the rule the capture's writer timing uses too */
     opt->n_batch = 2048;
     opt->n_ubatch = 512;
     opt->flash_attn = EXTRACTOR_FA_OFF;

@@ -14,16 +14,14 @@
  * after it. The data phase (capture_copy.c) gathers and converts into
  * buffers (the only work on the compute thread) and hands them, in graph
  * order, to the writer thread. The callback never writes to a tensor. */
-#define _GNU_SOURCE /* sched_getaffinity */
+#define _POSIX_C_SOURCE 200809L
 #include "capture_internal.h"
 
 #include "util.h"
 
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* --- create / attach ------------------------------------------------------- */
 
@@ -76,18 +74,6 @@ llorch_capture *llorch_capture_create(const struct llorch_capture_params *params
     return cap;
 }
 
-/* The cores this process may run on. */
-static int usable_cores(void) {
-#ifdef CPU_COUNT
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        return CPU_COUNT(&set);
-    }
-#endif
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int) n : 1;
-}
-
 /* The writer writes while graphs compute only where a core is left to it.
  * Where the compute threads take every core, its occasional time slices
  * stall their barriers (BENCHMARKS.md: 1.16 against 1.00 for the decode
@@ -97,7 +83,7 @@ static int usable_cores(void) {
  * (capture_copy.c). */
 static void choose_writer_timing(llorch_capture *cap, const struct llama_context_params *cparams) {
     int threads = cparams->n_threads > cparams->n_threads_batch ? cparams->n_threads : cparams->n_threads_batch;
-    cap->report.writer_during_decode = usable_cores() > threads;
+    cap->report.writer_during_decode = llorch_usable_cores() > threads;
     llorch_queue_set_eager(cap->queue, cap->report.writer_during_decode);
 }
 

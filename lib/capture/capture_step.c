@@ -87,7 +87,7 @@ static void end_micro_batch(llorch_capture *cap) {
     llorch_capture_release_held(cap, INT32_MAX);
     cap->last_step_bytes = cap->report.bytes - cap->step_bytes_start;
     if (cap->queue != NULL) {
-        llorch_queue_flush(cap->queue); /* the step's files get written while the next one computes */
+        llorch_queue_flush(cap->queue); /* eager: the step's files get written while the next one computes */
     }
     if (cap->plan != NULL && cap->diverged_at >= 0 && !cap->failed) {
         char        reason[256];

@@ -7,6 +7,8 @@
 
 /* Seconds on a monotonic clock. */
 double llorch_now_seconds(void);
+/* The cores this process may run on (its CPU affinity), at least 1. */
+int llorch_usable_cores(void);
 /* A malloc'd copy of s; NULL when out of memory. */
 char *llorch_strdup(const char *s);
 /* A shape as numpy prints it: "(2, 3)", "(5,)", "()". */
